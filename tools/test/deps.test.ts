@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -44,6 +44,7 @@ describe("dependency direction (ARCHITECTURE.md arrows)", () => {
 
   it("catches type-only, re-export, dynamic and subpath imports", () => {
     const dir = copyRepo();
+    mkdirSync(join(dir, "packages/virtio/test"), { recursive: true });
     writeFileSync(
       join(dir, "packages/virtio/test/bad.test.ts"),
       [
