@@ -1,2 +1,6 @@
-/** The npm name of this package. */
-export const PACKAGE_NAME = "@tskvm/cpu-x86";
+// The public face of @tskvm/cpu-x86: the decoder and formatter, the CPU, and the x87/SSE units.
+
+export * from "./cpu/index.js";
+export * from "./decoder/index.js";
+export * from "./fpu/index.js";
+export * from "./simd/index.js";

@@ -1,0 +1,2 @@
+// Exports of src/cpu land here.
+export {};

@@ -1,0 +1,2 @@
+// Exports of src/fpu land here.
+export {};

@@ -1,0 +1,2 @@
+// Exports of src/simd land here.
+export {};
