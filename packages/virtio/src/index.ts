@@ -1,2 +1,11 @@
-/** The npm name of this package. */
-export const PACKAGE_NAME = "@tskvm/virtio";
+// @tskvm/virtio: virtio 1.2 virtqueues, transports and devices. Exports only.
+export * from "./constants";
+export { type DeviceContext, type DeviceHost, type Metrics, VirtioDevice } from "./device";
+export { type EntropySource, RNG_MAX_REQUEST, VirtioRng } from "./devices/rng";
+export { andFeatures, type Features, features, hasFeature, isSubset, setFeature } from "./features";
+export { type IrqLine, type MsiSink, NO_IRQ, NO_MSI } from "./irq";
+export { FlatGuestMemory, type GuestMemory, isSafeRange } from "./memory";
+export { ChainReader, ChainWriter, DescriptorChain, type Segment } from "./queue/chain";
+export { type QueueError, SplitQueue, type SplitQueueState } from "./queue/split";
+export { type InterruptSink, TransportCore, type TransportCoreState } from "./transport/core";
+export { MMIO_MAGIC, MMIO_WINDOW_SIZE, MmioReg, MmioTransport, TSKVM_VENDOR_ID } from "./transport/mmio";
