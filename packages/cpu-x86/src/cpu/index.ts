@@ -1,2 +1,32 @@
-// Exports of src/cpu land here.
-export {};
+// The public face of the CPU: state, the interfaces it declares, the memory path and the executor.
+export { FlagsCpu, LF } from "./flags.js";
+export {
+  Access,
+  InterceptKind,
+  type Intercepts,
+  type InterruptSource,
+  type PagingRegs,
+  type PhysicalMemory,
+  type PortIo,
+  type RamView,
+  TranslateFault,
+  type TranslateResult,
+  type Translator,
+  type TscClock,
+} from "./interfaces.js";
+export { FAULT, IdentityTranslator, MemCpu, newTranslateResult, Vec } from "./memory.js";
+export {
+  AR,
+  CpuState,
+  CpuStateError,
+  type CpuStateSnapshot,
+  CR0,
+  CR4,
+  EFER,
+  F,
+  Msr,
+  Reg,
+  Seg,
+  type SegmentState,
+} from "./state.js";
+export { PageWalker, PfErr } from "./walker.js";
