@@ -1,6 +1,17 @@
 // @tskvm/virtio: virtio 1.2 virtqueues, transports and devices. Exports only.
 export * from "./constants";
 export { type DeviceContext, type DeviceHost, type Metrics, VirtioDevice } from "./device";
+export {
+  BLK_ID_BYTES,
+  BlkConfig,
+  BlkFeature,
+  type BlkRequest,
+  BlkStatus,
+  BlkType,
+  VirtioBlk,
+  type VirtioBlkOptions,
+} from "./devices/blk";
+export { type BlockBackend, MemoryBlockBackend, ReadOnlyBlockBackend } from "./devices/blk-backend";
 export { type EntropySource, RNG_MAX_REQUEST, VirtioRng } from "./devices/rng";
 export { andFeatures, type Features, features, hasFeature, isSubset, setFeature } from "./features";
 export { type IrqLine, type MsiSink, NO_IRQ, NO_MSI } from "./irq";
@@ -9,3 +20,19 @@ export { ChainReader, ChainWriter, DescriptorChain, type Segment } from "./queue
 export { type QueueError, SplitQueue, type SplitQueueState } from "./queue/split";
 export { type InterruptSink, TransportCore, type TransportCoreState } from "./transport/core";
 export { MMIO_MAGIC, MMIO_WINDOW_SIZE, MmioReg, MmioTransport, TSKVM_VENDOR_ID } from "./transport/mmio";
+export {
+  PciTransport,
+  VIRTIO_PCI_DEVICE_BASE,
+  VIRTIO_PCI_VENDOR,
+} from "./transport/pci";
+export {
+  BarLayout,
+  CommonCfg,
+  NOTIFY_MULTIPLIER,
+  PciCapId,
+  PciCfg,
+  PciCommand,
+  PciStatus,
+  VIRTIO_MSI_NO_VECTOR,
+  VirtioPciCap,
+} from "./transport/pci-regs";

@@ -23,7 +23,12 @@ const defaultSource: EntropySource = (dst) => {
 export class VirtioRng extends VirtioDevice {
   readonly deviceType = DeviceType.ENTROPY;
   readonly queueSizes = [256];
-  readonly offered = features(Feature.VERSION_1, Feature.EVENT_IDX, Feature.INDIRECT_DESC);
+  readonly offered = features(
+    Feature.VERSION_1,
+    Feature.EVENT_IDX,
+    Feature.INDIRECT_DESC,
+    Feature.RING_RESET,
+  );
   private readonly scratch = new Uint8Array(RNG_MAX_REQUEST);
 
   constructor(private readonly source: EntropySource = defaultSource) {

@@ -2,3 +2,4 @@
 
 export { type DriverTransport, MmioDriverTransport, RecordingIrq } from "./driver-transport";
 export { type AddOptions, type InitOptions, MockDriver, MockQueue, type UsedBuffer } from "./mock-driver";
+export { PciDriverTransport, RecordingMsi } from "./pci-driver-transport";

@@ -317,6 +317,20 @@ export class MockDriver {
     return (t.getStatus() & (Status.DRIVER_OK | Status.DEVICE_NEEDS_RESET)) === Status.DRIVER_OK;
   }
 
+  /**
+   * RING_RESET (2.6.1): reset queue i, check it reads back as reset, and set it up afresh (new
+   * rings, indices from 0) as virtio_ring's virtqueue_reset does. Returns false if the device refused.
+   */
+  resetQueue(i: number): boolean {
+    const old = this.queue(i);
+    if (this.transport.resetQueue(i) !== 1 || this.transport.queueEnabled(i)) return false;
+    const q = new MockQueue(this, i, old.size);
+    this.transport.setupQueue(i, q.size, q.descAddr, q.availAddr, q.usedAddr);
+    this.queues[i] = q;
+    this.ringMark = this.arena.mark;
+    return this.transport.queueEnabled(i);
+  }
+
   /** Free all buffer memory (only when no buffer is in flight). */
   recycle(): void {
     if (this.queues.some((q) => q.inFlight > 0)) throw new Error("MockDriver.recycle with buffers in flight");

@@ -1,0 +1,44 @@
+import { FlatGuestMemory, MmioTransport, PciTransport, type VirtioDevice } from "../src/index";
+import {
+  type DriverTransport,
+  MmioDriverTransport,
+  MockDriver,
+  PciDriverTransport,
+  RecordingIrq,
+  RecordingMsi,
+} from "../src/testing/index";
+
+export type TransportKind = "mmio" | "pci-intx" | "pci-msix";
+export const TRANSPORTS: TransportKind[] = ["mmio", "pci-intx", "pci-msix"];
+
+export interface Rig<D extends VirtioDevice> {
+  dev: D;
+  mem: FlatGuestMemory;
+  drv: MockDriver;
+  t: DriverTransport;
+  /** Transport-level counters. */
+  transportMetrics: Record<string, number>;
+  /** Collect interrupts as the driver's handler would. */
+  irqs(): { used: boolean; config: boolean };
+}
+
+/** The device behind the given transport, driven by a MockDriver over 16 MiB of guest RAM. */
+export function rig<D extends VirtioDevice>(kind: TransportKind, dev: D, memSize = 16 << 20): Rig<D> {
+  const mem = new FlatGuestMemory(memSize);
+  let t: DriverTransport;
+  let metrics: Record<string, number>;
+  if (kind === "mmio") {
+    const irq = new RecordingIrq();
+    const m = new MmioTransport(dev, mem, irq);
+    metrics = m.core.metrics;
+    t = new MmioDriverTransport(m, irq);
+  } else {
+    const msi = kind === "pci-msix" ? new RecordingMsi() : undefined;
+    const irq = new RecordingIrq();
+    const p = new PciTransport(dev, mem, irq, msi);
+    metrics = p.core.metrics;
+    t = new PciDriverTransport(p, msi);
+  }
+  const drv = new MockDriver(mem, t, 0x1000, memSize - 0x1000);
+  return { dev, mem, drv, t, transportMetrics: metrics, irqs: () => t.takeInterrupts() };
+}
