@@ -83,6 +83,8 @@ export class Insn {
   /** VEX.vvvv (inverted back to a register number 0..15) and VEX.L. */
   vvvv = 0;
   vexL = 0;
+  /** Mandatory prefix the form consumed (as the MP branch): 0 none, 1 = 66, 2 = F3, 3 = F2; for VEX, VEX.pp. */
+  mandatory = 0;
   /** Without REX, byte registers 4..7 are AH, CH, DH, BH; with any REX they are SPL, BPL, SIL, DIL. */
   byteRegsHigh = true;
 }
