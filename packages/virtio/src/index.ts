@@ -36,3 +36,9 @@ export {
   VIRTIO_MSI_NO_VECTOR,
   VirtioPciCap,
 } from "./transport/pci-regs";
+export {
+  VirtioConsole,
+  ConsoleFeature,
+  ConsoleConfig,
+  type VirtioConsoleOptions,
+} from "./devices/console";
