@@ -3,5 +3,14 @@ export const PACKAGE_NAME = "@tskvm/vmx";
 
 export * from "./caps";
 export * from "./controls";
+export * from "./entry";
+export * from "./entry-checks-controls";
+export * from "./entry-checks-guest";
+export * from "./entry-checks-host";
+export * from "./exit";
 export * from "./fields";
+export * from "./iface";
+export * from "./instructions";
+export * from "./msr-area";
+export * from "./util";
 export * from "./vmcs";
