@@ -12,6 +12,25 @@ export {
   type VirtioBlkOptions,
 } from "./devices/blk";
 export { type BlockBackend, MemoryBlockBackend, ReadOnlyBlockBackend } from "./devices/blk-backend";
+export {
+  ConsoleConfig,
+  ConsoleFeature,
+  VirtioConsole,
+  type VirtioConsoleOptions,
+} from "./devices/console";
+export {
+  MAX_FRAME,
+  NET_S_LINK_UP,
+  type NetBackend,
+  NetConfig,
+  NetFeature,
+  NetHdr,
+  onesComplementSum,
+  VirtioNet,
+  type VirtioNetOptions,
+} from "./devices/net";
+export { L2Switch, type L2SwitchOptions, type NetEndpoint, SwitchPort } from "./devices/net-switch";
+export { type PcapOptions, PcapWriter } from "./devices/pcap";
 export { type EntropySource, RNG_MAX_REQUEST, VirtioRng } from "./devices/rng";
 export { andFeatures, type Features, features, hasFeature, isSubset, setFeature } from "./features";
 export { type IrqLine, type MsiSink, NO_IRQ, NO_MSI } from "./irq";
@@ -36,9 +55,3 @@ export {
   VIRTIO_MSI_NO_VECTOR,
   VirtioPciCap,
 } from "./transport/pci-regs";
-export {
-  VirtioConsole,
-  ConsoleFeature,
-  ConsoleConfig,
-  type VirtioConsoleOptions,
-} from "./devices/console";
