@@ -2,6 +2,16 @@
 export * from "./constants";
 export { type DeviceContext, type DeviceHost, type Metrics, VirtioDevice } from "./device";
 export {
+  BALLOON_PAGE,
+  BalloonConfig,
+  BalloonFeature,
+  type BalloonMemory,
+  BalloonStat,
+  FlatBalloonMemory,
+  VirtioBalloon,
+  type VirtioBalloonOptions,
+} from "./devices/balloon";
+export {
   BLK_ID_BYTES,
   BlkConfig,
   BlkFeature,
