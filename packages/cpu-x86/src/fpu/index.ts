@@ -1,2 +1,6 @@
-// Exports of src/fpu land here.
-export {};
+// x87 FPU: soft-float engine for 80-bit extended precision, state, instruction semantics, images.
+export * from "./arith.js";
+export * from "./convert.js";
+export * from "./softfloat.js";
+export * from "./x87.js";
+export * from "./x87ops.js";
