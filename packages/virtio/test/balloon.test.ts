@@ -14,7 +14,9 @@ import { rig, TRANSPORTS } from "./harness";
 function pfns(...p: number[]): Uint8Array {
   const b = new Uint8Array(4 * p.length);
   const d = new DataView(b.buffer);
-  p.forEach((v, i) => d.setUint32(4 * i, v, true));
+  p.forEach((v, i) => {
+    d.setUint32(4 * i, v, true);
+  });
   return b;
 }
 
@@ -51,15 +53,12 @@ for (const kind of TRANSPORTS) {
   describe(`virtio-balloon over ${kind} (virtio 1.2 5.5)`, () => {
     const make = (want?: ReturnType<typeof features>) => {
       let spy: SpyMemory | undefined;
-      const holder: { dev?: VirtioBalloon } = {};
-      const r = rig(
-        kind,
-        (holder.dev = new VirtioBalloon({
-          reclaim: (g, l) => spy!.reclaim(g, l),
-          restore: (g, l) => spy!.restore(g, l),
-          discard: (g, l) => spy!.discard(g, l),
-        })),
-      );
+      const dev = new VirtioBalloon({
+        reclaim: (g, l) => spy!.reclaim(g, l),
+        restore: (g, l) => spy!.restore(g, l),
+        discard: (g, l) => spy!.discard(g, l),
+      });
+      const r = rig(kind, dev);
       spy = new SpyMemory(new FlatBalloonMemory(r.mem));
       expect(r.drv.init(want ? { want } : {})).toBe(true);
       return { ...r, spy };
