@@ -1,2 +1,2 @@
-// Exports of src/simd land here.
-export {};
+// SSE/SSE2/SSE3/SSSE3/SSE4.1/SSE4.2 and MMX: state and operation helpers.
+export * from "./state.js";

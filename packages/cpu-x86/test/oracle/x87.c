@@ -17,6 +17,8 @@ uint8_t gM[16];
 uint16_t gCW, gSW;
 uint8_t gSave[108];
 uint64_t gF;
+uint8_t gFx[512] __attribute__((aligned(64)));
+uint32_t gMx;
 
 #define OP(nm, insn)                                                          \
   if (!strcmp(op, nm)) {                                                      \
@@ -41,6 +43,17 @@ int main(void) {
     uint64_t m = ((uint64_t)mhi << 32) | mlo;
     memcpy(gM, &m, 8);
     gM[8] = ase & 0xff; gM[9] = (ase >> 8) & 0xff; /* fbld: bytes 8,9 from A_SE */
+    if (!strcmp(op, "fxsave")) {
+      /* FXSAVE64 image after FLD B, FLD A, FDIV; MXCSR from M_LO; XMM0 = M:M. */
+      gMx = mlo & 0xffbf;
+      __asm__ volatile("fninit\n\tfldcw gCW(%%rip)\n\tfldt gB(%%rip)\n\tfldt gA(%%rip)\n\t.byte 0xd8,0xf1\n\t"
+                       "ldmxcsr gMx(%%rip)\n\tmovq gM(%%rip), %%xmm0\n\tmovlhps %%xmm0, %%xmm0\n\t"
+                       "fxsave64 gFx(%%rip)\n\tfninit\n\tmovl $0x1f80, gMx(%%rip)\n\tldmxcsr gMx(%%rip)"
+                       ::: "memory", "xmm0");
+      for (int i = 0; i < 192; i++) printf("%02x", gFx[i]);
+      printf("\n");
+      continue;
+    }
     OP("fadd", ".byte 0xd8,0xc1")
     OP("fmul", ".byte 0xd8,0xc9")
     OP("fsub", ".byte 0xd8,0xe1")

@@ -1,0 +1,354 @@
+/**
+ * Memory images of the x87/SSE state: FNSTENV/FLDENV and FNSAVE/FRSTOR (SDM Vol. 1 §8.1.10,
+ * Figures 8-9..8-12), FXSAVE/FXRSTOR (Vol. 2 FXSAVE, Tables 10-2 and 10-3), and the legacy region +
+ * header of XSAVE/XRSTOR for the x87 (bit 0) and SSE (bit 1) components (Vol. 1 §13.4-13.8).
+ * The executor reads/writes the guest bytes; these functions only fill or parse a Uint8Array.
+ */
+import { Mxcsr, type SseState } from "../simd/state.js";
+import { Cw, Tag, X87 } from "./x87.js";
+
+/** Outcome of an image load: the executor raises #GP(0) for anything but Ok. */
+export const ImageStatus = {
+  Ok: 0,
+  /** A reserved MXCSR bit is set (FXRSTOR, XRSTOR). */
+  BadMxcsr: 1,
+  /** XRSTOR header: XSTATE_BV not a subset of XCR0, compacted form, or reserved header bytes set. */
+  BadHeader: 2,
+} as const;
+export type ImageStatus = (typeof ImageStatus)[keyof typeof ImageStatus];
+
+function w16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+}
+function w32(b: Uint8Array, o: number, v: number): void {
+  w16(b, o, v & 0xffff);
+  w16(b, o + 2, v >>> 16);
+}
+function r16(b: Uint8Array, o: number): number {
+  return b[o]! | (b[o + 1]! << 8);
+}
+function r32(b: Uint8Array, o: number): number {
+  return (r16(b, o) | (r16(b, o + 2) << 16)) >>> 0;
+}
+
+/** The full tag word as FSTENV reports it: recomputed from register contents (SDM Vol. 1 §8.1.7). */
+export function fullTagWord(x: X87): number {
+  let tw = 0;
+  for (let p = 0; p < 8; p++) {
+    const t =
+      x.tagOf(p) === Tag.Empty ? Tag.Empty : X87.classify(x.se[p]!, x.mant[2 * p + 1]!, x.mant[2 * p]!);
+    tw |= t << (2 * p);
+  }
+  return tw;
+}
+
+/** Abridged tag byte of FXSAVE: bit p = 1 when physical register p is not empty. */
+export function abridgedTag(x: X87): number {
+  let t = 0;
+  for (let p = 0; p < 8; p++) if (x.tagOf(p) !== Tag.Empty) t |= 1 << p;
+  return t;
+}
+
+/**
+ * FNSTENV: write the environment (14 bytes for a 16-bit operand size, else 28) in the
+ * protected-mode (pm=true) or real/V86-mode layout, then mask all exceptions (SDM Vol. 2 FSTENV).
+ */
+export function fstenv(x: X87, out: Uint8Array, off: number, opSize32: boolean, pm: boolean): void {
+  writeEnv(x, out, off, opSize32, pm);
+  x.cw |= 0x3f;
+}
+
+function writeEnv(x: X87, out: Uint8Array, off: number, opSize32: boolean, pm: boolean): void {
+  const tw = fullTagWord(x);
+  if (opSize32) {
+    out.fill(0, off, off + 28);
+    w16(out, off, x.cw);
+    w16(out, off + 2, 0xffff);
+    w16(out, off + 4, x.getSw());
+    w16(out, off + 6, 0xffff);
+    w16(out, off + 8, tw);
+    w16(out, off + 10, 0xffff);
+    if (pm) {
+      w32(out, off + 12, x.fip);
+      w16(out, off + 16, x.fcs);
+      w16(out, off + 18, x.fop);
+      w32(out, off + 20, x.fdp);
+      w16(out, off + 24, x.fds);
+      w16(out, off + 26, 0xffff);
+    } else {
+      // Real mode: linear 32-bit pointers split 16 / 16 (Figure 8-10).
+      w16(out, off + 12, x.fip & 0xffff);
+      w16(out, off + 14, 0xffff);
+      w32(out, off + 16, (((x.fip >>> 16) & 0xffff) << 12) | x.fop);
+      w16(out, off + 20, x.fdp & 0xffff);
+      w16(out, off + 22, 0xffff);
+      w32(out, off + 24, ((x.fdp >>> 16) & 0xffff) << 12);
+    }
+  } else {
+    w16(out, off, x.cw);
+    w16(out, off + 2, x.getSw());
+    w16(out, off + 4, tw);
+    if (pm) {
+      w16(out, off + 6, x.fip);
+      w16(out, off + 8, x.fcs);
+      w16(out, off + 10, x.fdp);
+      w16(out, off + 12, x.fds);
+    } else {
+      w16(out, off + 6, x.fip);
+      w16(out, off + 8, (((x.fip >>> 16) & 0xf) << 12) | (x.fop & 0x7ff));
+      w16(out, off + 10, x.fdp);
+      w16(out, off + 12, ((x.fdp >>> 16) & 0xf) << 12);
+    }
+  }
+}
+
+/** FLDENV: load the environment; returns its size in bytes. Tags: empty or recomputed. */
+export function fldenv(x: X87, src: Uint8Array, off: number, opSize32: boolean, pm: boolean): number {
+  let tw: number;
+  if (opSize32) {
+    x.setCw(r16(src, off));
+    x.setSw(r16(src, off + 4));
+    tw = r16(src, off + 8);
+    if (pm) {
+      x.fip = r32(src, off + 12);
+      x.fcs = r16(src, off + 16);
+      x.fop = r16(src, off + 18) & 0x7ff;
+      x.fdp = r32(src, off + 20);
+      x.fds = r16(src, off + 24);
+    } else {
+      const d = r32(src, off + 16);
+      x.fip = (r16(src, off + 12) | (((d >>> 12) & 0xffff) << 16)) >>> 0;
+      x.fop = d & 0x7ff;
+      x.fdp = (r16(src, off + 20) | (((r32(src, off + 24) >>> 12) & 0xffff) << 16)) >>> 0;
+    }
+  } else {
+    x.setCw(r16(src, off));
+    x.setSw(r16(src, off + 2));
+    tw = r16(src, off + 4);
+    x.fip = r16(src, off + 6);
+    if (pm) {
+      x.fcs = r16(src, off + 8);
+      x.fdp = r16(src, off + 10);
+      x.fds = r16(src, off + 12);
+    } else {
+      const d = r16(src, off + 8);
+      x.fip |= (d >>> 12) << 16;
+      x.fop = d & 0x7ff;
+      x.fdp = r16(src, off + 10) | ((r16(src, off + 12) >>> 12) << 16);
+    }
+  }
+  // Only "empty" is taken from the image; other tags follow the contents (SDM Vol. 1 §8.1.7).
+  x.tw = 0;
+  for (let p = 0; p < 8; p++) {
+    const t =
+      ((tw >>> (2 * p)) & 3) === Tag.Empty
+        ? Tag.Empty
+        : X87.classify(x.se[p]!, x.mant[2 * p + 1]!, x.mant[2 * p]!);
+    x.setTag(p, t);
+  }
+  x.setCw(x.cw); // recompute ES/B against the loaded masks
+  return opSize32 ? 28 : 14;
+}
+
+/** FNSAVE: environment + ST(0)..ST(7) (stack order), then FNINIT. 94 or 108 bytes. */
+export function fsave(x: X87, out: Uint8Array, off: number, opSize32: boolean, pm: boolean): void {
+  writeEnv(x, out, off, opSize32, pm);
+  const base = off + (opSize32 ? 28 : 14);
+  for (let i = 0; i < 8; i++) writeReg(x, x.phys(i), out, base + 10 * i);
+  x.init();
+}
+
+/** FRSTOR. */
+export function frstor(x: X87, src: Uint8Array, off: number, opSize32: boolean, pm: boolean): void {
+  const base = off + (opSize32 ? 28 : 14);
+  // Registers first (in stack order, which needs TOP from the image), then the environment.
+  const sw = opSize32 ? r16(src, off + 4) : r16(src, off + 2);
+  const top = (sw >>> 11) & 7;
+  for (let i = 0; i < 8; i++) readReg(x, (top + i) & 7, src, base + 10 * i);
+  fldenv(x, src, off, opSize32, pm);
+}
+
+function writeReg(x: X87, p: number, out: Uint8Array, o: number): void {
+  w32(out, o, x.mant[2 * p]!);
+  w32(out, o + 4, x.mant[2 * p + 1]!);
+  w16(out, o + 8, x.se[p]!);
+}
+
+function readReg(x: X87, p: number, src: Uint8Array, o: number): void {
+  x.mant[2 * p] = r32(src, o);
+  x.mant[2 * p + 1] = r32(src, o + 4);
+  x.se[p] = r16(src, o + 8);
+}
+
+/** Bytes 0..31 of the FXSAVE/XSAVE legacy region minus MXCSR (x87 control/status part). */
+function writeFxX87(x: X87, out: Uint8Array, off: number, rexW: boolean): void {
+  w16(out, off, x.cw);
+  w16(out, off + 2, x.getSw());
+  out[off + 4] = abridgedTag(x);
+  out[off + 5] = 0;
+  w16(out, off + 6, x.fop);
+  if (rexW) {
+    w32(out, off + 8, x.fip);
+    w32(out, off + 12, x.fipHi);
+    w32(out, off + 16, x.fdp);
+    w32(out, off + 20, x.fdpHi);
+  } else {
+    w32(out, off + 8, x.fip);
+    w16(out, off + 12, x.fcs);
+    w16(out, off + 14, 0);
+    w32(out, off + 16, x.fdp);
+    w16(out, off + 20, x.fds);
+    w16(out, off + 22, 0);
+  }
+  for (let i = 0; i < 8; i++) {
+    const o = off + 32 + 16 * i;
+    writeReg(x, x.phys(i), out, o);
+    out.fill(0, o + 10, o + 16);
+  }
+}
+
+function readFxX87(x: X87, src: Uint8Array, off: number, rexW: boolean): void {
+  x.cw = r16(src, off) & 0x1f7f;
+  x.setSw(r16(src, off + 2));
+  const ftw = src[off + 4]!;
+  x.fop = r16(src, off + 6) & 0x7ff;
+  x.fip = r32(src, off + 8);
+  x.fdp = r32(src, off + 16);
+  if (rexW) {
+    x.fipHi = r32(src, off + 12);
+    x.fdpHi = r32(src, off + 20);
+  } else {
+    x.fcs = r16(src, off + 12);
+    x.fds = r16(src, off + 20);
+    x.fipHi = 0;
+    x.fdpHi = 0;
+  }
+  for (let i = 0; i < 8; i++) readReg(x, x.phys(i), src, off + 32 + 16 * i);
+  x.tw = 0;
+  for (let p = 0; p < 8; p++) {
+    x.setTag(p, ftw & (1 << p) ? X87.classify(x.se[p]!, x.mant[2 * p + 1]!, x.mant[2 * p]!) : Tag.Empty);
+  }
+}
+
+function writeXmm(s: SseState, out: Uint8Array, off: number, nRegs: number): void {
+  out.set(s.u8.subarray(0, 16 * nRegs), off + 160);
+}
+
+function readXmm(s: SseState, src: Uint8Array, off: number, nRegs: number): void {
+  s.u8.set(src.subarray(off + 160, off + 160 + 16 * nRegs), 0);
+}
+
+/**
+ * FXSAVE (rexW=false) / FXSAVE64 (rexW=true) into 512 bytes at `off`. `nXmm` is 16 in 64-bit
+ * mode, 8 otherwise. Bytes 416..511 are left untouched (reserved / available to software).
+ * The executor checks alignment (#GP on a non-16-byte-aligned operand).
+ */
+export function fxsave(x: X87, s: SseState, out: Uint8Array, off: number, rexW: boolean, nXmm: number): void {
+  writeFxX87(x, out, off, rexW);
+  w32(out, off + 24, s.mxcsr);
+  w32(out, off + 28, Mxcsr.MASK);
+  writeXmm(s, out, off, nXmm);
+}
+
+/** FXRSTOR / FXRSTOR64: BadMxcsr (-> #GP(0)) leaves all state unchanged. */
+export function fxrstor(
+  x: X87,
+  s: SseState,
+  src: Uint8Array,
+  off: number,
+  rexW: boolean,
+  nXmm: number,
+): ImageStatus {
+  const mx = r32(src, off + 24);
+  if (mx & ~Mxcsr.MASK) return ImageStatus.BadMxcsr;
+  readFxX87(x, src, off, rexW);
+  x.setCw(x.cw);
+  s.mxcsr = mx;
+  readXmm(s, src, off, nXmm);
+  return ImageStatus.Ok;
+}
+
+/** XSAVE component bits handled here. */
+export const XCOMP_X87 = 1;
+export const XCOMP_SSE = 2;
+
+function x87IsInit(x: X87): boolean {
+  if (x.cw !== Cw.INIT || x.getSw() !== 0 || x.tw !== 0xffff || x.fop !== 0) return false;
+  return x.fip === 0 && x.fipHi === 0 && x.fdp === 0 && x.fdpHi === 0 && x.fcs === 0 && x.fds === 0;
+}
+
+function sseIsInit(s: SseState): boolean {
+  for (let i = 0; i < 64; i++) if (s.u32[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * XSAVE (standard form) of the x87 and SSE components selected by `rfbm` (= EDX:EAX & XCR0, low
+ * bits). Writes their legacy-region parts and XSTATE_BV bits 0/1 (1 = not in the initial
+ * configuration, SDM Vol. 1 §13.6); other header bytes are untouched. MXCSR and MXCSR_MASK are
+ * saved when RFBM[1] or RFBM[2] is set.
+ */
+export function xsave(
+  x: X87,
+  s: SseState,
+  out: Uint8Array,
+  off: number,
+  rfbm: number,
+  rexW: boolean,
+  nXmm: number,
+): void {
+  if (rfbm & XCOMP_X87) writeFxX87(x, out, off, rexW);
+  if (rfbm & 6) {
+    w32(out, off + 24, s.mxcsr);
+    w32(out, off + 28, Mxcsr.MASK);
+  }
+  if (rfbm & XCOMP_SSE) writeXmm(s, out, off, nXmm);
+  let bv = out[off + 512]!;
+  if (rfbm & XCOMP_X87) bv = x87IsInit(x) ? bv & ~1 : bv | 1;
+  if (rfbm & XCOMP_SSE) bv = sseIsInit(s) ? bv & ~2 : bv | 2;
+  out[off + 512] = bv;
+}
+
+/**
+ * XRSTOR (standard form). `xcr0` is the enabled-feature mask (low 32 bits suffice for these
+ * components, `xcr0Hi` the upper half). Checks of SDM Vol. 1 §13.8: XCOMP_BV must be 0 (the
+ * compacted form needs XSAVEC, not exposed), header bytes 16..63 zero, XSTATE_BV within XCR0,
+ * MXCSR reserved bits clear. Components with RFBM set and XSTATE_BV clear are initialized.
+ */
+export function xrstor(
+  x: X87,
+  s: SseState,
+  src: Uint8Array,
+  off: number,
+  rfbm: number,
+  xcr0: number,
+  xcr0Hi: number,
+  rexW: boolean,
+  nXmm: number,
+): ImageStatus {
+  const h = off + 512;
+  const bvLo = r32(src, h);
+  const bvHi = r32(src, h + 4);
+  if (r32(src, h + 8) !== 0 || r32(src, h + 12) !== 0) return ImageStatus.BadHeader;
+  for (let i = 16; i < 64; i++) if (src[h + i] !== 0) return ImageStatus.BadHeader;
+  if (bvLo & ~xcr0 || bvHi & ~xcr0Hi) return ImageStatus.BadHeader;
+  const mx = r32(src, off + 24);
+  if (rfbm & 6 && mx & ~Mxcsr.MASK) return ImageStatus.BadMxcsr;
+  if (rfbm & XCOMP_X87) {
+    if (bvLo & XCOMP_X87) {
+      readFxX87(x, src, off, rexW);
+      x.setCw(x.cw);
+    } else {
+      x.init();
+      x.mant.fill(0);
+      x.se.fill(0);
+    }
+  }
+  if (rfbm & 6) s.mxcsr = mx;
+  if (rfbm & XCOMP_SSE) {
+    if (bvLo & XCOMP_SSE) readXmm(s, src, off, nXmm);
+    else s.u32.fill(0);
+  }
+  return ImageStatus.Ok;
+}
