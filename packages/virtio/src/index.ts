@@ -29,6 +29,22 @@ export {
   type VirtioConsoleOptions,
 } from "./devices/console";
 export {
+  type Framebuffer,
+  GPU_EVENT_DISPLAY,
+  GPU_MAX_SCANOUTS,
+  type GpuChangeEvent,
+  GpuCmd,
+  GpuConfig,
+  type GpuCursor,
+  GpuFeature,
+  GpuFormat,
+  type GpuRect,
+  GpuResp,
+  VirtioGpu,
+  type VirtioGpuOptions,
+} from "./devices/gpu";
+export { makeEdid } from "./devices/gpu-edid";
+export {
   MAX_FRAME,
   NET_S_LINK_UP,
   type NetBackend,
