@@ -11,6 +11,7 @@ export * from "./exit";
 export * from "./fields";
 export * from "./iface";
 export * from "./instructions";
+export * from "./intercepts";
 export * from "./msr-area";
 export * from "./util";
 export * from "./vmcs";

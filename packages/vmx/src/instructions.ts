@@ -11,7 +11,7 @@
  * VMX state half-changed. Register operands (a VMXON with mod = 3 and so on) are #UD in the decoder.
  */
 import { FeatureControl, type VmxCaps, VmxMsr } from "./caps";
-import { ExitReason, Interruptibility, Proc2, VmError } from "./controls";
+import { ExitReason, Interruptibility, Pin, Proc2, VmError } from "./controls";
 import { type InjectedEvent, vmEntry } from "./entry";
 import { validEptp } from "./entry-checks-controls";
 import { fixedOk } from "./entry-checks-host";
@@ -364,6 +364,24 @@ export class VmxUnit {
     if (!this.eptpValid(eptp)) return vmfuncExit;
     vmcs.set64(F.EPT_POINTER, eptp);
     return DONE;
+  }
+
+  /**
+   * Advance the VMX-preemption timer by `tscTicks` TSC ticks while the guest runs (SDM 26.5.1: it
+   * counts down by 1 every 2^rate ticks, rate = IA32_VMX_MISC[4:0]). Returns true when the timer
+   * is 0: the CPU then performs a VM exit with reason 52 (PREEMPTION_TIMER) before the next
+   * instruction. A timer that is 0 at VM entry expires before the first guest instruction.
+   */
+  preemptionTick(tscTicks: number): boolean {
+    if (!this.nonRoot || (this.vmcs.get32(F.PIN_BASED_VM_EXEC_CONTROL) & Pin.PREEMPTION_TIMER) === 0)
+      return false;
+    if (this.preemptionTimer === 0) return true;
+    const period = 2 ** this.caps.config.preemptionTimerRate;
+    const total = this.preemptionResidue + tscTicks;
+    const dec = Math.floor(total / period);
+    this.preemptionResidue = total - dec * period;
+    this.preemptionTimer = Math.max(0, this.preemptionTimer - dec);
+    return this.preemptionTimer === 0;
   }
 
   /** Secondary controls in effect: 0 unless "activate secondary controls" is 1. */
