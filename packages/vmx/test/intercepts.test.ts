@@ -176,7 +176,7 @@ describe("SDM 25.6.4 I/O exiting and bitmaps", () => {
     const v = vmcs(Proc.USE_IO_BITMAPS | Proc.UNCOND_IO_EXITING);
     v.set64(F.IO_BITMAP_A, 0x10000n);
     v.set64(F.IO_BITMAP_B, 0x11000n);
-    mem.bytes[0x10000 + (0x3f9 >>> 3)] |= 1 << (0x3f9 & 7);
+    mem.bytes[0x10000 + (0x3f9 >>> 3)] = 1 << (0x3f9 & 7);
     mem.bytes[0x11000 + 1] = 0x01; // port 8008
     expect(I.ioExit(v, mem, 0x3f8, 1)).toBe(NO_EXIT);
     expect(I.ioExit(v, mem, 0x3f8, 2)).toBe(R.IO_INSTRUCTION);
