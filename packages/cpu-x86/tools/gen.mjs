@@ -37,6 +37,7 @@ export const FA = {
   SREG_DST: 1 << 19, // ... that is written: CS is #UD too (SDM Vol. 2 MOV)
   CREG: 1 << 20, // ModRM.reg names a control register: only CR0, CR2, CR3, CR4, CR8 exist
   DREG: 1 << 21, // ModRM.reg names a debug register: REX.R is #UD
+  VSIB: 1 << 22, // VSIB memory operand: SIB required
 };
 
 function entryOf(rec, form, opcodeOffset, rmExact) {
@@ -79,7 +80,7 @@ const SPLITS = {
   MP: {
     n: 4, // none, 66, F3, F2
     used: (x) => x.mp !== "none",
-    match: (x, b) => x.mp === "none" || x.mp === ["NP", "66", "F3", "F2"][b],
+    match: (x, b) => x.mp === "none" || x.mp === ["NP", "66", "F3", "F2"][b] || (x.mp === "NF" && b < 2),
   },
   REXB: { n: 2, used: (x) => x.rexb0, match: (x, b) => !x.rexb0 || b === 0 },
   L: { n: 2, used: (x) => x.L >= 0, match: (x, b) => x.L < 0 || x.L === b },
@@ -210,6 +211,7 @@ export function generate(files) {
     if (has("bnd")) a |= FA.BND;
     if (has("i64")) a |= FA.I64;
     if (has("o64")) a |= FA.O64;
+    if (has("vsib")) a |= FA.VSIB;
     if (r.enc.vex && r.enc.vexL === 0) a |= FA.VEXL0;
     if (r.operands.some((o) => o.kind === "B" || o.kind === "H")) a |= FA.VVVV;
     if (r.operands.some((o) => o.kind === "S")) a |= FA.SREG;

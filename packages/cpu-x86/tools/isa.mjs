@@ -100,7 +100,7 @@ export const FEATURES = [
   "MMX", "SSE", "SSE2", "SSE3", "SSSE3", "SSE4_1", "SSE4_2", "POPCNT", "LZCNT", "BMI1", "BMI2",
   "MOVBE", "ADX", "SYSCALL", "SEP", "RDTSCP", "RDRAND", "RDSEED", "XSAVE", "XSAVEOPT", "XSAVEC",
   "XSAVES", "MONITOR", "VMX", "INVPCID", "SMAP", "FSGSBASE", "RDPID", "CLFSH", "CLFLUSHOPT", "CLWB",
-  "PREFETCHW", "AVX", "AVX2", "FMA", "F16C", "AES", "PCLMULQDQ", "MSR", "TSC", "CPUID", "PAUSE",
+  "PREFETCHW", "RTM", "SMX", "AVX", "AVX2", "FMA", "F16C", "AES", "PCLMULQDQ", "MSR", "TSC", "CPUID", "PAUSE",
 ];
 
 /** Attributes (SDM superscripts and lock/rep legality). */
@@ -124,12 +124,14 @@ export const ATTRS = {
   hle: "XACQUIRE/XRELEASE allowed",
   bnd: "F2 is a BND prefix on branches",
   nolen: "length-only record: decodes, but is not exposed",
+  vsib: "VSIB memory operand: a SIB byte is required (SDM Vol. 2 2.3.12)",
   rexb0: "only without REX.B (90 is NOP/PAUSE; with REX.B it is XCHG r8, rAX)",
 };
 
 const MAPS = { "": 0, "0F": 1, "0F38": 2, "0F3A": 3 };
 export const MAP_COUNT = 7; // 0..3 legacy maps, 4..6 VEX maps 0F, 0F38, 0F3A
-const MP = { none: 0, NP: 1, 66: 2, F3: 3, F2: 4 };
+// NP: no 66/F2/F3; NF: no F2/F3 (66 stays the operand-size prefix, SDM Vol. 2 3.1.1.1 "NFx").
+const MP = { none: 0, NP: 1, NF: 5, 66: 2, F3: 3, F2: 4 };
 
 function fail(where, msg) {
   throw new Error(`${where}: ${msg}`);
@@ -165,7 +167,7 @@ export function parseOperand(tok, where) {
 }
 
 /**
- * Parses the encoding column: [W0|W1] [NP|66|F2|F3] [0F [38|3A]] opcode [ /r | /0../7 | +r | modrm byte | +i ]
+ * Parses the encoding column: [W0|W1] [NP|NF|66|F2|F3] [0F [38|3A]] opcode [ /r | /0../7 | +r | modrm byte | +i ]
  * or VEX.{128,256,L0,L1,LZ,LIG}.{NP,66,F3,F2}.{0F,0F38,0F3A}.{W0,W1,WIG} opcode /r...
  */
 export function parseEncoding(text, where) {
@@ -192,7 +194,7 @@ export function parseEncoding(text, where) {
     i = 1;
   } else {
     if (toks[i] === "W0" || toks[i] === "W1") e.w = toks[i++] === "W1" ? 1 : 0;
-    if (["NP", "66", "F3", "F2"].includes(toks[i] ?? "")) e.mp = toks[i++];
+    if (["NP", "NF", "66", "F3", "F2"].includes(toks[i] ?? "")) e.mp = toks[i++];
     if (toks[i] === "0F") {
       i++;
       if (toks[i] === "38" || toks[i] === "3A") {

@@ -157,6 +157,7 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
   let mpIdx = 0;
   let vexL = 0;
   let vvvv = 0;
+  let vvvvRaw = 0;
   let isVex = false;
   if (b === 0x0f) {
     if (p >= lim) return finish(out, cut, p - offset);
@@ -187,7 +188,10 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
         rexW = b2 >> 7;
       }
       if (is64) rexR = (~b1 >> 7) & 1;
-      vvvv = (~b2 >> 3) & (is64 ? 15 : 7);
+      // Outside 64-bit mode only 8 registers exist: VEX.vvvv[3] is dropped for register use, but
+      // the "unused vvvv must be 1111b" check below sees all four bits (as Intel CPUs do).
+      vvvvRaw = (~b2 >> 3) & 15;
+      vvvv = is64 ? vvvvRaw : vvvvRaw & 7;
       vexL = (b2 >> 2) & 1;
       mpIdx = b2 & 3;
       pfx |= Prefix.VEX;
@@ -439,7 +443,10 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
   // SDM Vol. 2 LOCK: #UD unless the instruction is lockable and its destination is memory.
   if (pfx & Prefix.LOCK && (!(attr & FA.LOCK) || !isMem)) return finish(out, DecodeStatus.Invalid, length);
   // SDM Vol. 2 2.3.6: VEX.vvvv must be 1111b when no operand uses it.
-  if (isVex && vvvv !== 0 && !(attr & FA.VVVV)) return finish(out, DecodeStatus.Invalid, length);
+  if (isVex && vvvvRaw !== 0 && !(attr & FA.VVVV)) return finish(out, DecodeStatus.Invalid, length);
+  // SDM Vol. 2 2.3.12: VSIB addressing needs a SIB byte (and 32/64-bit addressing).
+  if (attr & FA.VSIB && (!isMem || asz === 2 || (modrm & 7) !== 4))
+    return finish(out, DecodeStatus.Invalid, length);
   if (attr & (FA.SREG | FA.CREG | FA.DREG)) {
     const r = ((modrm >> 3) & 7) | (rexR << 3);
     if (attr & FA.SREG && ((r & 7) > 5 || (attr & FA.SREG_DST && (r & 7) === 1)))
