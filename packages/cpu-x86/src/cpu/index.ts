@@ -1,4 +1,8 @@
 // The public face of the CPU: state, the interfaces it declares, the memory path and the executor.
+
+export { Block, Cpu, type CpuOptions, FlatMemory, NO_PORTS, RunExit } from "./cpu.js";
+export { CpuidModel, type CpuidResult } from "./cpuid.js";
+export { EventType } from "./exceptions.js";
 export { FlagsCpu, LF } from "./flags.js";
 export {
   Access,
@@ -15,6 +19,8 @@ export {
   type TscClock,
 } from "./interfaces.js";
 export { FAULT, IdentityTranslator, MemCpu, newTranslateResult, Vec } from "./memory.js";
+export { XInsn } from "./operands.js";
+export { enterFlatLongMode, enterFlatProtectedMode } from "./setup.js";
 export {
   AR,
   CpuState,

@@ -1,0 +1,340 @@
+/**
+ * The CPU: the run loop over decoded blocks cached per physical page, event injection (NMI, external
+ * interrupts, interrupt shadows), fault delivery, and the devices the CPU talks to.
+ *
+ * @example
+ * const ram = new Uint8Array(1 << 20);
+ * const cpu = new Cpu({ memory: new FlatMemory(ram) });
+ * ram.set([0xb8, 0x2a, 0x00, 0xf4], 0x7c00); // mov ax, 42; hlt
+ * cpu.setRealModeEntry(0, 0x7c00);
+ * cpu.run(1000) === RunExit.HLT && cpu.r[0] === 42;
+ */
+import { decode } from "../decoder/decode.js";
+import { DecodeStatus } from "../decoder/insn.js";
+import { prepare } from "./dispatch.js";
+import { EventType } from "./exceptions.js";
+import {
+  InterceptKind,
+  type Intercepts,
+  type InterruptSource,
+  type PhysicalMemory,
+  type PortIo,
+  type Translator,
+  type TscClock,
+} from "./interfaces.js";
+import { FAULT, TRANSLATION_EXIT, Vec } from "./memory.js";
+import { type OpCpu, XInsn } from "./operands.js";
+import { AR, F, Seg } from "./state.js";
+import { SysCpu } from "./sysregs.js";
+import { PageWalker } from "./walker.js";
+
+/** Why `run` returned. */
+export const RunExit = {
+  /** The instruction budget is spent. */
+  BUDGET: 0,
+  /** HLT with no deliverable interrupt. */
+  HLT: 1,
+  /** Triple fault: the processor shut down (SDM Vol. 3 6.15, Interrupt 8). */
+  SHUTDOWN: 2,
+  /** An intercept hook took over an instruction or event (see `Intercepts`). */
+  INTERCEPT: 3,
+  /** The translator asked to stop (e.g. an EPT violation). */
+  TRANSLATION: 4,
+  /** A bug in the emulator (a JS exception inside an instruction); see `cpu.internalError`. */
+  INTERNAL_ERROR: 5,
+  /** `requestStop()` was called. */
+  STOPPED: 6,
+} as const;
+export type RunExit = (typeof RunExit)[keyof typeof RunExit];
+
+/** A decoded straight-line block: runs until its last instruction (a branch, or the page end). */
+export class Block {
+  constructor(
+    readonly insns: XInsn[],
+    readonly pfn: number,
+  ) {}
+}
+
+/** Port I/O that reads all-ones and ignores writes (no device on the bus). */
+export const NO_PORTS: PortIo = {
+  in: (_p, size) => (size === 1 ? 0xff : size === 2 ? 0xffff : -1),
+  out: () => {},
+};
+
+/** A flat RAM adapter: guest-physical 0 .. ram.length - 1 is RAM, the rest reads as all-ones MMIO. */
+export class FlatMemory implements PhysicalMemory {
+  constructor(readonly ram: Uint8Array) {}
+  ramPage(pfn: number, out: { u8: Uint8Array; offset: number }): boolean {
+    const off = pfn * 4096;
+    if (off + 4096 > this.ram.length) return false;
+    out.u8 = this.ram;
+    out.offset = off;
+    return true;
+  }
+  mmioRead(_gpa: number, size: 1 | 2 | 4): number {
+    return size === 1 ? 0xff : size === 2 ? 0xffff : -1;
+  }
+  mmioWrite(): void {}
+}
+
+export interface CpuOptions {
+  memory: PhysicalMemory;
+  /** Linear -> physical translation; default: the built-in `PageWalker`. */
+  translator?: Translator;
+  io?: PortIo;
+  intercepts?: Intercepts | null;
+  interrupts?: InterruptSource | null;
+  clock?: TscClock;
+}
+
+export class Cpu extends SysCpu {
+  io: PortIo;
+  hooks: Intercepts | null;
+  interrupts: InterruptSource | null;
+  clock: TscClock;
+  /** Level of the INTR line (set by the interrupt controller). */
+  irqPending = false;
+  /** An NMI is latched. */
+  nmiPending = false;
+  /** Instructions retired since construction. */
+  executed = 0;
+  exitReason: RunExit = RunExit.BUDGET;
+  /** Message of the last INTERNAL_ERROR exit. */
+  internalError = "";
+  /** Far pointer operand scratch (exec-far.ts). */
+  farOff = 0;
+  farOffHi = 0;
+  farSel = 0;
+  private stopRequested = false;
+  private readonly scratch = new Uint8Array(16);
+  private readonly crossInsn = new XInsn();
+  private readonly crossBlock = new Block([this.crossInsn], -1);
+
+  constructor(opts: CpuOptions) {
+    super(opts.memory, opts.translator ?? { translate: () => false });
+    if (!opts.translator) this.translator = new PageWalker(this, opts.memory);
+    this.io = opts.io ?? NO_PORTS;
+    this.hooks = opts.intercepts ?? null;
+    this.interrupts = opts.interrupts ?? null;
+    this.clock = opts.clock ?? { now: () => this.executed };
+    this.reset();
+  }
+
+  override clockNow(): number {
+    return this.clock.now();
+  }
+
+  /** RESET (SDM Vol. 3 9.1): registers to their power-on values, caches dropped. */
+  reset(): void {
+    this.resetState();
+    this.lzOp = 0;
+    this.segCacheAll();
+    this.updateMode();
+    this.updateAccessMasks();
+    this.tlbFlushAll();
+    this.codePages.clear();
+    this.shutdown = false;
+  }
+
+  /** Convenience for tests and loaders: real mode at CS:IP with flat 64 KiB segments. */
+  setRealModeEntry(cs: number, ip: number): void {
+    this.loadReal(Seg.CS, cs);
+    for (const s of [Seg.DS, Seg.ES, Seg.SS, Seg.FS, Seg.GS]) this.loadReal(s, cs);
+    this.segAttr[Seg.CS] = AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED;
+    this.ripLo = ip;
+    this.ripHi = 0;
+    this.updateMode();
+  }
+
+  /** Asks a running `run` to return `STOPPED` at the next block boundary (e.g. from an MMIO callback). */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  /** Drops the TLB after the owner changed memory slots or paging structures behind the CPU's back. */
+  flushTranslations(): void {
+    this.tlbFlushAll();
+  }
+
+  /** Restores a snapshot and drops cached translations and code. */
+  override restore(s: Parameters<OpCpu["restore"]>[0]): void {
+    super.restore(s);
+    this.lzOp = 0;
+    this.segCacheAll();
+    this.updateAccessMasks();
+    this.tlbFlushAll();
+    this.codePages.clear();
+  }
+
+  /** Offers an event or instruction to the intercept hook; true when it was taken (the caller stops). */
+  intercept(kind: InterceptKind, a: number, b: number): boolean {
+    const h = this.hooks;
+    if (h === null || !h.intercept(kind, a, b)) return false;
+    this.exitReason = RunExit.INTERCEPT;
+    this.nipLo = this.ripLo;
+    this.nipHi = this.ripHi;
+    this.stopBlock = true;
+    return true;
+  }
+
+  /**
+   * Executes up to `budget` instructions. Never throws: guest faults become architected exceptions,
+   * emulator bugs become `INTERNAL_ERROR`.
+   */
+  run(budget: number): RunExit {
+    this.exitReason = RunExit.BUDGET;
+    const end = this.executed + budget;
+    while (this.executed < end) {
+      if (this.shutdown) return RunExit.SHUTDOWN;
+      if (this.stopRequested) {
+        this.stopRequested = false;
+        return RunExit.STOPPED;
+      }
+      try {
+        if (this.interruptShadow !== 0) {
+          // One instruction runs before interrupts are recognised (SDM Vol. 3 6.8.3).
+          this.interruptShadow = 0;
+          this.runBlock(1);
+        } else {
+          if ((this.nmiPending || this.irqPending) && this.injectEvents()) {
+            if (this.exitReason !== RunExit.BUDGET) return this.exitReason;
+            continue;
+          }
+          if (this.halted) return RunExit.HLT;
+          this.runBlock(end - this.executed);
+        }
+      } catch (e) {
+        this.implicitSup = false;
+        this.updateAccessMasks();
+        if (e === FAULT) this.handleFault();
+        else if (e === TRANSLATION_EXIT) return RunExit.TRANSLATION;
+        else {
+          this.internalError = e instanceof Error ? `${e.message}\n${e.stack ?? ""}` : String(e);
+          return RunExit.INTERNAL_ERROR;
+        }
+      }
+      if (this.exitReason !== RunExit.BUDGET) return this.exitReason;
+    }
+    return this.shutdown ? RunExit.SHUTDOWN : RunExit.BUDGET;
+  }
+
+  /** Delivers a pending NMI or external interrupt if one is deliverable; true if one was. */
+  private injectEvents(): boolean {
+    if (this.nmiPending && !this.nmiBlocked) {
+      if (this.intercept(InterceptKind.NMI, Vec.NMI, 0)) return true;
+      this.nmiPending = false;
+      this.nmiBlocked = true; // until the next IRET (SDM Vol. 3 6.7.1)
+      this.deliverEvent(Vec.NMI, EventType.NMI, false, 0, this.ripLo, this.ripHi);
+      return true;
+    }
+    if (this.irqPending && (this.flags & F.IF) !== 0) {
+      if (this.intercept(InterceptKind.EXTERNAL_INTERRUPT, -1, 0)) return true;
+      const src = this.interrupts;
+      if (src === null) return false;
+      const vec = src.acknowledge();
+      if (vec < 0) return false;
+      this.deliverEvent(vec & 0xff, EventType.EXTERNAL, false, 0, this.ripLo, this.ripHi);
+      return true;
+    }
+    return false;
+  }
+
+  /** Delivers the exception recorded by `raise` (or hands it to the intercept hook). */
+  private handleFault(): void {
+    const vec = this.faultVec;
+    const err = this.faultHasErr ? this.faultErr : -1;
+    if (this.hooks !== null && this.intercept(InterceptKind.EXCEPTION, vec, err)) return;
+    this.deliverEvent(vec, EventType.HW_EXCEPTION, this.faultHasErr, this.faultErr, this.ripLo, this.ripHi);
+    if (this.shutdown && this.hooks !== null) this.intercept(InterceptKind.TRIPLE_FAULT, 0, 0);
+  }
+
+  /** Runs one block (at most `limit` instructions) from the current RIP. */
+  private runBlock(limit: number): void {
+    const b = this.currentBlock();
+    const insns = b.insns;
+    const n = insns.length < limit ? insns.length : limit;
+    this.curCodePfn = b.pfn;
+    this.codeInvalidated = false;
+    this.stopBlock = false;
+    for (let k = 0; k < n; k++) {
+      const i = insns[k]!;
+      const nl = (this.ripLo >>> 0) + i.length;
+      if (this.codeMode === 64) {
+        this.nipLo = nl | 0;
+        this.nipHi = nl > 0xffffffff ? (this.ripHi + 1) | 0 : this.ripHi;
+      } else {
+        this.nipLo = this.codeMode === 16 ? nl & 0xffff : nl | 0;
+        this.nipHi = 0;
+      }
+      this.curInsn = i;
+      i.fn(this, i);
+      this.ripLo = this.nipLo;
+      this.ripHi = this.nipHi;
+      this.executed++;
+      if (this.stopBlock || this.codeInvalidated) break;
+    }
+  }
+
+  /** Finds or builds the decoded block at CS:RIP. */
+  private currentBlock(): Block {
+    let lo = this.ripLo;
+    let hi = this.ripHi;
+    if (this.codeMode !== 64) {
+      // Legacy modes: fetches are checked against the CS limit (SDM Vol. 3 5.3).
+      if (lo >>> 0 > this.segLimit[Seg.CS]! >>> 0) this.raise(Vec.GP, 0);
+      lo = (lo + this.segBaseLo[Seg.CS]!) | 0;
+      hi = 0;
+    }
+    const ti = this.fetchLookup(lo, hi);
+    const off = lo & 0xfff;
+    const mode = this.codeMode;
+    const key = (off << 2) | (mode === 16 ? 0 : mode === 32 ? 1 : 2);
+    if (this.tlbIsMmio(ti)) return this.crossPageBlock(lo, hi, mode);
+    const pfn = this.tlbPfn[ti]!;
+    let page = this.codePages.get(pfn);
+    if (page !== undefined) {
+      const b = page.blocks.get(key);
+      if (b !== undefined) return b as Block;
+    } else {
+      page = { blocks: new Map() };
+      this.codePages.set(pfn, page);
+      this.protectCodePage(pfn);
+    }
+    const view = this.tlbView[ti]!;
+    const base = this.tlbOff[ti]!;
+    const bytes = view.subarray(base, base + 4096);
+    const insns: XInsn[] = [];
+    let p = off;
+    while (p < 4096 && insns.length < 64) {
+      const i = new XInsn();
+      const st = decode(bytes, p, mode, i);
+      if (st === DecodeStatus.Truncated) break; // crosses into the next page: its own block
+      const plain = prepare(i, st);
+      insns.push(i);
+      p += i.length;
+      if (!plain) break;
+    }
+    if (insns.length === 0) return this.crossPageBlock(lo, hi, mode);
+    const b = new Block(insns, pfn);
+    page.blocks.set(key, b);
+    return b;
+  }
+
+  /** An instruction that crosses a page boundary (or runs from MMIO): decoded every time, never cached. */
+  private crossPageBlock(lo: number, hi: number, mode: 16 | 32 | 64): Block {
+    const buf = this.scratch;
+    let n = 0;
+    const first = Math.min(15, 4096 - (lo & 0xfff));
+    for (; n < first; n++) buf[n] = this.fetch8((lo + n) | 0, hi);
+    let st = decode(buf.subarray(0, n), 0, mode, this.crossInsn);
+    if (st === DecodeStatus.Truncated) {
+      for (; n < 15; n++) {
+        const a = (lo >>> 0) + n;
+        buf[n] = this.fetch8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi);
+      }
+      st = decode(buf.subarray(0, 15), 0, mode, this.crossInsn);
+    }
+    prepare(this.crossInsn, st);
+    return this.crossBlock;
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The CPUID model (SDM Vol. 2 CPUID). GenuineIntel, configurable: each feature word is a field the
+ * owner may change (for example the x87/SSE units add their bits when they are composed in). By default
+ * it exposes exactly what this CPU implements.
+ */
+
+/** Feature bits (CPUID.1:EDX / ECX, 7.0:EBX, 80000001h:EDX / ECX) the integer core implements. */
+export const CPUID_1_EDX_BASE =
+  (1 << 3) | // PSE
+  (1 << 4) | // TSC
+  (1 << 5) | // MSR
+  (1 << 6) | // PAE
+  (1 << 8) | // CX8
+  (1 << 11) | // SEP (SYSENTER/SYSEXIT)
+  (1 << 13) | // PGE
+  (1 << 15) | // CMOV
+  (1 << 16) | // PAT
+  (1 << 17) | // PSE-36
+  (1 << 19); // CLFSH
+export const CPUID_1_ECX_BASE =
+  (1 << 13) | // CMPXCHG16B
+  (1 << 22) | // MOVBE
+  (1 << 23) | // POPCNT
+  (1 << 30); // RDRAND
+export const CPUID_7_EBX_BASE =
+  (1 << 0) | // FSGSBASE
+  (1 << 9) | // ERMS (REP MOVSB/STOSB)
+  (1 << 18); // RDSEED
+export const CPUID_81_EDX_BASE =
+  (1 << 11) | // SYSCALL/SYSRET
+  (1 << 20) | // NX
+  (1 << 26) | // 1 GiB pages
+  (1 << 27) | // RDTSCP
+  (1 << 29); // long mode
+export const CPUID_81_ECX_BASE =
+  (1 << 0) | // LAHF/SAHF in 64-bit mode
+  (1 << 5) | // LZCNT (ABM)
+  (1 << 8); // PREFETCHW
+
+/** Registers of one CPUID answer. */
+export interface CpuidResult {
+  eax: number;
+  ebx: number;
+  ecx: number;
+  edx: number;
+}
+
+export class CpuidModel {
+  vendor = "GenuineIntel";
+  brand = "tskvm x86-64 CPU (TypeScript)";
+  /** Family 6, model 0x55-ish signature: stepping 1, model 5, family 6, extended model 5. */
+  signature = 0x00050651;
+  features1Edx = CPUID_1_EDX_BASE;
+  features1Ecx = CPUID_1_ECX_BASE;
+  features7Ebx = CPUID_7_EBX_BASE;
+  features81Edx = CPUID_81_EDX_BASE;
+  features81Ecx = CPUID_81_ECX_BASE;
+  apicId = 0;
+  physBits = 40;
+  linBits = 48;
+  maxLeaf = 0xd;
+  /** XCR0 bits supported (x87 = 1 always; SSE = 2 when the SSE unit is composed in). */
+  xcr0Mask = 1;
+
+  private str4(s: string, at: number): number {
+    let v = 0;
+    for (let k = 3; k >= 0; k--) v = (v << 8) | (s.charCodeAt(at + k) || 0);
+    return v | 0;
+  }
+
+  query(leaf: number, sub: number, out: CpuidResult, osxsave: boolean): void {
+    out.eax = out.ebx = out.ecx = out.edx = 0;
+    leaf >>>= 0;
+    const maxExt = 0x80000008;
+    if (leaf > this.maxLeaf && leaf < 0x80000000) leaf = this.maxLeaf; // Intel: highest basic leaf's data
+    if (leaf > maxExt) leaf = this.maxLeaf;
+    const v = this.vendor;
+    switch (leaf) {
+      case 0:
+        out.eax = this.maxLeaf;
+        out.ebx = this.str4(v, 0);
+        out.edx = this.str4(v, 4);
+        out.ecx = this.str4(v, 8);
+        return;
+      case 1:
+        out.eax = this.signature;
+        out.ebx = (this.apicId << 24) | (1 << 16) | (8 << 8); // CLFLUSH line 8*8 = 64 bytes
+        out.ecx = this.features1Ecx | (osxsave ? 1 << 27 : 0);
+        out.edx = this.features1Edx;
+        return;
+      case 7:
+        if (sub === 0) out.ebx = this.features7Ebx;
+        return;
+      case 0xd:
+        if (sub === 0) {
+          out.eax = this.xcr0Mask;
+          out.ebx = out.ecx = 576;
+        }
+        return;
+      case 0x80000000:
+        out.eax = maxExt;
+        return;
+      case 0x80000001:
+        out.ecx = this.features81Ecx;
+        out.edx = this.features81Edx;
+        return;
+      case 0x80000002:
+      case 0x80000003:
+      case 0x80000004: {
+        const at = (leaf - 0x80000002) * 16;
+        const b = this.brand.padEnd(48, "\0");
+        out.eax = this.str4(b, at);
+        out.ebx = this.str4(b, at + 4);
+        out.ecx = this.str4(b, at + 8);
+        out.edx = this.str4(b, at + 12);
+        return;
+      }
+      case 0x80000008:
+        out.eax = this.physBits | (this.linBits << 8);
+        return;
+      default:
+        return;
+    }
+  }
+}

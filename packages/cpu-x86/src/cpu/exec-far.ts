@@ -1,0 +1,415 @@
+/**
+ * Far transfers and segment loads (SDM Vol. 2 JMP, CALL, RET, IRET, MOV Sreg, LDS..LSS, SYSCALL,
+ * SYSRET, SYSENTER, SYSEXIT; Vol. 3 5.8). Deviations, written down here: call gates, task gates and
+ * TSS selectors as far-transfer targets raise #GP(selector), and IRET with NT=1 (task return) raises
+ * #GP(0); the task switch is not implemented.
+ */
+import type { Cpu } from "./cpu.js";
+import { writeFlags } from "./exec-system.js";
+import { Vec } from "./memory.js";
+import type { XInsn } from "./operands.js";
+import { AR, CR0, EFER, F, M64, Seg } from "./state.js";
+
+type C = Cpu;
+type I = XInsn;
+
+function pe(c: C): boolean {
+  return (c.cr0 & CR0.PE) !== 0 && (c.flags & F.VM) === 0;
+}
+
+/** MOV Sreg, r/m16 (k = segment); MOV to CS is #UD. */
+export function movToSeg(c: C, i: I): void {
+  if (i.k === Seg.CS || i.k > Seg.GS) c.raise(Vec.UD);
+  const v = c.readRm(i, 2);
+  c.loadSegment(i.k, v);
+  if (i.k === Seg.SS) {
+    c.interruptShadow = 2;
+    c.stopBlock = true;
+  }
+}
+
+/** MOV r/m, Sreg: a register destination gets the zero-extended selector at operand size. */
+export function movFromSeg(c: C, i: I): void {
+  if (i.k > Seg.GS) c.raise(Vec.UD);
+  const sel = c.segSel[i.k]! & 0xffff;
+  if (i.isMem) c.writeRm(i, 2, sel, 0);
+  else c.setReg(i.opSize === 2 ? 2 : 4, i.rm, sel, 0, i);
+}
+
+/** LDS/LES/LFS/LGS/LSS r, m16:16/32/64 (k = segment). */
+export function loadFarPtr(c: C, i: I): void {
+  const sz = i.opSize;
+  c.memAddr(i, 0, sz, false);
+  const off = c.readLin(sz);
+  const offHi = c.opHi;
+  c.memAddr(i, sz, 2, false);
+  const sel = c.readLin(2);
+  c.loadSegment(i.k, sel);
+  c.setReg(sz, i.reg, off, offHi, i);
+  if (i.k === Seg.SS) c.stopBlock = true;
+}
+
+/** Checks and loads a code-segment target for far JMP/CALL (SDM Vol. 3 5.8.1). Returns the new CS selector. */
+function checkFarCode(c: C, sel: number): number {
+  if ((sel & 0xfffc) === 0) c.raise(Vec.GP, 0);
+  c.readDescriptor(sel);
+  const hi = c.descHi;
+  if ((hi & 0x1000) === 0 || (hi & 0x800) === 0) c.raise(Vec.GP, sel & 0xfffc); // gates/TSS: not implemented
+  const dpl = (hi >> 13) & 3;
+  const conforming = (hi & 0x400) !== 0;
+  if (conforming ? dpl > c.cpl : (sel & 3) > c.cpl || dpl !== c.cpl) c.raise(Vec.GP, sel & 0xfffc);
+  if ((hi & 0x8000) === 0) c.raise(Vec.NP, sel & 0xfffc);
+  if (c.efer & EFER.LMA && hi & 0x200000 && hi & 0x400000) c.raise(Vec.GP, sel & 0xfffc);
+  return (sel & 0xfffc) | c.cpl;
+}
+
+function commitCs(c: C, sel: number, offLo: number, offHi: number): void {
+  c.markDescriptor(0x100);
+  c.loadFromDescriptor(Seg.CS, sel);
+  c.updateModeKeepCpl(c.cpl);
+  if (c.codeMode !== 64) {
+    if (offLo >>> 0 > c.segLimit[Seg.CS]! >>> 0) c.raise(Vec.GP, 0);
+    offHi = 0;
+  }
+  c.nipLo = offLo;
+  c.nipHi = offHi;
+  c.stopBlock = true;
+}
+
+/** Reads a far pointer operand: ptr16:16/32 immediate (opcode EA/9A) or m16:16/32/64. */
+function farOperand(c: C, i: I): void {
+  if (!i.hasModrm) {
+    c.farOff = i.imm;
+    c.farOffHi = 0;
+    c.farSel = i.imm2 & 0xffff;
+    return;
+  }
+  if (!i.isMem) c.raise(Vec.UD);
+  const sz = i.opSize;
+  c.memAddr(i, 0, sz, false);
+  c.farOff = c.readLin(sz);
+  c.farOffHi = sz === 8 ? c.opHi : 0;
+  c.memAddr(i, sz, 2, false);
+  c.farSel = c.readLin(2);
+}
+
+export function jmpFar(c: C, i: I): void {
+  farOperand(c, i);
+  const off = i.opSize === 2 ? c.farOff & 0xffff : c.farOff;
+  if (!pe(c)) {
+    c.loadReal(Seg.CS, c.farSel);
+    c.updateMode();
+    c.nipLo = off;
+    c.nipHi = 0;
+    c.stopBlock = true;
+    return;
+  }
+  const sel = checkFarCode(c, c.farSel);
+  commitCs(c, sel, off, c.farOffHi);
+}
+
+export function callFar(c: C, i: I): void {
+  farOperand(c, i);
+  const sz = i.opSize;
+  const off = sz === 2 ? c.farOff & 0xffff : c.farOff;
+  const oldCs = c.segSel[Seg.CS]!;
+  if (!pe(c)) {
+    c.push(sz, oldCs, 0);
+    c.push(sz, c.nipLo, 0);
+    c.loadReal(Seg.CS, c.farSel);
+    c.updateMode();
+    c.nipLo = off;
+    c.nipHi = 0;
+    c.stopBlock = true;
+    return;
+  }
+  const sel = checkFarCode(c, c.farSel);
+  const sp0 = c.r[8]!;
+  const sp1 = c.r[9]!;
+  try {
+    c.push(sz, oldCs, 0);
+    c.push(sz, c.nipLo, c.nipHi);
+  } catch (e) {
+    c.r[8] = sp0;
+    c.r[9] = sp1;
+    throw e;
+  }
+  commitCs(c, sel, off, c.farOffHi);
+}
+
+/** RETF [imm16] (k=1 with immediate), SDM Vol. 2 RET "far return" operation. */
+export function retFar(c: C, i: I): void {
+  const sz = i.opSize;
+  const imm = i.k === 1 ? i.imm & 0xffff : 0;
+  const off = c.peek(sz, 0);
+  const offHi = sz === 8 ? c.hiOut : 0;
+  const sel = c.peek(sz, sz) & 0xffff;
+  if (!pe(c)) {
+    c.loadReal(Seg.CS, sel);
+    c.updateMode();
+    c.nipLo = sz === 2 ? off & 0xffff : off;
+    c.nipHi = 0;
+    c.addSp(2 * sz + imm);
+    c.stopBlock = true;
+    return;
+  }
+  const rpl = sel & 3;
+  if ((sel & 0xfffc) === 0) c.raise(Vec.GP, 0);
+  if (rpl < c.cpl) c.raise(Vec.GP, sel & 0xfffc);
+  c.readDescriptor(sel);
+  const hi = c.descHi;
+  const dpl = (hi >> 13) & 3;
+  if ((hi & 0x1800) !== 0x1800) c.raise(Vec.GP, sel & 0xfffc);
+  if (hi & 0x400 ? dpl > rpl : dpl !== rpl) c.raise(Vec.GP, sel & 0xfffc);
+  if ((hi & 0x8000) === 0) c.raise(Vec.NP, sel & 0xfffc);
+  if (rpl === c.cpl) {
+    c.addSp(2 * sz + imm);
+    commitCs(c, sel, sz === 2 ? off & 0xffff : off, offHi);
+    return;
+  }
+  // Return to an outer privilege level: SS:rSP follow the return address.
+  const csLo = c.descLo;
+  const csHi = c.descHi;
+  const newSp = c.peek(sz, 2 * sz + imm);
+  const newSpHi = sz === 8 ? c.hiOut : 0;
+  const newSs = c.peek(sz, 3 * sz + imm) & 0xffff;
+  returnToOuter(c, sel, csLo, csHi, sz === 2 ? off & 0xffff : off, offHi, newSs, newSp, newSpHi, sz, imm);
+}
+
+/** Loads CS, SS, rSP for a return to privilege `sel & 3` and nulls data segments it may not use. */
+function returnToOuter(
+  c: C,
+  sel: number,
+  csLo: number,
+  csHi: number,
+  off: number,
+  offHi: number,
+  ss: number,
+  spLo: number,
+  spHi: number,
+  sz: number,
+  imm: number,
+): void {
+  const rpl = sel & 3;
+  const long64 = c.efer & EFER.LMA && csHi & 0x200000;
+  if ((ss & 0xfffc) === 0) {
+    if (!(long64 && rpl !== 3)) c.raise(Vec.GP, 0);
+  } else {
+    if ((ss & 3) !== rpl) c.raise(Vec.GP, ss & 0xfffc);
+    c.readDescriptor(ss);
+    const h = c.descHi;
+    if (((h >> 13) & 3) !== rpl || (h & 0x1a00) !== 0x1200) c.raise(Vec.GP, ss & 0xfffc);
+    if ((h & 0x8000) === 0) c.raise(Vec.SS, ss & 0xfffc);
+  }
+  const ssLo = c.descLo;
+  const ssHi = c.descHi;
+  // Commit.
+  c.descLo = csLo;
+  c.descHi = csHi;
+  c.loadFromDescriptor(Seg.CS, sel);
+  c.cpl = rpl;
+  if ((ss & 0xfffc) === 0) {
+    c.loadNull(Seg.SS, ss);
+    c.segAttr[Seg.SS] = AR.UNUSABLE | (rpl << AR.DPL_SHIFT) | AR.DB;
+  } else {
+    c.descLo = ssLo;
+    c.descHi = ssHi;
+    c.loadFromDescriptor(Seg.SS, ss);
+  }
+  c.updateModeKeepCpl(rpl);
+  c.r[8] = spLo;
+  c.r[9] = c.stackSize === 8 ? spHi : 0;
+  if (c.stackSize === 2) c.r[8] = spLo & 0xffff;
+  if (imm) c.addSp(imm);
+  void sz;
+  for (const s of [Seg.ES, Seg.DS, Seg.FS, Seg.GS]) {
+    const a = c.segAttr[s]!;
+    const dataOrNc = (a & AR.CODE) === 0 || (a & AR.CE) === 0;
+    if (dataOrNc && ((a >> AR.DPL_SHIFT) & 3) < rpl && (a & AR.UNUSABLE) === 0) c.loadNull(s, 0);
+  }
+  c.nipLo = off;
+  c.nipHi = c.codeMode === 64 ? offHi : 0;
+  c.stopBlock = true;
+}
+
+/** IRET/IRETD/IRETQ (SDM Vol. 2 IRET). */
+export function iret(c: C, i: I): void {
+  const sz = i.opSize;
+  c.nmiBlocked = false; // IRET ends NMI blocking (SDM Vol. 3 6.7.1)
+  if ((c.cr0 & CR0.PE) === 0 || c.flags & F.VM) {
+    if (c.flags & F.VM && ((c.flags >> 12) & 3) < 3) c.raise(Vec.GP, 0);
+    const ip = c.peek(sz, 0);
+    const cs = c.peek(sz, sz) & 0xffff;
+    const fl = c.peek(sz, 2 * sz);
+    if (c.flags & F.VM) {
+      // Virtual-8086: IOPL is kept.
+      const keep = c.getRflags() & (F.IOPL | F.VM);
+      c.setRflags((fl & ~(F.IOPL | F.VM | F.VIF | F.VIP)) | keep);
+    } else writeFlags(c, fl, sz, true);
+    c.loadReal(Seg.CS, cs);
+    c.updateMode();
+    c.addSp(3 * sz);
+    c.nipLo = sz === 2 ? ip & 0xffff : ip;
+    c.nipHi = 0;
+    c.stopBlock = true;
+    return;
+  }
+  if (c.flags & F.NT) c.raise(Vec.GP, 0); // task return: not implemented (64-bit mode: #GP(0) per SDM)
+  const ip = c.peek(sz, 0);
+  const ipHi = sz === 8 ? c.hiOut : 0;
+  const cs = c.peek(sz, sz) & 0xffff;
+  const fl = c.peek(sz, 2 * sz);
+  if (fl & F.VM && c.cpl === 0 && (c.efer & EFER.LMA) === 0) {
+    iretToV86(c, ip, cs, fl);
+    return;
+  }
+  const rpl = cs & 3;
+  if ((cs & 0xfffc) === 0) c.raise(Vec.GP, 0);
+  if (rpl < c.cpl) c.raise(Vec.GP, cs & 0xfffc);
+  c.readDescriptor(cs);
+  const hi = c.descHi;
+  const dpl = (hi >> 13) & 3;
+  if ((hi & 0x1800) !== 0x1800) c.raise(Vec.GP, cs & 0xfffc);
+  if (hi & 0x400 ? dpl > rpl : dpl !== rpl) c.raise(Vec.GP, cs & 0xfffc);
+  if ((hi & 0x8000) === 0) c.raise(Vec.NP, cs & 0xfffc);
+  if (c.efer & EFER.LMA && hi & 0x200000 && hi & 0x400000) c.raise(Vec.GP, cs & 0xfffc);
+  const csLo = c.descLo;
+  const toLong = (c.efer & EFER.LMA) !== 0 && (hi & 0x200000) !== 0;
+  if (toLong && ((ipHi >> 15) + 1) >>> 1 !== 0) c.raise(Vec.GP, 0);
+  if (rpl === c.cpl && c.codeMode !== 64) {
+    writeFlags(c, fl, sz, true);
+    c.addSp(3 * sz);
+    c.descLo = csLo;
+    c.descHi = hi;
+    commitCs(c, cs, sz === 2 ? ip & 0xffff : ip, ipHi);
+    return;
+  }
+  // Outer privilege, or any IRET in 64-bit mode: SS:rSP are popped too.
+  const sp = c.peek(sz, 3 * sz);
+  const spHi = sz === 8 ? c.hiOut : 0;
+  const ss = c.peek(sz, 4 * sz) & 0xffff;
+  writeFlags(c, fl, sz, true);
+  if (rpl === c.cpl) {
+    // Same privilege in 64-bit mode: SS may be null at CPL < 3.
+    c.descLo = csLo;
+    c.descHi = hi;
+    returnToOuter(c, cs, csLo, hi, sz === 2 ? ip & 0xffff : ip, ipHi, ss, sp, spHi, sz, 0);
+    return;
+  }
+  returnToOuter(c, cs, csLo, hi, sz === 2 ? ip & 0xffff : ip, ipHi, ss, sp, spHi, sz, 0);
+}
+
+function iretToV86(c: C, ip: number, cs: number, fl: number): void {
+  const sp = c.peek(4, 12);
+  const ss = c.peek(4, 16);
+  const es = c.peek(4, 20);
+  const ds = c.peek(4, 24);
+  const fs = c.peek(4, 28);
+  const gs = c.peek(4, 32);
+  c.setRflags(fl);
+  c.cpl = 3;
+  c.loadReal(Seg.CS, cs);
+  c.loadReal(Seg.SS, ss);
+  c.loadReal(Seg.ES, es);
+  c.loadReal(Seg.DS, ds);
+  c.loadReal(Seg.FS, fs);
+  c.loadReal(Seg.GS, gs);
+  c.updateMode();
+  c.updateAccessMasks();
+  c.r[8] = sp;
+  c.nipLo = ip & 0xffff;
+  c.nipHi = 0;
+  c.stopBlock = true;
+}
+
+// ------------------------------------------------------------------ fast system calls
+
+/** Loads a flat segment with the given selector and attributes (SYSCALL/SYSENTER family: not from the GDT). */
+function flat(c: C, s: number, sel: number, attr: number): void {
+  c.segSel[s] = sel;
+  c.segBaseLo[s] = 0;
+  c.segBaseHi[s] = 0;
+  c.segLimit[s] = -1;
+  c.segAttr[s] = attr;
+  c.segCache(s);
+}
+
+const CODE64 = AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.L | AR.G;
+const CODE32 = AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.DB | AR.G;
+const DATA = AR.P | AR.S | AR.RW | AR.ACCESSED | AR.DB | AR.G;
+
+/** SYSCALL (SDM Vol. 2 SYSCALL). */
+export function syscall(c: C, _i: I): void {
+  if ((c.efer & EFER.SCE) === 0 || (c.efer & EFER.LMA) === 0) c.raise(Vec.UD);
+  const r = c.r;
+  const starHi = c.msr64[M64.star * 2 + 1]!;
+  const sel = starHi & 0xfffc;
+  r[2] = c.nipLo;
+  r[3] = c.nipHi;
+  const fl = c.getRflags();
+  r[22] = fl & ~F.RF;
+  r[23] = 0;
+  c.setRflags(fl & ~c.msr64[M64.fmask * 2]! & ~F.RF);
+  flat(c, Seg.CS, sel, CODE64);
+  flat(c, Seg.SS, (sel + 8) & 0xffff, DATA);
+  c.updateModeKeepCpl(0);
+  const k = c.codeMode === 64 ? M64.lstar : M64.cstar;
+  c.nipLo = c.msr64[k * 2]!;
+  c.nipHi = c.msr64[k * 2 + 1]!;
+  c.stopBlock = true;
+}
+
+/** SYSRET / SYSRETQ (SDM Vol. 2 SYSRET). */
+export function sysret(c: C, i: I): void {
+  if ((c.efer & EFER.SCE) === 0 || c.codeMode !== 64) c.raise(Vec.UD);
+  if (c.cpl !== 0) c.raise(Vec.GP, 0);
+  const r = c.r;
+  const to64 = i.opSize === 8;
+  if (to64 && ((r[3]! >> 15) + 1) >>> 1 !== 0) c.raise(Vec.GP, 0);
+  const base = (c.msr64[M64.star * 2 + 1]! >>> 16) & 0xffff;
+  c.setRflags((r[22]! & 0x3c7fd7) | 2);
+  const dpl3 = 3 << AR.DPL_SHIFT;
+  flat(c, Seg.CS, ((to64 ? base + 16 : base) | 3) & 0xffff, (to64 ? CODE64 : CODE32) | dpl3);
+  // SS keeps a flat writable data descriptor with DPL 3 (SDM: not loaded from the GDT).
+  flat(c, Seg.SS, ((base + 8) | 3) & 0xffff, DATA | dpl3);
+  c.updateModeKeepCpl(3);
+  c.nipLo = r[2]!;
+  c.nipHi = to64 ? r[3]! : 0;
+  c.stopBlock = true;
+}
+
+/** SYSENTER (SDM Vol. 2 SYSENTER). */
+export function sysenter(c: C, _i: I): void {
+  if ((c.cr0 & CR0.PE) === 0) c.raise(Vec.GP, 0);
+  const sel = c.sysenterCs & 0xfffc;
+  if (sel === 0) c.raise(Vec.GP, 0);
+  const long = (c.efer & EFER.LMA) !== 0;
+  c.setRflags(c.getRflags() & ~(F.VM | F.IF | F.RF));
+  flat(c, Seg.CS, sel, long ? CODE64 : CODE32);
+  flat(c, Seg.SS, (sel + 8) & 0xffff, DATA);
+  c.updateModeKeepCpl(0);
+  c.r[8] = c.msr64[M64.sysenterEsp * 2]!;
+  c.r[9] = long ? c.msr64[M64.sysenterEsp * 2 + 1]! : 0;
+  c.nipLo = c.msr64[M64.sysenterEip * 2]!;
+  c.nipHi = long ? c.msr64[M64.sysenterEip * 2 + 1]! : 0;
+  c.stopBlock = true;
+}
+
+/** SYSEXIT / SYSEXITQ (SDM Vol. 2 SYSEXIT). */
+export function sysexit(c: C, i: I): void {
+  if ((c.cr0 & CR0.PE) === 0 || c.flags & F.VM) c.raise(Vec.GP, 0);
+  const sel = c.sysenterCs & 0xfffc;
+  if (sel === 0 || c.cpl !== 0) c.raise(Vec.GP, 0);
+  const to64 = i.opSize === 8;
+  const r = c.r;
+  if (to64 && (((r[5]! >> 15) + 1) >>> 1 !== 0 || ((r[3]! >> 15) + 1) >>> 1 !== 0)) c.raise(Vec.GP, 0);
+  const dpl3 = 3 << AR.DPL_SHIFT;
+  flat(c, Seg.CS, ((sel + (to64 ? 32 : 16)) | 3) & 0xffff, (to64 ? CODE64 : CODE32) | dpl3);
+  flat(c, Seg.SS, ((sel + (to64 ? 40 : 24)) | 3) & 0xffff, DATA | dpl3);
+  c.updateModeKeepCpl(3);
+  r[8] = r[2]!;
+  r[9] = to64 ? r[3]! : 0;
+  c.nipLo = r[4]!;
+  c.nipHi = to64 ? r[5]! : 0;
+  c.stopBlock = true;
+}

@@ -1,0 +1,158 @@
+/**
+ * String instructions with REP/REPE/REPNE (SDM Vol. 2 MOVS, CMPS, STOS, LODS, SCAS, INS, OUTS; Vol. 1
+ * 7.3.9). Each execution runs at most `CHUNK` iterations, then leaves RIP on the instruction so the run
+ * loop can take interrupts and count budget between chunks (as hardware does between iterations).
+ * Source is seg:rSI (DS by default, overridable), destination ES:rDI (never overridable).
+ */
+
+import { Prefix } from "../decoder/insn.js";
+import { alu } from "./alu.js";
+import type { Cpu } from "./cpu.js";
+import type { XInsn } from "./operands.js";
+import { F, Seg } from "./state.js";
+
+const CHUNK = 4096;
+
+export const StrK = { MOVS: 0, CMPS: 1, STOS: 2, LODS: 3, SCAS: 4, INS: 5, OUTS: 6 } as const;
+
+/** Reads index register `n` (rSI=6, rDI=7) at address size into (lo, hi) via c.eaLo/eaHi. */
+function idx(c: Cpu, n: number, asz: number): void {
+  const r = c.r;
+  if (asz === 8) {
+    c.eaLo = r[n * 2]!;
+    c.eaHi = r[n * 2 + 1]!;
+  } else {
+    c.eaLo = asz === 4 ? r[n * 2]! : r[n * 2]! & 0xffff;
+    c.eaHi = 0;
+  }
+}
+
+function advance(c: Cpu, n: number, asz: number, delta: number): void {
+  const r = c.r;
+  if (asz === 8) {
+    const s = (r[n * 2]! >>> 0) + delta;
+    r[n * 2] = s | 0;
+    if (s > 0xffffffff) r[n * 2 + 1] = (r[n * 2 + 1]! + 1) | 0;
+    else if (s < 0) r[n * 2 + 1] = (r[n * 2 + 1]! - 1) | 0;
+  } else if (asz === 4) {
+    r[n * 2] = (r[n * 2]! + delta) | 0;
+    r[n * 2 + 1] = 0;
+  } else {
+    r[n * 2] = (r[n * 2]! & ~0xffff) | ((r[n * 2]! + delta) & 0xffff);
+  }
+}
+
+function countZero(c: Cpu, asz: number): boolean {
+  const r = c.r;
+  return asz === 8 ? (r[2]! | r[3]!) === 0 : asz === 4 ? r[2] === 0 : (r[2]! & 0xffff) === 0;
+}
+
+function decCount(c: Cpu, asz: number): void {
+  advance(c, 1, asz, -1);
+}
+
+/** One string instruction; `i.k` = kind, `i.sz` = element size. */
+export function stringOp(c: Cpu, i: XInsn): void {
+  const rep = (i.prefixes & (Prefix.REP | Prefix.REPNE)) !== 0;
+  const asz = i.addrSize;
+  const sz = i.sz;
+  const delta = c.flags & F.DF ? -sz : sz;
+  const k = i.k;
+  const srcSeg = i.sg;
+  if (!rep) {
+    once(c, k, sz, asz, srcSeg, delta, i);
+    return;
+  }
+  const cond = k === 1 || k === 4; // REPE/REPNE apply to CMPS and SCAS only
+  const repne = (i.prefixes & Prefix.REPNE) !== 0;
+  for (let n = 0; n < CHUNK; n++) {
+    if (countZero(c, asz)) return;
+    once(c, k, sz, asz, srcSeg, delta, i);
+    decCount(c, asz);
+    if (cond && c.zf() === repne) return;
+    if (c.stopBlock) return; // an I/O intercept stopped in the middle
+  }
+  if (!countZero(c, asz)) {
+    // Not finished: re-execute this instruction next time round.
+    c.nipLo = c.ripLo;
+    c.nipHi = c.ripHi;
+  }
+}
+
+function once(c: Cpu, k: number, sz: number, asz: number, srcSeg: number, delta: number, i: XInsn): void {
+  switch (k) {
+    case 0: {
+      idx(c, 6, asz);
+      c.lin(srcSeg, c.eaLo, c.eaHi, sz, false);
+      const v = c.readLin(sz);
+      const vh = c.opHi;
+      idx(c, 7, asz);
+      c.lin(Seg.ES, c.eaLo, c.eaHi, sz, true);
+      c.writeLin(sz, v, vh);
+      advance(c, 6, asz, delta);
+      advance(c, 7, asz, delta);
+      return;
+    }
+    case 1: {
+      idx(c, 6, asz);
+      c.lin(srcSeg, c.eaLo, c.eaHi, sz, false);
+      const a = c.readLin(sz);
+      const ah = c.opHi;
+      idx(c, 7, asz);
+      c.lin(Seg.ES, c.eaLo, c.eaHi, sz, false);
+      const b = c.readLin(sz);
+      alu(c, 7, sz, a, ah, b, c.opHi);
+      advance(c, 6, asz, delta);
+      advance(c, 7, asz, delta);
+      return;
+    }
+    case 2: {
+      idx(c, 7, asz);
+      c.lin(Seg.ES, c.eaLo, c.eaHi, sz, true);
+      const v = c.getReg(sz, 0, i);
+      c.writeLin(sz, v, c.opHi);
+      advance(c, 7, asz, delta);
+      return;
+    }
+    case 3: {
+      idx(c, 6, asz);
+      c.lin(srcSeg, c.eaLo, c.eaHi, sz, false);
+      const v = c.readLin(sz);
+      c.setReg(sz, 0, v, c.opHi, i);
+      advance(c, 6, asz, delta);
+      return;
+    }
+    case 4: {
+      idx(c, 7, asz);
+      c.lin(Seg.ES, c.eaLo, c.eaHi, sz, false);
+      const b = c.readLin(sz);
+      const bh = c.opHi;
+      const a = c.getReg(sz, 0, i);
+      alu(c, 7, sz, a, c.opHi, b, bh);
+      advance(c, 7, asz, delta);
+      return;
+    }
+    case 5: {
+      const port = c.r[4]! & 0xffff;
+      if (!c.ioAllowed(port, sz)) return;
+      idx(c, 7, asz);
+      c.lin(Seg.ES, c.eaLo, c.eaHi, sz, true);
+      c.probeWrite(c.la, c.laHi);
+      if (c.intercept(12 /* IO */, port | (sz << 16) | (1 << 24), 1)) return;
+      const v = c.io.in(port, sz as 1 | 2 | 4);
+      c.writeLin(sz, v, 0);
+      advance(c, 7, asz, delta);
+      return;
+    }
+    default: {
+      const port = c.r[4]! & 0xffff;
+      if (!c.ioAllowed(port, sz)) return;
+      idx(c, 6, asz);
+      c.lin(srcSeg, c.eaLo, c.eaHi, sz, false);
+      const v = c.readLin(sz);
+      if (c.intercept(12 /* IO */, port | (sz << 16), 1)) return;
+      c.io.out(port, sz as 1 | 2 | 4, v);
+      advance(c, 6, asz, delta);
+    }
+  }
+}

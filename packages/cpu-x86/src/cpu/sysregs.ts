@@ -1,0 +1,304 @@
+/**
+ * Control registers, MSRs, the TSC and the I/O permission check (SDM Vol. 3 2.5, 2.2.1, 17.17,
+ * Vol. 1 19.5): the writes that change the paging mode or the operating mode, with their #GP rules.
+ */
+import { CpuidModel, type CpuidResult } from "./cpuid.js";
+import { Vec } from "./memory.js";
+import { OpCpu } from "./operands.js";
+import { AR, CR0, CR4, EFER, F, M64, Msr, Seg } from "./state.js";
+
+/** CR4 bits this CPU accepts (others are reserved: #GP). */
+const CR4_VALID =
+  CR4.VME |
+  CR4.PVI |
+  CR4.TSD |
+  CR4.DE |
+  CR4.PSE |
+  CR4.PAE |
+  CR4.MCE |
+  CR4.PGE |
+  CR4.PCE |
+  CR4.OSFXSR |
+  CR4.OSXMMEXCPT |
+  CR4.UMIP |
+  CR4.VMXE |
+  CR4.FSGSBASE |
+  CR4.PCIDE |
+  CR4.OSXSAVE |
+  CR4.SMEP |
+  CR4.SMAP;
+
+export class SysCpu extends OpCpu {
+  cpuidModel = new CpuidModel();
+  readonly cpuidOut: CpuidResult = { eax: 0, ebx: 0, ecx: 0, edx: 0 };
+  /** Result of `readMsr`. */
+  msrLo = 0;
+  msrHi = 0;
+  /** Returns the VM clock (TSC ticks); Cpu overrides with its clock. */
+  clockNow(): number {
+    return 0;
+  }
+
+  readTsc(): number {
+    return this.clockNow() + this.tscOffset;
+  }
+
+  /**
+   * Writes CR0/CR3/CR4/CR8 with the checks of SDM Vol. 2 "MOV—Move to/from Control Registers" and the
+   * IA-32e activation rules of Vol. 3 10.8.5. Flushes the TLB when translations may change.
+   */
+  writeCr(cr: number, lo: number, hi: number): void {
+    switch (cr) {
+      case 0: {
+        if (hi !== 0) this.raise(Vec.GP, 0);
+        let v = (lo | CR0.ET) & 0xe005003f;
+        if (v & CR0.PG && (v & CR0.PE) === 0) this.raise(Vec.GP, 0);
+        if (v & CR0.NW && (v & CR0.CD) === 0) this.raise(Vec.GP, 0);
+        const old = this.cr0;
+        if ((v & CR0.PG) !== 0 && (old & CR0.PG) === 0 && this.efer & EFER.LME) {
+          // Enabling IA-32e mode needs PAE and a CS that is not 64-bit.
+          if ((this.cr4 & CR4.PAE) === 0 || this.segAttr[Seg.CS]! & AR.L) this.raise(Vec.GP, 0);
+          this.efer |= EFER.LMA;
+        }
+        if ((v & CR0.PG) === 0 && (old & CR0.PG) !== 0 && this.efer & EFER.LMA) {
+          if (this.codeMode === 64) this.raise(Vec.GP, 0);
+          this.efer &= ~EFER.LMA;
+        }
+        if ((v & CR0.PE) === 0 && this.efer & EFER.LMA) this.raise(Vec.GP, 0);
+        v |= 0;
+        this.cr0 = v;
+        if (((old ^ v) & (CR0.PG | CR0.WP | CR0.PE)) !== 0) this.tlbFlushAll();
+        this.segCacheAll();
+        this.updateMode();
+        this.updateAccessMasks();
+        return;
+      }
+      case 2:
+        this.cr2Lo = lo;
+        this.cr2Hi = hi;
+        return;
+      case 3:
+        if (this.efer & EFER.LMA) {
+          if (hi >>> 0 >= 1 << (this.cpuidModel.physBits - 32) && (this.cr4 & CR4.PCIDE) === 0)
+            this.raise(Vec.GP, 0);
+        } else hi = 0;
+        this.cr3Lo = lo;
+        this.cr3Hi = hi;
+        this.tlbFlushAll();
+        return;
+      case 4: {
+        if (hi !== 0 || (lo & ~CR4_VALID) !== 0) this.raise(Vec.GP, 0);
+        if (this.efer & EFER.LMA && (lo & CR4.PAE) === 0) this.raise(Vec.GP, 0);
+        if (lo & CR4.PCIDE && (this.cr3Lo & 0xfff) !== 0) this.raise(Vec.GP, 0);
+        const old = this.cr4;
+        this.cr4 = lo;
+        if ((old ^ lo) & (CR4.PAE | CR4.PSE | CR4.PGE | CR4.PCIDE | CR4.SMEP | CR4.SMAP)) this.tlbFlushAll();
+        return;
+      }
+      default:
+        if (hi !== 0 || (lo & ~15) !== 0) this.raise(Vec.GP, 0);
+        this.cr8 = lo & 15;
+    }
+  }
+
+  /** RDMSR: returns false for an MSR this CPU does not implement (the caller raises #GP(0)). */
+  readMsr(idx: number): boolean {
+    let lo = 0;
+    let hi = 0;
+    const m64 = (n: number) => {
+      lo = this.msr64[n * 2]!;
+      hi = this.msr64[n * 2 + 1]!;
+    };
+    switch (idx) {
+      case Msr.TSC: {
+        const t = this.readTsc();
+        lo = (t % 4294967296) | 0;
+        hi = Math.floor(t / 4294967296) | 0;
+        break;
+      }
+      case Msr.EFER:
+        lo = this.efer;
+        break;
+      case Msr.STAR:
+        m64(M64.star);
+        break;
+      case Msr.LSTAR:
+        m64(M64.lstar);
+        break;
+      case Msr.CSTAR:
+        m64(M64.cstar);
+        break;
+      case Msr.FMASK:
+        m64(M64.fmask);
+        break;
+      case Msr.FS_BASE:
+        lo = this.segBaseLo[Seg.FS]!;
+        hi = this.segBaseHi[Seg.FS]!;
+        break;
+      case Msr.GS_BASE:
+        lo = this.segBaseLo[Seg.GS]!;
+        hi = this.segBaseHi[Seg.GS]!;
+        break;
+      case Msr.KERNEL_GS_BASE:
+        m64(M64.kernelGsBase);
+        break;
+      case Msr.TSC_AUX:
+        m64(M64.tscAux);
+        break;
+      case Msr.SYSENTER_CS:
+        lo = this.sysenterCs;
+        break;
+      case Msr.SYSENTER_ESP:
+        m64(M64.sysenterEsp);
+        break;
+      case Msr.SYSENTER_EIP:
+        m64(M64.sysenterEip);
+        break;
+      case Msr.PAT:
+        m64(M64.pat);
+        break;
+      case Msr.APIC_BASE:
+        m64(M64.apicBase);
+        break;
+      case Msr.MISC_ENABLE:
+        m64(M64.miscEnable);
+        break;
+      case Msr.FEATURE_CONTROL:
+        m64(M64.featureControl);
+        break;
+      case Msr.MTRR_DEF_TYPE:
+        m64(M64.mtrrDefType);
+        break;
+      case Msr.MTRRCAP:
+        lo = 0; // no variable or fixed MTRRs
+        break;
+      case Msr.SPEC_CTRL:
+        m64(M64.specCtrl);
+        break;
+      case Msr.TSC_ADJUST:
+        m64(M64.tscAdjust);
+        break;
+      default:
+        return false;
+    }
+    this.msrLo = lo;
+    this.msrHi = hi;
+    return true;
+  }
+
+  /** WRMSR: returns false for unknown MSRs or reserved bits (the caller raises #GP(0)). */
+  writeMsr(idx: number, lo: number, hi: number): boolean {
+    const set = (n: number) => {
+      this.msr64[n * 2] = lo;
+      this.msr64[n * 2 + 1] = hi;
+    };
+    const canonical = ((hi >> 15) + 1) >>> 1 === 0;
+    switch (idx) {
+      case Msr.TSC:
+        this.tscOffset = (hi >>> 0) * 4294967296 + (lo >>> 0) - this.clockNow();
+        return true;
+      case Msr.EFER: {
+        if (hi !== 0 || (lo & ~(EFER.SCE | EFER.LME | EFER.LMA | EFER.NXE)) !== 0) return false;
+        // LME cannot change while paging is on; LMA is read-only (SDM Vol. 3 10.8.5).
+        if (this.cr0 & CR0.PG && ((lo ^ this.efer) & EFER.LME) !== 0) return false;
+        const old = this.efer;
+        this.efer = (lo & ~EFER.LMA) | (old & EFER.LMA);
+        if ((old ^ this.efer) & EFER.NXE) this.tlbFlushAll();
+        return true;
+      }
+      case Msr.STAR:
+        set(M64.star);
+        return true;
+      case Msr.LSTAR:
+        if (!canonical) return false;
+        set(M64.lstar);
+        return true;
+      case Msr.CSTAR:
+        if (!canonical) return false;
+        set(M64.cstar);
+        return true;
+      case Msr.FMASK:
+        lo &= 0x3f7fd5;
+        hi = 0;
+        set(M64.fmask);
+        return true;
+      case Msr.FS_BASE:
+      case Msr.GS_BASE: {
+        if (!canonical) return false;
+        const s = idx === Msr.FS_BASE ? Seg.FS : Seg.GS;
+        this.segBaseLo[s] = lo;
+        this.segBaseHi[s] = hi;
+        return true;
+      }
+      case Msr.KERNEL_GS_BASE:
+        if (!canonical) return false;
+        set(M64.kernelGsBase);
+        return true;
+      case Msr.TSC_AUX:
+        hi = 0;
+        set(M64.tscAux);
+        return true;
+      case Msr.SYSENTER_CS:
+        this.sysenterCs = lo & 0xffff;
+        return true;
+      case Msr.SYSENTER_ESP:
+        if (!canonical) return false;
+        set(M64.sysenterEsp);
+        return true;
+      case Msr.SYSENTER_EIP:
+        if (!canonical) return false;
+        set(M64.sysenterEip);
+        return true;
+      case Msr.PAT:
+        set(M64.pat);
+        return true;
+      case Msr.APIC_BASE:
+        set(M64.apicBase);
+        return true;
+      case Msr.MISC_ENABLE:
+        set(M64.miscEnable);
+        return true;
+      case Msr.FEATURE_CONTROL:
+        set(M64.featureControl);
+        return true;
+      case Msr.MTRR_DEF_TYPE:
+        set(M64.mtrrDefType);
+        return true;
+      case Msr.SPEC_CTRL:
+        set(M64.specCtrl);
+        return true;
+      case Msr.TSC_ADJUST:
+        set(M64.tscAdjust);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * The I/O permission check (SDM Vol. 1 19.5): when CPL > IOPL or in virtual-8086 mode, every byte's
+   * bit in the TSS I/O bitmap must be clear, else #GP(0). Returns true or raises.
+   */
+  ioAllowed(port: number, size: number): boolean {
+    if ((this.cr0 & CR0.PE) === 0) return true;
+    if ((this.flags & F.VM) === 0 && this.cpl <= ((this.flags >> 12) & 3)) return true;
+    // Only a 32/64-bit TSS has a bitmap.
+    if ((this.segAttr[Seg.TR]! & 0xf) !== 0xb && (this.segAttr[Seg.TR]! & 0xf) !== 9) this.raise(Vec.GP, 0);
+    const limit = this.segLimit[Seg.TR]! >>> 0;
+    if (limit < 0x67) this.raise(Vec.GP, 0);
+    this.beginSupervisor();
+    const baseLo = this.segBaseLo[Seg.TR]!;
+    const baseHi = this.segBaseHi[Seg.TR]!;
+    const mapOff = this.rd16((baseLo + 0x66) | 0, baseHi);
+    const byte = mapOff + (port >> 3);
+    if (byte + 1 > limit) {
+      this.endSupervisor();
+      this.raise(Vec.GP, 0);
+    }
+    const bits = this.rd16((baseLo + byte) | 0, baseHi);
+    this.endSupervisor();
+    const maskBits = ((1 << size) - 1) << (port & 7);
+    if ((bits & maskBits) !== 0) this.raise(Vec.GP, 0);
+    return true;
+  }
+}

@@ -1,0 +1,92 @@
+import { describe, expect, it } from "vitest";
+import { Cpu, enterFlatLongMode, FlatMemory, IdentityTranslator, RunExit } from "../src/index.js";
+
+function hex(s: string): number[] {
+  return s
+    .replace(/\s+/g, "")
+    .match(/../g)!
+    .map((b) => Number.parseInt(b, 16));
+}
+
+function long64(code: string, ramSize = 1 << 20): { cpu: Cpu; ram: Uint8Array } {
+  const ram = new Uint8Array(ramSize);
+  const cpu = new Cpu({ memory: new FlatMemory(ram), translator: new IdentityTranslator() });
+  enterFlatLongMode(cpu, 0);
+  ram.set(hex(code), 0x1000);
+  cpu.ripLo = 0x1000;
+  cpu.r[8] = 0x80000; // rsp
+  return { cpu, ram };
+}
+
+describe("cpu basics", () => {
+  it("runs real-mode code to HLT", () => {
+    const ram = new Uint8Array(1 << 20);
+    const cpu = new Cpu({ memory: new FlatMemory(ram) });
+    ram.set([0xb8, 0x2a, 0x00, 0xf4], 0x7c00);
+    cpu.setRealModeEntry(0, 0x7c00);
+    expect(cpu.run(100)).toBe(RunExit.HLT);
+    expect(cpu.r[0]).toBe(42);
+    expect(cpu.ripLo).toBe(0x7c04);
+  });
+
+  it("runs a 64-bit loop with lazy flags", () => {
+    // mov ecx, 10; xor eax, eax; l: add eax, ecx; dec ecx; jnz l; hlt
+    const { cpu } = long64("b90a000000 31c0 01c8 ffc9 75fa f4");
+    expect(cpu.run(1000)).toBe(RunExit.HLT);
+    expect(cpu.r[0]).toBe(55);
+  });
+
+  it("64-bit arithmetic on halves: add rax, rbx with carry into the high half", () => {
+    // mov rax, 0xffffffff; mov rbx, 1; add rax, rbx; hlt
+    // mov eax, 0xffffffff (zero-extends); mov ebx, 1; add rax, rbx; hlt
+    const { cpu } = long64("b8ffffffff bb01000000 4801d8 f4");
+    cpu.run(100);
+    expect(cpu.r[0]).toBe(0);
+    expect(cpu.r[1]).toBe(1);
+    expect(cpu.cf()).toBe(false);
+  });
+
+  it("self-modifying code: a store into the next instruction takes effect", () => {
+    // lea rdi,[rip+target]; mov byte [rdi+1], 7; target: mov al, 1; hlt   -> al = 7
+    // 48 8d 3d 03 00 00 00 ; c6 47 01 07 ; b0 01 ; f4
+    const { cpu } = long64("488d3d04000000 c6470107 b001 f4");
+    expect(cpu.run(100)).toBe(RunExit.HLT);
+    expect(cpu.r[0]! & 0xff).toBe(7);
+  });
+
+  it("self-modifying code across runs: rewriting an already-decoded block", () => {
+    const { cpu, ram } = long64("b001 f4");
+    expect(cpu.run(10)).toBe(RunExit.HLT);
+    expect(cpu.r[0]! & 0xff).toBe(1);
+    // The guest rewrites its own code through a store.
+    // mov byte [0x1001], 9; jmp 0x1000
+    ram.set(hex("c604250110000009 e9f3efffff"), 0x2000);
+    cpu.halted = false;
+    cpu.ripLo = 0x2000;
+    cpu.run(100);
+    expect(cpu.r[0]! & 0xff).toBe(9);
+  });
+
+  it("division by zero delivers #DE through the IDT; a missing IDT becomes a triple fault", () => {
+    const { cpu } = long64("31c9 f7f1 f4");
+    cpu.idtrLimit = 0;
+    expect(cpu.run(100)).toBe(RunExit.SHUTDOWN);
+  });
+
+  it("random bytes never throw out of run", () => {
+    let seed = 12345;
+    const rnd = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed >>> 24;
+    };
+    for (let t = 0; t < 200; t++) {
+      const ram = new Uint8Array(1 << 16);
+      for (let k = 0; k < ram.length; k++) ram[k] = rnd();
+      const cpu = new Cpu({ memory: new FlatMemory(ram), translator: new IdentityTranslator() });
+      enterFlatLongMode(cpu, (t & 1) as 0 | 1 as 0);
+      cpu.ripLo = 0x1000;
+      const exit = cpu.run(2000);
+      expect(exit).not.toBe(RunExit.INTERNAL_ERROR);
+    }
+  });
+});
