@@ -46,7 +46,7 @@ describe("4-level paging (SDM Vol. 3A 4.5)", () => {
     const { m, root, w } = setup4();
     const used = map(m, root, 0x400000n, 0x5000n, P | RW | US);
     tr(w, 0x400000n, W);
-    used.slice(0, -1).forEach((ea) => expect(m.r64(ea) & (A | D)).toBe(A));
+    for (const ea of used.slice(0, -1)) expect(m.r64(ea) & (A | D)).toBe(A);
     expect(m.r64(used.at(-1)!) & (A | D)).toBe(A | D);
   });
 
