@@ -1,6 +1,15 @@
 // The decoder's public face: decode bytes into an Insn, the generated Op ids and per-form tables,
 // operand descriptions, and the Intel-syntax formatter.
 
+export {
+  type DisasmError,
+  type DisasmMode,
+  describeDisasmError,
+  disassembleBinary,
+  disassembleLines,
+  parseHexLine,
+  parseMode,
+} from "../format/disasm.js";
 export { formatIntel, gprName, hex as formatHex } from "../format/intel.js";
 export {
   ATTR_DOC,
