@@ -3,7 +3,7 @@ import { EntryCtl, ExitCtl, ExitReason, Pin, Proc, Proc2 } from "../src/controls
 import { VmxAbort } from "../src/exit";
 import { F, Seg } from "../src/fields";
 import { NMI_EXIT_INFO } from "../src/intercepts";
-import { type Rig, VMCS_PA, rig, validVmcs } from "./helpers";
+import { type Rig, rig, VMCS_PA, validVmcs } from "./helpers";
 
 function ready(): Rig {
   const r = rig();
