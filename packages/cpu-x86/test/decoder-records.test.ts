@@ -37,15 +37,14 @@ const recs: Rec[] = (readData() as { file: string; text: string }[]).flatMap((f)
 );
 
 /** An encoding of `r` and the mode to decode it in. */
-function encode(r: Rec): { mode: 16 | 32 | 64; bytes: number[] } {
+function encode(r: Rec): { mode: 32 | 64; bytes: number[] } {
   const e = r.enc;
-  let mode: 16 | 32 | 64 = r.attrs.has("i64") ? 32 : 64;
+  let mode: 32 | 64 = r.attrs.has("i64") ? 32 : 64;
   if (r.os === "os32" && (r.attrs.has("d64") || r.attrs.has("f64"))) mode = 32;
   if (r.as === "as16") mode = 32;
   const b: number[] = [];
   if (r.as === "as16" || (r.as === "as32" && mode === 64)) b.push(0x67);
   if (r.os === "os16") b.push(0x66);
-  if (r.os === "os32" && mode === 16) b.push(0x66);
   const pp = { none: 0, NP: 0, NF: 0, "66": 1, F3: 2, F2: 3 }[e.mp] ?? 0;
   if (!e.vex) {
     if (e.mp === "66") b.push(0x66);
