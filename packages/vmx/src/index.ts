@@ -8,6 +8,7 @@ export * from "./entry-checks-controls";
 export * from "./entry-checks-guest";
 export * from "./entry-checks-host";
 export * from "./exit";
+export * from "./exit-info";
 export * from "./fields";
 export * from "./iface";
 export * from "./instructions";

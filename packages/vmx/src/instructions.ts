@@ -82,6 +82,27 @@ function badMode(cpu: VmxCpuState): boolean {
   return (cpu.efer & 0x400n) !== 0n && (cpu.getSegment(1).ar & 0x2000) === 0;
 }
 
+/** A JSON-able snapshot of a VMX unit (STYLE.md "State"): named fields, the VMCS cache as hex. */
+export interface VmxUnitState {
+  inVmxOperation: boolean;
+  nonRoot: boolean;
+  vmxonPointer: number;
+  currentPointer: number;
+  /** The cached current VMCS region image (4096 bytes as 8192 hex digits). */
+  vmcs: string;
+  preemptionTimer: number;
+  preemptionResidue: number;
+  hostNmiBlocked: boolean;
+  aborted: boolean;
+}
+
+/** Why `VmxUnit.restore` rejected a state. */
+export class VmxStateError extends Error {
+  constructor(readonly field: string) {
+    super(`invalid VMX unit state: ${field}`);
+  }
+}
+
 /** One logical processor's VMX state: VMX operation, the VMXON region, the current VMCS. */
 export class VmxUnit {
   readonly caps: VmxCaps;
@@ -124,6 +145,47 @@ export class VmxUnit {
    */
   exit(info: ExitInfo): VmExitResult {
     return vmExit(this, info);
+  }
+
+  /** Snapshot the VMX state of this logical processor. */
+  save(): VmxUnitState {
+    return {
+      inVmxOperation: this.inVmxOperation,
+      nonRoot: this.nonRoot,
+      vmxonPointer: this.vmxonPointer,
+      currentPointer: this.currentPointer,
+      vmcs: Array.from(this.vmcs.bytes, (b) => b.toString(16).padStart(2, "0")).join(""),
+      preemptionTimer: this.preemptionTimer,
+      preemptionResidue: this.preemptionResidue,
+      hostNmiBlocked: this.hostNmiBlocked,
+      aborted: this.aborted,
+    };
+  }
+
+  /** Rebuild a unit from `save()` output; throws VmxStateError on a malformed state. */
+  static restore(deps: VmxUnitDeps, s: VmxUnitState): VmxUnit {
+    const u = new VmxUnit(deps);
+    const bool = (k: keyof VmxUnitState) => {
+      if (typeof s[k] !== "boolean") throw new VmxStateError(k);
+      return s[k] as boolean;
+    };
+    const int = (k: keyof VmxUnitState, min: number) => {
+      const v = s[k];
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min) throw new VmxStateError(k);
+      return v;
+    };
+    u.inVmxOperation = bool("inVmxOperation");
+    u.nonRoot = bool("nonRoot");
+    u.hostNmiBlocked = bool("hostNmiBlocked");
+    u.aborted = bool("aborted");
+    u.vmxonPointer = int("vmxonPointer", -1);
+    u.currentPointer = int("currentPointer", -1);
+    u.preemptionTimer = int("preemptionTimer", 0);
+    u.preemptionResidue = int("preemptionResidue", 0);
+    if (typeof s.vmcs !== "string" || !/^[0-9a-f]{8192}$/.test(s.vmcs)) throw new VmxStateError("vmcs");
+    for (let i = 0; i < 4096; i++) u.vmcs.bytes[i] = Number.parseInt(s.vmcs.slice(2 * i, 2 * i + 2), 16);
+    if (u.nonRoot && (!u.inVmxOperation || u.currentPointer < 0)) throw new VmxStateError("nonRoot");
+    return u;
   }
 
   // ---- SDM 31.2 conventions -------------------------------------------------------------------

@@ -309,3 +309,27 @@ describe("SDM 31.3 INVEPT/INVVPID", () => {
     }
   });
 });
+
+describe("save/restore", () => {
+  it("save -> restore -> save round-trips, and the restored unit keeps working", () => {
+    const r = rig();
+    r.unit.vmwrite(BigInt(F.GUEST_RIP), () => 0xabcdn);
+    const s1 = r.unit.save();
+    const u = VmxUnit.restore({ caps: r.caps, cpu: r.cpu, mem: r.mem }, JSON.parse(JSON.stringify(s1)));
+    expect(u.save()).toEqual(s1);
+    let v = 0n;
+    u.vmread(BigInt(F.GUEST_RIP), (x) => {
+      v = x;
+    });
+    expect(v).toBe(0xabcdn);
+  });
+  it("rejects malformed states by field", () => {
+    const r = rig();
+    const s = r.unit.save();
+    const deps = { caps: r.caps, cpu: r.cpu, mem: r.mem };
+    expect(() => VmxUnit.restore(deps, { ...s, vmcs: "00" })).toThrow(/vmcs/);
+    expect(() => VmxUnit.restore(deps, { ...s, currentPointer: 1.5 })).toThrow(/currentPointer/);
+    expect(() => VmxUnit.restore(deps, { ...s, nonRoot: true, currentPointer: -1 })).toThrow(/nonRoot/);
+    expect(() => VmxUnit.restore(deps, { ...s, aborted: "no" as unknown as boolean })).toThrow(/aborted/);
+  });
+});
