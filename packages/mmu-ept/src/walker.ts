@@ -139,9 +139,10 @@ export class GuestWalker {
     const write = (access & Access.WRITE) !== 0;
     this.adCount = 0;
     if (mode === PagingMode.NONE) {
-      // SDM 4.1.1: with paging off, linear addresses are physical; every address is a user-mode,
-      // writable, executable one for EPT's advanced exit information (SDM Vol. 3C Table 28-7).
-      const pa = (linHi >>> 0) * TWO32 + (linLo >>> 0);
+      // SDM 4.1.1: with paging off, linear addresses (32 bits: no long mode without paging) are
+      // physical; every address is a user-mode, writable, executable one for EPT's advanced exit
+      // information (SDM Vol. 3C Table 28-7).
+      const pa = linLo >>> 0;
       this.dirty = true;
       this.pkey = -1;
       return this.finish(pa, TWO32, true, true, false, false, access, out);

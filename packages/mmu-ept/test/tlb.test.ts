@@ -227,8 +227,7 @@ describe("TLB (SDM Vol. 3A 4.10)", () => {
     // different host ranges.
     const RWX = 7n;
     remap(m, root, 0x400000n, 0x5000n);
-    const roots: bigint[] = [];
-    for (const base of [0x100_0000n, 0x180_0000n]) roots.push(m.alloc());
+    const roots: bigint[] = [m.alloc(), m.alloc()];
     roots.forEach((er, k) => {
       const base = k === 0 ? 0x100_0000n : 0x180_0000n;
       for (const g of [0x5000n, 0x6000n]) map(m, er, g, base + g, RWX | (6n << 3n), { upper: RWX });
