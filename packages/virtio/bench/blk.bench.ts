@@ -3,7 +3,14 @@
 // guest addresses; each iteration publishes its head, notifies through the mmio register and
 // reaps the used element, as a driver with one request in flight would.
 import { bench, describe } from "vitest";
-import { BlkType, FlatGuestMemory, MemoryBlockBackend, MmioReg, MmioTransport, VirtioBlk } from "../src/index";
+import {
+  BlkType,
+  FlatGuestMemory,
+  MemoryBlockBackend,
+  MmioReg,
+  MmioTransport,
+  VirtioBlk,
+} from "../src/index";
 import { MmioDriverTransport, MockDriver } from "../src/testing/index";
 
 function setup(dataLen: number, write: boolean) {
@@ -39,7 +46,8 @@ function setup(dataLen: number, write: boolean) {
     idx = (idx + 1) & 0xffff;
     dv.setUint16(q.availAddr + 2, idx, true);
     mmio.write(MmioReg.QUEUE_NOTIFY, 4, 0);
-    if (dv.getUint16(q.usedAddr + 2, true) !== idx || mem.bytes[STATUS] !== 0) throw new Error("request failed");
+    if (dv.getUint16(q.usedAddr + 2, true) !== idx || mem.bytes[STATUS] !== 0)
+      throw new Error("request failed");
     mmio.write(MmioReg.INTERRUPT_ACK, 4, 1);
   };
 }

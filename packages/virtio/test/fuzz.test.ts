@@ -255,8 +255,8 @@ function run(kind: DeviceKind, usePci: boolean, ops: Op[]): void {
           dv.setUint16(at + 12, d.flags, true);
           dv.setUint16(at + 14, d.next, true);
         };
-        o.descs.forEach((d, k) => put(mq.descAddr, (o.first + k) % mq.size, d));
-        o.tableDescs.forEach((d, k) => put(o.table, k, d));
+        for (const [k, d] of o.descs.entries()) put(mq.descAddr, (o.first + k) % mq.size, d);
+        for (const [k, d] of o.tableDescs.entries()) put(o.table, k, d);
         const idx = dv.getUint16(mq.availAddr + 2, true);
         w16(mq.availAddr + 4 + 2 * (idx % mq.size), o.first);
         w16(mq.availAddr + 2, (idx + 1) & 0xffff);

@@ -1,4 +1,4 @@
-import { Feature, Status } from "../constants";
+import { Feature, MAX_QUEUE_SIZE, Status } from "../constants";
 import type { DeviceContext, DeviceHost, VirtioDevice } from "../device";
 import { type Features, hasFeature } from "../features";
 import type { GuestMemory } from "../memory";
@@ -48,6 +48,13 @@ export class TransportCore implements DeviceHost {
     readonly device: VirtioDevice,
     readonly mem: GuestMemory,
   ) {
+    // Linux's vring_create_virtqueue_split refuses a length that is not a power of two, and
+    // 2.7 caps split queues at 32768: a device configured otherwise could never be driven.
+    for (const n of device.queueSizes) {
+      if (!Number.isInteger(n) || n < 1 || n > MAX_QUEUE_SIZE || (n & (n - 1)) !== 0) {
+        throw new RangeError(`queue size ${n} is not a power of two in 1..${MAX_QUEUE_SIZE}`);
+      }
+    }
     this.queues = device.queueSizes.map((n) => new SplitQueue(n, mem));
     this.queueResetting = this.queues.map(() => false);
     device.bind(this);
