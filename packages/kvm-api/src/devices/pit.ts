@@ -218,7 +218,10 @@ export class Pit {
       this.speakerData = (v >> 1) & 1;
       return;
     }
-    if (port === PIT_PORT_CONTROL) return this.control(v, now);
+    if (port === PIT_PORT_CONTROL) {
+      this.control(v, now);
+      return;
+    }
     if (port < 0x40 || port > 0x42) return;
     const c = this.ch[port - 0x40]!;
     switch (c.writeState) {

@@ -1,0 +1,79 @@
+/**
+ * `/dev/kvm`: the system-level calls (api.rst 4.1-4.x). API version 12, the capabilities tskvm
+ * implements, the supported CPUID table and the MSR index list.
+ */
+import { CAPABILITIES, KVM_API_VERSION } from "./caps.js";
+import { type CpuFeatureSource, type CpuidEntry2, KVM_MAX_CPUID_ENTRIES, supportedCpuid } from "./cpuid.js";
+import { fail } from "./errors.js";
+import { KVM_API_MSRS } from "./vcpu.js";
+import { Vm, type VmOptions } from "./vm.js";
+
+export interface KvmOptions {
+  /** The CPU's features and MSRs (from @tskvm/cpu-x86 once it lands). */
+  cpu?: CpuFeatureSource;
+  /** XCR0 components the CPU can save/restore (x87 always; SSE/AVX when the CPU has them). */
+  xcr0Supported?: bigint;
+}
+
+/** Size of the `kvm_run` mapping (KVM_GET_VCPU_MMAP_SIZE): one page here. */
+export const KVM_VCPU_MMAP_SIZE = 4096;
+
+/**
+ * The KVM system object.
+ *
+ * @example
+ * ```ts
+ * const kvm = new Kvm();
+ * const vm = kvm.createVm({ clock: "deterministic" });
+ * vm.createIrqchip();
+ * vm.createPit2();
+ * vm.setUserMemoryRegion({ slot: 0, flags: 0, guestPhysAddr: 0, memorySize: 1 << 20, memory: new ArrayBuffer(1 << 20) });
+ * const vcpu = vm.createVcpu(0);
+ * ```
+ */
+export class Kvm {
+  readonly xcr0Supported: bigint;
+  constructor(private readonly opts: KvmOptions = {}) {
+    this.xcr0Supported = opts.xcr0Supported ?? 1n;
+  }
+
+  /** KVM_GET_API_VERSION. */
+  getApiVersion(): number {
+    return KVM_API_VERSION;
+  }
+
+  /** KVM_CHECK_EXTENSION: 0 for anything not implemented. */
+  checkExtension(cap: number): number {
+    return CAPABILITIES.get(cap)?.value ?? 0;
+  }
+
+  /** KVM_GET_VCPU_MMAP_SIZE. */
+  getVcpuMmapSize(): number {
+    return KVM_VCPU_MMAP_SIZE;
+  }
+
+  /** KVM_CREATE_VM (type 0 only: the default x86 VM). */
+  createVm(opts: VmOptions & { type?: number } = {}): Vm {
+    if (opts.type) fail("EINVAL", "KVM_CREATE_VM", "UnknownType");
+    return new Vm(this, opts);
+  }
+
+  /** KVM_GET_SUPPORTED_CPUID: E2BIG when `maxEntries` cannot hold the table. */
+  getSupportedCpuid(maxEntries = KVM_MAX_CPUID_ENTRIES): CpuidEntry2[] {
+    const t = supportedCpuid(this.opts.cpu);
+    if (t.length > maxEntries) fail("E2BIG", "KVM_GET_SUPPORTED_CPUID", "TooSmall", `need ${t.length}`);
+    return t;
+  }
+
+  /** MSRs of the CPU (not those kvm-api implements). */
+  cpuMsrIndices(): readonly number[] {
+    return this.opts.cpu?.msrIndexList() ?? [];
+  }
+
+  /** KVM_GET_MSR_INDEX_LIST: E2BIG when `maxEntries` cannot hold it. */
+  getMsrIndexList(maxEntries = 1024): number[] {
+    const list = [...new Set([...this.cpuMsrIndices(), ...KVM_API_MSRS])].sort((a, b) => a - b);
+    if (list.length > maxEntries) fail("E2BIG", "KVM_GET_MSR_INDEX_LIST", "TooSmall", `need ${list.length}`);
+    return list;
+  }
+}

@@ -1,0 +1,447 @@
+/**
+ * A vCPU (KVM_CREATE_VCPU). Until the CPU lands this is the state holder behind the vCPU ioctls,
+ * plus the kernel-side pieces of KVM_RUN that need no CPU: MSR and CPUID handling, INIT/SIPI
+ * processing into the MP state, interrupt acceptance. `run()` delegates to a {@link VcpuBackend}
+ * (the VMX/CPU composition), the seam where `@tskvm/vmx` plugs in.
+ */
+import { nsToTsc, tscToNs } from "./clock.js";
+import { type CpuidEntry2, cpuidEqual, cpuidLookup, validateCpuid2 } from "./cpuid.js";
+import { KvmClockVcpu } from "./devices/kvmclock.js";
+import { Lapic, PENDING_INIT, PENDING_SIPI } from "./devices/lapic.js";
+import { KVM_APIC_REG_SIZE, MSR_IA32_APICBASE, MSR_IA32_TSC_DEADLINE } from "./devices/lapic-regs.js";
+import { fail } from "./errors.js";
+import { freshRunFields, type KvmExit, type KvmRunFields } from "./exits.js";
+import * as S from "./vcpu-state.js";
+import type { Vm } from "./vm.js";
+
+export const MSR_IA32_TSC = 0x10;
+/** Default guest TSC rate when userspace sets none: 2 GHz. */
+export const DEFAULT_TSC_KHZ = 2_000_000;
+/** MSRs kvm-api itself implements (the CPU adds its own through CpuFeatureSource). */
+export const KVM_API_MSRS = [
+  MSR_IA32_TSC,
+  MSR_IA32_APICBASE,
+  MSR_IA32_TSC_DEADLINE,
+  0x11,
+  0x12,
+  0x4b564d00,
+  0x4b564d01,
+];
+
+/** `struct kvm_msr_entry`. */
+export interface MsrEntry {
+  index: number;
+  data: bigint;
+}
+
+/** What runs the guest: implemented by the VMX/CPU composition. */
+export interface VcpuBackend {
+  run(vcpu: Vcpu): KvmExit;
+}
+
+export class Vcpu {
+  readonly lapic: Lapic | null;
+  readonly kvmclock: KvmClockVcpu;
+  /** The request/status header of kvm_run. */
+  readonly runFields: KvmRunFields = freshRunFields();
+  backend: VcpuBackend | undefined;
+  private regs: S.KvmRegs = S.resetRegs();
+  private sregs: S.KvmSregs;
+  private fpu: S.KvmFpu = S.resetFpu();
+  private xsave = new Uint8Array(4096);
+  private xcr0 = 1n;
+  private events: S.KvmVcpuEvents = S.emptyEvents();
+  private debugRegs: S.KvmDebugRegs = { db: [0n, 0n, 0n, 0n], dr6: 0xffff0ff0n, dr7: 0x400n, flags: 0 };
+  private cpuidTable: CpuidEntry2[] = [];
+  private readonly cpuMsrs = new Map<number, bigint>();
+  /** IA32_APIC_BASE without an in-kernel LAPIC (KVM still keeps it). */
+  private apicBaseNoLapic = 0xfee00000 + 0x800;
+  mpState: number;
+  tscKhz = DEFAULT_TSC_KHZ;
+  /** TSC = nsToTsc(vm ns) + tscOffset. */
+  tscOffset = 0;
+  /** KVM_INTERRUPT without an in-kernel irqchip: the vector to inject, or -1. */
+  pendingExternalVector = -1;
+  hasRun = false;
+  private readonly msrOut = new Uint32Array(2);
+
+  constructor(
+    readonly vm: Vm,
+    readonly id: number,
+    readonly index: number,
+  ) {
+    const chip = vm.irqchip;
+    this.kvmclock = new KvmClockVcpu(vm.kvmclock, { at: (ns) => this.tscAt(ns), khz: () => this.tscKhz });
+    if (chip) {
+      this.lapic = new Lapic(id, {
+        bus: chip,
+        clock: vm.clock,
+        tscAt: (ns) => this.tscAt(ns),
+        nsAtTsc: (t) => tscToNs(t - this.tscOffset, this.tscKhz),
+        eoiBroadcast: (v) => chip.eoiBroadcast(v),
+        kick: () => vm.kick(this.index),
+        tscDeadline: true,
+        x2apic: true,
+      });
+      chip.addLapic(this.lapic);
+    } else {
+      this.lapic = null;
+    }
+    if (id === 0) this.apicBaseNoLapic += 0x100;
+    this.sregs = S.resetSregs(BigInt(this.apicBase));
+    // api.rst KVM_GET_MP_STATE: with an in-kernel irqchip, APs wait for INIT/SIPI.
+    this.mpState = chip && id !== 0 ? S.KVM_MP_STATE_UNINITIALIZED : S.KVM_MP_STATE_RUNNABLE;
+  }
+
+  get apicBase(): number {
+    return this.lapic ? this.lapic.apicBase : this.apicBaseNoLapic;
+  }
+
+  tscAt(ns: number): number {
+    return nsToTsc(ns, this.tscKhz) + this.tscOffset;
+  }
+  /** The guest's TSC now. */
+  tsc(): number {
+    return this.tscAt(this.vm.clock.nowNs());
+  }
+
+  // ---- KVM_RUN ----
+
+  /** KVM_RUN. `immediateExit` returns KVM_EXIT_INTR at once, as KVM does (-EINTR). */
+  run(): KvmExit {
+    if (this.runFields.immediateExit) return { kind: "intr", reason: 10 };
+    if (!this.backend)
+      fail("EOPNOTSUPP", "KVM_RUN", "NoCpuBackend", "no CPU backend is attached to this vCPU");
+    this.hasRun = true;
+    this.acceptEvents();
+    const exit = this.backend.run(this);
+    this.runFields.apicBase = this.apicBase;
+    this.runFields.cr8 = this.lapic ? this.lapic.cr8 : Number(this.sregs.cr8);
+    return exit;
+  }
+
+  /**
+   * kvm_apic_accept_events(): a pending INIT resets the vCPU (SDM 10.4.7.3; the BSP runs on, an
+   * AP waits for SIPI); a SIPI in INIT_RECEIVED starts it at vector << 12 (CS = vector << 8, IP 0).
+   */
+  acceptEvents(): void {
+    const l = this.lapic;
+    if (!l?.pendingEvents) return;
+    if (l.pendingEvents & PENDING_INIT) {
+      l.pendingEvents &= ~PENDING_INIT;
+      this.initReset();
+      this.mpState = this.id === 0 ? S.KVM_MP_STATE_RUNNABLE : S.KVM_MP_STATE_INIT_RECEIVED;
+      // A SIPI that arrived before the INIT was processed is dropped (it precedes the INIT).
+      if (this.id === 0) l.pendingEvents &= ~PENDING_SIPI;
+    }
+    if (l.pendingEvents & PENDING_SIPI) {
+      l.pendingEvents &= ~PENDING_SIPI;
+      if (this.mpState === S.KVM_MP_STATE_INIT_RECEIVED) {
+        const v = l.sipiVector;
+        this.sregs.cs = { ...this.sregs.cs, selector: v << 8, base: BigInt(v << 12) };
+        this.regs.rip = 0n;
+        this.mpState = S.KVM_MP_STATE_RUNNABLE;
+      }
+    }
+  }
+
+  /** INIT: registers as after RESET except the LAPIC base and the x87/SSE state (SDM Table 10-1). */
+  private initReset(): void {
+    this.regs = S.resetRegs();
+    const apicBase = BigInt(this.apicBase);
+    const efer = 0n;
+    this.sregs = { ...S.resetSregs(apicBase), efer };
+    this.lapic?.reset(true);
+    this.events = S.emptyEvents();
+  }
+
+  // ---- registers ----
+
+  getRegs(): S.KvmRegs {
+    return { ...this.regs };
+  }
+  setRegs(r: S.KvmRegs): void {
+    for (const n of S.REG_NAMES) {
+      const v = r[n];
+      if (typeof v !== "bigint" || v < 0n || v >> 64n) fail("EINVAL", "KVM_SET_REGS", "BadValue", n);
+    }
+    this.regs = { ...r };
+  }
+
+  getSregs(): S.KvmSregs {
+    const s = structuredClone(this.sregs);
+    s.apicBase = BigInt(this.apicBase);
+    if (this.lapic) s.cr8 = BigInt(this.lapic.cr8);
+    return s;
+  }
+  setSregs(s: S.KvmSregs): void {
+    S.checkSregs(s, S.CR4_DEFINED, 52);
+    if (s.apicBase !== BigInt(this.apicBase)) {
+      if (!this.setApicBaseHost(s.apicBase)) fail("EINVAL", "KVM_SET_SREGS", "BadApicBase");
+    }
+    if (this.lapic) this.lapic.cr8 = Number(s.cr8 & 0xfn);
+    // Without an in-kernel irqchip, interrupt_bitmap carries at most one pending interrupt.
+    if (!this.lapic) {
+      const bits = s.interruptBitmap;
+      let vec = -1;
+      for (let w = 0; w < 4; w++) {
+        for (let b = 0; b < 64; b++) if (((bits[w] ?? 0n) >> BigInt(b)) & 1n) vec = w * 64 + b;
+      }
+      this.pendingExternalVector = vec;
+    }
+    this.sregs = structuredClone(s);
+  }
+
+  private setApicBaseHost(v: bigint): boolean {
+    if (this.lapic) return this.lapic.setApicBase(Number(v), true);
+    this.apicBaseNoLapic = Number(v);
+    return true;
+  }
+
+  getFpu(): S.KvmFpu {
+    return { ...this.fpu, fpr: this.fpu.fpr.slice(), xmm: this.fpu.xmm.slice() };
+  }
+  setFpu(f: S.KvmFpu): void {
+    if (f.fpr.length !== 128 || f.xmm.length !== 256) fail("EINVAL", "KVM_SET_FPU", "BadLength");
+    this.fpu = { ...f, fpr: f.fpr.slice(), xmm: f.xmm.slice() };
+  }
+
+  /** KVM_GET_XSAVE: the 4 KiB XSAVE image (legacy area, header, extended components). */
+  getXsave(): Uint8Array {
+    return this.xsave.slice();
+  }
+  setXsave(region: Uint8Array): void {
+    if (region.length !== 4096) fail("EINVAL", "KVM_SET_XSAVE", "BadLength");
+    const dv = new DataView(region.buffer, region.byteOffset, region.byteLength);
+    // SDM 13.8: XSTATE_BV (offset 512) may only name components enabled in XCR0 (KVM checks
+    // against the supported set); XCOMP_BV (520) must be 0 in the standard format.
+    const xstateBv = dv.getBigUint64(512, true);
+    if (xstateBv & ~this.vm.kvm.xcr0Supported) fail("EINVAL", "KVM_SET_XSAVE", "XstateBvUnsupported");
+    if (dv.getBigUint64(520, true) !== 0n) fail("EINVAL", "KVM_SET_XSAVE", "CompactedFormat");
+    // MXCSR reserved bits #GP on XRSTOR; KVM rejects them.
+    if (dv.getUint32(24, true) & ~0xffff) fail("EINVAL", "KVM_SET_XSAVE", "MxcsrReserved");
+    this.xsave = region.slice();
+  }
+
+  getXcrs(): S.KvmXcr[] {
+    return [{ xcr: 0, value: this.xcr0 }];
+  }
+  setXcrs(xcrs: readonly S.KvmXcr[]): void {
+    S.checkXcrs(xcrs, this.vm.kvm.xcr0Supported);
+    for (const x of xcrs) this.xcr0 = x.value;
+  }
+
+  getVcpuEvents(): S.KvmVcpuEvents {
+    const e = structuredClone(this.events);
+    e.flags =
+      S.KVM_VCPUEVENT_VALID_NMI_PENDING | S.KVM_VCPUEVENT_VALID_SIPI_VECTOR | S.KVM_VCPUEVENT_VALID_SHADOW;
+    if (this.lapic) {
+      e.nmi.pending = this.lapic.nmiPending > 0 ? 1 : 0;
+      e.sipiVector = this.lapic.sipiVector;
+    }
+    return e;
+  }
+  setVcpuEvents(e: S.KvmVcpuEvents): void {
+    S.checkEvents(e);
+    const next = structuredClone(e);
+    if (!(e.flags & S.KVM_VCPUEVENT_VALID_NMI_PENDING)) next.nmi.pending = this.events.nmi.pending;
+    if (!(e.flags & S.KVM_VCPUEVENT_VALID_SHADOW)) next.interrupt.shadow = this.events.interrupt.shadow;
+    if (this.lapic) {
+      if (e.flags & S.KVM_VCPUEVENT_VALID_NMI_PENDING) this.lapic.nmiPending = e.nmi.pending ? 1 : 0;
+      if (e.flags & S.KVM_VCPUEVENT_VALID_SIPI_VECTOR) this.lapic.sipiVector = e.sipiVector & 0xff;
+    }
+    this.events = next;
+  }
+
+  getDebugRegs(): S.KvmDebugRegs {
+    return structuredClone(this.debugRegs);
+  }
+  setDebugRegs(d: S.KvmDebugRegs): void {
+    S.checkDebugRegs(d);
+    this.debugRegs = structuredClone(d);
+  }
+
+  // ---- MP state, NMI, interrupt ----
+
+  getMpState(): number {
+    // kvm_arch_vcpu_ioctl_get_mpstate(): latched events are processed first.
+    this.acceptEvents();
+    return this.mpState;
+  }
+  setMpState(state: number): void {
+    const step = "KVM_SET_MP_STATE";
+    if (![0, 1, 2, 3, 4].includes(state)) fail("EINVAL", step, "UnknownState");
+    if (!this.lapic && state !== S.KVM_MP_STATE_RUNNABLE) fail("EINVAL", step, "NoInKernelLapic");
+    if (state === S.KVM_MP_STATE_SIPI_RECEIVED) {
+      this.mpState = S.KVM_MP_STATE_INIT_RECEIVED;
+      this.lapic!.pendingEvents |= PENDING_SIPI;
+      return;
+    }
+    this.mpState = state;
+  }
+
+  /** KVM_NMI: queue an NMI. */
+  nmi(): void {
+    if (this.lapic) this.lapic.nmiPending++;
+    else this.events.nmi.pending = 1;
+  }
+
+  /** KVM_INTERRUPT: only without an in-kernel irqchip (ENXIO otherwise); irq < 256. */
+  interrupt(irq: number): void {
+    if (!Number.isInteger(irq) || irq < 0 || irq >= 256) fail("EINVAL", "KVM_INTERRUPT", "BadVector");
+    if (this.lapic) fail("ENXIO", "KVM_INTERRUPT", "InKernelIrqchip");
+    if (this.pendingExternalVector >= 0) fail("EEXIST", "KVM_INTERRUPT", "AlreadyPending");
+    this.pendingExternalVector = irq;
+  }
+
+  // ---- LAPIC ----
+
+  /** KVM_GET_LAPIC: the 1 KiB register page. ENXIO without an in-kernel irqchip. */
+  getLapic(): Uint8Array {
+    if (!this.lapic) fail("ENXIO", "KVM_GET_LAPIC", "NoInKernelLapic");
+    const s = this.lapic.save();
+    return new Uint8Array(Uint32Array.from(s.regs).buffer);
+  }
+  setLapic(page: Uint8Array): void {
+    if (!this.lapic) fail("ENXIO", "KVM_SET_LAPIC", "NoInKernelLapic");
+    if (page.length !== KVM_APIC_REG_SIZE) fail("EINVAL", "KVM_SET_LAPIC", "BadLength");
+    const copy = page.slice();
+    this.lapic.restorePage(new Uint32Array(copy.buffer));
+  }
+
+  // ---- CPUID ----
+
+  getCpuid2(): CpuidEntry2[] {
+    return this.cpuidTable.map((e) => ({ ...e }));
+  }
+  /** KVM_SET_CPUID2; after the first KVM_RUN only an identical table is accepted (EBUSY). */
+  setCpuid2(entries: readonly CpuidEntry2[]): void {
+    const t = validateCpuid2(entries);
+    if (this.hasRun && !cpuidEqual(t, this.cpuidTable)) fail("EBUSY", "KVM_SET_CPUID2", "AfterRun");
+    this.cpuidTable = t;
+  }
+  /** CPUID exit handling: `out` gets EAX, EBX, ECX, EDX. */
+  cpuid(fn: number, index: number, out: Uint32Array): void {
+    cpuidLookup(this.cpuidTable, fn, index, out);
+    if (fn === 1) {
+      // kvm_update_cpuid_runtime(): CPUID.1:EDX.APIC follows IA32_APIC_BASE.EN.
+      if (!(this.apicBase & 0x800)) out[3]! &= ~(1 << 9);
+    }
+  }
+
+  // ---- MSRs ----
+
+  /** Is `index` an MSR this vCPU has? */
+  hasMsr(index: number): boolean {
+    return KVM_API_MSRS.includes(index) || this.cpuMsrs.has(index) || (index >= 0x800 && index <= 0x8ff);
+  }
+
+  /** RDMSR; `hostInitiated` is KVM_GET_MSRS. Returns undefined for #GP / unknown. */
+  readMsr(index: number, _hostInitiated = false): bigint | undefined {
+    const out = this.msrOut;
+    switch (index) {
+      case MSR_IA32_TSC:
+        return BigInt(this.tsc());
+      case MSR_IA32_APICBASE:
+        return BigInt(this.apicBase);
+    }
+    const kc = this.kvmclock.rdmsr(index);
+    if (kc !== undefined) return BigInt(kc);
+    if (this.lapic && (index === MSR_IA32_TSC_DEADLINE || (index >= 0x800 && index <= 0x8ff))) {
+      return this.lapic.rdmsr(index, out) ? (BigInt(out[1]!) << 32n) | BigInt(out[0]!) : undefined;
+    }
+    return this.cpuMsrs.get(index);
+  }
+
+  /** WRMSR; `hostInitiated` is KVM_SET_MSRS. Returns false for #GP / unknown. */
+  writeMsr(index: number, value: bigint, hostInitiated = false): boolean {
+    if (value < 0n || value >> 64n) return false;
+    const lo = Number(value & 0xffffffffn);
+    const hi = Number(value >> 32n);
+    switch (index) {
+      case MSR_IA32_TSC:
+        // Writing the TSC moves this vCPU's offset (SDM 18.17: "the TSC can be written").
+        this.tscOffset = Number(value) - nsToTsc(this.vm.clock.nowNs(), this.tscKhz);
+        return true;
+      case MSR_IA32_APICBASE:
+        if (this.lapic) return this.lapic.wrmsr(index, lo, hi, hostInitiated);
+        if (lo & 0x2ff) return false;
+        this.apicBaseNoLapic = Number(value);
+        return true;
+    }
+    if (this.kvmclock.wrmsr(index, Number(value), this.vm.memory)) return true;
+    if (this.lapic && (index === MSR_IA32_TSC_DEADLINE || (index >= 0x800 && index <= 0x8ff))) {
+      return this.lapic.wrmsr(index, lo, hi, hostInitiated);
+    }
+    if (this.cpuMsrs.has(index)) {
+      this.cpuMsrs.set(index, value);
+      return true;
+    }
+    return false;
+  }
+
+  /** Registers the CPU's MSRs (from CpuFeatureSource) with their reset value 0. */
+  addCpuMsrs(indices: readonly number[]): void {
+    for (const i of indices) if (!KVM_API_MSRS.includes(i)) this.cpuMsrs.set(i, 0n);
+  }
+
+  /** KVM_GET_MSRS: reads entries in order, stops at the first failure; returns the count read. */
+  getMsrs(entries: MsrEntry[]): number {
+    if (entries.length > 1000000) fail("E2BIG", "KVM_GET_MSRS", "TooMany");
+    let n = 0;
+    for (const e of entries) {
+      const v = this.readMsr(e.index, true);
+      if (v === undefined) break;
+      e.data = v;
+      n++;
+    }
+    return n;
+  }
+
+  /** KVM_SET_MSRS: writes entries in order, stops at the first failure; returns the count written. */
+  setMsrs(entries: readonly MsrEntry[]): number {
+    let n = 0;
+    for (const e of entries) {
+      if (!this.writeMsr(e.index, e.data, true)) break;
+      n++;
+    }
+    return n;
+  }
+
+  // ---- TSC / kvmclock ----
+
+  getTscKhz(): number {
+    return this.tscKhz;
+  }
+  /** KVM_SET_TSC_KHZ: the TSC keeps its current value at the new rate. */
+  setTscKhz(khz: number): void {
+    if (!Number.isInteger(khz) || khz <= 0 || khz > 0xffffffff) fail("EINVAL", "KVM_SET_TSC_KHZ", "BadRate");
+    const now = this.vm.clock.nowNs();
+    const tsc = this.tscAt(now);
+    this.tscKhz = khz;
+    this.tscOffset = tsc - nsToTsc(now, khz);
+    this.kvmclock.update(this.vm.memory);
+  }
+
+  /** KVM_KVMCLOCK_CTRL: tell the guest it was stopped; EINVAL when kvmclock is not active. */
+  kvmclockCtrl(): void {
+    if (!this.kvmclock.active) fail("EINVAL", "KVM_KVMCLOCK_CTRL", "KvmclockInactive");
+    this.kvmclock.guestStopped = true;
+    this.kvmclock.update(this.vm.memory);
+  }
+
+  // ---- interrupts for the run loop ----
+
+  /** An interrupt is ready for the CPU (in-kernel irqchip, or KVM_INTERRUPT). */
+  hasInterrupt(): boolean {
+    if (this.lapic) return this.vm.irqchip!.hasInterrupt(this.index);
+    return this.pendingExternalVector >= 0;
+  }
+  /** INTA: the vector the CPU takes now, or -1. */
+  acknowledgeInterrupt(): number {
+    if (this.lapic) return this.vm.irqchip!.acknowledge(this.index);
+    const v = this.pendingExternalVector;
+    this.pendingExternalVector = -1;
+    return v;
+  }
+}
