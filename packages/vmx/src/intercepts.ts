@@ -14,6 +14,12 @@ import type { VmxPhysMemory } from "./iface";
 import type { Vmcs } from "./vmcs";
 
 export const NO_EXIT = -1;
+
+/**
+ * Scratch for one-byte bitmap reads, so the decisions allocate nothing per call. It is not state:
+ * every use writes it and reads it back within one synchronous call.
+ */
+const byte = new Uint8Array(1);
 export const RAISE_UD = -2;
 
 /** Secondary controls in effect (0 unless "activate secondary controls", SDM 25.6.2). */
@@ -182,9 +188,8 @@ export function tprShadowActive(v: Vmcs): boolean {
 }
 /** MOV from CR8 with the TPR shadow: VTPR bits 7:4 (30.3). */
 export function readVirtualCr8(v: Vmcs, mem: VmxPhysMemory): number {
-  const b = new Uint8Array(1);
-  mem.read(Number(v.get64(F.VIRTUAL_APIC_PAGE_ADDR)) + 0x80, b);
-  return b[0]! >>> 4;
+  mem.read(v.getNum(F.VIRTUAL_APIC_PAGE_ADDR) + 0x80, byte);
+  return byte[0]! >>> 4;
 }
 /**
  * MOV to CR8 with the TPR shadow: VTPR <- value[3:0] << 4 (bytes 81H-83H cleared), then TPR
@@ -194,7 +199,7 @@ export function readVirtualCr8(v: Vmcs, mem: VmxPhysMemory): number {
 export function writeVirtualCr8(v: Vmcs, mem: VmxPhysMemory, value: number): number {
   const b = new Uint8Array(4);
   b[0] = (value & 0xf) << 4;
-  mem.write(Number(v.get64(F.VIRTUAL_APIC_PAGE_ADDR)) + 0x80, b);
+  mem.write(v.getNum(F.VIRTUAL_APIC_PAGE_ADDR) + 0x80, b);
   return (value & 0xf) < (v.get32(F.TPR_THRESHOLD) & 0xf) ? ExitReason.TPR_BELOW_THRESHOLD : NO_EXIT;
 }
 
@@ -211,7 +216,7 @@ export const ApicAccessType = { READ: 0, WRITE: 1, FETCH: 2, EVENT_DELIVERY: 3 }
  */
 export function apicAccessExit(v: Vmcs, gpa: number, size: number, type: number): number {
   if ((proc2Of(v) & Proc2.VIRTUALIZE_APIC_ACCESSES) === 0) return NO_EXIT;
-  const page = Number(v.get64(F.APIC_ACCESS_ADDR));
+  const page = v.getNum(F.APIC_ACCESS_ADDR);
   if (Math.floor(gpa / 4096) * 4096 !== page) return NO_EXIT;
   const off = gpa - page;
   if (type <= ApicAccessType.WRITE && off === 0x80 && size === 4 && tprShadowActive(v)) return NO_EXIT;
@@ -234,12 +239,11 @@ export function ioExit(v: Vmcs, mem: VmxPhysMemory, port: number, size: number):
   if ((proc & Proc.USE_IO_BITMAPS) === 0)
     return proc & Proc.UNCOND_IO_EXITING ? ExitReason.IO_INSTRUCTION : NO_EXIT;
   if (port + size > 0x10000) return ExitReason.IO_INSTRUCTION;
-  const b = new Uint8Array(1);
   for (let p = port; p < port + size; p++) {
-    const base = Number(v.get64(p < 0x8000 ? F.IO_BITMAP_A : F.IO_BITMAP_B));
+    const base = v.getNum(p < 0x8000 ? F.IO_BITMAP_A : F.IO_BITMAP_B);
     const bit = p & 0x7fff;
-    mem.read(base + (bit >>> 3), b);
-    if ((b[0]! >>> (bit & 7)) & 1) return ExitReason.IO_INSTRUCTION;
+    mem.read(base + (bit >>> 3), byte);
+    if ((byte[0]! >>> (bit & 7)) & 1) return ExitReason.IO_INSTRUCTION;
   }
   return NO_EXIT;
 }
@@ -281,9 +285,8 @@ export function msrExit(v: Vmcs, mem: VmxPhysMemory, index: number, write: boole
   else return reason;
   if (write) off += 2048;
   const bit = i & 0x1fff;
-  const b = new Uint8Array(1);
-  mem.read(Number(v.get64(F.MSR_BITMAP)) + off + (bit >>> 3), b);
-  return (b[0]! >>> (bit & 7)) & 1 ? reason : NO_EXIT;
+  mem.read(v.getNum(F.MSR_BITMAP) + off + (bit >>> 3), byte);
+  return (byte[0]! >>> (bit & 7)) & 1 ? reason : NO_EXIT;
 }
 
 // ---- Exceptions and interrupts (26.2) --------------------------------------------------------

@@ -109,6 +109,14 @@ export class Vmcs {
     this.words[w] = encWidth(enc) === FieldWidth.W16 ? v & 0xffff : v >>> 0;
     this.words[w + 1] = 0;
   }
+  /**
+   * A 64-bit field as a number, for physical addresses (below 2^52, so exact) on hot paths
+   * without a bigint.
+   */
+  getNum(enc: number): number {
+    const w = this.wordOf(enc);
+    return this.words[w + 1]! * 4294967296 + this.words[w]!;
+  }
   /** The whole field as an unsigned 64-bit value. */
   get64(enc: number): bigint {
     const w = this.wordOf(enc);
