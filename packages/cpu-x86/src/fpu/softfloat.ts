@@ -74,6 +74,11 @@ export class SoftFloat {
   ftz = false;
   /** SSE denormals-are-zeros (MXCSR.DAZ): denormal inputs read as zero, no DE. */
   daz = false;
+  /**
+   * SSE conventions for unmasked OE/UE (no result is delivered; PE is reported with them when
+   * the rounded result is inexact), versus x87 memory stores (OE/UE alone). Observed on the host.
+   */
+  sse = false;
   /** Exceptions raised by operations since the caller last cleared it. */
   flags = 0;
   /** x87 C1 after a rounded result: 1 if the magnitude was rounded up (SDM Vol. 1 §8.1.3.1). */
@@ -513,6 +518,7 @@ export class SoftFloat {
           // Unmasked underflow to memory or an SSE register: the caller delivers no result,
           // UE alone is reported (as for OE).
           this.flags |= FpExc.UE;
+          if (this.sse) this.roundBits(bits);
           this.zCls = Cls.Zero;
           return 0;
         } else if (this.ftz) {
@@ -537,7 +543,7 @@ export class SoftFloat {
         if (adjust !== 0) {
           this.zExp -= adjust;
           this.biasAdjusted = true;
-        } else this.flags &= ~FpExc.PE; // memory/SSE destination: OE alone (observed on the host)
+        } else if (!this.sse) this.flags &= ~FpExc.PE; // x87 memory destination: OE alone (observed on the host)
         return 0;
       }
       this.flags |= FpExc.PE;

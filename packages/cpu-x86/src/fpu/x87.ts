@@ -253,6 +253,7 @@ export class X87 {
     sf.masks = this.cw & 0x3f;
     sf.ftz = false;
     sf.daz = false;
+    sf.sse = false;
     sf.flags = 0;
     sf.roundedUp = 0;
     const pc = (this.cw >>> 8) & 3;

@@ -1,2 +1,4 @@
 // SSE/SSE2/SSE3/SSSE3/SSE4.1/SSE4.2 and MMX: state and operation helpers.
+export * from "./float.js";
+export * from "./lanes.js";
 export * from "./state.js";

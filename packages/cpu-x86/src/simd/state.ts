@@ -26,6 +26,49 @@ export const Mxcsr = {
   MASK: 0xffff,
 } as const;
 
+/**
+ * Views over 16-byte registers: XMM (4 words each) or MMX (2 words each). Operation helpers index
+ * registers by 32-bit word offset (XMMn = 4n, MMn = 2n), so they run on this unit's own file, on
+ * the executor's arrays (`xmmFileOver(cpu.xmm)`) or on the x87 significands (`xmmFileOver(x87.mant)`).
+ */
+export interface XmmFile {
+  readonly u32: Uint32Array;
+  readonly i32: Int32Array;
+  readonly u16: Uint16Array;
+  readonly i16: Int16Array;
+  readonly u8: Uint8Array;
+  readonly i8: Int8Array;
+  readonly f32: Float32Array;
+  readonly f64: Float64Array;
+}
+
+/** Build the typed views over any word array (once, at setup; not per instruction). */
+export function xmmFileOver(w: Uint32Array): XmmFile {
+  const b = w.buffer;
+  const o = w.byteOffset;
+  const n = w.byteLength;
+  return {
+    u32: w,
+    i32: new Int32Array(b, o, n >>> 2),
+    u16: new Uint16Array(b, o, n >>> 1),
+    i16: new Int16Array(b, o, n >>> 1),
+    u8: new Uint8Array(b, o, n),
+    i8: new Int8Array(b, o, n),
+    f32: new Float32Array(b, o, n >>> 2),
+    f64: new Float64Array(b, o, n >>> 3),
+  };
+}
+
+/** Result of an SSE/MMX helper. */
+export const SimdStatus = {
+  Ok: 0,
+  /**
+   * An unmasked SIMD floating-point exception: the destination is unchanged, MXCSR flags are set;
+   * the executor raises #XM when CR4.OSXMMEXCPT = 1, else #UD (SDM Vol. 1 §11.5.1).
+   */
+  Xm: 1,
+} as const;
+
 /** Plain JSON state (`SseState.save()`). */
 export interface SseSaved {
   mxcsr: number;
@@ -41,7 +84,7 @@ export type SseRestoreError = { kind: "BadField"; field: string };
  * s.f64[0] = 1.5; // XMM0 low double
  * s.u32[1] === 0x3ff80000;
  */
-export class SseState {
+export class SseState implements XmmFile {
   readonly buf = new ArrayBuffer(256);
   /** XMMn word k at [4n + k]. */
   readonly u32 = new Uint32Array(this.buf);
@@ -54,6 +97,18 @@ export class SseState {
   readonly f64 = new Float64Array(this.buf);
   mxcsr: number = Mxcsr.INIT;
   readonly sf = new SoftFloat();
+  /** A 16-byte scratch register: the executor loads memory operands here (word offset 0). */
+  readonly tmp: XmmFile = xmmFileOver(new Uint32Array(4));
+  /** Lane results before commit. */
+  readonly res = new Uint32Array(4);
+  /** Exceptions raised by the current instruction. */
+  exc = 0;
+  /** Bit-cast scratch. */
+  readonly cu32 = new Uint32Array(2);
+  readonly cf32 = new Float32Array(this.cu32.buffer);
+  readonly cf64 = new Float64Array(this.cu32.buffer);
+  /** Second result word of 64-bit lane helpers (high half); the low half is the return value. */
+  rHi = 0;
 
   /** LDMXCSR: false (caller raises #GP(0)) when a reserved bit is set (SDM Vol. 2 LDMXCSR). */
   setMxcsr(v: number): boolean {
