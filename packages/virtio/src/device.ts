@@ -1,6 +1,7 @@
 import { type Features, hasFeature } from "./features";
 import type { GuestMemory } from "./memory";
-import type { QueueError, SplitQueue } from "./queue/split";
+import type { QueueError } from "./queue/split";
+import type { Virtqueue } from "./queue/virtqueue";
 
 /** What a transport offers the device it carries. */
 export interface DeviceHost {
@@ -16,7 +17,7 @@ export interface DeviceHost {
 export interface DeviceContext {
   readonly mem: GuestMemory;
   /** One per queue the device declared; a queue the driver did not enable has ready = false. */
-  readonly queues: readonly SplitQueue[];
+  readonly queues: readonly Virtqueue[];
   /** The negotiated features (acked, masked to offered). */
   readonly features: Features;
 }

@@ -178,7 +178,7 @@ describe("split virtqueue (virtio 1.2 2.7)", () => {
     r.setDesc(0, 0x8000, 8, WRITE);
     r.publish(0);
     const c = r.q.pop()!;
-    expect(r.q.pushUsed(c.head, 5)).toBe(true);
+    expect(r.q.pushUsed(c, 5)).toBe(true);
     expect(r.usedIdx()).toBe(1);
     expect(r.r32(r.used + 4)).toBe(0);
     expect(r.r32(r.used + 8)).toBe(5);
@@ -188,11 +188,11 @@ describe("split virtqueue (virtio 1.2 2.7)", () => {
     const r = new RawRing();
     r.setDesc(0, 0x8000, 8, WRITE);
     r.publish(0);
-    r.q.pushUsed(r.q.pop()!.head, 0);
+    r.q.pushUsed(r.q.pop()!, 0);
     expect(r.q.needsNotification()).toBe(true);
     r.u16(r.avail, 1);
     r.publish(0);
-    r.q.pushUsed(r.q.pop()!.head, 0);
+    r.q.pushUsed(r.q.pop()!, 0);
     expect(r.q.needsNotification()).toBe(false);
   });
 
@@ -203,7 +203,7 @@ describe("split virtqueue (virtio 1.2 2.7)", () => {
     r.u16(r.avail, 1); // the lower bit of flags is ignored with EVENT_IDX
     const step = () => {
       r.publish(0);
-      r.q.pushUsed(r.q.pop()!.head, 0);
+      r.q.pushUsed(r.q.pop()!, 0);
       return r.q.needsNotification();
     };
     r.setUsedEvent(0);
@@ -244,7 +244,7 @@ describe("split virtqueue (virtio 1.2 2.7)", () => {
     const r = new RawRing();
     r.setDesc(0, 0x8000, 8, WRITE);
     r.publish(0);
-    r.q.pushUsed(r.q.pop()!.head, 3);
+    r.q.pushUsed(r.q.pop()!, 3);
     const s = r.q.save();
     const r2 = new RawRing();
     expect(r2.q.load(s)).toBe(true);

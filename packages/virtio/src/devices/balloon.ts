@@ -2,6 +2,7 @@ import { DeviceType, Feature } from "../constants";
 import { type DeviceContext, VirtioDevice } from "../device";
 import { type Features, features, hasFeature } from "../features";
 import type { FlatGuestMemory } from "../memory";
+import type { DescriptorChain } from "../queue/chain";
 
 /** virtio 1.2 5.5.3: balloon feature bits. */
 export const BalloonFeature = {
@@ -106,7 +107,7 @@ export class VirtioBalloon extends VirtioDevice {
   /** Ballooned 4 KiB page numbers. */
   private readonly pages = new Set<number>();
   private roles: Role[] = [];
-  private statsHead: number | undefined;
+  private statsChain: DescriptorChain | undefined;
   /** The latest statistics the guest reported, by tag. */
   readonly stats = new Map<number, number>();
   private readonly buf = new Uint8Array(4 * 256);
@@ -168,7 +169,7 @@ export class VirtioBalloon extends VirtioDevice {
     // 5.5.6.1? A reset returns every ballooned page to the guest.
     this.giveBackAll();
     this.roles = [];
-    this.statsHead = undefined;
+    this.statsChain = undefined;
     this.configView.setUint32(BalloonConfig.ACTUAL, 0, true);
   }
 
@@ -178,7 +179,7 @@ export class VirtioBalloon extends VirtioDevice {
   }
 
   override queueReset(q: number): void {
-    if (this.roles[q] === "stats") this.statsHead = undefined;
+    if (this.roles[q] === "stats") this.statsChain = undefined;
   }
 
   queueNotify(q: number): void {
@@ -207,11 +208,11 @@ export class VirtioBalloon extends VirtioDevice {
   requestStats(done?: () => void): boolean {
     const q = this.roles.indexOf("stats");
     const queue = this.ctx?.queues[q];
-    if (q < 0 || queue === undefined || this.statsHead === undefined) return false;
-    const head = this.statsHead;
-    this.statsHead = undefined;
+    if (q < 0 || queue === undefined || this.statsChain === undefined) return false;
+    const chain = this.statsChain;
+    this.statsChain = undefined;
     this.onStats = done;
-    queue.pushUsed(head, 0);
+    queue.pushUsed(chain, 0);
     this.signal(q);
     return true;
   }
@@ -245,7 +246,7 @@ export class VirtioBalloon extends VirtioDevice {
       }
       flush();
       if (rd.faulted) this.count("badBuffer");
-      q.pushUsed(chain.head, 0);
+      q.pushUsed(chain, 0);
       done++;
     }
     if (done > 0 || q.error !== undefined) this.signal(qi);
@@ -285,7 +286,7 @@ export class VirtioBalloon extends VirtioDevice {
     const q = ctx.queues[qi]!;
     for (let chain = q.pop(); chain !== undefined; chain = q.pop()) {
       // A second buffer while one is held: give the old one back (the driver uses only one).
-      if (this.statsHead !== undefined) q.pushUsed(this.statsHead, 0);
+      if (this.statsChain !== undefined) q.pushUsed(this.statsChain, 0);
       const rd = chain.reader(ctx.mem);
       const entry = new Uint8Array(STAT_SIZE);
       const d = new DataView(entry.buffer);
@@ -295,7 +296,7 @@ export class VirtioBalloon extends VirtioDevice {
       }
       if (rd.faulted) this.count("badBuffer");
       // Keep the buffer: returning it is how the host asks for the next update.
-      this.statsHead = chain.head;
+      this.statsChain = chain;
       const done = this.onStats;
       this.onStats = undefined;
       done?.();
@@ -318,7 +319,7 @@ export class VirtioBalloon extends VirtioDevice {
           this.count("reportedBytes", end - start);
         }
       }
-      q.pushUsed(chain.head, 0);
+      q.pushUsed(chain, 0);
       done++;
     }
     if (done > 0 || q.error !== undefined) this.signal(qi);

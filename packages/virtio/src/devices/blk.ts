@@ -156,7 +156,7 @@ export class VirtioBlk extends VirtioDevice {
     let done = 0;
     for (let chain = q.pop(); chain !== undefined; chain = q.pop()) {
       const len = this.handle(ctx.mem, chain, ctx.features);
-      q.pushUsed(chain.head, len);
+      q.pushUsed(chain, len);
       done++;
     }
     if (done > 0 || q.error !== undefined) this.signal(qi);

@@ -124,7 +124,7 @@ export class VirtioConsole extends VirtioDevice {
         this.onOutput(this.chunk.slice(0, n));
       }
       if (rd.faulted) this.count("badBuffer");
-      q.pushUsed(chain.head, 0);
+      q.pushUsed(chain, 0);
       done++;
     }
     if (done > 0 || q.error !== undefined) this.signal(TX);
@@ -150,7 +150,7 @@ export class VirtioConsole extends VirtioDevice {
         if (n === 0) break;
       }
       if (w.faulted) this.count("badBuffer");
-      q.pushUsed(chain.head, written);
+      q.pushUsed(chain, written);
       done++;
     }
     if (done > 0 || q.error !== undefined) this.signal(RX);

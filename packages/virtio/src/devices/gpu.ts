@@ -268,7 +268,7 @@ export class VirtioGpu extends VirtioDevice {
     if (ctx === undefined || q === undefined || (qi !== CONTROL && qi !== CURSOR)) return;
     let done = 0;
     for (let chain = q.pop(); chain !== undefined; chain = q.pop()) {
-      q.pushUsed(chain.head, this.handle(ctx.mem, chain, qi === CURSOR));
+      q.pushUsed(chain, this.handle(ctx.mem, chain, qi === CURSOR));
       done++;
     }
     if (done > 0 || q.error !== undefined) this.signal(qi);

@@ -188,7 +188,7 @@ export class VirtioNet extends VirtioDevice {
         this.backend?.send(frame);
       }
       // 5.1.6.2: transmit buffers are device-readable only: used.len is 0.
-      q.pushUsed(chain.head, 0);
+      q.pushUsed(chain, 0);
       done++;
     }
     if (done > 0 || q.error !== undefined) this.signal(TX);
@@ -255,7 +255,7 @@ export class VirtioNet extends VirtioDevice {
     if (chain === undefined) return -1;
     if (chain.writableBytes < NetHdr.SIZE + frame.length) {
       // A buffer too small for this frame: drop the frame, keep the buffer for the next one.
-      q.undoPop();
+      q.undoPop(chain);
       this.count("rxBufferTooSmall");
       return 0;
     }
@@ -265,7 +265,7 @@ export class VirtioNet extends VirtioDevice {
     w.write(this.hdr);
     w.write(frame);
     if (w.faulted) this.count("rxFault");
-    q.pushUsed(chain.head, w.position);
+    q.pushUsed(chain, w.position);
     this.count("rxFrames");
     return 1;
   }
@@ -280,7 +280,7 @@ export class VirtioNet extends VirtioDevice {
     while (room < need) {
       const c = q.pop();
       if (c === undefined) {
-        for (let i = 0; i < chains.length; i++) q.undoPop();
+        if (chains[0] !== undefined) q.undoPop(chains[0]);
         return q.error !== undefined ? 0 : -1;
       }
       chains.push(c);
@@ -298,7 +298,7 @@ export class VirtioNet extends VirtioDevice {
       const n = w.write(frame.subarray(at));
       at += n;
       if (w.faulted) this.count("rxFault");
-      q.pushUsed(c.head, w.position);
+      q.pushUsed(c, w.position);
     }
     this.count("rxFrames");
     return chains.length;

@@ -52,7 +52,7 @@ export class VirtioRng extends VirtioDevice {
       const written = w.write(buf);
       if (w.faulted) this.count("badBuffer");
       this.count("bytes", written);
-      q.pushUsed(chain.head, written);
+      q.pushUsed(chain, written);
       done++;
     }
     if (done > 0 || q.error !== undefined) this.signal(qi);

@@ -20,6 +20,12 @@ export class DescriptorChain {
   writableBytes = 0;
   /** Number of descriptors walked, including an indirect-table descriptor. */
   descriptors = 0;
+  /** Ring slots the chain occupies (packed rings advance the used index by this). */
+  ringSlots = 1;
+  /** Where the queue's avail cursor was before this chain was popped (for undoPop). */
+  availPos = 0;
+  /** Packed rings: the avail wrap counter before this chain was popped. */
+  availWrap = true;
 
   constructor(readonly head: number) {}
 

@@ -1,6 +1,7 @@
 import { DescFlag, VIRTQ_AVAIL_F_NO_INTERRUPT } from "../constants";
 import type { GuestMemory } from "../memory";
 import { DescriptorChain } from "./chain";
+import type { Virtqueue } from "./virtqueue";
 
 /** Why a queue stopped: each variant names the rule the driver broke (the device then needs reset). */
 export type QueueError =
@@ -45,7 +46,7 @@ const MAX_CHAIN_BYTES = 0xffff_ffff;
  * length), indirect tables do not nest, and all ring accesses go through checked GuestMemory.
  * A violation latches `error` and the queue stops; the transport marks DEVICE_NEEDS_RESET.
  */
-export class SplitQueue {
+export class SplitQueue implements Virtqueue {
   size: number;
   ready = false;
   descAddr = 0;
@@ -154,6 +155,7 @@ export class SplitQueue {
       n = this.pending();
     }
     if (n <= 0) return undefined;
+    const before = this.lastAvail;
     const slot = this.lastAvail % this.size;
     const head = this.readU16(this.availAddr + 4 + 2 * slot);
     if (head < 0) return undefined;
@@ -163,13 +165,13 @@ export class SplitQueue {
       return undefined;
     }
     const chain = this.walk(head);
-    if (chain === undefined) return undefined;
+    if (chain !== undefined) chain.availPos = before;
     return chain;
   }
 
-  /** Put a popped chain back (the device could not use it yet, e.g. an rx buffer too small to decide). */
-  undoPop(): void {
-    this.lastAvail = (this.lastAvail - 1) & 0xffff;
+  /** Put a popped chain (and all popped after it) back, e.g. net rx waiting for more buffers. */
+  undoPop(chain: DescriptorChain): void {
+    this.lastAvail = chain.availPos;
   }
 
   /** Read and check one descriptor chain (2.7.5). */
@@ -249,8 +251,9 @@ export class SplitQueue {
    * device MUST set len prior to updating the used idx"). len is the number of bytes written
    * into the chain's device-writable buffers. False if the used ring is not writable.
    */
-  pushUsed(head: number, len: number): boolean {
+  pushUsed(chain: DescriptorChain, len: number): boolean {
     if (this.error !== undefined || !this.ready) return false;
+    const head = chain.head;
     const slot = this.nextUsed % this.size;
     const at = this.usedAddr + 4 + 8 * slot;
     this.d8.setUint32(0, head, true);
