@@ -8,7 +8,16 @@
  * Return convention for the instruction decisions: an exit reason (>= 0), `NO_EXIT` (-1: execute
  * normally) or `RAISE_UD` (-2: the instruction is disabled by a control and raises #UD).
  */
-import { ExitReason, INTR_INFO_DELIVER_CODE, INTR_INFO_VALID, IntrType, Pin, Proc, Proc2 } from "./controls";
+import {
+  Activity,
+  ExitReason,
+  INTR_INFO_DELIVER_CODE,
+  INTR_INFO_VALID,
+  IntrType,
+  Pin,
+  Proc,
+  Proc2,
+} from "./controls";
 import { F } from "./fields";
 import type { VmxPhysMemory } from "./iface";
 import type { Vmcs } from "./vmcs";
@@ -370,4 +379,29 @@ export function guestTsc(v: Vmcs, hostTsc: bigint): bigint {
   let t = hostTsc;
   if (proc2Of(v) & Proc2.TSC_SCALING) t = (t * v.get64(F.TSC_MULTIPLIER)) >> 48n;
   return (t + v.get64(F.TSC_OFFSET)) & 0xffffffffffffffffn;
+}
+
+// ---- Signals and activity states (26.2, 27.6.2 "Activity State") ---------------------------
+
+/** A triple fault in VMX non-root operation always exits (26.2, reason 2). */
+export const TRIPLE_FAULT_EXIT = ExitReason.TRIPLE_FAULT;
+
+/** INIT exits unconditionally (26.2, reason 3), except that the wait-for-SIPI state blocks it. */
+export function initExit(activityState: number): number {
+  return activityState === Activity.WAIT_FOR_SIPI ? NO_EXIT : ExitReason.INIT_SIGNAL;
+}
+/**
+ * A SIPI exits (reason 4, qualification = the SIPI vector) only in the wait-for-SIPI state; the
+ * active and HLT states discard it (27.6.2).
+ */
+export function sipiExit(activityState: number): number {
+  return activityState === Activity.WAIT_FOR_SIPI ? ExitReason.SIPI : NO_EXIT;
+}
+/**
+ * Events the guest's activity state blocks outright (27.6.2): wait-for-SIPI blocks external
+ * interrupts and NMIs (they neither exit nor deliver); shutdown blocks external interrupts.
+ */
+export function blockedByActivity(activityState: number, nmi: boolean): boolean {
+  if (activityState === Activity.WAIT_FOR_SIPI) return true;
+  return activityState === Activity.SHUTDOWN && !nmi;
 }

@@ -274,3 +274,22 @@ describe("SDM 25.6.5 TSC offsetting and scaling", () => {
     expect(I.guestTsc(w, 1000n)).toBe(2005n);
   });
 });
+
+describe("SDM 26.2, 27.6.2 INIT, SIPI and activity-state blocking", () => {
+  it("INIT exits except in wait-for-SIPI; SIPI exits only in wait-for-SIPI", () => {
+    expect(I.initExit(0)).toBe(R.INIT_SIGNAL);
+    expect(I.initExit(1)).toBe(R.INIT_SIGNAL);
+    expect(I.initExit(3)).toBe(NO_EXIT);
+    expect(I.sipiExit(0)).toBe(NO_EXIT);
+    expect(I.sipiExit(1)).toBe(NO_EXIT);
+    expect(I.sipiExit(3)).toBe(R.SIPI);
+    expect(I.TRIPLE_FAULT_EXIT).toBe(2);
+  });
+  it("wait-for-SIPI blocks interrupts and NMIs; shutdown blocks interrupts only", () => {
+    expect(I.blockedByActivity(3, true)).toBe(true);
+    expect(I.blockedByActivity(3, false)).toBe(true);
+    expect(I.blockedByActivity(2, false)).toBe(true);
+    expect(I.blockedByActivity(2, true)).toBe(false);
+    expect(I.blockedByActivity(1, false)).toBe(false);
+  });
+});
