@@ -73,7 +73,7 @@ const scenario = fc.record({
 
 describe("fuzz: page walks over hostile tables", () => {
   it("always ends in a translation or an architected fault, with bounded work", () => {
-    const outcomes = [0, 0, 0, 0];
+    const n = { all: 0, ok: 0, pf: 0, exit: 0 };
     fc.assert(
       fc.property(scenario, (s) => {
         const flat = new FlatPhysMem(new ArrayBuffer(MEM_WORDS * 4));
@@ -97,14 +97,14 @@ describe("fuzz: page walks over hostile tables", () => {
           });
         const out = newTranslateResult();
         for (const access of s.accesses) {
-          outcomes[0]++;
+          n.all++;
           mem.reads = 0;
           const ok = mmu.translate(s.linLo, s.linHi, access, out);
           // Five guest levels (or four PDPTEs), each through a five-level EPT walk, the final access
           // and the A/D updates, with at most eight restarts: far below this bound.
           expect(mem.reads).toBeLessThan(2000);
           if (ok) {
-            outcomes[1]++;
+            n.ok++;
             expect(out.fault).toBe(TranslateFault.NONE);
             expect(Number.isFinite(out.paddr) && out.paddr >= 0 && out.paddr < 2 ** 53).toBe(true);
             // The same access right away is a TLB hit (or a fresh walk) with the same answer.
@@ -112,10 +112,10 @@ describe("fuzz: page walks over hostile tables", () => {
             expect(mmu.translate(s.linLo, s.linHi, access, out)).toBe(true);
             expect(out).toEqual(first);
           } else if (out.fault === TranslateFault.PAGE_FAULT) {
-            outcomes[2]++;
+            n.pf++;
             expect(out.errorCode & ~0x3f).toBe(0);
           } else {
-            outcomes[3]++;
+            n.exit++;
             expect(out.fault).toBe(TranslateFault.EXIT);
             expect([48, 49]).toContain(mmu.exitReason);
           }
@@ -124,9 +124,9 @@ describe("fuzz: page walks over hostile tables", () => {
       { numRuns: RUNS },
     );
     // The generator must reach every outcome, or the property tests little.
-    expect(outcomes[1]).toBeGreaterThan(RUNS / 20);
-    expect(outcomes[2]).toBeGreaterThan(RUNS / 20);
-    expect(outcomes[3]).toBeGreaterThan(RUNS / 50);
+    expect(n.ok).toBeGreaterThan(RUNS / 20);
+    expect(n.pf).toBeGreaterThan(RUNS / 20);
+    expect(n.exit).toBeGreaterThan(RUNS / 50);
     console.log(
       `fuzz: ${outcomes[0]} translations: ${outcomes[1]} ok, ${outcomes[2]} #PF, ${outcomes[3]} EPT exits`,
     );
