@@ -127,9 +127,7 @@ describe("fuzz: page walks over hostile tables", () => {
     expect(n.ok).toBeGreaterThan(RUNS / 20);
     expect(n.pf).toBeGreaterThan(RUNS / 20);
     expect(n.exit).toBeGreaterThan(RUNS / 50);
-    console.log(
-      `fuzz: ${outcomes[0]} translations: ${outcomes[1]} ok, ${outcomes[2]} #PF, ${outcomes[3]} EPT exits`,
-    );
+    console.log(`fuzz: ${n.all} translations: ${n.ok} ok, ${n.pf} #PF, ${n.exit} EPT exits`);
   });
 
   it("self-referencing tables in every mode terminate", () => {
