@@ -1,0 +1,188 @@
+/**
+ * The VM configuration and its validation, separate from any transport: the CLI, the JS API
+ * and tests all build a `VmConfig` through `parseVmOptions`. Every refusal is a `ConfigError`
+ * with one line that names the option.
+ */
+import { MP_MAX_CPUS } from "./boot/mptable.js";
+import { GiB, MiB, MMIO_HOLE_START } from "./layout.js";
+
+/** One block device. */
+export interface DiskConfig {
+  path: string;
+  readOnly: boolean;
+  /** virtio transport: PCI (default) or MMIO (announced on the kernel command line). */
+  transport: "pci" | "mmio";
+}
+
+/** Everything needed to build a VM. Sizes in bytes. */
+export interface VmConfig {
+  kernel: string;
+  initrd: string | undefined;
+  /** Kernel command line as given (the VMM appends its virtio-mmio announcements). */
+  append: string;
+  memBytes: number;
+  cpus: number;
+  disks: DiskConfig[];
+  /** The virtual switch a virtio-net device joins, if any. */
+  net: string | undefined;
+  balloon: boolean;
+  gpu: boolean;
+  /** Where `--screenshot` writes a PNG of the framebuffer at the end of the run. */
+  screenshot: string | undefined;
+  /** QEMU's isa-debug-exit at port 0xf4. */
+  debugExit: boolean;
+}
+
+/** A configuration the VMM refuses; `message` is one line. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Guest memory bounds: Linux needs a few MiB; RAM above the 3 GiB MMIO hole is not mapped yet. */
+export const MIN_MEM = 16 * MiB;
+export const MAX_MEM = MMIO_HOLE_START;
+export const DEFAULT_MEM = 256 * MiB;
+export const MAX_CPUS = MP_MAX_CPUS;
+/** Default kernel command line: the serial console, and reboot through the i8042 (no ACPI). */
+export const DEFAULT_APPEND = "console=ttyS0 reboot=k";
+
+const UNITS: Record<string, number> = {
+  "": MiB,
+  K: 1024,
+  KB: 1024,
+  KIB: 1024,
+  M: MiB,
+  MB: MiB,
+  MIB: MiB,
+  G: GiB,
+  GB: GiB,
+  GIB: GiB,
+};
+
+/**
+ * Parse a memory size as QEMU's -m does: a plain number is MiB; K, M, G suffixes (also KiB,
+ * MiB, GiB, KB, MB, GB: all binary) scale it. The result must be a whole number of 4 KiB pages.
+ */
+export function parseSize(text: string, what = "size"): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  if (!m) throw new ConfigError(`${what}: "${text}" is not a size (use e.g. 256M or 1G)`);
+  const unit = UNITS[m[2]!.toUpperCase()];
+  if (unit === undefined)
+    throw new ConfigError(`${what}: unknown unit "${m[2]}" in "${text}" (use K, M or G)`);
+  const bytes = Number(m[1]) * unit;
+  if (!Number.isSafeInteger(bytes) || bytes % 4096 !== 0) {
+    throw new ConfigError(`${what}: "${text}" is not a whole number of 4 KiB pages`);
+  }
+  return bytes;
+}
+
+/** Parse `PATH[,ro][,rw][,pci|,mmio]` (the path may not contain a comma). */
+export function parseDisk(text: string): DiskConfig {
+  const [path, ...opts] = text.split(",");
+  if (!path) throw new ConfigError(`--disk: "${text}" has no file path`);
+  let readOnly: boolean | undefined;
+  let transport: "pci" | "mmio" | undefined;
+  for (const o of opts) {
+    if (o === "ro" || o === "rw") {
+      if (readOnly !== undefined) throw new ConfigError(`--disk ${path}: "ro" and "rw" given more than once`);
+      readOnly = o === "ro";
+    } else if (o === "pci" || o === "mmio") {
+      if (transport !== undefined) throw new ConfigError(`--disk ${path}: transport given more than once`);
+      transport = o;
+    } else {
+      throw new ConfigError(`--disk ${path}: unknown option "${o}" (known: ro, rw, pci, mmio)`);
+    }
+  }
+  return { path, readOnly: readOnly ?? false, transport: transport ?? "pci" };
+}
+
+/** The options as a transport hands them over (strings as typed; booleans for flags). */
+export interface VmOptionsInput {
+  kernel?: string | undefined;
+  initrd?: string | undefined;
+  append?: string | undefined;
+  mem?: string | number | undefined;
+  cpus?: string | number | undefined;
+  disk?: string[] | undefined;
+  net?: string | undefined;
+  balloon?: boolean | undefined;
+  gpu?: boolean | undefined;
+  screenshot?: string | undefined;
+  debugExit?: boolean | undefined;
+}
+
+/** Where the bundled guest lives, for the defaults. */
+export interface BundledGuest {
+  kernel: string;
+  gpuKernel: string;
+  initrd: string;
+}
+
+const SWITCH_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * Validate options into a VmConfig (no file-system access: `createVm` checks the files).
+ * With no kernel, the bundled guest is used (its gpu variant with `gpu`), with its initramfs
+ * unless an initrd is given.
+ */
+export function parseVmOptions(input: VmOptionsInput, bundled: BundledGuest): VmConfig {
+  const memBytes =
+    input.mem === undefined
+      ? DEFAULT_MEM
+      : typeof input.mem === "number"
+        ? input.mem
+        : parseSize(input.mem, "--mem");
+  if (!Number.isSafeInteger(memBytes) || memBytes % 4096 !== 0)
+    throw new ConfigError(`--mem: ${memBytes} is not a whole number of pages`);
+  if (memBytes < MIN_MEM)
+    throw new ConfigError(`--mem: ${memBytes / MiB} MiB is too small (at least ${MIN_MEM / MiB}M)`);
+  if (memBytes > MAX_MEM)
+    throw new ConfigError(
+      `--mem: at most ${MAX_MEM / MiB}M (RAM above the 32-bit MMIO hole is not supported yet)`,
+    );
+
+  const cpusText = input.cpus === undefined ? "1" : String(input.cpus);
+  if (!/^\d+$/.test(cpusText)) throw new ConfigError(`--cpus: "${cpusText}" is not a whole number`);
+  const cpus = Number(cpusText);
+  if (cpus < 1 || cpus > MAX_CPUS) throw new ConfigError(`--cpus: ${cpus} is out of range 1-${MAX_CPUS}`);
+
+  const disks = (input.disk ?? []).map(parseDisk);
+  const seen = new Set<string>();
+  for (const d of disks) {
+    if (seen.has(d.path)) throw new ConfigError(`--disk ${d.path}: the same file is attached twice`);
+    seen.add(d.path);
+  }
+
+  if (input.net !== undefined && !SWITCH_NAME.test(input.net)) {
+    throw new ConfigError(`--net: "${input.net}" is not a switch name (letters, digits, _ . -; at most 64)`);
+  }
+  const gpu = input.gpu ?? false;
+  if (input.screenshot !== undefined) {
+    if (!gpu) throw new ConfigError("--screenshot needs --gpu (there is no framebuffer without it)");
+    if (input.screenshot === "") throw new ConfigError("--screenshot: empty path");
+  }
+  if (input.kernel === "") throw new ConfigError("--kernel: empty path");
+  if (input.initrd === "") throw new ConfigError("--initrd: empty path");
+  const append = input.append ?? DEFAULT_APPEND;
+  if (/[\0\n]/.test(append))
+    throw new ConfigError("--append: the command line may not contain NUL or newline");
+
+  const kernel = input.kernel ?? (gpu ? bundled.gpuKernel : bundled.kernel);
+  const initrd = input.initrd ?? (input.kernel === undefined ? bundled.initrd : undefined);
+  return {
+    kernel,
+    initrd,
+    append,
+    memBytes,
+    cpus,
+    disks,
+    net: input.net,
+    balloon: input.balloon ?? false,
+    gpu,
+    screenshot: input.screenshot,
+    debugExit: input.debugExit ?? false,
+  };
+}

@@ -1,0 +1,310 @@
+/**
+ * `createVm(config)`: the JS API. It checks every file the configuration names, loads the
+ * kernel (bzImage or multiboot) and initrd into guest RAM, writes the MP table, builds the
+ * legacy devices and places the virtio devices — everything short of running a vCPU. Running
+ * needs the CPU, VMX and KVM layers; until they can, `run()` says so with
+ * `ExecutionUnavailableError` rather than pretending to boot.
+ */
+import { constants } from "node:fs";
+import { access, readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { VmAction } from "./actions.js";
+import type { BootCpuState } from "./boot/cpu-state.js";
+import { HDRS_MAGIC, Hdr, LinuxLoadError, loadLinux, parseBzImage } from "./boot/linux.js";
+import type { MpTableLayout } from "./boot/mptable.js";
+import { findMultibootHeader, loadMultiboot, MultibootLoadError } from "./boot/multiboot.js";
+import type { VmConfig } from "./config.js";
+import { NO_IRQ } from "./devices/bus.js";
+import { ramRanges } from "./layout.js";
+import {
+  createLegacyDevices,
+  kernelCmdline,
+  type LegacyDevices,
+  type MachineEvent,
+  placeVirtioDevices,
+  type VirtioKind,
+  type VirtioPlacement,
+  writePlatformTables,
+} from "./machine.js";
+import { GuestRam } from "./memory.js";
+
+/** Which step refused the configuration. */
+export type VmErrorStep = "kernel" | "initrd" | "disk" | "screenshot" | "machine";
+
+/** A VM that cannot be built; `message` is one line naming the file and the reason. */
+export class VmError extends Error {
+  constructor(
+    readonly step: VmErrorStep,
+    message: string,
+  ) {
+    super(message);
+    this.name = "VmError";
+  }
+}
+
+/** Raised by `run()`: no layer below can execute guest code yet. */
+export class ExecutionUnavailableError extends Error {
+  constructor() {
+    super(
+      "executing the guest is not available yet: it needs the CPU, VMX and KVM layers (@tskvm/kvm-api), which cannot run a vCPU in this version",
+    );
+    this.name = "ExecutionUnavailableError";
+  }
+}
+
+/** How the kernel was loaded. */
+export type BootInfo =
+  | { protocol: "linux"; version: string; entry: number; initrd: { addr: number; size: number } | undefined }
+  | { protocol: "multiboot"; entry: number; format: "elf" | "a.out kludge"; modules: number };
+
+/** Lifecycle of a VM (a sum type, not flags). */
+export type VmLifecycle =
+  | { tag: "created" }
+  | { tag: "running" }
+  | { tag: "paused" }
+  | { tag: "stopped"; reason: string };
+
+/** The outcome of a control action. */
+export type ActionResult = { ok: true } | { ok: false; error: string };
+
+export interface Vm {
+  readonly config: VmConfig;
+  readonly memory: GuestRam;
+  readonly boot: BootInfo;
+  /** The boot vCPU's state at the kernel entry. */
+  readonly cpu: BootCpuState;
+  /** The command line the kernel received (with virtio-mmio announcements). */
+  readonly cmdline: string;
+  readonly devices: LegacyDevices;
+  readonly virtio: VirtioPlacement[];
+  readonly mpTable: MpTableLayout;
+  readonly state: VmLifecycle;
+  /** Machine events seen so far (reset, debug-exit). */
+  readonly events: MachineEvent[];
+  /** Apply a control action (pause, resume, balloon, screenshot, stop). */
+  control(action: VmAction): ActionResult;
+  /** Run the guest until it powers off, resets or fails. */
+  run(): Promise<never>;
+}
+
+export interface VmDeps {
+  /** Serial console output, one byte at a time; default: discard. */
+  onSerial?: (byte: number) => void;
+}
+
+const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code;
+
+/** A file's size, with one-line errors for the usual failures. */
+async function checkFile(step: VmErrorStep, flag: string, path: string, mode: number): Promise<number> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    throw new VmError(
+      step,
+      `${flag} ${path}: ${errno(e) === "ENOENT" ? "no such file" : `cannot read it (${errno(e) ?? String(e)})`}`,
+    );
+  }
+  if (!st.isFile()) throw new VmError(step, `${flag} ${path}: not a regular file`);
+  try {
+    await access(path, mode);
+  } catch {
+    const what = mode & constants.W_OK ? "not writable (add ,ro to attach it read-only)" : "not readable";
+    throw new VmError(step, `${flag} ${path}: ${what}`);
+  }
+  return st.size;
+}
+
+function hasHdrS(k: Uint8Array): boolean {
+  return (
+    k.length >= Hdr.HEADER + 4 &&
+    new DataView(k.buffer, k.byteOffset).getUint32(Hdr.HEADER, true) === HDRS_MAGIC
+  );
+}
+
+function hasMultibootHeader(k: Uint8Array): boolean {
+  try {
+    findMultibootHeader(k);
+    return true;
+  } catch (e) {
+    return !(e instanceof MultibootLoadError && e.detail.kind === "NoHeader");
+  }
+}
+
+/** Build a VM from a validated configuration: check files, load the kernel, wire the machine. */
+export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm> {
+  // 1. Every file, before anything is read into memory or written anywhere.
+  const kernelSize = await checkFile("kernel", "--kernel", config.kernel, constants.R_OK);
+  if (kernelSize > config.memBytes)
+    throw new VmError("kernel", `--kernel ${config.kernel}: ${kernelSize} bytes is larger than guest memory`);
+  let initrdSize = 0;
+  if (config.initrd !== undefined) {
+    initrdSize = await checkFile("initrd", "--initrd", config.initrd, constants.R_OK);
+    if (initrdSize > config.memBytes) {
+      throw new VmError(
+        "initrd",
+        `--initrd ${config.initrd}: ${initrdSize} bytes does not fit in ${config.memBytes} bytes of guest memory`,
+      );
+    }
+  }
+  for (const d of config.disks) {
+    const size = await checkFile(
+      "disk",
+      "--disk",
+      d.path,
+      d.readOnly ? constants.R_OK : constants.R_OK | constants.W_OK,
+    );
+    if (size % 512 !== 0)
+      throw new VmError("disk", `--disk ${d.path}: size ${size} is not a multiple of 512-byte sectors`);
+  }
+  if (config.screenshot !== undefined) {
+    const dir = dirname(config.screenshot);
+    const st = await stat(dir).catch(() => undefined);
+    if (!st?.isDirectory())
+      throw new VmError("screenshot", `--screenshot ${config.screenshot}: directory ${dir} does not exist`);
+    const target = await stat(config.screenshot).catch(() => undefined);
+    if (target?.isDirectory())
+      throw new VmError("screenshot", `--screenshot ${config.screenshot}: is a directory`);
+  }
+
+  // 2. Devices and their placement, which the command line and MP table depend on.
+  const wanted: { kind: VirtioKind; transport: "pci" | "mmio"; label: string }[] = [
+    { kind: "console", transport: "pci", label: "virtio-console (hvc0)" },
+    { kind: "rng", transport: "pci", label: "virtio-rng" },
+    ...config.disks.map((d) => ({
+      kind: "blk" as const,
+      transport: d.transport,
+      label: `virtio-blk ${d.path}${d.readOnly ? " (ro)" : ""}`,
+    })),
+    ...(config.net !== undefined
+      ? [{ kind: "net" as const, transport: "pci" as const, label: `virtio-net on switch ${config.net}` }]
+      : []),
+    ...(config.balloon
+      ? [{ kind: "balloon" as const, transport: "pci" as const, label: "virtio-balloon" }]
+      : []),
+    ...(config.gpu ? [{ kind: "gpu" as const, transport: "pci" as const, label: "virtio-gpu" }] : []),
+  ];
+  let virtio: VirtioPlacement[];
+  try {
+    virtio = placeVirtioDevices(wanted);
+  } catch (e) {
+    throw new VmError("machine", (e as Error).message);
+  }
+  const cmdline = kernelCmdline(config.append, virtio);
+
+  // 3. Guest RAM and the kernel.
+  const memory = new GuestRam(ramRanges(config.memBytes));
+  const kernel = new Uint8Array(await readFile(config.kernel));
+  const initrd = config.initrd !== undefined ? new Uint8Array(await readFile(config.initrd)) : undefined;
+  let boot: BootInfo;
+  let cpu: BootCpuState;
+  try {
+    const linux = hasHdrS(kernel);
+    if (!linux && !hasMultibootHeader(kernel)) {
+      // Neither format: report why it is not a bzImage, and that no multiboot header was found.
+      const why = (() => {
+        try {
+          parseBzImage(kernel);
+          return "not a bzImage";
+        } catch (e) {
+          return e instanceof LinuxLoadError ? e.message : String(e);
+        }
+      })();
+      throw new VmError("kernel", `--kernel ${config.kernel}: ${why}; no multiboot header either`);
+    }
+    if (linux) {
+      const r = loadLinux(memory, { kernel, initrd, cmdline, memBytes: config.memBytes });
+      const v = r.header.version;
+      boot = {
+        protocol: "linux",
+        version: `${v >> 8}.${(v & 0xff).toString().padStart(2, "0")}`,
+        entry: r.entry,
+        initrd: r.initrd,
+      };
+      cpu = r.cpu;
+    } else {
+      // Multiboot: the initrd, if any, becomes module 1 with its path as the module's command line.
+      const modules = initrd ? [{ data: initrd, cmdline: config.initrd }] : [];
+      const r = loadMultiboot(memory, { kernel, cmdline, modules, memBytes: config.memBytes });
+      boot = {
+        protocol: "multiboot",
+        entry: r.entry,
+        format: r.header.addresses ? "a.out kludge" : "elf",
+        modules: r.modules.length,
+      };
+      cpu = r.cpu;
+    }
+  } catch (e) {
+    if (e instanceof LinuxLoadError || e instanceof MultibootLoadError) {
+      const step: VmErrorStep =
+        e instanceof LinuxLoadError && e.detail.kind === "InitrdTooLarge" ? "initrd" : "kernel";
+      throw new VmError(
+        step,
+        `${step === "initrd" ? `--initrd ${config.initrd}` : `--kernel ${config.kernel}`}: ${e.message}`,
+      );
+    }
+    throw e;
+  }
+  let mpTable: MpTableLayout;
+  try {
+    mpTable = writePlatformTables(memory, config.cpus, virtio);
+  } catch (e) {
+    throw new VmError("machine", (e as Error).message);
+  }
+
+  // 4. Legacy devices. Interrupt lines go nowhere until the irqchip (kvm-api) is wired.
+  const events: MachineEvent[] = [];
+  const devices = createLegacyDevices({
+    memBytes: config.memBytes,
+    debugExit: config.debugExit,
+    irq: () => NO_IRQ,
+    onEvent: (e) => events.push(e),
+    onSerial: deps.onSerial ?? (() => {}),
+  });
+
+  let state: VmLifecycle = { tag: "created" };
+  const refuse = (error: string): ActionResult => ({ ok: false, error });
+  const notRunning = (what: string) => refuse(`${what}: the VM is not running (it is ${state.tag})`);
+  return {
+    config,
+    memory,
+    boot,
+    cpu,
+    cmdline,
+    devices,
+    virtio,
+    mpTable,
+    events,
+    get state() {
+      return state;
+    },
+    control(action: VmAction): ActionResult {
+      switch (action.kind) {
+        case "stop":
+          if (state.tag === "stopped") return refuse("stop: the VM is already stopped");
+          state = { tag: "stopped", reason: "stopped by request" };
+          return { ok: true };
+        case "pause":
+          if (state.tag !== "running") return notRunning("pause");
+          state = { tag: "paused" };
+          return { ok: true };
+        case "resume":
+          if (state.tag !== "paused") return refuse(`resume: the VM is not paused (it is ${state.tag})`);
+          state = { tag: "running" };
+          return { ok: true };
+        case "balloon":
+          if (!config.balloon)
+            return refuse("balloon: the VM has no balloon device (start it with --balloon)");
+          if (action.bytes > config.memBytes)
+            return refuse(`balloon: ${action.bytes} bytes is more than the guest's ${config.memBytes}`);
+          return notRunning("balloon");
+        case "screenshot":
+          if (!config.gpu) return refuse("screenshot: the VM has no gpu (start it with --gpu)");
+          return notRunning("screenshot");
+      }
+    },
+    run(): Promise<never> {
+      return Promise.reject(new ExecutionUnavailableError());
+    },
+  };
+}

@@ -1,0 +1,119 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseVmOptions } from "../src/config.js";
+import { bundledGuest } from "../src/guests.js";
+import { MiB, VIRTIO_MMIO_BASE } from "../src/layout.js";
+import { kernelCmdline, MMIO_IRQS, placeVirtioDevices } from "../src/machine.js";
+import { createVm, ExecutionUnavailableError, VmError } from "../src/vm.js";
+
+const GUESTS = resolve(__dirname, "../../../guests");
+const bundled = bundledGuest(GUESTS);
+
+describe("createVm (the JS API)", () => {
+  it("loads the bundled guest, writes the MP table, wires the legacy devices; run() refuses honestly", async () => {
+    const vm = await createVm(parseVmOptions({ mem: "128M", cpus: 2, balloon: true }, bundled));
+    expect(vm.boot).toMatchObject({ protocol: "linux", version: "2.15", entry: 0x100200 });
+    expect(vm.cpu.mode).toBe("long");
+    expect(vm.cmdline).toBe("console=ttyS0 reboot=k");
+    expect(vm.virtio.map((v) => v.kind)).toEqual(["console", "rng", "balloon"]);
+    // The MP table is where Linux scans for it.
+    const fp = new Uint8Array(4);
+    vm.memory.read(vm.mpTable.floatingPointer, fp);
+    expect(new TextDecoder().decode(fp)).toBe("_MP_");
+    // The initramfs is in guest memory.
+    const b = vm.boot.protocol === "linux" ? vm.boot.initrd! : undefined;
+    const head = new Uint8Array(6);
+    vm.memory.read(b!.addr, head);
+    expect(new TextDecoder().decode(head)).toBe("070701");
+    // The UART at 0x3f8 answers (scratch register round trip) and its output reaches onSerial.
+    vm.devices.ports.write(0x3ff, 1, 0x5a);
+    expect(vm.devices.ports.read(0x3ff, 1)).toBe(0x5a);
+    // i8042 reset is a machine event.
+    vm.devices.ports.write(0x64, 1, 0xfe);
+    expect(vm.events).toEqual([{ kind: "reset" }]);
+    await expect(vm.run()).rejects.toBeInstanceOf(ExecutionUnavailableError);
+  });
+
+  it("control actions follow the lifecycle and the configured devices", async () => {
+    const vm = await createVm(parseVmOptions({ mem: "64M" }, bundled));
+    expect(vm.control({ kind: "pause" })).toEqual({
+      ok: false,
+      error: "pause: the VM is not running (it is created)",
+    });
+    expect(vm.control({ kind: "balloon", bytes: MiB })).toMatchObject({
+      ok: false,
+      error: expect.stringContaining("--balloon"),
+    });
+    expect(vm.control({ kind: "screenshot", path: "x.png" })).toMatchObject({
+      ok: false,
+      error: expect.stringContaining("--gpu"),
+    });
+    expect(vm.control({ kind: "stop" })).toEqual({ ok: true });
+    expect(vm.state).toEqual({ tag: "stopped", reason: "stopped by request" });
+    expect(vm.control({ kind: "resume" })).toMatchObject({ ok: false });
+  });
+
+  it("multiboot: the test kernel with a module and isa-debug-exit", async () => {
+    const serial: number[] = [];
+    const vm = await createVm(
+      parseVmOptions(
+        {
+          kernel: resolve(GUESTS, "multiboot-test/multiboot-test-aout.bin"),
+          initrd: resolve(GUESTS, "initramfs/init"),
+          debugExit: true,
+          mem: "32M",
+        },
+        bundled,
+      ),
+      { onSerial: (b) => serial.push(b) },
+    );
+    expect(vm.boot).toMatchObject({ protocol: "multiboot", format: "a.out kludge", modules: 1 });
+    expect(vm.cpu.regs.rax).toBe(0x2badb002);
+    vm.devices.ports.write(0xf4, 1, 0x10);
+    expect(vm.events).toEqual([{ kind: "debug-exit", status: 33 }]);
+    vm.devices.ports.write(0x3f8, 1, 0x41);
+    expect(serial).toEqual([0x41]);
+  });
+
+  it("mmio disks are announced on the command line; errors name the step", async () => {
+    const img = resolve(GUESTS, "bzImage"); // a readable file with a size in whole sectors
+    expect(readFileSync(img).length % 512).toBe(0);
+    const vm = await createVm(parseVmOptions({ disk: [`${img},ro,mmio`], mem: "64M" }, bundled));
+    expect(vm.cmdline).toBe(
+      `console=ttyS0 reboot=k virtio_mmio.device=4K@0x${VIRTIO_MMIO_BASE.toString(16)}:5`,
+    );
+    await expect(
+      createVm(parseVmOptions({ kernel: resolve(GUESTS, "README.md") }, bundled)),
+    ).rejects.toMatchObject({
+      step: "kernel",
+    });
+    await expect(
+      createVm(parseVmOptions({ kernel: resolve(GUESTS, "README.md") }, bundled)),
+    ).rejects.toBeInstanceOf(VmError);
+  });
+});
+
+describe("virtio placement", () => {
+  it("PCI slots from 1 with INTA on pins 16-23; MMIO windows with free ISA IRQs", () => {
+    const p = placeVirtioDevices([
+      { kind: "rng", transport: "pci", label: "rng" },
+      { kind: "blk", transport: "mmio", label: "a" },
+      { kind: "blk", transport: "mmio", label: "b" },
+      { kind: "net", transport: "pci", label: "net" },
+    ]);
+    expect(p[0]).toMatchObject({ transport: "pci", slot: 1, intxPin: 16 });
+    expect(p[1]).toMatchObject({ transport: "mmio", base: VIRTIO_MMIO_BASE, irq: 5 });
+    expect(p[2]).toMatchObject({ transport: "mmio", base: VIRTIO_MMIO_BASE + 0x1000, irq: 6 });
+    expect(p[3]).toMatchObject({ transport: "pci", slot: 2, intxPin: 17 });
+    expect(kernelCmdline("console=ttyS0", p)).toBe(
+      "console=ttyS0 virtio_mmio.device=4K@0xd0000000:5 virtio_mmio.device=4K@0xd0001000:6",
+    );
+    const many = Array.from({ length: MMIO_IRQS.length + 1 }, () => ({
+      kind: "blk" as const,
+      transport: "mmio" as const,
+      label: "x",
+    }));
+    expect(() => placeVirtioDevices(many)).toThrow("too many virtio-mmio devices");
+  });
+});
