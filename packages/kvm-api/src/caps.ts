@@ -50,7 +50,10 @@ export const CAPABILITIES: ReadonlyMap<number, { value: number; implementedBy: s
   [KVM_CAP_NOP_IO_DELAY, { value: 1, implementedBy: "CPUID 0x40000001 KVM_FEATURE_NOP_IO_DELAY" }],
   [KVM_CAP_MP_STATE, { value: 1, implementedBy: "Vcpu.getMpState/setMpState" }],
   [KVM_CAP_SYNC_MMU, { value: 1, implementedBy: "slots view the caller's buffer directly (memory.ts)" }],
-  [KVM_CAP_IRQ_ROUTING, { value: 1, implementedBy: "Vm.setGsiRouting (irq-routing.ts)" }],
+  [
+    KVM_CAP_IRQ_ROUTING,
+    { value: 4096, implementedBy: "Vm.setGsiRouting (irq-routing.ts), KVM_MAX_IRQ_ROUTES" },
+  ],
   [KVM_CAP_IRQ_INJECT_STATUS, { value: 1, implementedBy: "Vm.irqLine return value" }],
   [KVM_CAP_IRQFD, { value: 1, implementedBy: "Vm.irqfd" }],
   [KVM_CAP_PIT2, { value: 1, implementedBy: "Vm.createPit2 (devices/pit.ts)" }],
