@@ -72,3 +72,19 @@ describe("decoder rules", () => {
     expect(decode(new Uint8Array(2), -1, 64, insn)).toBe(DecodeStatus.Truncated);
   });
 });
+
+describe("decode.ts inlined constants", () => {
+  it("match the generated tables and insn.ts", async () => {
+    const gen = await import("../src/generated/tables.js");
+    const dec = (await import("../src/decoder/decode.js")) as unknown as Record<string, object>;
+    const insnMod = await import("../src/decoder/insn.js");
+    // const enums compile to objects when imported from another module, so they can be compared.
+    const asObj = (e: object) =>
+      Object.fromEntries(Object.entries(e).filter(([k]) => Number.isNaN(Number(k))));
+    expect(asObj(dec.Sel!)).toEqual(gen.SEL);
+    expect({ none: 0, ...asObj(dec.Imm!) }).toEqual(gen.IMM);
+    expect(asObj(dec.Fa!)).toEqual(gen.FA);
+    expect(asObj(dec.Pf!)).toEqual(insnMod.Prefix);
+    expect(asObj(dec.St!)).toEqual(insnMod.DecodeStatus);
+  });
+});

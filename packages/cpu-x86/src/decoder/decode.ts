@@ -2,48 +2,111 @@
 // immediates (SDM Vol. 2 ch. 2). The per-opcode decisions come from src/generated/tables.ts,
 // generated from data/*.txt; this file only knows the instruction format.
 
-import {
-  FA,
-  FORM_ATTR,
-  FORM_IMM,
-  FORM_OP,
-  IMM,
-  SEL,
-  SLOT_MODRM,
-  SLOT_ROOT,
-  TREE,
-} from "../generated/tables.js";
-import { DecodeStatus, type Insn, NO_REG, NO_SEG, Prefix } from "./insn.js";
+import { FORM_ATTR, FORM_IMM, FORM_OP, SLOT_MODRM, SLOT_ROOT, TREE } from "../generated/tables.js";
+import { type DecodeStatus, type Insn, NO_REG, NO_SEG } from "./insn.js";
 
 /** SDM Vol. 2 2.3.11: an instruction is at most 15 bytes; longer raises #GP(0). */
 export const MAX_INSN_LENGTH = 15;
+
+/** Decision-tree selectors: the generated SEL values, inlined (test/decoder.test.ts checks they match). */
+export const enum Sel {
+  MODE = 1,
+  MP = 2,
+  REXB = 3,
+  L = 4,
+  REG = 5,
+  MOD = 6,
+  RM = 7,
+  W = 8,
+  OS = 9,
+  OS_D64 = 10,
+  OS_F64 = 11,
+  AS = 12,
+}
+/** Immediate kinds: the generated IMM values, inlined. */
+export const enum Imm {
+  Ib = 1,
+  Ibs = 2,
+  Iw = 3,
+  Iz = 4,
+  Iv = 5,
+  Id = 6,
+  Jb = 7,
+  Jz = 8,
+  O = 9,
+  Ap = 10,
+}
+/** Form attribute bits: the generated FA values, inlined. */
+export const enum Fa {
+  LOCK = 1,
+  REP = 2,
+  REPE = 4,
+  D64 = 8,
+  F64 = 16,
+  MP66 = 32,
+  MPREP = 64,
+  MEM = 128,
+  PLUSR = 256,
+  MODREG = 512,
+  VEX = 1024,
+  NOLEN = 2048,
+  HLE = 4096,
+  BND = 8192,
+  I64 = 16384,
+  O64 = 32768,
+  VEXL0 = 65536,
+  VVVV = 131072,
+  SREG = 262144,
+  SREG_DST = 524288,
+  CREG = 1048576,
+  DREG = 2097152,
+  VSIB = 4194304,
+}
+/** Prefix bits and statuses from insn.ts, inlined for the hot path. */
+export const enum Pf {
+  LOCK = 1,
+  REP = 2,
+  REPNE = 4,
+  OPSIZE = 8,
+  ADDRSIZE = 16,
+  REX = 32,
+  VEX = 64,
+  SEG = 128,
+}
+export const enum St {
+  Ok = 0,
+  Invalid = 1,
+  TooLong = 2,
+  Truncated = 3,
+}
 
 // 16-bit ModRM memory forms (SDM Vol. 2 Table 2-1): base and index per rm; BX=3 BP=5 SI=6 DI=7.
 const BASE16 = [3, 3, 5, 5, 6, 7, 5, 3];
 const INDEX16 = [6, 7, 6, 7, NO_REG, NO_REG, NO_REG, NO_REG];
 
-function finish(out: Insn, status: DecodeStatus, length: number): DecodeStatus {
-  out.status = status;
-  out.length = length;
-  if (status !== DecodeStatus.Ok) {
-    out.op = 0;
-    out.form = 0;
-  }
-  return status;
-}
+/** Early exit (truncated, too long, bad VEX): clears every field so no stale value survives. */
+// Prefix classes per byte: 1-6 segment override ES..GS (+1), then 66, 67, F0, F2, F3, REX.
+const PK_OPSIZE = 7;
+const PK_ADDRSIZE = 8;
+const PK_LOCK = 9;
+const PK_REPNE = 10;
+const PK_REP = 11;
+const PK_REX = 12;
+const PREFIX_CLASS = new Uint8Array(256);
+PREFIX_CLASS[0x26] = 1;
+PREFIX_CLASS[0x2e] = 2;
+PREFIX_CLASS[0x36] = 3;
+PREFIX_CLASS[0x3e] = 4;
+PREFIX_CLASS[0x64] = 5;
+PREFIX_CLASS[0x65] = 6;
+PREFIX_CLASS[0x66] = PK_OPSIZE;
+PREFIX_CLASS[0x67] = PK_ADDRSIZE;
+PREFIX_CLASS[0xf0] = PK_LOCK;
+PREFIX_CLASS[0xf2] = PK_REPNE;
+PREFIX_CLASS[0xf3] = PK_REP;
+for (let i = 0x40; i < 0x50; i++) PREFIX_CLASS[i] = PK_REX;
 
-/**
- * Decodes the instruction at `bytes[offset]` in `mode` (16, 32 or 64) into `out` and returns its
- * status (also stored in `out.status`). Pure and total: it never throws, never reads outside
- * `bytes`, and allocates nothing. A buffer that ends early gives `Truncated`; more than 15 bytes
- * gives `TooLong`; an encoding that is not a valid instruction in `mode` gives `Invalid` (#UD).
- *
- * @example
- * const insn = new Insn();
- * decode(Uint8Array.of(0x48, 0x01, 0xd8), 0, 64, insn); // add rax, rbx
- * insn.op === Op.ADD && insn.length === 3;
- */
-export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, out: Insn): DecodeStatus {
+function early(out: Insn, mode: 16 | 32 | 64, status: St, length: number): DecodeStatus {
   out.mode = mode;
   out.op = 0;
   out.form = 0;
@@ -70,12 +133,37 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
   out.byteRegsHigh = true;
   out.mandatory = 0;
 
+  return finish(out, status, length);
+}
+
+function finish(out: Insn, status: St, length: number): DecodeStatus {
+  out.status = status as DecodeStatus;
+  out.length = length;
+  if (status !== St.Ok) {
+    out.op = 0;
+    out.form = 0;
+  }
+  return status as DecodeStatus;
+}
+
+/**
+ * Decodes the instruction at `bytes[offset]` in `mode` (16, 32 or 64) into `out` and returns its
+ * status (also stored in `out.status`). Pure and total: it never throws, never reads outside
+ * `bytes`, and allocates nothing. A buffer that ends early gives `Truncated`; more than 15 bytes
+ * gives `TooLong`; an encoding that is not a valid instruction in `mode` gives `Invalid` (#UD).
+ *
+ * @example
+ * const insn = new Insn();
+ * decode(Uint8Array.of(0x48, 0x01, 0xd8), 0, 64, insn); // add rax, rbx
+ * insn.op === Op.ADD && insn.length === 3;
+ */
+export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, out: Insn): DecodeStatus {
   const len = bytes.length;
-  if (offset < 0 || offset >= len || (offset | 0) !== offset) return finish(out, DecodeStatus.Truncated, 0);
+  if (offset < 0 || offset >= len || (offset | 0) !== offset) return early(out, mode, St.Truncated, 0);
   const hardEnd = offset + MAX_INSN_LENGTH;
   // Reading at p >= lim fails: Truncated when the buffer ends first, TooLong when the limit does.
   const lim = Math.min(len, hardEnd);
-  const cut = len < hardEnd ? DecodeStatus.Truncated : DecodeStatus.TooLong;
+  const cut: St = len < hardEnd ? St.Truncated : St.TooLong;
   const is64 = mode === 64;
 
   let p = offset;
@@ -86,65 +174,35 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
   let b = 0;
   // Legacy prefixes and REX (SDM Vol. 2 2.1.1, 2.2.1): any order, repeats allowed; the last
   // segment override and the last of F2/F3 win; a REX counts only directly before the opcode.
-  prefixes: for (;;) {
-    if (p >= lim) return finish(out, cut, p - offset);
+  for (;;) {
+    if (p >= lim) return early(out, mode, cut, p - offset);
     b = bytes[p]!;
-    switch (b) {
-      case 0x26:
-        seg = 0;
-        break;
-      case 0x2e:
-        seg = 1;
-        break;
-      case 0x36:
-        seg = 2;
-        break;
-      case 0x3e:
-        seg = 3;
-        break;
-      case 0x64:
-        seg = 4;
-        break;
-      case 0x65:
-        seg = 5;
-        break;
-      case 0x66:
-        pfx |= Prefix.OPSIZE;
-        break;
-      case 0x67:
-        pfx |= Prefix.ADDRSIZE;
-        break;
-      case 0xf0:
-        pfx |= Prefix.LOCK;
-        break;
-      case 0xf2:
-        rep = 3;
-        break;
-      case 0xf3:
-        rep = 2;
-        break;
-      default:
-        if (is64 && (b & 0xf0) === 0x40) {
-          rex = b;
-          p++;
-          continue prefixes;
-        }
-        break prefixes;
+    const k = PREFIX_CLASS[b]!;
+    if (k === 0) break;
+    if (k === PK_REX) {
+      if (!is64) break; // 40-4F are INC/DEC outside 64-bit mode
+      rex = b;
+      p++;
+      continue;
     }
+    if (k <= 6) seg = k - 1;
+    else if (k === PK_REPNE) rep = 3;
+    else if (k === PK_REP) rep = 2;
+    else pfx |= k === PK_OPSIZE ? Pf.OPSIZE : k === PK_ADDRSIZE ? Pf.ADDRSIZE : Pf.LOCK;
     rex = 0; // a legacy prefix after REX makes that REX ignored
     p++;
   }
 
-  if (seg !== NO_SEG) pfx |= Prefix.SEG;
-  if (rep === 2) pfx |= Prefix.REP;
-  else if (rep === 3) pfx |= Prefix.REPNE;
+  if (seg !== NO_SEG) pfx |= Pf.SEG;
+  if (rep === 2) pfx |= Pf.REP;
+  else if (rep === 3) pfx |= Pf.REPNE;
 
   let rexW = 0;
   let rexR = 0;
   let rexX = 0;
   let rexB = 0;
   if (rex !== 0) {
-    pfx |= Prefix.REX;
+    pfx |= Pf.REX;
     rexW = (rex >> 3) & 1;
     rexR = (rex >> 2) & 1;
     rexX = (rex >> 1) & 1;
@@ -160,16 +218,16 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
   let vvvvRaw = 0;
   let isVex = false;
   if (b === 0x0f) {
-    if (p >= lim) return finish(out, cut, p - offset);
+    if (p >= lim) return early(out, mode, cut, p - offset);
     b = bytes[p++]!;
     map = 1;
     if (b === 0x38 || b === 0x3a) {
       map = b === 0x38 ? 2 : 3;
-      if (p >= lim) return finish(out, cut, p - offset);
+      if (p >= lim) return early(out, mode, cut, p - offset);
       b = bytes[p++]!;
     }
   } else if (b === 0xc4 || b === 0xc5) {
-    if (p >= lim) return finish(out, cut, p - offset);
+    if (p >= lim) return early(out, mode, cut, p - offset);
     const b1 = bytes[p]!;
     // SDM Vol. 2 2.3.5: outside 64-bit mode C4/C5 are LES/LDS unless ModRM.mod would be 11.
     if (is64 || b1 >= 0xc0) {
@@ -178,7 +236,7 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
       let mmmmm = 1;
       let b2 = b1;
       if (b === 0xc4) {
-        if (p >= lim) return finish(out, cut, p - offset);
+        if (p >= lim) return early(out, mode, cut, p - offset);
         b2 = bytes[p++]!;
         mmmmm = b1 & 0x1f;
         if (is64) {
@@ -194,34 +252,32 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
       vvvv = is64 ? vvvvRaw : vvvvRaw & 7;
       vexL = (b2 >> 2) & 1;
       mpIdx = b2 & 3;
-      pfx |= Prefix.VEX;
-      if (p >= lim) return finish(out, cut, p - offset);
+      pfx |= Pf.VEX;
+      if (p >= lim) return early(out, mode, cut, p - offset);
       b = bytes[p++]!;
       // SDM Vol. 2 2.3.2: 66, F2, F3, LOCK or REX before VEX is #UD; an unknown map is #UD.
-      if (mmmmm < 1 || mmmmm > 3 || rex !== 0 || rep !== 0 || (pfx & (Prefix.OPSIZE | Prefix.LOCK)) !== 0)
-        return finish(out, DecodeStatus.Invalid, p - offset);
+      if (mmmmm < 1 || mmmmm > 3 || rex !== 0 || rep !== 0 || (pfx & (Pf.OPSIZE | Pf.LOCK)) !== 0)
+        return early(out, mode, St.Invalid, p - offset);
       map = mmmmm + 3;
     }
   }
   if (!isVex) {
     if (rep !== 0) mpIdx = rep;
-    else if (pfx & Prefix.OPSIZE) mpIdx = 1;
+    else if (pfx & Pf.OPSIZE) mpIdx = 1;
   }
 
   const slot = (map << 8) | b;
-  out.opcode = b;
-  out.map = map;
   const hasModrm = SLOT_MODRM[slot] === 1;
   let modrm = 0;
   if (hasModrm) {
-    if (p >= lim) return finish(out, cut, p - offset);
+    if (p >= lim) return early(out, mode, cut, p - offset);
     modrm = bytes[p++]!;
   }
 
   // Operand and address size (SDM Vol. 1 3.6, Vol. 2 2.2.1.2).
-  const o66 = (pfx & Prefix.OPSIZE) !== 0;
+  const o66 = (pfx & Pf.OPSIZE) !== 0;
   let osz = is64 ? (rexW ? 8 : o66 ? 2 : 4) : mode === 32 ? (o66 ? 2 : 4) : o66 ? 4 : 2;
-  const a67 = (pfx & Prefix.ADDRSIZE) !== 0;
+  const a67 = (pfx & Pf.ADDRSIZE) !== 0;
   const asz = is64 ? (a67 ? 4 : 8) : mode === 32 ? (a67 ? 2 : 4) : a67 ? 4 : 2;
 
   let node = SLOT_ROOT[slot]!;
@@ -230,40 +286,40 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
     const sel = TREE[i]!;
     let br = 0;
     switch (sel) {
-      case SEL.MODE:
+      case Sel.MODE:
         br = is64 ? 1 : 0;
         break;
-      case SEL.MP:
+      case Sel.MP:
         br = mpIdx;
         break;
-      case SEL.REXB:
+      case Sel.REXB:
         br = rexB;
         break;
-      case SEL.L:
+      case Sel.L:
         br = vexL;
         break;
-      case SEL.REG:
+      case Sel.REG:
         br = (modrm >> 3) & 7;
         break;
-      case SEL.MOD:
+      case Sel.MOD:
         br = modrm >= 0xc0 ? 1 : 0;
         break;
-      case SEL.RM:
+      case Sel.RM:
         br = modrm & 7;
         break;
-      case SEL.W:
+      case Sel.W:
         br = rexW;
         break;
-      case SEL.OS:
+      case Sel.OS:
         br = osz === 2 ? 0 : osz === 4 ? 1 : 2;
         break;
-      case SEL.OS_D64:
+      case Sel.OS_D64:
         br = is64 ? (o66 && !rexW ? 0 : 2) : osz === 2 ? 0 : 1;
         break;
-      case SEL.OS_F64:
+      case Sel.OS_F64:
         br = is64 ? 2 : osz === 2 ? 0 : 1;
         break;
-      case SEL.AS:
+      case Sel.AS:
         br = asz === 2 ? 0 : asz === 4 ? 1 : 2;
         break;
     }
@@ -273,10 +329,10 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
   const attr = FORM_ATTR[form]!;
 
   // Operand size adjustments that depend on the form.
-  if (attr & FA.MP66) osz = rexW && is64 ? 8 : 4;
+  if (attr & Fa.MP66) osz = rexW && is64 ? 8 : 4;
   else if (is64) {
-    if (attr & FA.F64) osz = 8;
-    else if (attr & FA.D64 && !(o66 && !rexW)) osz = 8;
+    if (attr & Fa.F64) osz = 8;
+    else if (attr & Fa.D64 && !(o66 && !rexW)) osz = 8;
   }
 
   // ModRM memory operand, SIB and displacement (SDM Vol. 2 2.1.5, 2.2.1.6).
@@ -288,23 +344,23 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
   let disp = 0;
   let ripRel = false;
   if (hasModrm) {
-    if (attr & FA.MODREG) mod = 3;
+    if (attr & Fa.MODREG) mod = 3;
     if (mod !== 3) {
       isMem = true;
       const rmb = modrm & 7;
       if (asz === 2) {
         if (mod === 0 && rmb === 6) {
-          if (p + 2 > lim) return finish(out, cut, p - offset);
+          if (p + 2 > lim) return early(out, mode, cut, p - offset);
           disp = bytes[p]! | (bytes[p + 1]! << 8);
           p += 2;
         } else {
           base = BASE16[rmb]!;
           index = INDEX16[rmb]!;
           if (mod === 1) {
-            if (p >= lim) return finish(out, cut, p - offset);
+            if (p >= lim) return early(out, mode, cut, p - offset);
             disp = (bytes[p++]! << 24) >> 24;
           } else if (mod === 2) {
-            if (p + 2 > lim) return finish(out, cut, p - offset);
+            if (p + 2 > lim) return early(out, mode, cut, p - offset);
             disp = ((bytes[p]! | (bytes[p + 1]! << 8)) << 16) >> 16;
             p += 2;
           }
@@ -312,7 +368,7 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
       } else {
         let dispBytes = mod === 1 ? 1 : mod === 2 ? 4 : 0;
         if (rmb === 4) {
-          if (p >= lim) return finish(out, cut, p - offset);
+          if (p >= lim) return early(out, mode, cut, p - offset);
           const sib = bytes[p++]!;
           scale = sib >> 6;
           const idx = ((sib >> 3) & 7) | (rexX << 3);
@@ -325,10 +381,10 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
           ripRel = is64; // 64-bit mode: RIP-relative (EIP-relative with 67)
         } else base = rmb | (rexB << 3);
         if (dispBytes === 1) {
-          if (p >= lim) return finish(out, cut, p - offset);
+          if (p >= lim) return early(out, mode, cut, p - offset);
           disp = (bytes[p++]! << 24) >> 24;
         } else if (dispBytes === 4) {
-          if (p + 4 > lim) return finish(out, cut, p - offset);
+          if (p + 4 > lim) return early(out, mode, cut, p - offset);
           disp = bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
           p += 4;
         }
@@ -345,64 +401,64 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
     let n = 0;
     const k = immk & 15;
     switch (k) {
-      case IMM.Ib:
-      case IMM.Ibs:
-      case IMM.Jb:
+      case Imm.Ib:
+      case Imm.Ibs:
+      case Imm.Jb:
         n = 1;
         break;
-      case IMM.Iw:
+      case Imm.Iw:
         n = 2;
         break;
-      case IMM.Id:
+      case Imm.Id:
         n = 4;
         break;
-      case IMM.Iz:
-      case IMM.Jz:
+      case Imm.Iz:
+      case Imm.Jz:
         n = osz === 2 ? 2 : 4;
         break;
-      case IMM.Iv:
+      case Imm.Iv:
         n = osz;
         break;
-      case IMM.O:
+      case Imm.O:
         n = asz;
         break;
-      case IMM.Ap:
+      case Imm.Ap:
         n = osz === 2 ? 4 : 6;
         break;
     }
-    if (immk >> 4 === IMM.Ib) n++;
-    if (p + n > lim) return finish(out, cut, p - offset);
+    if (immk >> 4 === Imm.Ib) n++;
+    if (p + n > lim) return early(out, mode, cut, p - offset);
     switch (k) {
-      case IMM.Ib:
+      case Imm.Ib:
         imm = bytes[p]!;
         break;
-      case IMM.Ibs:
-      case IMM.Jb:
+      case Imm.Ibs:
+      case Imm.Jb:
         imm = (bytes[p]! << 24) >> 24;
         immHi = imm >> 31;
         break;
-      case IMM.Iw:
+      case Imm.Iw:
         imm = bytes[p]! | (bytes[p + 1]! << 8);
         break;
-      case IMM.Id:
+      case Imm.Id:
         imm = bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
         break;
-      case IMM.Iz:
-      case IMM.Jz:
+      case Imm.Iz:
+      case Imm.Jz:
         if (osz === 2) imm = ((bytes[p]! | (bytes[p + 1]! << 8)) << 16) >> 16;
         else imm = bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
         immHi = imm >> 31;
         break;
-      case IMM.Iv:
-      case IMM.O:
-        if (n === 2 || (k === IMM.Iv && osz === 2)) imm = bytes[p]! | (bytes[p + 1]! << 8);
+      case Imm.Iv:
+      case Imm.O:
+        if (n === 2 || (k === Imm.Iv && osz === 2)) imm = bytes[p]! | (bytes[p + 1]! << 8);
         else {
           imm = bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
-          if ((k === IMM.Iv ? osz : asz) === 8)
+          if ((k === Imm.Iv ? osz : asz) === 8)
             immHi = bytes[p + 4]! | (bytes[p + 5]! << 8) | (bytes[p + 6]! << 16) | (bytes[p + 7]! << 24);
         }
         break;
-      case IMM.Ap:
+      case Imm.Ap:
         if (osz === 2) {
           imm = bytes[p]! | (bytes[p + 1]! << 8);
           imm2 = bytes[p + 2]! | (bytes[p + 3]! << 8);
@@ -412,11 +468,14 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
         }
         break;
     }
-    if (immk >> 4 === IMM.Ib) imm2 = bytes[p + n - 1]!;
+    if (immk >> 4 === Imm.Ib) imm2 = bytes[p + n - 1]!;
     p += n;
   }
 
   const length = p - offset;
+  out.mode = mode;
+  out.opcode = b;
+  out.map = map;
   out.prefixes = pfx;
   out.rex = (rexW << 3) | (rexR << 2) | (rexX << 1) | rexB;
   out.seg = seg;
@@ -438,25 +497,24 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
   out.byteRegsHigh = rex === 0 && !isVex;
   out.opSize = osz;
   out.addrSize = asz;
-  out.mandatory = attr & (FA.MP66 | FA.MPREP) ? mpIdx : 0;
-  if (form === 0) return finish(out, DecodeStatus.Invalid, length);
+  out.mandatory = attr & (Fa.MP66 | Fa.MPREP) ? mpIdx : 0;
+  if (form === 0) return finish(out, St.Invalid, length);
   // SDM Vol. 2 LOCK: #UD unless the instruction is lockable and its destination is memory.
-  if (pfx & Prefix.LOCK && (!(attr & FA.LOCK) || !isMem)) return finish(out, DecodeStatus.Invalid, length);
+  if (pfx & Pf.LOCK && (!(attr & Fa.LOCK) || !isMem)) return finish(out, St.Invalid, length);
   // SDM Vol. 2 2.3.6: VEX.vvvv must be 1111b when no operand uses it.
-  if (isVex && vvvvRaw !== 0 && !(attr & FA.VVVV)) return finish(out, DecodeStatus.Invalid, length);
+  if (isVex && vvvvRaw !== 0 && !(attr & Fa.VVVV)) return finish(out, St.Invalid, length);
   // SDM Vol. 2 2.3.12: VSIB addressing needs a SIB byte (and 32/64-bit addressing).
-  if (attr & FA.VSIB && (!isMem || asz === 2 || (modrm & 7) !== 4))
-    return finish(out, DecodeStatus.Invalid, length);
-  if (attr & (FA.SREG | FA.CREG | FA.DREG)) {
+  if (attr & Fa.VSIB && (!isMem || asz === 2 || (modrm & 7) !== 4)) return finish(out, St.Invalid, length);
+  if (attr & (Fa.SREG | Fa.CREG | Fa.DREG)) {
     const r = ((modrm >> 3) & 7) | (rexR << 3);
-    if (attr & FA.SREG && ((r & 7) > 5 || (attr & FA.SREG_DST && (r & 7) === 1)))
-      return finish(out, DecodeStatus.Invalid, length);
+    if (attr & Fa.SREG && ((r & 7) > 5 || (attr & Fa.SREG_DST && (r & 7) === 1)))
+      return finish(out, St.Invalid, length);
     // SDM Vol. 3A 2.5: CR1, CR5-CR7, CR9-CR15 are reserved (#UD); DR8-DR15 do not exist.
-    if (attr & FA.CREG && r !== 0 && r !== 2 && r !== 3 && r !== 4 && r !== 8)
-      return finish(out, DecodeStatus.Invalid, length);
-    if (attr & FA.DREG && r > 7) return finish(out, DecodeStatus.Invalid, length);
+    if (attr & Fa.CREG && r !== 0 && r !== 2 && r !== 3 && r !== 4 && r !== 8)
+      return finish(out, St.Invalid, length);
+    if (attr & Fa.DREG && r > 7) return finish(out, St.Invalid, length);
   }
   out.op = FORM_OP[form]!;
   out.form = form;
-  return finish(out, DecodeStatus.Ok, length);
+  return finish(out, St.Ok, length);
 }
