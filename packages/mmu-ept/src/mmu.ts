@@ -233,6 +233,25 @@ export class Mmu {
     if ((oldCr0 ^ newCr0) & CR0.PG) this.walker.pdpteValid = false;
   }
 
+  /**
+   * One entry point for a CPU that reports control-register writes after performing them: `cr` is 0, 3
+   * or 4, `oldLo` the register's previous low half, `noFlush` bit 63 of a MOV to CR3 source. Returns
+   * the PDPTE-load result for writes that (re)load PAE PDPTEs ("PdpteReservedBits" means #GP(0)).
+   */
+  afterCrWrite(cr: number, oldLo: number, noFlush = false): PdpteError | null {
+    const r = this.regs;
+    if (cr === 3) return this.movCr3(noFlush);
+    if (cr === 0) this.movCr0(oldLo, r.cr0);
+    else if (cr === 4) this.movCr4(oldLo, r.cr4);
+    else return null;
+    // SDM 4.4.1: with PAE paging in use afterwards, changing CR0.CD/NW/PG or CR4.PAE/PGE/PSE/SMEP reloads them.
+    const paging = CR0.PG | CR0.CD | CR0.NW;
+    const bits =
+      cr === 0 ? (oldLo ^ r.cr0) & paging : (oldLo ^ r.cr4) & (CR4.PAE | CR4.PGE | CR4.PSE | CR4.SMEP);
+    if (bits !== 0 && pagingMode(r.cr0, r.cr4, r.efer) === PagingMode.PAE) return this.walker.loadPdptes();
+    return null;
+  }
+
   /** INVLPG: the page's entries for the current PCID and its global entries, current VPID. */
   invlpg(linLo: number, linHi: number): void {
     const tlb = this.tlb;

@@ -102,7 +102,7 @@ export interface PagingRegs {
 }
 
 /** CR0 bits used by paging (SDM Vol. 3A 2.5). */
-export const CR0 = { PE: 1 << 0, WP: 1 << 16, PG: 1 << 31 } as const;
+export const CR0 = { PE: 1 << 0, WP: 1 << 16, NW: 1 << 29, CD: 1 << 30, PG: 1 << 31 } as const;
 /** CR4 bits used by paging (SDM Vol. 3A 2.5). */
 export const CR4 = {
   PSE: 1 << 4,

@@ -151,3 +151,26 @@ describe("PAE paging (SDM Vol. 3A 4.4)", () => {
     expect(tr(w, 0x40001234n, X).o.errorCode).toBe(PfErr.I);
   });
 });
+
+describe("PDPTE reloads through Mmu (SDM Vol. 3A 4.4.1)", () => {
+  it("SDM 4.4.1: a CR4 write changing PGE in PAE mode reloads the PDPTEs; one changing SMAP does not", async () => {
+    const { Mmu } = await import("../src/index.js");
+    const m = new Machine();
+    const regs = new Regs();
+    regs.cr4 = CR4.PAE;
+    regs.efer = 0x800;
+    regs.cr3 = 0x3000n;
+    const pd = m.alloc();
+    m.w64(0x3000n, pd | P);
+    m.w64(pd, 0x20_0000n | P | PS | RW);
+    const mmu = new Mmu(regs, m.mem);
+    expect(mmu.afterCrWrite(3, 0)).toBeNull();
+    m.w64(0x3000n, pd | P | RW); // reserved bit 1 now set in memory
+    const old = regs.cr4;
+    regs.cr4 |= CR4.SMAP;
+    expect(mmu.afterCrWrite(4, old)).toBeNull();
+    const old2 = regs.cr4;
+    regs.cr4 |= CR4.PGE;
+    expect(mmu.afterCrWrite(4, old2)).toBe("PdpteReservedBits");
+  });
+});

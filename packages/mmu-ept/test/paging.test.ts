@@ -264,3 +264,30 @@ describe("4-level paging (SDM Vol. 3A 4.5)", () => {
     expect(r.o.paddr).toBe(Number(root));
   });
 });
+
+describe("A/D updates on shared memory (SDM Vol. 3A 4.8)", () => {
+  it("SDM 4.8: an entry changed by another processor between read and update restarts the walk", () => {
+    const { m, root, regs } = setup4();
+    const used = map(m, root, 0x400000n, 0x5000n, P | RW | US);
+    const leaf = Number(used.at(-1)!);
+    let raced = false;
+    // Another vCPU clears P in the PTE just as this one is about to set its A flag.
+    const racing = {
+      read32: (pa: number) => m.mem.read32(pa),
+      write32: (pa: number, v: number) => m.mem.write32(pa, v),
+      cmpxchg32: (pa: number, expected: number, replacement: number) => {
+        if (pa === leaf && !raced) {
+          raced = true;
+          m.mem.write32(pa, m.mem.read32(pa) & ~1);
+        }
+        return m.mem.cmpxchg32(pa, expected, replacement);
+      },
+    };
+    const w = new GuestWalker(regs, racing);
+    const r = tr(w, 0x400000n, W);
+    expect(raced).toBe(true);
+    expect(r.ok).toBe(false);
+    expect(r.o.errorCode).toBe(PfErr.W);
+    expect(m.r64(used.at(-1)!) & (A | D | P)).toBe(0n);
+  });
+});
