@@ -166,7 +166,9 @@ export function buildImage(
       vals[k] = vals[k]! | bit;
       notes.push(`rsvd L${4 - k} bit ${bit.toString(16)}`);
     }
-    entries.forEach((ea, k) => m.w64(Number(ea), vals[k]!));
+    entries.forEach((ea, k) => {
+      m.w64(Number(ea), vals[k]!);
+    });
     const kind = pick(0.4) ? "read" : pick(0.55) ? "write" : "fetch";
     cases.push({
       kind,
