@@ -400,12 +400,22 @@ export function fieldDef(enc: number): VmcsFieldDef | undefined {
 export const Seg = { ES: 0, CS: 1, SS: 2, DS: 3, FS: 4, GS: 5, LDTR: 6, TR: 7 } as const;
 export type Seg = (typeof Seg)[keyof typeof Seg];
 
+/** Encodings of one guest segment register's four fields. */
+export interface GuestSegFields {
+  readonly sel: number;
+  readonly limit: number;
+  readonly ar: number;
+  readonly base: number;
+}
+
+const SEG_FIELDS: readonly GuestSegFields[] = [0, 1, 2, 3, 4, 5, 6, 7].map((s) => ({
+  sel: F.GUEST_ES_SELECTOR + 2 * s,
+  limit: F.GUEST_ES_LIMIT + 2 * s,
+  ar: F.GUEST_ES_AR_BYTES + 2 * s,
+  base: F.GUEST_ES_BASE + 2 * s,
+}));
+
 /** Guest selector/limit/AR/base encodings of segment `s` (the SDM numbers them consecutively). */
-export function guestSegFields(s: Seg): { sel: number; limit: number; ar: number; base: number } {
-  return {
-    sel: F.GUEST_ES_SELECTOR + 2 * s,
-    limit: F.GUEST_ES_LIMIT + 2 * s,
-    ar: F.GUEST_ES_AR_BYTES + 2 * s,
-    base: F.GUEST_ES_BASE + 2 * s,
-  };
+export function guestSegFields(s: Seg): GuestSegFields {
+  return SEG_FIELDS[s]!;
 }
