@@ -99,8 +99,10 @@ export class SseState implements XmmFile {
   readonly sf = new SoftFloat();
   /** A 16-byte scratch register: the executor loads memory operands here (word offset 0). */
   readonly tmp: XmmFile = xmmFileOver(new Uint32Array(4));
-  /** Lane results before commit. */
+  /** Lane results before commit, with byte/word views (integer ops build results here). */
   readonly res = new Uint32Array(4);
+  readonly res8 = new Uint8Array(this.res.buffer);
+  readonly res16 = new Uint16Array(this.res.buffer);
   /** Exceptions raised by the current instruction. */
   exc = 0;
   /** Bit-cast scratch. */
