@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// Boot benchmark (issue 8, "Speed"): wall time from launch to the marker line the bundled guest's
+// /init prints (TSKVM-BOOT-OK), for tskvm and, in the same run, QEMU with TCG on the same kernel
+// and initramfs. Prints each median and the ratio.
+//   node packages/vmm/bench/boot.mjs [--runs N] [--kernel PATH] [--initrd PATH] [--mem 256M]
+// Installs Debian's qemu-system-x86 when qemu-system-x86_64 is missing and we are root.
+// Run `npx tsup` in packages/vmm first (it runs the built CLI).
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const guests = resolve(here, "../../../guests");
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : def;
+};
+const runs = Number(opt("--runs", "5"));
+const kernel = opt("--kernel", join(guests, "bzImage"));
+const initrd = opt("--initrd", join(guests, "initramfs.cpio"));
+const mem = opt("--mem", "256M");
+const MARKER = "TSKVM-BOOT-OK";
+const TIMEOUT_MS = 120_000;
+
+function haveQemu() {
+  return spawnSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" }).status === 0;
+}
+
+function ensureQemu() {
+  if (haveQemu()) return true;
+  if (process.getuid?.() !== 0) {
+    console.log("qemu-system-x86_64 missing: apt-get install qemu-system-x86 (as root)");
+    return false;
+  }
+  console.log("installing qemu-system-x86 ...");
+  spawnSync("apt-get", ["update"], { stdio: "ignore" });
+  spawnSync("apt-get", ["install", "-y", "--no-install-recommends", "qemu-system-x86"], {
+    stdio: "ignore",
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
+  return haveQemu();
+}
+
+/** Launch, wait for the marker on stdout; resolves to ms, or to a string saying why not. */
+function timeToMarker(cmd, argv) {
+  return new Promise((resolvePromise) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, argv, { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    let done = false;
+    const finish = (v) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      resolvePromise(v);
+    };
+    const timer = setTimeout(() => finish("timeout"), TIMEOUT_MS);
+    child.stdout.on("data", (d) => {
+      out += d.toString("latin1");
+      if (out.includes(MARKER)) finish(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (out.length > 1 << 20) out = out.slice(-4096);
+    });
+    child.stderr.on("data", (d) => {
+      err += d.toString();
+    });
+    child.on("exit", (code) =>
+      finish(`exited ${code} before the marker: ${err.trim().split("\n").pop() ?? ""}`),
+    );
+  });
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+async function series(name, cmd, argv) {
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const r = await timeToMarker(cmd, argv);
+    if (typeof r === "string") {
+      console.log(`${name}: ${r}`);
+      return undefined;
+    }
+    times.push(r);
+  }
+  const med = median(times);
+  console.log(
+    `${name}: median ${(med / 1000).toFixed(3)} s over ${runs} runs [${times.map((t) => (t / 1000).toFixed(3)).join(", ")}]`,
+  );
+  return med;
+}
+
+const cli = resolve(here, "../dist/cli.js");
+console.log(`kernel ${kernel}\ninitrd ${initrd}\nmem ${mem}, ${runs} runs each`);
+let tskvm;
+if (existsSync(cli)) {
+  tskvm = await series("tskvm", process.execPath, [
+    cli,
+    "run",
+    "--kernel",
+    kernel,
+    "--initrd",
+    initrd,
+    "--mem",
+    mem,
+  ]);
+} else {
+  console.log("tskvm: packages/vmm/dist/cli.js missing (run npx tsup)");
+}
+let qemu;
+if (ensureQemu()) {
+  qemu = await series("qemu-tcg", "qemu-system-x86_64", [
+    "-accel",
+    "tcg",
+    "-m",
+    mem,
+    "-kernel",
+    kernel,
+    "-initrd",
+    initrd,
+    "-append",
+    "console=ttyS0 reboot=k",
+    "-nographic",
+    "-no-reboot",
+    "-nic",
+    "none",
+  ]);
+}
+if (tskvm !== undefined && qemu !== undefined)
+  console.log(`ratio tskvm/qemu-tcg: ${(tskvm / qemu).toFixed(2)}x`);
