@@ -120,12 +120,24 @@ export class Vmcs {
   /** The whole field as an unsigned 64-bit value. */
   get64(enc: number): bigint {
     const w = this.wordOf(enc);
-    return (BigInt(this.words[w + 1]!) << 32n) | BigInt(this.words[w]!);
+    const hi = this.words[w + 1]!;
+    const lo = this.words[w]!;
+    // Most values fit in 53 bits: one BigInt conversion instead of three bigint operations.
+    if (hi < 0x200000) return BigInt(hi * 4294967296 + lo);
+    return (BigInt(hi) << 32n) | BigInt(lo);
   }
   /** Store a value, truncated to the field's width. */
   set64(enc: number, v: bigint): void {
     const w = this.wordOf(enc);
     const width = encWidth(enc);
+    if (v >= 0n && v <= 0x1fffffffffffffn) {
+      // Below 2^53: split as a number, no bigint arithmetic.
+      const n = Number(v);
+      const lo = n >>> 0;
+      this.words[w] = width === FieldWidth.W16 ? lo & 0xffff : lo;
+      this.words[w + 1] = width === FieldWidth.W16 || width === FieldWidth.W32 ? 0 : Math.floor(n / 4294967296);
+      return;
+    }
     const lo = Number(v & MASK32);
     this.words[w] = width === FieldWidth.W16 ? lo & 0xffff : lo;
     this.words[w + 1] =

@@ -113,3 +113,32 @@ describe("VMCS storage", () => {
     expect(dv.getUint32(0, true)).toBe(0x1234);
   });
 });
+
+describe("VMCS storage round trip (property)", () => {
+  it("set64 then get64 returns the value truncated to the field width", async () => {
+    const fc = (await import("fast-check")).default;
+    const fields = VMCS_FIELDS.filter((d) => !d.high);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: fields.length - 1 }),
+        fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        (i, value) => {
+          const d = fields[i]!;
+          const v = new Vmcs();
+          v.set64(d.enc, value);
+          const mask =
+            d.width === FieldWidth.W16
+              ? 0xffffn
+              : d.width === FieldWidth.W32
+                ? 0xffffffffn
+                : (1n << 64n) - 1n;
+          expect(v.get64(d.enc)).toBe(value & mask);
+          expect(v.get32(d.enc)).toBe(Number(value & mask & 0xffffffffn));
+          if (d.width === FieldWidth.W64 || d.width === FieldWidth.Natural)
+            expect(v.getHi(d.enc)).toBe(Number((value >> 32n) & 0xffffffffn));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
