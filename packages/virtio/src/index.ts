@@ -62,7 +62,16 @@ export { andFeatures, type Features, features, hasFeature, isSubset, setFeature 
 export { type IrqLine, type MsiSink, NO_IRQ, NO_MSI } from "./irq";
 export { FlatGuestMemory, type GuestMemory, isSafeRange } from "./memory";
 export { ChainReader, ChainWriter, DescriptorChain, type Segment } from "./queue/chain";
+export {
+  PACKED_DESC_F_AVAIL,
+  PACKED_DESC_F_USED,
+  PackedQueue,
+  type PackedQueueState,
+  RingEventFlags,
+} from "./queue/packed";
 export { type QueueError, SplitQueue, type SplitQueueState } from "./queue/split";
+export type { Virtqueue } from "./queue/virtqueue";
+export type { TransportOptions } from "./transport/core";
 export { type InterruptSink, TransportCore, type TransportCoreState } from "./transport/core";
 export { MMIO_MAGIC, MMIO_WINDOW_SIZE, MmioReg, MmioTransport, TSKVM_VENDOR_ID } from "./transport/mmio";
 export {

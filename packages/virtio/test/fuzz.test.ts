@@ -157,14 +157,16 @@ function hostEvent(dev: VirtioDevice, n: number): void {
   }
 }
 
-function run(kind: DeviceKind, usePci: boolean, ops: Op[]): void {
+function run(kind: DeviceKind, transport: "mmio" | "pci" | "mmio-packed" | "pci-packed", ops: Op[]): void {
+  const usePci = transport.startsWith("pci");
+  const opts = { packedRings: transport.endsWith("packed") };
   const mem = new FlatGuestMemory(MEM);
   const dev = makeDevice(kind, mem);
   let metrics: Record<string, number>;
   let reg: (off: number, size: number, value: number) => void;
   let drv: MockDriver;
   if (usePci) {
-    const pci = new PciTransport(dev, mem, undefined, new RecordingMsi());
+    const pci = new PciTransport(dev, mem, undefined, new RecordingMsi(), opts);
     metrics = pci.core.metrics;
     drv = new MockDriver(mem, new PciDriverTransport(pci, new RecordingMsi()), 0x1000, MEM - 0x1000);
     reg = (off, size, value) => {
@@ -172,7 +174,7 @@ function run(kind: DeviceKind, usePci: boolean, ops: Op[]): void {
       else pci.barWrite(0, (off - 0x100) * 0x40, size, value);
     };
   } else {
-    const mmio = new MmioTransport(dev, mem);
+    const mmio = new MmioTransport(dev, mem, undefined, opts);
     metrics = mmio.core.metrics;
     drv = new MockDriver(mem, new MmioDriverTransport(mmio), 0x1000, MEM - 0x1000);
     reg = (off, size, value) => mmio.write(off, size, value);
@@ -275,8 +277,10 @@ describe(`fuzz: random rings, descriptors, registers and requests (${RUNS} runs 
   for (const kind of DEVICES) {
     it(`${kind}: never throws, never an internal error, always returns`, () => {
       fc.assert(
-        fc.property(fc.boolean(), fc.array(opArb, { maxLength: 40 }), (usePci, ops) =>
-          run(kind, usePci, ops),
+        fc.property(
+          fc.constantFrom("mmio" as const, "pci" as const, "mmio-packed" as const, "pci-packed" as const),
+          fc.array(opArb, { maxLength: 40 }),
+          (transport, ops) => run(kind, transport, ops),
         ),
         { numRuns: RUNS },
       );

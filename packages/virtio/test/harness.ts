@@ -8,8 +8,9 @@ import {
   RecordingMsi,
 } from "../src/testing/index";
 
-export type TransportKind = "mmio" | "pci-intx" | "pci-msix";
-export const TRANSPORTS: TransportKind[] = ["mmio", "pci-intx", "pci-msix"];
+export type TransportKind = "mmio" | "pci-intx" | "pci-msix" | "mmio-packed" | "pci-msix-packed";
+/** Every device test runs over each: both transports, both interrupt kinds, both ring layouts. */
+export const TRANSPORTS: TransportKind[] = ["mmio", "pci-intx", "pci-msix", "mmio-packed", "pci-msix-packed"];
 
 export interface Rig<D extends VirtioDevice> {
   dev: D;
@@ -27,15 +28,16 @@ export function rig<D extends VirtioDevice>(kind: TransportKind, dev: D, memSize
   const mem = new FlatGuestMemory(memSize);
   let t: DriverTransport;
   let metrics: Record<string, number>;
-  if (kind === "mmio") {
+  const opts = { packedRings: kind.endsWith("-packed") };
+  if (kind.startsWith("mmio")) {
     const irq = new RecordingIrq();
-    const m = new MmioTransport(dev, mem, irq);
+    const m = new MmioTransport(dev, mem, irq, opts);
     metrics = m.core.metrics;
     t = new MmioDriverTransport(m, irq);
   } else {
-    const msi = kind === "pci-msix" ? new RecordingMsi() : undefined;
+    const msi = kind.startsWith("pci-msix") ? new RecordingMsi() : undefined;
     const irq = new RecordingIrq();
-    const p = new PciTransport(dev, mem, irq, msi);
+    const p = new PciTransport(dev, mem, irq, msi, opts);
     metrics = p.core.metrics;
     t = new PciDriverTransport(p, msi);
   }

@@ -27,7 +27,8 @@ export class DescriptorChain {
   /** Packed rings: the avail wrap counter before this chain was popped. */
   availWrap = true;
 
-  constructor(readonly head: number) {}
+  /** head: the split ring head index, or the packed ring buffer id. */
+  constructor(public head: number) {}
 
   /** A cursor over the device-readable bytes. */
   reader(mem: GuestMemory): ChainReader {

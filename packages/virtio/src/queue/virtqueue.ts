@@ -1,5 +1,6 @@
 import type { DescriptorChain } from "./chain";
-import type { QueueError } from "./split";
+import type { PackedQueueState } from "./packed";
+import type { QueueError, SplitQueueState } from "./split";
 
 /**
  * What devices and transports use of a virtqueue, split (2.7) or packed (2.8). The transport
@@ -31,4 +32,6 @@ export interface Virtqueue {
   pushUsed(chain: DescriptorChain, len: number): boolean;
   /** Whether the driver wants an interrupt for what was pushed since the last call. */
   needsNotification(): boolean;
+  /** Plain, JSON-able state for snapshots. */
+  save(): SplitQueueState | PackedQueueState;
 }

@@ -2,4 +2,5 @@
 
 export { type DriverTransport, MmioDriverTransport, RecordingIrq } from "./driver-transport";
 export { type AddOptions, type InitOptions, MockDriver, MockQueue, type UsedBuffer } from "./mock-driver";
+export { MockPackedQueue } from "./mock-packed";
 export { PciDriverTransport, RecordingMsi } from "./pci-driver-transport";

@@ -2,6 +2,7 @@ import { DescFlag, Feature, Status, VIRTQ_USED_F_NO_NOTIFY } from "../constants"
 import { andFeatures, type Features, hasFeature } from "../features";
 import type { GuestMemory } from "../memory";
 import type { DriverTransport } from "./driver-transport";
+import { MockPackedQueue } from "./mock-packed";
 
 /** A completed buffer as the driver sees it. */
 export interface UsedBuffer {
@@ -24,7 +25,7 @@ export interface AddOptions {
 const TWO_32 = 0x1_0000_0000;
 
 /** A bump allocator over a guest range; `reset` frees everything. */
-class Arena {
+export class Arena {
   private next: number;
   constructor(
     readonly base: number,
@@ -245,9 +246,12 @@ export interface InitOptions {
  * drv.queue(0).used()[0]?.len; // 16
  * ```
  */
+/** A driver-side queue, split or packed. */
+export type DriverQueue = MockQueue | MockPackedQueue;
+
 export class MockDriver {
   readonly arena: Arena;
-  readonly queues: MockQueue[] = [];
+  readonly queues: DriverQueue[] = [];
   features: Features = { lo: 0, hi: 0 };
   private ringMark = 0;
 
@@ -264,7 +268,11 @@ export class MockDriver {
     return hasFeature(this.features, Feature.EVENT_IDX);
   }
 
-  queue(i: number): MockQueue {
+  get packed(): boolean {
+    return hasFeature(this.features, Feature.RING_PACKED);
+  }
+
+  queue(i: number): DriverQueue {
     const q = this.queues[i];
     if (q === undefined) throw new Error(`queue ${i} not set up`);
     return q;
@@ -308,7 +316,7 @@ export class MockDriver {
       const max = t.queueMax(i);
       if (max === 0) break;
       const size = Math.min(max, opts.queueSize ?? 256);
-      const q = new MockQueue(this, i, size);
+      const q = this.packed ? new MockPackedQueue(this, i, size) : new MockQueue(this, i, size);
       t.setupQueue(i, size, q.descAddr, q.availAddr, q.usedAddr);
       this.queues.push(q);
     }
@@ -324,7 +332,7 @@ export class MockDriver {
   resetQueue(i: number): boolean {
     const old = this.queue(i);
     if (this.transport.resetQueue(i) !== 1 || this.transport.queueEnabled(i)) return false;
-    const q = new MockQueue(this, i, old.size);
+    const q = this.packed ? new MockPackedQueue(this, i, old.size) : new MockQueue(this, i, old.size);
     this.transport.setupQueue(i, q.size, q.descAddr, q.availAddr, q.usedAddr);
     this.queues[i] = q;
     this.ringMark = this.arena.mark;

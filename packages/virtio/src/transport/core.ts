@@ -1,8 +1,10 @@
 import { Feature, MAX_QUEUE_SIZE, Status } from "../constants";
 import type { DeviceContext, DeviceHost, VirtioDevice } from "../device";
-import { type Features, hasFeature } from "../features";
+import { type Features, hasFeature, setFeature } from "../features";
 import type { GuestMemory } from "../memory";
+import { PackedQueue, type PackedQueueState } from "../queue/packed";
 import { SplitQueue, type SplitQueueState } from "../queue/split";
+import type { Virtqueue } from "../queue/virtqueue";
 
 /** How a transport raises its interrupts (mmio: InterruptStatus + line; pci: ISR/INTx or MSI-X). */
 export interface InterruptSink {
@@ -18,7 +20,7 @@ export interface TransportCoreState {
   driverFeatures: Features;
   configGeneration: number;
   queueSel: number;
-  queues: SplitQueueState[];
+  queues: (SplitQueueState | PackedQueueState)[];
   queueResetting: boolean[];
 }
 
@@ -31,6 +33,15 @@ export interface TransportCoreState {
  * (reset); features are writable only in ACKNOWLEDGE|DRIVER; queues only between FEATURES_OK
  * and DRIVER_OK (or for a queue reset with RING_RESET while running).
  */
+/** Transport options. */
+export interface TransportOptions {
+  /**
+   * Offer VIRTIO_F_RING_PACKED (2.8). Off by default: split rings are what every driver uses;
+   * when the driver accepts it, all queues become packed at FEATURES_OK.
+   */
+  packedRings?: boolean;
+}
+
 export class TransportCore implements DeviceHost {
   status = 0;
   deviceFeatureSel = 0;
@@ -38,7 +49,9 @@ export class TransportCore implements DeviceHost {
   driverFeatures: Features = { lo: 0, hi: 0 };
   queueSel = 0;
   configGeneration = 0;
-  readonly queues: SplitQueue[];
+  queues: Virtqueue[];
+  /** Features offered: the device's plus transport ones (RING_PACKED when enabled). */
+  readonly offered: Features;
   /** Per queue: reset through RING_RESET and not yet re-enabled (reads back 1, 4.2.2 QueueReset). */
   readonly queueResetting: boolean[];
   readonly metrics: Record<string, number> = {};
@@ -47,7 +60,10 @@ export class TransportCore implements DeviceHost {
   constructor(
     readonly device: VirtioDevice,
     readonly mem: GuestMemory,
+    opts: TransportOptions = {},
   ) {
+    this.offered = { ...device.offered };
+    if (opts.packedRings === true) setFeature(this.offered, Feature.RING_PACKED);
     // Linux's vring_create_virtqueue_split refuses a length that is not a power of two, and
     // 2.7 caps split queues at 32768: a device configured otherwise could never be driven.
     for (const n of device.queueSizes) {
@@ -76,6 +92,9 @@ export class TransportCore implements DeviceHost {
     this.driverFeatureSel = 0;
     this.driverFeatures = { lo: 0, hi: 0 };
     this.queueSel = 0;
+    if (this.queues.some((q) => q instanceof PackedQueue)) {
+      this.queues = this.device.queueSizes.map((n) => new SplitQueue(n, this.mem));
+    }
     for (const q of this.queues) q.reset();
     this.queueResetting.fill(false);
     this.device.reset();
@@ -83,7 +102,7 @@ export class TransportCore implements DeviceHost {
   }
 
   readDeviceFeatures(): number {
-    const f = this.device.offered;
+    const f = this.offered;
     return this.deviceFeatureSel === 0 ? f.lo : this.deviceFeatureSel === 1 ? f.hi : 0;
   }
 
@@ -94,7 +113,7 @@ export class TransportCore implements DeviceHost {
       return;
     }
     // 2.2.1: the driver must not accept a feature the device did not offer: mask it away.
-    const f = this.device.offered;
+    const f = this.offered;
     if (this.driverFeatureSel === 0) this.driverFeatures.lo = (v & f.lo) >>> 0;
     else if (this.driverFeatureSel === 1) this.driverFeatures.hi = (v & f.hi) >>> 0;
   }
@@ -133,8 +152,13 @@ export class TransportCore implements DeviceHost {
     else if (cur === A && added === D) this.status = A | D;
     else if (cur === (A | D) && added === F) {
       // 3.1.1 step 6: the device leaves FEATURES_OK clear when it cannot support the subset.
-      if (this.featuresAcceptable()) this.status |= F;
-      else this.count("featuresRejected");
+      if (this.featuresAcceptable()) {
+        this.status |= F;
+        // 2.8: with RING_PACKED every queue of the device uses the packed layout.
+        if (hasFeature(this.driverFeatures, Feature.RING_PACKED)) {
+          this.queues = this.device.queueSizes.map((n) => new PackedQueue(n, this.mem));
+        }
+      } else this.count("featuresRejected");
     } else if (cur === (A | D | F) && added === Status.DRIVER_OK) this.driverOk();
     else this.count("statusOutOfOrder");
   }
@@ -170,7 +194,7 @@ export class TransportCore implements DeviceHost {
   }
 
   /** The queue QueueSel points at, if it names one (unsigned compare: CVE-2011-2512). */
-  selectedQueue(): SplitQueue | undefined {
+  selectedQueue(): Virtqueue | undefined {
     return this.queueSel >>> 0 < this.queues.length ? this.queues[this.queueSel] : undefined;
   }
 

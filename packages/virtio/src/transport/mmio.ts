@@ -2,7 +2,7 @@ import { InterruptReason } from "../constants";
 import type { VirtioDevice } from "../device";
 import { type IrqLine, NO_IRQ } from "../irq";
 import type { GuestMemory } from "../memory";
-import { TransportCore } from "./core";
+import { TransportCore, type TransportOptions } from "./core";
 
 /** virtio 1.2 4.2.2: virtio-mmio (version 2) register offsets. */
 export const MmioReg = {
@@ -74,8 +74,9 @@ export class MmioTransport {
     readonly device: VirtioDevice,
     readonly mem: GuestMemory,
     private readonly irq: IrqLine = NO_IRQ,
+    opts: TransportOptions = {},
   ) {
-    this.core = new TransportCore(device, mem);
+    this.core = new TransportCore(device, mem, opts);
     this.core.attachSink({
       queueInterrupt: () => this.raise(InterruptReason.USED_BUFFER),
       configInterrupt: () => this.raise(InterruptReason.CONFIG_CHANGE),

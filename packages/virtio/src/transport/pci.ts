@@ -2,7 +2,7 @@ import { InterruptReason } from "../constants";
 import type { VirtioDevice } from "../device";
 import { type IrqLine, type MsiSink, NO_IRQ, NO_MSI } from "../irq";
 import type { GuestMemory } from "../memory";
-import { TransportCore } from "./core";
+import { TransportCore, type TransportOptions } from "./core";
 import { hiAddr } from "./mmio";
 import {
   BarLayout,
@@ -59,8 +59,9 @@ export class PciTransport {
     readonly mem: GuestMemory,
     private readonly intx: IrqLine = NO_IRQ,
     private readonly msi: MsiSink = NO_MSI,
+    opts: TransportOptions = {},
   ) {
-    this.core = new TransportCore(device, mem);
+    this.core = new TransportCore(device, mem, opts);
     const nq = device.queueSizes.length;
     this.queueVectors = new Array<number>(nq).fill(VIRTIO_MSI_NO_VECTOR);
     // One vector per queue plus one for configuration changes, as Linux asks for first.
