@@ -56,6 +56,12 @@ export class Mmu {
   /** EP4TA of each context (index 1..MAX_CTX); context 0 is "EPT off". */
   private readonly ctxRoot = new Float64Array(MAX_CTX + 1).fill(-1);
   private ctxNext = 1;
+  /** The registers the memoised rights checks in the TLB were made under. */
+  private kCr0 = 0;
+  private kCr4 = 0;
+  private kEfer = 0;
+  private kPkru = 0;
+  private kPkrs = 0;
 
   constructor(
     readonly regs: PagingRegs,
@@ -125,44 +131,68 @@ export class Mmu {
    */
   translate(linLo: number, linHi: number, access: number, out: TranslateResult): boolean {
     const r = this.regs;
+    const cr0 = r.cr0;
     const cr4 = r.cr4;
-    const mode = pagingMode(r.cr0, cr4, r.efer);
+    const efer = r.efer;
     const tlb = this.tlb;
     // Translations with paging off are not cached: they are not linear mappings (SDM 4.10.2).
-    if (tlb === null || mode === PagingMode.NONE) return this.walker.translate(linLo, linHi, access, out);
+    if (tlb === null || (cr0 & CR0.PG) === 0) return this.walker.translate(linLo, linHi, access, out);
+    // Memoised rights checks hold while the registers they read stay the same.
+    const pkru = r.pkru ?? 0;
+    const pkrs = r.pkrs ?? 0;
+    if (
+      cr0 !== this.kCr0 ||
+      cr4 !== this.kCr4 ||
+      efer !== this.kEfer ||
+      pkru !== this.kPkru ||
+      pkrs !== this.kPkrs
+    ) {
+      this.kCr0 = cr0;
+      this.kCr4 = cr4;
+      this.kEfer = efer;
+      this.kPkru = pkru;
+      this.kPkrs = pkrs;
+      tlb.forgetRights();
+    }
     // 32-bit and PAE paging translate 32-bit linear addresses.
-    const hi = mode >= PagingMode.LEVEL4 ? linHi : 0;
+    const hi = cr4 & CR4.PAE && efer & EFER.LMA ? linHi : 0;
     const vpnLo = (linLo >>> 12) | (hi << 20);
     const vpnHi = hi >>> 12;
     const pcid = cr4 & CR4.PCIDE ? r.cr3Lo & 0xfff : 0;
     const i = tlb.lookup(vpnLo, vpnHi, this.vpid, pcid, this.ctx);
     if (i >= 0) {
       const info = tlb.info[i]!;
-      if ((access & Access.WRITE) === 0 || (info & TlbInfo.DIRTY) !== 0) {
-        const pk = ((info >>> TlbInfo.PKEY_SHIFT) & 31) - 1;
-        const ec = rightsFault(
-          r.cr0,
-          cr4,
-          r.efer,
-          r.pkru ?? 0,
-          r.pkrs ?? 0,
-          access,
-          (info & TlbInfo.WRITABLE) !== 0,
-          (info & TlbInfo.USER) !== 0,
-          (info & TlbInfo.NX) !== 0,
-          pk,
-        );
-        if (ec === 0) {
-          out.paddr = tlb.frame[i]! + (linLo & 0xfff);
-          out.writable = (info & TlbInfo.WRITABLE) !== 0;
-          out.user = (info & TlbInfo.USER) !== 0;
-          out.nx = (info & TlbInfo.NX) !== 0 && (r.efer & EFER.NXE) !== 0;
-          out.global = (info & TlbInfo.GLOBAL) !== 0;
-          out.pageSize = 2 ** ((info >>> TlbInfo.SIZE_SHIFT) & 31);
-          out.fault = TranslateFault.NONE;
-          out.errorCode = 0;
-          return true;
-        }
+      const bit = 1 << (access & 31);
+      let ok = (tlb.allow[i]! & bit) !== 0;
+      if ((tlb.known[i]! & bit) === 0) {
+        // SDM 4.8: a write through an entry whose D flag is clear walks (never memoised as allowed).
+        ok =
+          ((access & Access.WRITE) === 0 || (info & TlbInfo.DIRTY) !== 0) &&
+          rightsFault(
+            cr0,
+            cr4,
+            efer,
+            pkru,
+            pkrs,
+            access,
+            (info & TlbInfo.WRITABLE) !== 0,
+            (info & TlbInfo.USER) !== 0,
+            (info & TlbInfo.NX) !== 0,
+            ((info >>> TlbInfo.PKEY_SHIFT) & 31) - 1,
+          ) === 0;
+        tlb.known[i]! |= bit;
+        if (ok) tlb.allow[i]! |= bit;
+      }
+      if (ok) {
+        out.paddr = tlb.frame[i]! + (linLo & 0xfff);
+        out.writable = (info & TlbInfo.WRITABLE) !== 0;
+        out.user = (info & TlbInfo.USER) !== 0;
+        out.nx = (info & TlbInfo.NX) !== 0;
+        out.global = (info & TlbInfo.GLOBAL) !== 0;
+        out.pageSize = 1 << ((info >>> TlbInfo.SIZE_SHIFT) & 31);
+        out.fault = TranslateFault.NONE;
+        out.errorCode = 0;
+        return true;
       }
       tlb.drop(i);
     }

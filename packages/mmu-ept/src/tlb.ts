@@ -39,6 +39,12 @@ export class Tlb {
   readonly info: Int32Array;
   /** Physical address of the 4 KiB page (after EPT for combined mappings). */
   readonly frame: Float64Array;
+  /**
+   * Rights memo per entry, one bit per `access` value (0..31): `known` says the check was made under
+   * the current CR0/CR4/EFER/PKRU/PKRS, `allow` its result. Cleared by `forgetRights` when those change.
+   */
+  readonly known: Int32Array;
+  readonly allow: Int32Array;
   private readonly victim: Uint8Array;
   /** Entries for large pages inserted since the last full flush (so INVLPG knows to scan). */
   private large = 0;
@@ -56,6 +62,8 @@ export class Tlb {
     this.ctx = new Int32Array(n);
     this.info = new Int32Array(n);
     this.frame = new Float64Array(n);
+    this.known = new Int32Array(n);
+    this.allow = new Int32Array(n);
     this.victim = new Uint8Array(sets);
   }
 
@@ -118,8 +126,15 @@ export class Tlb {
     this.ctx[i] = ctx;
     this.info[i] = info;
     this.frame[i] = frame;
+    this.known[i] = 0;
+    this.allow[i] = 0;
     if ((info >>> TlbInfo.SIZE_SHIFT) & 31 && ((info >>> TlbInfo.SIZE_SHIFT) & 31) > 12) this.large++;
     return i;
+  }
+
+  /** Forgets every memoised rights check (the registers they depend on changed). */
+  forgetRights(): void {
+    this.known.fill(0);
   }
 
   /** Drops one entry. */

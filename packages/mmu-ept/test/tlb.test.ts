@@ -61,6 +61,18 @@ describe("TLB (SDM Vol. 3A 4.10)", () => {
     expect(tr(mmu, 0x400000n, Access.AC)).toBe(0x5000);
   });
 
+  it("SDM 4.6.2: a WRPKRU that sets AD makes the next access to a cached user page fault", () => {
+    const { m, regs, root, mmu } = setup();
+    regs.cr4 |= CR4.PKE;
+    remap(m, root, 0x400000n, 0x5000n, P | RW | US | (2n << 59n));
+    expect(tr(mmu, 0x400000n, Access.USER)).toBe(0x5000);
+    expect(tr(mmu, 0x400000n, Access.USER)).toBe(0x5000);
+    regs.pkru = 1 << 4;
+    expect(tr(mmu, 0x400000n, Access.USER)).toBe(`#PF${PfErr.P | PfErr.U | PfErr.PK}`);
+    regs.pkru = 0;
+    expect(tr(mmu, 0x400000n, Access.USER)).toBe(0x5000);
+  });
+
   it("SDM 4.10.4.1: MOV to CR3 without PCIDs drops non-global entries and keeps global ones", () => {
     const { m, regs, root, mmu } = setup();
     regs.cr4 |= CR4.PGE;
