@@ -146,9 +146,10 @@ export function checkEntryControls(env: EntryCheckEnv): string | null {
   if (info & INTR_INFO_VALID) {
     const type = (info >>> 8) & 7;
     const vector = info & 0xff;
-    // Type 1 is reserved; type 7 (other event) needs the monitor trap flag, not implemented here.
-    if (type === 1 || type === IntrType.OTHER) return "27.2.1.3 event injection: interruption type";
+    // Type 1 is reserved; type 7 (other event) exists because the monitor trap flag is supported.
+    if (type === 1) return "27.2.1.3 event injection: interruption type";
     if (type === IntrType.NMI && vector !== 2) return "27.2.1.3 event injection: NMI vector is 2";
+    if (type === IntrType.OTHER && vector !== 0) return "27.2.1.3 event injection: other-event vector is 0";
     if (type === IntrType.HW_EXCEPTION && vector > 31)
       return "27.2.1.3 event injection: exception vector <= 31";
     const proc = vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL);

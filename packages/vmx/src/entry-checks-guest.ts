@@ -264,10 +264,11 @@ export function checkGuestNonRegister(env: EntryCheckEnv): GuestCheckFailure | n
       !(
         type === IntrType.EXTERNAL ||
         type === IntrType.NMI ||
-        (type === IntrType.HW_EXCEPTION && (vector === 1 || vector === 18))
+        (type === IntrType.HW_EXCEPTION && (vector === 1 || vector === 18)) ||
+        type === IntrType.OTHER
       )
     )
-      return fail("27.3.1.5 HLT activity takes only external interrupt, NMI, #DB, #MC");
+      return fail("27.3.1.5 HLT activity takes only external interrupt, NMI, #DB, #MC, pending MTF");
   }
   // Interruptibility state.
   if (intr >>> 4) return fail("27.3.1.5 interruptibility reserved bits"); // bit 4 needs SGX

@@ -29,7 +29,11 @@ export const CR0_KEEP_ON_ENTRY = 0xffffffff00000000n | 0x1ffaffd0n;
 /** An event VM entry injects (SDM 27.6): the CPU delivers it through the guest IDT. */
 export interface InjectedEvent {
   vector: number;
-  /** IntrType: 0 external, 2 NMI, 3 hardware exception, 4 software interrupt, 5 privileged software exception, 6 software exception. */
+  /**
+   * IntrType: 0 external, 2 NMI, 3 hardware exception, 4 software interrupt, 5 privileged software
+   * exception, 6 software exception; 7 = no event to deliver, but an MTF VM exit (reason 37) is
+   * pending before the first guest instruction.
+   */
   type: number;
   /** The error code to push, or null. */
   errorCode: number | null;
@@ -158,7 +162,12 @@ function injectEvent(unit: VmxUnit): InjectedEvent | null {
   if ((info & INTR_INFO_VALID) === 0) return null;
   const type = (info >>> 8) & 7;
   const cpu = unit.cpu;
-  if (cpu.activityState === Activity.HLT) cpu.activityState = Activity.ACTIVE;
+  // Type 7 (other event, vector 0) is not vectoring: it makes an MTF VM exit pending on the
+  // instruction boundary after entry (27.5.2), even when "monitor trap flag" is 0.
+  if (type === IntrType.OTHER) return { vector: 0, type, errorCode: null, instructionLength: 0 };
+  // A vectoring entry leaves the processor active, with no blocking by STI or MOV SS (27.6.1-2).
+  cpu.activityState = Activity.ACTIVE;
+  cpu.interruptibility &= ~(Interruptibility.STI | Interruptibility.MOV_SS);
   if (type === IntrType.NMI) cpu.interruptibility |= Interruptibility.NMI;
   return {
     vector: info & 0xff,

@@ -147,7 +147,8 @@ function saveGuestState(unit: VmxUnit, info: ExitInfo): void {
   v.set64(F.GUEST_PENDING_DBG_EXCEPTIONS, cpu.pendingDebugExceptions);
   // An NMI that caused the exit was not delivered to the guest, so the guest's NMI blocking is
   // saved as it was (28.3.4): the CPU's view already holds exactly that.
-  v.set32(F.GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility);
+  // Exits that end outside SMM save blocking by SMI (bit 2) as 0 (28.3.4).
+  v.set32(F.GUEST_INTERRUPTIBILITY_INFO, cpu.interruptibility & ~Interruptibility.SMI);
   // 28.3.4: HLT, shutdown and wait-for-SIPI are saved as they are; an exit for a triple fault
   // leaves the activity state as it was.
   v.set32(F.GUEST_ACTIVITY_STATE, cpu.activityState);

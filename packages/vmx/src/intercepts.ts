@@ -383,6 +383,19 @@ export function guestTsc(v: Vmcs, hostTsc: bigint): bigint {
 
 // ---- Signals and activity states (26.2, 27.6.2 "Activity State") ---------------------------
 
+/**
+ * Monitor trap flag (26.5.2): with the control set, an MTF VM exit (reason 37) is due on the
+ * instruction boundary after each guest instruction completes, and after the delivery of an
+ * event (injected or raised by the instruction) through the IDT. MTF exits are blocked in the
+ * shutdown and wait-for-SIPI states, not in HLT.
+ */
+export function mtfExit(v: Vmcs, activityState: number): number {
+  if ((v.get32(F.CPU_BASED_VM_EXEC_CONTROL) & Proc.MONITOR_TRAP_FLAG) === 0) return NO_EXIT;
+  return activityState === Activity.SHUTDOWN || activityState === Activity.WAIT_FOR_SIPI
+    ? NO_EXIT
+    : ExitReason.MONITOR_TRAP_FLAG;
+}
+
 /** A triple fault in VMX non-root operation always exits (26.2, reason 2). */
 export const TRIPLE_FAULT_EXIT = ExitReason.TRIPLE_FAULT;
 

@@ -135,7 +135,8 @@ export class Vmcs {
       const n = Number(v);
       const lo = n >>> 0;
       this.words[w] = width === FieldWidth.W16 ? lo & 0xffff : lo;
-      this.words[w + 1] = width === FieldWidth.W16 || width === FieldWidth.W32 ? 0 : Math.floor(n / 4294967296);
+      this.words[w + 1] =
+        width === FieldWidth.W16 || width === FieldWidth.W32 ? 0 : Math.floor(n / 4294967296);
       return;
     }
     const lo = Number(v & MASK32);

@@ -97,6 +97,7 @@ const PROC: Record<number, Probe> = {
   [Proc.MOV_DR_EXITING]: (on) => I.movDrExit(withCtl(C, Proc.MOV_DR_EXITING, on)),
   [Proc.UNCOND_IO_EXITING]: (on) => I.ioExit(withCtl(C, Proc.UNCOND_IO_EXITING, on), mem, 0x80, 1),
   [Proc.USE_IO_BITMAPS]: (on) => I.ioExit(withCtl(C, Proc.USE_IO_BITMAPS, on, ioBitmaps), mem, 0x80, 1),
+  [Proc.MONITOR_TRAP_FLAG]: (on) => I.mtfExit(withCtl(C, Proc.MONITOR_TRAP_FLAG, on), 0),
   [Proc.USE_MSR_BITMAPS]: (on) =>
     I.msrExit(
       withCtl(C, Proc.USE_MSR_BITMAPS, on, (v) => v.set64(F.MSR_BITMAP, 0x40000n)),

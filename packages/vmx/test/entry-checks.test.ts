@@ -97,7 +97,7 @@ const CASES: [string, Mutate | null, Mutate, number?][] = [
   [
     "27.2.1.1 processor-based controls reserved bits (IA32_VMX_TRUE_PROCBASED_CTLS)",
     null,
-    (v) => or32(v, F.CPU_BASED_VM_EXEC_CONTROL, Proc.MONITOR_TRAP_FLAG),
+    (v) => or32(v, F.CPU_BASED_VM_EXEC_CONTROL, Proc.ACTIVATE_TERTIARY),
   ],
   [
     "27.2.1.1 secondary processor-based controls reserved bits (IA32_VMX_PROCBASED_CTLS2)",
@@ -243,6 +243,7 @@ const CASES: [string, Mutate | null, Mutate, number?][] = [
   ],
   ["27.2.1.3 event injection: interruption type", withIf, inject(0x100 | 0x20)],
   ["27.2.1.3 event injection: NMI vector is 2", null, inject(0x200 | 3)],
+  ["27.2.1.3 event injection: other-event vector is 0", inject(0x700), inject(0x700 | 1)],
   ["27.2.1.3 event injection: exception vector <= 31", null, inject(0x300 | 32)],
   ["27.2.1.3 event injection: deliver-error-code bit", null, inject(0x300 | 13)],
   ["27.2.1.3 event injection: reserved bits 30:12", withIf, inject(0x20 | 0x1000)],
@@ -463,7 +464,7 @@ const CASES: [string, Mutate | null, Mutate, number?][] = [
     set32(F.GUEST_ACTIVITY_STATE, 3),
   ],
   [
-    "27.3.1.5 HLT activity takes only external interrupt, NMI, #DB, #MC",
+    "27.3.1.5 HLT activity takes only external interrupt, NMI, #DB, #MC, pending MTF",
     inject(0x300 | 6),
     set32(F.GUEST_ACTIVITY_STATE, 1),
   ],

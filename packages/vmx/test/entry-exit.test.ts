@@ -75,6 +75,27 @@ describe("SDM 27.3.2 loading guest state, 27.6 event injection", () => {
     s.unit.vmlaunch();
     expect(s.cpu.interruptibility & 8).toBe(8);
   });
+  it("type 7 (other event) makes an MTF exit pending without waking a HLT guest; SMI blocking is saved as 0", () => {
+    const r = ready();
+    r.unit.vmcs.set32(F.GUEST_ACTIVITY_STATE, 1);
+    r.unit.vmcs.set32(F.VM_ENTRY_INTR_INFO_FIELD, 0x80000700);
+    expect(r.unit.vmlaunch()).toEqual({
+      kind: "entered",
+      inject: { vector: 0, type: 7, errorCode: null, instructionLength: 0 },
+    });
+    expect(r.cpu.activityState).toBe(1);
+    r.cpu.interruptibility = 4;
+    r.unit.exit({ reason: ExitReason.MONITOR_TRAP_FLAG });
+    expect(r.unit.vmcs.get32(F.GUEST_INTERRUPTIBILITY_INFO)).toBe(0);
+  });
+  it("a vectoring entry clears STI blocking", () => {
+    const r = ready();
+    r.unit.vmcs.set64(F.GUEST_RFLAGS, 0x202n);
+    r.unit.vmcs.set32(F.GUEST_INTERRUPTIBILITY_INFO, 1);
+    r.unit.vmcs.set32(F.VM_ENTRY_INTR_INFO_FIELD, 0x80000306);
+    r.unit.vmlaunch();
+    expect(r.cpu.interruptibility).toBe(0);
+  });
   it("a guest entered in HLT or wait-for-SIPI stays in that activity state", () => {
     const r = ready();
     r.unit.vmcs.set32(F.GUEST_ACTIVITY_STATE, 3);

@@ -275,6 +275,15 @@ describe("SDM 25.6.5 TSC offsetting and scaling", () => {
   });
 });
 
+describe("SDM 26.5.2 monitor trap flag", () => {
+  it("MTF exits after an instruction unless the control is 0 or the state is shutdown/wait-for-SIPI", () => {
+    expect(I.mtfExit(vmcs(), 0)).toBe(NO_EXIT);
+    expect(I.mtfExit(vmcs(Proc.MONITOR_TRAP_FLAG), 0)).toBe(R.MONITOR_TRAP_FLAG);
+    expect(I.mtfExit(vmcs(Proc.MONITOR_TRAP_FLAG), 1)).toBe(R.MONITOR_TRAP_FLAG);
+    expect(I.mtfExit(vmcs(Proc.MONITOR_TRAP_FLAG), 3)).toBe(NO_EXIT);
+  });
+});
+
 describe("SDM 26.2, 27.6.2 INIT, SIPI and activity-state blocking", () => {
   it("INIT exits except in wait-for-SIPI; SIPI exits only in wait-for-SIPI", () => {
     expect(I.initExit(0)).toBe(R.INIT_SIGNAL);
