@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PortBus } from "../src/devices/bus.js";
 import { CMOS_INDEX_PORT, Cmos, RegA, RegB, RegC, RtcReg } from "../src/devices/cmos.js";
@@ -156,5 +157,25 @@ describe("MC146818 RTC", () => {
     const s = t.cmos.save();
     expect(Cmos.restore({ clock: () => T0 }, JSON.parse(JSON.stringify(s))).save()).toEqual(s);
     expect(() => Cmos.restore({}, { ...s, ram: [1, 2] })).toThrow("cmos state: bad ram");
+  });
+
+  it("fuzz: any port traffic and clock movement never throws; register D stays valid", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(3), fc.nat(255), fc.nat(5000)), { maxLength: 60 }), (ops) => {
+        const t = setup();
+        for (const [op, v, dt] of ops) {
+          if (op === 0) t.bus.write(0x70, 1, v);
+          else if (op === 1) t.bus.write(0x71, 1, v);
+          else if (op === 2) t.bus.read(0x71, 1);
+          else {
+            t.advance(dt);
+            t.cmos.poll();
+          }
+        }
+        expect(t.read(RtcReg.D)).toBe(0x80);
+        expect(Number.isFinite(t.cmos.save().offsetMs)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

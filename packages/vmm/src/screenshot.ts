@@ -1,0 +1,90 @@
+/**
+ * `--screenshot`: encode a scanout's pixels as a PNG (pngjs). The pixels come from the
+ * virtio-gpu resource attached to the scanout, in one of the virtio-gpu formats (virtio 1.2,
+ * 5.7.6.8: the name gives the byte order in memory, e.g. B8G8R8X8 = B, G, R, X — what Linux's
+ * virtio-gpu driver uses for DRM_FORMAT_XRGB8888).
+ */
+import { writeFile } from "node:fs/promises";
+import { PNG } from "pngjs";
+
+/** virtio-gpu 2D formats (virtio 1.2, 5.7.6.8, enum virtio_gpu_formats). */
+export const GpuFormat = {
+  B8G8R8A8_UNORM: 1,
+  B8G8R8X8_UNORM: 2,
+  A8R8G8B8_UNORM: 3,
+  X8R8G8B8_UNORM: 4,
+  R8G8B8A8_UNORM: 67,
+  X8B8G8R8_UNORM: 68,
+  A8B8G8R8_UNORM: 121,
+  R8G8B8X8_UNORM: 134,
+} as const;
+
+/** Byte offsets of R, G, B and alpha (-1: opaque) within a pixel, per format. */
+const LAYOUT: Record<number, readonly [number, number, number, number]> = {
+  [GpuFormat.B8G8R8A8_UNORM]: [2, 1, 0, 3],
+  [GpuFormat.B8G8R8X8_UNORM]: [2, 1, 0, -1],
+  [GpuFormat.A8R8G8B8_UNORM]: [1, 2, 3, 0],
+  [GpuFormat.X8R8G8B8_UNORM]: [1, 2, 3, -1],
+  [GpuFormat.R8G8B8A8_UNORM]: [0, 1, 2, 3],
+  [GpuFormat.X8B8G8R8_UNORM]: [3, 2, 1, -1],
+  [GpuFormat.A8B8G8R8_UNORM]: [3, 2, 1, 0],
+  [GpuFormat.R8G8B8X8_UNORM]: [0, 1, 2, -1],
+};
+
+export interface Framebuffer {
+  width: number;
+  height: number;
+  /** Bytes per row (>= width * 4). */
+  stride: number;
+  format: number;
+  bytes: Uint8Array;
+}
+
+export class ScreenshotError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ScreenshotError";
+  }
+}
+
+/** Convert a framebuffer to a PNG file's bytes (8-bit RGBA). */
+export function encodePng(fb: Framebuffer): Buffer {
+  const layout = LAYOUT[fb.format];
+  if (!layout) throw new ScreenshotError(`screenshot: unsupported virtio-gpu format ${fb.format}`);
+  const { width, height, stride } = fb;
+  if (
+    !Number.isInteger(width) ||
+    !Number.isInteger(height) ||
+    width < 1 ||
+    height < 1 ||
+    width > 16384 ||
+    height > 16384
+  ) {
+    throw new ScreenshotError(`screenshot: bad size ${width}x${height}`);
+  }
+  if (!Number.isInteger(stride) || stride < width * 4)
+    throw new ScreenshotError(`screenshot: stride ${stride} < ${width * 4}`);
+  if (fb.bytes.length < stride * (height - 1) + width * 4) {
+    throw new ScreenshotError(
+      `screenshot: ${fb.bytes.length} bytes is less than ${height} rows of ${stride}`,
+    );
+  }
+  const png = new PNG({ width, height });
+  const [r, g, b, a] = layout;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const s = y * stride + x * 4;
+      const d = (y * width + x) * 4;
+      png.data[d] = fb.bytes[s + r]!;
+      png.data[d + 1] = fb.bytes[s + g]!;
+      png.data[d + 2] = fb.bytes[s + b]!;
+      png.data[d + 3] = a < 0 ? 0xff : fb.bytes[s + a]!;
+    }
+  }
+  return PNG.sync.write(png);
+}
+
+/** Write a PNG of the framebuffer to `path`. */
+export async function writeScreenshot(path: string, fb: Framebuffer): Promise<void> {
+  await writeFile(path, encodePng(fb));
+}
