@@ -27,6 +27,18 @@ export {
 } from "./irqchip.js";
 export { KVM_VCPU_MMAP_SIZE, Kvm, type KvmOptions } from "./kvm.js";
 export * from "./memory.js";
+export * from "./uapi/codec.js";
+export * as Ioctl from "./uapi/ioctl.js";
+export { KvmFds } from "./uapi/kvm-fd.js";
+export {
+  type Field,
+  type Member,
+  type Scalar,
+  type StructLayout,
+  StructView,
+  struct,
+} from "./uapi/layout.js";
+export * as Uapi from "./uapi/structs.js";
 export * from "./vcpu.js";
 export * from "./vcpu-state.js";
 export { type IrqchipState, type Irqfd, Vm, type VmOptions } from "./vm.js";

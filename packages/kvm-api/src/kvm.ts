@@ -15,8 +15,11 @@ export interface KvmOptions {
   xcr0Supported?: bigint;
 }
 
-/** Size of the `kvm_run` mapping (KVM_GET_VCPU_MMAP_SIZE): one page here. */
-export const KVM_VCPU_MMAP_SIZE = 4096;
+/**
+ * Size of the `kvm_run` mapping (KVM_GET_VCPU_MMAP_SIZE): `struct kvm_run` in page 0 and the PIO
+ * data page at page 1 (KVM_PIO_PAGE_OFFSET), where `io.data_offset` points. No coalesced-MMIO page.
+ */
+export const KVM_VCPU_MMAP_SIZE = 8192;
 
 /**
  * The KVM system object.
