@@ -123,6 +123,7 @@ export const IMPLEMENTED_PROC2 =
   Proc2.ENABLE_VPID |
   Proc2.WBINVD_EXITING |
   Proc2.UNRESTRICTED_GUEST |
+  Proc2.PAUSE_LOOP_EXITING |
   Proc2.RDRAND_EXITING |
   Proc2.ENABLE_INVPCID |
   Proc2.ENABLE_VMFUNC |
@@ -208,6 +209,7 @@ export class VmxCaps {
     if (proc2 & Proc2.ENABLE_VMFUNC) f.add("vmfunc");
     if (this.vmfunc & 1) f.add("eptpSwitching");
     if (proc2 & Proc2.TSC_SCALING) f.add("tscScaling");
+    if (proc2 & Proc2.PAUSE_LOOP_EXITING) f.add("pauseLoop");
     this.fieldFeatures = f;
 
     const M = VmxMsr;

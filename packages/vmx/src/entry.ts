@@ -92,6 +92,7 @@ export function vmEntry(unit: VmxUnit, launch: boolean): VmxOutcome {
 
   if (launch) v.launched = true;
   unit.nonRoot = true;
+  unit.plePrevious = -1; // the first CPL-0 PAUSE after entry starts a loop (26.1.3)
   unit.hostNmiBlocked = hostNmiBlocked;
   const pin = v.get32(F.PIN_BASED_VM_EXEC_CONTROL);
   if (pin & Pin.PREEMPTION_TIMER) {

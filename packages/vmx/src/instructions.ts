@@ -11,7 +11,7 @@
  * VMX state half-changed. Register operands (a VMXON with mod = 3 and so on) are #UD in the decoder.
  */
 import { FeatureControl, type VmxCaps, VmxMsr } from "./caps";
-import { ExitReason, Interruptibility, Pin, Proc2, VmError } from "./controls";
+import { ExitReason, Interruptibility, Pin, Proc, Proc2, VmError } from "./controls";
 import { type InjectedEvent, vmEntry } from "./entry";
 import { validEptp } from "./entry-checks-controls";
 import { fixedOk } from "./entry-checks-host";
@@ -126,6 +126,9 @@ export class VmxUnit {
   preemptionResidue = 0;
   /** Blocking by NMI in the host when VM entry happened (restored by VM exit, SDM 28.5.4). */
   hostNmiBlocked = false;
+  /** PAUSE-loop exiting (SDM 26.1.3): TSC of the last CPL-0 PAUSE and of the first in its loop. */
+  plePrevious = -1;
+  pleLoopStart = 0;
   /** Set when a VMX abort put the processor in shutdown (SDM 28.7). */
   aborted = false;
 
@@ -444,6 +447,26 @@ export class VmxUnit {
     this.preemptionResidue = total - dec * period;
     this.preemptionTimer = Math.max(0, this.preemptionTimer - dec);
     return this.preemptionTimer === 0;
+  }
+
+  /**
+   * PAUSE in VMX non-root operation (SDM 26.1.3): exits (reason 40) with "PAUSE exiting"; else,
+   * with "PAUSE-loop exiting" at CPL 0, a PAUSE more than PLE_Gap TSC ticks after the previous
+   * CPL-0 PAUSE starts a new loop (as does the first after VM entry), and one more than
+   * PLE_Window ticks after the start of its loop exits. `tsc` is the current TSC (a number of
+   * ticks; only differences matter).
+   */
+  pause(cpl: number, tsc: number): number {
+    const v = this.vmcs;
+    if (v.get32(F.CPU_BASED_VM_EXEC_CONTROL) & Proc.PAUSE_EXITING) return ExitReason.PAUSE;
+    if ((this.secondaryControls() & Proc2.PAUSE_LOOP_EXITING) === 0 || cpl !== 0) return -1;
+    const prev = this.plePrevious;
+    this.plePrevious = tsc;
+    if (prev < 0 || tsc - prev > v.get32(F.PLE_GAP)) {
+      this.pleLoopStart = tsc;
+      return -1;
+    }
+    return tsc - this.pleLoopStart > v.get32(F.PLE_WINDOW) ? ExitReason.PAUSE : -1;
   }
 
   /** Secondary controls in effect: 0 unless "activate secondary controls" is 1. */

@@ -77,7 +77,7 @@ export function mwaitExit(v: Vmcs): number {
 export function monitorExit(v: Vmcs): number {
   return procBit(v, Proc.MONITOR_EXITING, ExitReason.MONITOR);
 }
-/** PAUSE exits with "PAUSE exiting" (PAUSE-loop exiting is not implemented). */
+/** PAUSE exits with "PAUSE exiting" (PAUSE-loop exiting needs timing state: `VmxUnit.pause`). */
 export function pauseExit(v: Vmcs): number {
   return procBit(v, Proc.PAUSE_EXITING, ExitReason.PAUSE);
 }

@@ -139,6 +139,18 @@ const PROC2: Record<number, Probe> = {
       r.unit.vmcs.set64(F.EPT_POINTER, 0x601en);
       r.unit.vmcs.set64(F.GUEST_CR0, 0x80000030n);
     }),
+  [Proc2.PAUSE_LOOP_EXITING]: (on) =>
+    trip(
+      C,
+      Proc.ACTIVATE_SECONDARY,
+      true,
+      (r) => {
+        r.unit.vmcs.set32(S, on ? Proc2.PAUSE_LOOP_EXITING : 0);
+        r.unit.vmcs.set32(F.PLE_GAP, 10);
+        r.unit.vmcs.set32(F.PLE_WINDOW, 20);
+      },
+      (r) => [0, 5, 10, 15, 20, 25].map((t) => r.unit.pause(0, t)),
+    ),
   [Proc2.RDRAND_EXITING]: (on) => I.rdrandExit(withCtl(S, Proc2.RDRAND_EXITING, on)),
   [Proc2.ENABLE_INVPCID]: (on) => I.invpcidExit(withCtl(S, Proc2.ENABLE_INVPCID, on)),
   [Proc2.ENABLE_VMFUNC]: (on) =>

@@ -326,6 +326,23 @@ describe("VMX non-root operation: VMX instructions exit; VMFUNC; preemption time
     expect(r.unit.vmfunc(0, 512)).toMatchObject({ kind: "exit", reason: ExitReason.VMFUNC });
     expect(r.unit.vmfunc(1, 0)).toMatchObject({ kind: "exit", reason: ExitReason.VMFUNC });
   });
+  it("PAUSE-loop exiting: gaps above PLE_Gap restart the loop; a loop longer than PLE_Window exits", () => {
+    const r = entered((s) => {
+      or32(s, F.CPU_BASED_VM_EXEC_CONTROL, Proc.ACTIVATE_SECONDARY);
+      s.unit.vmcs.set32(F.SECONDARY_VM_EXEC_CONTROL, Proc2.PAUSE_LOOP_EXITING);
+      s.unit.vmcs.set32(F.PLE_GAP, 128);
+      s.unit.vmcs.set32(F.PLE_WINDOW, 4096);
+    });
+    const seq = (ts: number[], cpl = 0) => ts.map((t) => r.unit.pause(cpl, t));
+    expect(seq([1000, 1100, 1200])).toEqual([-1, -1, -1]);
+    expect(seq([2000, 2100])).toEqual([-1, -1]); // gap 800 > 128: a new loop began at 2000
+    const spin: number[] = [];
+    for (let t = 2200; t <= 6200; t += 100) spin.push(t);
+    const out = seq(spin);
+    expect(out.slice(0, -2).every((x) => x === -1)).toBe(true);
+    expect(out.at(-1)).toBe(ExitReason.PAUSE); // 6200 - 2000 > 4096
+    expect(seq([7000], 3)).toEqual([-1]); // CPL 3 PAUSEs are not counted
+  });
   it("the preemption timer counts down every 2^rate TSC ticks and the exit saves 0", () => {
     const r = entered((s) => {
       or32(s, F.PIN_BASED_VM_EXEC_CONTROL, Pin.PREEMPTION_TIMER);
