@@ -1,6 +1,8 @@
 // Differential test against /dev/kvm (STYLE.md: "real KVM for system-level behaviour"): page tables
-// built in guest memory, user-mode reads, writes and fetches run under KVM and under our walker; the
-// #PF error code, CR2 and the A/D flags left in every entry of the walk must agree.
+// built in guest memory, reads, writes and fetches at CPL 3 (on the real CPU under kvm_pvm) and CPL 0
+// (through KVM's emulator under kvm_pvm), with random CR0.WP, CR4.SMEP/SMAP/PGE, EFER.NXE and
+// RFLAGS.AC, run under KVM and under our walker; the #PF error code, CR2 and the A/D flags left in
+// every entry of the walk must agree.
 //
 // Needs /dev/kvm (read-write) and gcc. Without them the test is skipped with the reason printed; if
 // KVM is present but the driver cannot run guests, the test fails with the driver's message.
@@ -11,7 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { Access, FlatPhysMem, GuestWalker, newTranslateResult, TranslateFault } from "../src/index.js";
-import { buildImage, type Case, IMAGE_SIZE, PML4_ADDR, STUB } from "./kvm/image.js";
+import { buildImage, type Case, IMAGE_SIZE, KSTUB, PML4_ADDR, STUB } from "./kvm/image.js";
 
 const LONG = process.env.TSKVM_LONG === "1";
 const COUNT = LONG ? 255 : 160;
@@ -31,6 +33,15 @@ function why(): string | null {
   return null;
 }
 const skipReason = why();
+/** kvm_pvm runs guest kernels at hardware CPL 3 with shadow paging; it has one known deviation below. */
+const PVM = (() => {
+  try {
+    accessSync("/sys/module/kvm_pvm");
+    return true;
+  } catch {
+    return false;
+  }
+})();
 if (skipReason !== null) {
   console.warn(`mmu-ept KVM differential test SKIPPED: ${skipReason}`);
 }
@@ -62,8 +73,8 @@ function runKvm(
   writeFileSync(imgPath, image);
   const input = cases
     .map((c) => {
-      const rip = BigInt(STUB[c.kind]);
-      const fields = [rip, c.lin, c.cr0, PML4_ADDR, c.cr4, c.efer].map(hex);
+      const rip = BigInt((c.cpl === 3 ? STUB : KSTUB)[c.kind]);
+      const fields = [rip, c.lin, c.cr0, PML4_ADDR, c.cr4, c.efer, BigInt(c.cpl), c.rflags].map(hex);
       return `${fields.join(" ")} ${c.entries.length} ${c.entries.map(hex).join(" ")}`;
     })
     .join("\n");
@@ -103,28 +114,31 @@ function runOurs(image: Uint8Array, cases: Case[], maxPhyAddr: number, pages1G: 
     };
     const w = new GuestWalker(regs, mem, { maxPhyAddr, pages1G });
     const out = newTranslateResult();
-    const access = Access.USER | (c.kind === "write" ? Access.WRITE : c.kind === "fetch" ? Access.FETCH : 0);
+    let access = c.kind === "write" ? Access.WRITE : c.kind === "fetch" ? Access.FETCH : 0;
+    if (c.cpl === 3) access |= Access.USER;
+    if (c.rflags & 0x40000n) access |= Access.AC;
     const ok = w.translate(Number(c.lin & 0xffffffffn) | 0, Number(c.lin >> 32n) | 0, access, out);
     const entries = c.entries.map((ea) => view.getBigUint64(Number(ea), true));
-    return { ok, fault: out.fault, err: out.errorCode, entries };
+    return { ok, fault: out.fault, err: out.errorCode, user: out.user, entries };
   });
 }
 
 describe("differential: guest paging under /dev/kvm vs GuestWalker", () => {
   it.skipIf(skipReason !== null).each(SEEDS)(
-    "user-mode accesses (seed %i): #PF error code, CR2 and A/D flags agree with KVM",
+    "CPL 3 and CPL 0 accesses (seed %i): #PF error code, CR2 and A/D flags agree with KVM",
     (seed) => {
       // MAXPHYADDR and 1 GiB-page support come from KVM's CPUID: ask the driver first.
-      const probe = runKvm(buildImage(seed, 1, 46, false).image, []);
+      const probe = runKvm(buildImage(seed, 1, 46, false, false).image, []);
       const { maxPhyAddr, pages1G } = probe;
       expect(maxPhyAddr).toBeGreaterThanOrEqual(36);
-      const { image, cases } = buildImage(seed, COUNT, maxPhyAddr, pages1G);
+      const { image, cases } = buildImage(seed, COUNT, maxPhyAddr, pages1G, true);
       expect(image.length).toBe(IMAGE_SIZE);
       const { results } = runKvm(image, cases);
       expect(results.length).toBe(cases.length);
       const ours = runOurs(image, cases, maxPhyAddr, pages1G);
       const mismatches: string[] = [];
-      const tally = { ok: 0, pf: 0, rsvd: 0 };
+      const deviations: string[] = [];
+      const tally = { ok: 0, pf: 0, rsvd: 0, cpl0: 0, cpl0pf: 0 };
       cases.forEach((c, i) => {
         const k = results[i]!;
         const o = ours[i]!;
@@ -139,17 +153,29 @@ describe("differential: guest paging under /dev/kvm vs GuestWalker", () => {
           : o.fault === TranslateFault.PAGE_FAULT
             ? `#PF err=${o.err.toString(16)} cr2=${hex(c.lin)}`
             : "exit";
+        // kvm_pvm deviation: with CR4.SMAP=1 and CR4.SMEP=0 a supervisor fetch from a user-mode page
+        // faults (P|I). SDM Vol. 3A 4.6.1 makes SMAP a data-access rule only: our walker allows the
+        // fetch. Counted and printed, not hidden.
+        const smapFetch =
+          PVM && c.cpl === 0 && c.kind === "fetch" && c.cr4 & 0x200000n && !(c.cr4 & 0x100000n) && o.user;
+        if (kvmSays !== weSay && smapFetch && o.ok && k.kind === "pf" && k.err === 0x11) {
+          deviations.push(`case ${i} ${c.what}: KVM ${kvmSays}, ours ${weSay}`);
+          return;
+        }
         if (kvmSays !== weSay) mismatches.push(`case ${i} ${c.what}: KVM ${kvmSays}, ours ${weSay}`);
         const ke = k.entries.map(hex).join(",");
         const oe = o.entries.map(hex).join(",");
         if (ke !== oe) mismatches.push(`case ${i} ${c.what}: entries after KVM ${ke}, ours ${oe}`);
+        if (c.cpl === 0) tally.cpl0++;
+        if (c.cpl === 0 && k.kind === "pf") tally.cpl0pf++;
         if (k.kind === "ok") tally.ok++;
         if (k.kind === "pf") tally.pf++;
         if (k.kind === "pf" && k.err & 8) tally.rsvd++;
       });
       console.log(
-        `kvm-diff seed ${seed}: ${cases.length} cases (${tally.ok} ok, ${tally.pf} #PF of which ${tally.rsvd} RSVD), MAXPHYADDR ${maxPhyAddr}, 1 GiB pages ${pages1G}, ${mismatches.length} mismatches`,
+        `kvm-diff seed ${seed}: ${cases.length} cases (${tally.ok} ok, ${tally.pf} #PF of which ${tally.rsvd} RSVD; ${tally.cpl0} at CPL 0 with ${tally.cpl0pf} #PF), MAXPHYADDR ${maxPhyAddr}, 1 GiB pages ${pages1G}, ${mismatches.length} mismatches, ${deviations.length} known kvm_pvm deviations (SMAP blocks supervisor fetches)`,
       );
+      for (const d of deviations) console.log(`  known kvm_pvm deviation: ${d}`);
       expect(mismatches).toEqual([]);
       // The cases must exercise both outcomes, or the comparison proves little.
       expect(tally.ok).toBeGreaterThan(cases.length / 10);

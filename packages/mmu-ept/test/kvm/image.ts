@@ -14,12 +14,18 @@ const USER_STACK = 0x1fe000;
 const DATA = 0x200000; // 0x200000 .. 0x800000: data frames full of UD2
 const TABLES = 0x800000; // per-case PDPT, PD, PT
 
-/** Entry points of the user stubs: read, write, fetch. */
+/** Entry points of the user stubs (CPL 3): read, write, fetch. */
 export const STUB = { read: USER_CODE, write: USER_CODE + 0x10, fetch: USER_CODE + 0x20 } as const;
+/** The same stubs on a supervisor page (CPL 0 runs them through KVM's instruction emulator under kvm_pvm). */
+const KCODE = 0x5000;
+export const KSTUB = { read: KCODE, write: KCODE + 0x10, fetch: KCODE + 0x20 } as const;
 
 export interface Case {
-  /** The access the user code makes. */
+  /** The access the code makes, and at which CPL (0: supervisor-mode access). */
   kind: "read" | "write" | "fetch";
+  cpl: 0 | 3;
+  /** RFLAGS (AC matters for SMAP). */
+  rflags: bigint;
   lin: bigint;
   cr0: bigint;
   cr4: bigint;
@@ -46,7 +52,7 @@ class Img {
 
 /** xorshift32: deterministic cases from a seed. */
 function rng(seed: number): () => number {
-  let x = seed | 1;
+  let x = Math.imul(seed, 0x9e3779b1) | 1;
   return () => {
     x ^= x << 13;
     x ^= x >>> 17;
@@ -60,6 +66,7 @@ export function buildImage(
   count: number,
   maxPhyAddr: number,
   pages1G: boolean,
+  supervisor: boolean,
 ): { image: Uint8Array; cases: Case[] } {
   const m = new Img();
   // GDT: null, kernel code64, kernel data, user data, user code64, busy 64-bit TSS.
@@ -90,6 +97,9 @@ export function buildImage(
   m.bytes(STUB.read, [0x8a, 0x18, 0x0f, 0x0b]);
   m.bytes(STUB.write, [0x88, 0x18, 0x0f, 0x0b]);
   m.bytes(STUB.fetch, [0xff, 0xe0]);
+  m.bytes(KSTUB.read, [0x8a, 0x18, 0x0f, 0x0b]);
+  m.bytes(KSTUB.write, [0x88, 0x18, 0x0f, 0x0b]);
+  m.bytes(KSTUB.fetch, [0xff, 0xe0]);
   for (let pa = DATA; pa < TABLES; pa += 2) m.view.setUint16(pa, 0x0b0f, true);
   // Low 2 MiB identity-mapped with 4 KiB pages, A/D preset so the runs never touch them.
   const up = 0x67n; // P RW US A D
@@ -121,7 +131,10 @@ export function buildImage(
     const lin = (BigInt(i) << 39n) | (1n << 30n) | (2n << 21n) | (3n << 12n) | 0x800n;
     const nxe = pick(0.9);
     const efer = nxe ? 0xd00n : 0x500n;
-    const cr4 = 0x20n | (pick(0.3) ? 0x100000n : 0n) | (pick(0.3) ? 0x80n : 0n);
+    const cr4 =
+      0x20n | (pick(0.3) ? 0x100000n : 0n) | (pick(0.3) ? 0x200000n : 0n) | (pick(0.3) ? 0x80n : 0n);
+    const cpl = supervisor && pick(0.4) ? 0 : 3;
+    const rflags = pick(0.3) ? 0x40002n : 0x2n;
     const cr0 = 0x80000033n | (pick(0.5) ? 0x10000n : 0n);
     const notes: string[] = [];
     const entry = (level: number, addr: bigint, isLeaf: boolean): bigint => {
@@ -172,12 +185,14 @@ export function buildImage(
     const kind = pick(0.4) ? "read" : pick(0.55) ? "write" : "fetch";
     cases.push({
       kind,
+      cpl,
+      rflags,
       lin,
       cr0,
       cr4,
       efer,
       entries,
-      what: `${kind} ${lin.toString(16)} cr0=${cr0.toString(16)} cr4=${cr4.toString(16)} efer=${efer.toString(16)} ${notes.join(" ")}`,
+      what: `${kind} cpl${cpl} rflags=${rflags.toString(16)} ${lin.toString(16)} cr0=${cr0.toString(16)} cr4=${cr4.toString(16)} efer=${efer.toString(16)} ${notes.join(" ")}`,
     });
   }
   return { image: m.buf, cases };

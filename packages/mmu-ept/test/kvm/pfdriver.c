@@ -4,9 +4,9 @@
  * Usage: pfdriver IMAGE < cases
  *   IMAGE is guest-physical memory from address 0 (GDT, IDT, TSS, handlers, page tables, code, data),
  *   built by the test. Each line of stdin is one case:
- *     rip rax cr0 cr3 cr4 efer n addr1 .. addrN          (hex)
- *   For each case the driver restores the pristine image, enters 64-bit mode at CPL 3 with RIP/RAX as
- *   given (RFLAGS.IOPL = 3 so user code may OUT), runs, and prints one line:
+ *     rip rax cr0 cr3 cr4 efer cpl rflags n addr1 .. addrN          (hex; cpl is 0 or 3)
+ *   For each case the driver restores the pristine image, enters 64-bit mode at the given CPL with
+ *   RIP/RAX/RFLAGS as given, runs, and prints one line:
  *     case <i> kind=<ok|pf|vec|exit> vec=<n> err=<hex> cr2=<hex> e=<hex>,<hex>,...
  *   where e are the 64-bit words at addr1..addrN after the run (page-table entries: A/D flags).
  * Ports (written by ring-0 exception handlers; user-mode OUT is not usable under every KVM, e.g.
@@ -93,9 +93,11 @@ int main(int argc, char **argv) {
   char line[4096];
   int caseno = 0;
   while (fgets(line, sizeof line, stdin)) {
-    unsigned long long rip, rax, cr0, cr3, cr4, efer;
+    unsigned long long rip, rax, cr0, cr3, cr4, efer, cpl, rflags;
     int n, off = 0;
-    if (sscanf(line, "%llx %llx %llx %llx %llx %llx %d%n", &rip, &rax, &cr0, &cr3, &cr4, &efer, &n, &off) < 7) continue;
+    if (sscanf(line, "%llx %llx %llx %llx %llx %llx %llx %llx %d%n", &rip, &rax, &cr0, &cr3, &cr4, &efer, &cpl,
+               &rflags, &n, &off) < 9)
+      continue;
     unsigned long long addrs[16];
     if (n > 16) n = 16;
     char *p = line + off;
@@ -109,12 +111,16 @@ int main(int argc, char **argv) {
     struct kvm_sregs sregs;
     if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0) die("KVM_GET_SREGS");
     /* GDT at 0x1000: 0x08 kernel code64, 0x10 kernel data, 0x18 user data, 0x20 user code64, 0x28 TSS. */
-    seg(&sregs.cs, 0x23, 11, 3, 1, 0, 1);
-    seg(&sregs.ss, 0x1b, 3, 3, 0, 1, 1);
-    seg(&sregs.ds, 0x1b, 3, 3, 0, 1, 1);
-    seg(&sregs.es, 0x1b, 3, 3, 0, 1, 1);
-    seg(&sregs.fs, 0x1b, 3, 3, 0, 1, 1);
-    seg(&sregs.gs, 0x1b, 3, 3, 0, 1, 1);
+    if (cpl == 3) {
+      seg(&sregs.cs, 0x23, 11, 3, 1, 0, 1);
+      seg(&sregs.ss, 0x1b, 3, 3, 0, 1, 1);
+      seg(&sregs.ds, 0x1b, 3, 3, 0, 1, 1);
+    } else {
+      seg(&sregs.cs, 0x08, 11, 0, 1, 0, 1);
+      seg(&sregs.ss, 0x10, 3, 0, 0, 1, 1);
+      seg(&sregs.ds, 0x10, 3, 0, 0, 1, 1);
+    }
+    sregs.es = sregs.fs = sregs.gs = sregs.ds;
     memset(&sregs.tr, 0, sizeof sregs.tr);
     sregs.tr.base = 0x3000;
     sregs.tr.limit = 0x67;
@@ -137,8 +143,8 @@ int main(int argc, char **argv) {
     regs.rip = rip;
     regs.rax = rax;
     regs.rbx = 0x5a;
-    regs.rsp = 0x1ff000;
-    regs.rflags = 0x3002; /* IOPL 3 */
+    regs.rsp = cpl == 3 ? 0x1ff000 : 0x8ff0;
+    regs.rflags = rflags | 2;
     if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0) die("KVM_SET_REGS");
 
     const char *kind = "exit";
