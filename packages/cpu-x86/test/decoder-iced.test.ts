@@ -13,7 +13,7 @@ describe("decoder vs iced-x86 on seeded random bytes", () => {
         const r = runDiff(mode, N, 0x5eed + mode, biased);
         // Every remaining difference would be listed (with its SDM reason) in
         // test/fixtures/decoder/iced-differences.txt and pinned there; today there are none.
-        if (r.differences.size) console.log(summarize(r));
+        if (r.differences.size || LONG) console.log(`${biased ? "biased " : "uniform "}${summarize(r)}`);
         expect([...r.differences.keys()]).toEqual([]);
         expect(r.agree + r.skipped).toBe(N);
       }, 600_000);

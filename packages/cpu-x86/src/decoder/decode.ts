@@ -185,8 +185,11 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
       p++;
       continue;
     }
-    if (k <= 6) seg = k - 1;
-    else if (k === PK_REPNE) rep = 3;
+    // SDM Vol. 1 3.3.7.1: in 64-bit mode ES/CS/SS/DS overrides are ignored (they neither apply
+    // nor cancel an earlier FS/GS); only FS and GS are recorded.
+    if (k <= 6) {
+      if (!is64 || k >= 5) seg = k - 1;
+    } else if (k === PK_REPNE) rep = 3;
     else if (k === PK_REP) rep = 2;
     else pfx |= k === PK_OPSIZE ? Pf.OPSIZE : k === PK_ADDRSIZE ? Pf.ADDRSIZE : Pf.LOCK;
     rex = 0; // a legacy prefix after REX makes that REX ignored

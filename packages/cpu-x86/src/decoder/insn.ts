@@ -57,7 +57,7 @@ export class Insn {
   prefixes = 0;
   /** REX bits W R X B in bits 3..0 (0 when no REX took effect); VEX.W/R/X/B land here too. */
   rex = 0;
-  /** Last segment override (0..5) or NO_SEG. In 64-bit mode ES/CS/SS/DS overrides are recorded but have no effect. */
+  /** Last segment override (0..5) or NO_SEG. In 64-bit mode only FS/GS overrides count (ES/CS/SS/DS prefixes are ignored, SDM Vol. 1 3.3.7.1), so this is 4, 5 or NO_SEG there. */
   seg = NO_SEG;
   /** The opcode byte within its map, and the map: 0 one-byte, 1 = 0F, 2 = 0F38, 3 = 0F3A. */
   opcode = 0;

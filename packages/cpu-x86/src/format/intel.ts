@@ -42,6 +42,11 @@ function hex64(lo: number, hi: number): string {
   return /^[A-F]/.test(s) ? `0${s}h` : `${s}h`;
 }
 
+/** A 64-bit address computed as a JS number (|value| < 2^53); negative wraps modulo 2^64. */
+function address(t: number): string {
+  return t < 0 ? hex64(t >>> 0, 0xffffffff) : hex(t);
+}
+
 function immText(bytes: number, lo: number, hi: number): string {
   if (bytes === 8) return hex64(lo, hi);
   if (bytes === 4) return hex(lo >>> 0);
@@ -66,10 +71,7 @@ function memText(insn: Insn, bytes: number, ip: number): string {
   if (insn.seg >= 0 && !(insn.mode === 64 && insn.seg < 4)) s += `${SEGS[insn.seg]}:`;
   const parts: string[] = [];
   if (insn.ripRel) {
-    const target = ip + insn.length + insn.disp;
-    parts.push(a === 8 ? "rip" : "eip");
-    s += `[${parts[0]}${insn.disp < 0 ? "-" : "+"}${hex(Math.abs(insn.disp))}]`;
-    if (ip >= 0) s += ` ; ${hex(a === 8 ? target : target >>> 0)}`;
+    s += `[${a === 8 ? "rip" : "eip"}${insn.disp < 0 ? "-" : "+"}${hex(Math.abs(insn.disp))}]`;
     return (PTR[bytes] ?? "") + s;
   }
   if (insn.base !== NO_REG) parts.push(gprName(insn.base, a));
@@ -103,6 +105,7 @@ export function formatIntel(insn: Insn, ip = 0): string {
   const attr = FORM_ATTR[form] ?? 0;
   let prefix = "";
   if (insn.prefixes & Prefix.LOCK) prefix += "lock ";
+  if (attr & FA.BND && insn.prefixes & Prefix.REPNE) prefix += "bnd "; // MPX BND prefix on branches
   if (attr & (FA.REP | FA.REPE) && !(attr & FA.MPREP)) {
     if (insn.prefixes & Prefix.REP) prefix += attr & FA.REPE ? "repe " : "rep ";
     else if (insn.prefixes & Prefix.REPNE) prefix += "repne ";
@@ -182,7 +185,9 @@ export function formatIntel(insn: Insn, ip = 0): string {
       case OpKind.I:
         if (i > 0 && wordKind(operandWord(form, i - 1)) === OpKind.I) ops.push(hex(insn.imm2));
         else if (size === OpSize.bs || size === OpSize.z || size === OpSize.v) {
-          const opBytes = operandBytes(wordSize(operandWord(form, 0)), insn) || insn.opSize;
+          // Sign-extended to the destination's size; PUSH imm extends to the stack operand size.
+          const opBytes =
+            i === 0 ? insn.opSize : operandBytes(wordSize(operandWord(form, 0)), insn) || insn.opSize;
           ops.push(immText(size === OpSize.v ? insn.opSize : opBytes, insn.imm, insn.immHi));
         } else ops.push(immText(bytes, insn.imm, 0));
         break;
@@ -191,7 +196,7 @@ export function formatIntel(insn: Insn, ip = 0): string {
         let t = next + insn.imm;
         if (insn.opSize === 2 && insn.mode !== 64) t &= 0xffff;
         else if (insn.mode !== 64) t >>>= 0;
-        ops.push(ip < 0 ? `$${insn.imm >= 0 ? "+" : ""}${insn.imm + insn.length}` : hex(t));
+        ops.push(ip < 0 ? `$${insn.imm >= 0 ? "+" : ""}${insn.imm + insn.length}` : address(t));
         break;
       }
       case OpKind.O: {
@@ -214,5 +219,11 @@ export function formatIntel(insn: Insn, ip = 0): string {
   }
   const far = insn.isMem && wordSize(operandWord(form, 0)) === OpSize.p ? "far " : "";
   const farImm = wordKind(operandWord(form, 0)) === OpKind.A ? "far " : "";
-  return ops.length ? `${prefix}${mn} ${far}${farImm}${ops.join(",")}` : `${prefix}${mn}`;
+  let text = ops.length ? `${prefix}${mn} ${far}${farImm}${ops.join(",")}` : `${prefix}${mn}`;
+  // RIP-relative: the absolute address as a trailing comment, as objdump does.
+  if (insn.ripRel && insn.isMem && ip >= 0) {
+    const t = ip + insn.length + insn.disp;
+    text += ` ; ${insn.addrSize === 8 ? address(t) : hex(t >>> 0)}`;
+  }
+  return text;
 }
