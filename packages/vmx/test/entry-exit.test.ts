@@ -273,6 +273,33 @@ describe("SDM 28 VM exit", () => {
       indicator: VmxAbort.LOADING_HOST_MSRS,
     });
   });
+  it("a 32-bit PAE host: exit loads a 32-bit CS, host PDPTEs from CR3, and aborts (2) on a bad PDPTE", () => {
+    const legacy = (r: Rig) => {
+      r.cpu.efer = 0x801n;
+      r.cpu.segs[1]!.ar = 0xc09b;
+      const v = r.unit.vmcs;
+      v.set32(F.VM_EXIT_CONTROLS, v.get32(F.VM_EXIT_CONTROLS) & ~ExitCtl.HOST_ADDR_SPACE_SIZE);
+      v.set32(F.VM_ENTRY_CONTROLS, r.caps.trueEntry.must1);
+      v.set32(F.GUEST_CS_AR_BYTES, 0xc09b);
+      v.set64(F.HOST_CR3, 0x3000n);
+    };
+    const r = ready();
+    legacy(r);
+    r.mem.setU64(0x3000, 0x4001n);
+    expect(r.unit.vmlaunch().kind).toBe("entered");
+    expect(r.unit.exit({ reason: ExitReason.HLT })).toEqual({ kind: "exited" });
+    expect(r.cpu.getSegment(Seg.CS).ar).toBe(0xc09b);
+    expect(r.cpu.efer & 0x500n).toBe(0n);
+    expect(r.cpu.pdptes[0]).toBe(0x4001n);
+    const bad = ready();
+    legacy(bad);
+    bad.mem.setU64(0x3008, 0x4003n); // present with reserved bit 1
+    bad.unit.vmlaunch();
+    expect(bad.unit.exit({ reason: ExitReason.HLT })).toEqual({
+      kind: "abort",
+      indicator: VmxAbort.HOST_PDPTE,
+    });
+  });
   it("an NMI exit leaves NMIs blocked in the host (28.5.4)", () => {
     const r = ready();
     or32(r, F.PIN_BASED_VM_EXEC_CONTROL, Pin.NMI_EXITING);
