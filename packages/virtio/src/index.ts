@@ -71,9 +71,16 @@ export {
 } from "./queue/packed";
 export { type QueueError, SplitQueue, type SplitQueueState } from "./queue/split";
 export type { Virtqueue } from "./queue/virtqueue";
-export type { TransportOptions } from "./transport/core";
-export { type InterruptSink, TransportCore, type TransportCoreState } from "./transport/core";
+export {
+  type InterruptSink,
+  TransportCore,
+  type TransportCoreState,
+  type TransportOptions,
+  TransportRestoreError,
+} from "./transport/core";
+export type { MmioTransportState } from "./transport/mmio";
 export { MMIO_MAGIC, MMIO_WINDOW_SIZE, MmioReg, MmioTransport, TSKVM_VENDOR_ID } from "./transport/mmio";
+export type { PciTransportState } from "./transport/pci";
 export {
   PciTransport,
   VIRTIO_PCI_DEVICE_BASE,

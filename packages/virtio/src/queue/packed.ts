@@ -1,7 +1,7 @@
 import { DescFlag } from "../constants";
 import type { GuestMemory } from "../memory";
 import { DescriptorChain } from "./chain";
-import type { QueueError } from "./split";
+import type { QueueError, SplitQueueState } from "./split";
 import type { Virtqueue } from "./virtqueue";
 
 /** virtio 1.2 2.8.1: the avail / used bits of a packed descriptor's flags. */
@@ -220,6 +220,31 @@ export class PackedQueue implements Virtqueue {
       nextUsed: this.nextUsed,
       usedWrap: this.usedWrap,
     };
+  }
+
+  /** Load a saved state; false (and the queue left reset) if it does not validate. */
+  load(s: PackedQueueState | SplitQueueState): boolean {
+    this.reset();
+    if (!("kind" in s)) return false;
+    const idx = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < this.maxSize;
+    const addr = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+    if (s.kind !== "packed" || !Number.isInteger(s.size) || s.size < 1 || s.size > this.maxSize) return false;
+    if (!idx(s.nextAvail) || !idx(s.nextUsed) || s.nextAvail >= s.size || s.nextUsed >= s.size) return false;
+    if (!addr(s.descAddr) || !addr(s.availAddr) || !addr(s.usedAddr)) return false;
+    this.size = s.size;
+    this.ready = s.ready === true;
+    this.descAddr = s.descAddr;
+    this.availAddr = s.availAddr;
+    this.usedAddr = s.usedAddr;
+    this.nextAvail = s.nextAvail;
+    this.availWrap = s.availWrap === true;
+    this.nextUsed = s.nextUsed;
+    this.usedWrap = s.usedWrap === true;
+    if (this.ready && !this.isValid()) {
+      this.reset();
+      return false;
+    }
+    return true;
   }
 
   undoPop(chain: DescriptorChain): void {

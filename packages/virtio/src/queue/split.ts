@@ -1,6 +1,7 @@
 import { DescFlag, VIRTQ_AVAIL_F_NO_INTERRUPT } from "../constants";
 import type { GuestMemory } from "../memory";
 import { DescriptorChain } from "./chain";
+import type { PackedQueueState } from "./packed";
 import type { Virtqueue } from "./virtqueue";
 
 /** Why a queue stopped: each variant names the rule the driver broke (the device then needs reset). */
@@ -305,8 +306,9 @@ export class SplitQueue implements Virtqueue {
   }
 
   /** Load a saved state; false (and the queue left reset) if it does not validate. */
-  load(s: SplitQueueState): boolean {
+  load(s: SplitQueueState | PackedQueueState): boolean {
     this.reset();
+    if ("kind" in s) return false;
     const u16 = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff;
     const addr = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
     if (!u16(s.size) || !u16(s.lastAvail) || !u16(s.nextUsed) || !u16(s.signalledUsed)) return false;

@@ -34,4 +34,6 @@ export interface Virtqueue {
   needsNotification(): boolean;
   /** Plain, JSON-able state for snapshots. */
   save(): SplitQueueState | PackedQueueState;
+  /** Load a saved state (validated); false and reset if it does not fit this queue. */
+  load(s: SplitQueueState | PackedQueueState): boolean;
 }

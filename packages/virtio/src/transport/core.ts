@@ -1,6 +1,6 @@
 import { Feature, MAX_QUEUE_SIZE, Status } from "../constants";
 import type { DeviceContext, DeviceHost, VirtioDevice } from "../device";
-import { type Features, hasFeature, setFeature } from "../features";
+import { type Features, hasFeature, isSubset as isSubsetOf, setFeature } from "../features";
 import type { GuestMemory } from "../memory";
 import { PackedQueue, type PackedQueueState } from "../queue/packed";
 import { SplitQueue, type SplitQueueState } from "../queue/split";
@@ -33,6 +33,14 @@ export interface TransportCoreState {
  * (reset); features are writable only in ACKNOWLEDGE|DRIVER; queues only between FEATURES_OK
  * and DRIVER_OK (or for a queue reset with RING_RESET while running).
  */
+/** A snapshot that does not validate; `step` names what failed (e.g. "BadStatus", "BadQueue0"). */
+export class TransportRestoreError extends Error {
+  constructor(readonly step: string) {
+    super(`virtio transport restore failed: ${step}`);
+    this.name = "TransportRestoreError";
+  }
+}
+
 /** Transport options. */
 export interface TransportOptions {
   /**
@@ -282,6 +290,62 @@ export class TransportCore implements DeviceHost {
   interruptQueue(q: number): void {
     if ((this.status & Status.DEVICE_NEEDS_RESET) !== 0) return;
     this.sink?.queueInterrupt(q);
+  }
+
+  /**
+   * Load a saved state into a freshly constructed core (the same device type and options).
+   * Everything is validated: a status the 3.1.1 sequence cannot reach, features that were not
+   * offered, queue states that do not fit. Returns the failed step, or undefined on success;
+   * then call resume().
+   */
+  load(s: TransportCoreState): string | undefined {
+    this.reset();
+    const u32 = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff_ffff;
+    const A = Status.ACKNOWLEDGE;
+    const D = Status.DRIVER;
+    const F = Status.FEATURES_OK;
+    const base = s.status & ~(Status.FAILED | Status.DEVICE_NEEDS_RESET);
+    if (
+      !u32(s.status) ||
+      s.status > 0xff ||
+      ![0, A, A | D, A | D | F, A | D | F | Status.DRIVER_OK].includes(base)
+    ) {
+      return "BadStatus";
+    }
+    const f = s.driverFeatures;
+    if (f === null || typeof f !== "object" || !u32(f.lo) || !u32(f.hi) || !isSubsetOf(f, this.offered)) {
+      return "BadFeatures";
+    }
+    if (!u32(s.configGeneration) || !u32(s.queueSel)) return "BadRegisters";
+    if (!Array.isArray(s.queues) || s.queues.length !== this.queues.length) return "QueueCount";
+    if (!Array.isArray(s.queueResetting) || s.queueResetting.length !== this.queues.length)
+      return "QueueCount";
+    this.driverFeatures = { lo: f.lo, hi: f.hi };
+    if ((base & F) !== 0 && hasFeature(this.driverFeatures, Feature.RING_PACKED)) {
+      this.queues = this.device.queueSizes.map((n) => new PackedQueue(n, this.mem));
+    }
+    for (let i = 0; i < this.queues.length; i++) {
+      if (!this.queues[i]!.load(s.queues[i]!)) {
+        this.reset();
+        return `BadQueue${i}`;
+      }
+      this.queueResetting[i] = s.queueResetting[i] === true;
+    }
+    this.status = s.status;
+    this.configGeneration = s.configGeneration;
+    this.queueSel = s.queueSel;
+    return undefined;
+  }
+
+  /** After load and the transport's own state: re-activate a running device and re-scan its queues. */
+  resume(): void {
+    if ((this.status & (Status.DRIVER_OK | Status.DEVICE_NEEDS_RESET)) === Status.DRIVER_OK) {
+      const ctx: DeviceContext = { mem: this.mem, queues: this.queues, features: { ...this.driverFeatures } };
+      if (!this.device.activate(ctx)) this.needsReset("ActivateFailed");
+      for (let i = 0; i < this.queues.length; i++) {
+        if (this.queues[i]!.ready) this.guard(() => this.device.queueNotify(i));
+      }
+    }
   }
 
   save(): TransportCoreState {

@@ -2,7 +2,7 @@ import { InterruptReason } from "../constants";
 import type { VirtioDevice } from "../device";
 import { type IrqLine, type MsiSink, NO_IRQ, NO_MSI } from "../irq";
 import type { GuestMemory } from "../memory";
-import { TransportCore, type TransportOptions } from "./core";
+import { TransportCore, type TransportCoreState, type TransportOptions, TransportRestoreError } from "./core";
 import { hiAddr } from "./mmio";
 import {
   BarLayout,
@@ -19,6 +19,18 @@ import {
 } from "./pci-regs";
 
 const TWO_32 = 0x1_0000_0000;
+/** Saved virtio-pci state (plain JSON). */
+export interface PciTransportState {
+  kind: "virtio-pci";
+  config: number[];
+  isr: number;
+  configVector: number;
+  queueVectors: number[];
+  msixTable: number[];
+  msixPending: number[];
+  core: TransportCoreState;
+}
+
 /** virtio 1.2 4.1.2: the PCI vendor id of virtio devices. */
 export const VIRTIO_PCI_VENDOR = 0x1af4;
 /** 4.1.2.1: non-transitional device ids are 0x1040 + the virtio device id. */
@@ -81,6 +93,78 @@ export class PciTransport {
         this.updateIntx();
       },
     });
+  }
+
+  save(): PciTransportState {
+    return {
+      kind: "virtio-pci",
+      config: [...this.cfg],
+      isr: this.isr,
+      configVector: this.configVector,
+      queueVectors: [...this.queueVectors],
+      msixTable: [...this.msixTable],
+      msixPending: [...this.msixPending],
+      core: this.core.save(),
+    };
+  }
+
+  /**
+   * A transport for `device` with a saved state loaded. Read-only configuration bits must match
+   * what this device presents; vectors must fit the MSI-X table. Throws TransportRestoreError.
+   */
+  static restore(
+    device: VirtioDevice,
+    mem: GuestMemory,
+    intx: IrqLine,
+    msi: MsiSink,
+    s: PciTransportState,
+    opts: TransportOptions = {},
+  ): PciTransport {
+    if (s === null || typeof s !== "object" || s.kind !== "virtio-pci")
+      throw new TransportRestoreError("NotPciState");
+    const t = new PciTransport(device, mem, intx, msi, opts);
+    const byte = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xff;
+    if (!Array.isArray(s.config) || s.config.length !== 256 || !s.config.every(byte)) {
+      throw new TransportRestoreError("ConfigSpaceSize");
+    }
+    for (let i = 0; i < 256; i++) {
+      if ((s.config[i]! & ~t.wmask[i]!) !== (t.cfg[i]! & ~t.wmask[i]!))
+        throw new TransportRestoreError("ConfigSpaceReadOnly");
+    }
+    const vec = (v: unknown) =>
+      v === VIRTIO_MSI_NO_VECTOR ||
+      (Number.isInteger(v) && (v as number) >= 0 && (v as number) < t.msixVectors);
+    if (
+      !vec(s.configVector) ||
+      !Array.isArray(s.queueVectors) ||
+      s.queueVectors.length !== t.queueVectors.length
+    ) {
+      throw new TransportRestoreError("Vectors");
+    }
+    if (!s.queueVectors.every(vec)) throw new TransportRestoreError("Vectors");
+    const u32 = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff_ffff;
+    if (!Array.isArray(s.msixTable) || s.msixTable.length !== t.msixTable.length || !s.msixTable.every(u32)) {
+      throw new TransportRestoreError("MsixTable");
+    }
+    if (!Array.isArray(s.msixPending) || s.msixPending.length !== t.msixPending.length) {
+      throw new TransportRestoreError("MsixPending");
+    }
+    t.cfg.set(s.config);
+    const err = t.core.load(s.core);
+    if (err !== undefined) throw new TransportRestoreError(err);
+    t.isr = s.isr & 3;
+    t.configVector = s.configVector;
+    s.queueVectors.forEach((v, i) => {
+      t.queueVectors[i] = v;
+    });
+    t.msixTable.set(s.msixTable);
+    s.msixPending.forEach((v, i) => {
+      t.msixPending[i] = v ? 1 : 0;
+    });
+    t.updateIntx();
+    // Chains made available before the snapshot are processed now (Firecracker #5958).
+    t.core.resume();
+    return t;
   }
 
   private resetMsix(): void {
