@@ -31,13 +31,20 @@ const LAYOUT: Record<number, readonly [number, number, number, number]> = {
   [GpuFormat.R8G8B8X8_UNORM]: [0, 1, 2, -1],
 };
 
+/**
+ * A scanout's pixels; the same shape as `@tskvm/virtio`'s `Framebuffer`, so a VirtioGpu
+ * framebuffer can be passed as it is.
+ */
 export interface Framebuffer {
+  /** Size of the resource. */
   width: number;
   height: number;
-  /** Bytes per row (>= width * 4). */
+  /** Bytes per row of `data` (>= width * 4). */
   stride: number;
   format: number;
-  bytes: Uint8Array;
+  data: Uint8Array;
+  /** The part of the resource the scanout shows; the whole resource when absent. */
+  rect?: { x: number; y: number; width: number; height: number };
 }
 
 export class ScreenshotError extends Error {
@@ -51,10 +58,12 @@ export class ScreenshotError extends Error {
 export function encodePng(fb: Framebuffer): Buffer {
   const layout = LAYOUT[fb.format];
   if (!layout) throw new ScreenshotError(`screenshot: unsupported virtio-gpu format ${fb.format}`);
-  const { width, height, stride } = fb;
+  const { stride } = fb;
+  const rect = fb.rect ?? { x: 0, y: 0, width: fb.width, height: fb.height };
+  const { width, height } = rect;
+  const dims = [fb.width, fb.height, rect.x, rect.y, width, height];
   if (
-    !Number.isInteger(width) ||
-    !Number.isInteger(height) ||
+    !dims.every((n) => Number.isInteger(n) && n >= 0) ||
     width < 1 ||
     height < 1 ||
     width > 16384 ||
@@ -62,23 +71,29 @@ export function encodePng(fb: Framebuffer): Buffer {
   ) {
     throw new ScreenshotError(`screenshot: bad size ${width}x${height}`);
   }
-  if (!Number.isInteger(stride) || stride < width * 4)
-    throw new ScreenshotError(`screenshot: stride ${stride} < ${width * 4}`);
-  if (fb.bytes.length < stride * (height - 1) + width * 4) {
+  if (rect.x + width > fb.width || rect.y + height > fb.height) {
     throw new ScreenshotError(
-      `screenshot: ${fb.bytes.length} bytes is less than ${height} rows of ${stride}`,
+      `screenshot: scanout rectangle lies outside the ${fb.width}x${fb.height} resource`,
+    );
+  }
+  if (!Number.isInteger(stride) || stride < fb.width * 4) {
+    throw new ScreenshotError(`screenshot: stride ${stride} < ${fb.width * 4}`);
+  }
+  if (fb.data.length < stride * (fb.height - 1) + fb.width * 4) {
+    throw new ScreenshotError(
+      `screenshot: ${fb.data.length} bytes is less than ${fb.height} rows of ${stride}`,
     );
   }
   const png = new PNG({ width, height });
   const [r, g, b, a] = layout;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      const s = y * stride + x * 4;
+      const s = (rect.y + y) * stride + (rect.x + x) * 4;
       const d = (y * width + x) * 4;
-      png.data[d] = fb.bytes[s + r]!;
-      png.data[d + 1] = fb.bytes[s + g]!;
-      png.data[d + 2] = fb.bytes[s + b]!;
-      png.data[d + 3] = a < 0 ? 0xff : fb.bytes[s + a]!;
+      png.data[d] = fb.data[s + r]!;
+      png.data[d + 1] = fb.data[s + g]!;
+      png.data[d + 2] = fb.data[s + b]!;
+      png.data[d + 3] = a < 0 ? 0xff : fb.data[s + a]!;
     }
   }
   return PNG.sync.write(png);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PortBus } from "../src/devices/bus.js";
+import { MmioBus, PortBus } from "../src/devices/bus.js";
 import { DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE, DebugExit, POST_PORT, PostPort } from "../src/devices/misc.js";
 
 describe("isa-debug-exit and port 0x80", () => {
@@ -30,5 +30,37 @@ describe("isa-debug-exit and port 0x80", () => {
     expect(bus.read(0x2f8, 2)).toBe(0xffff);
     expect(bus.read(0x2f8, 4)).toBe(0xffffffff);
     expect(bus.unclaimed).toBe(3);
+  });
+
+  it("the MMIO bus splits an 8-byte KVM_EXIT_MMIO into two little-endian dwords", () => {
+    const seen: string[] = [];
+    const regs = new Uint32Array(4);
+    const bus = new MmioBus();
+    bus.register(
+      0xd0000000,
+      16,
+      {
+        read: (o, s) => {
+          seen.push(`r${o}/${s}`);
+          return regs[o >> 2]!;
+        },
+        write: (o, s, v) => {
+          seen.push(`w${o}/${s}`);
+          regs[o >> 2] = v;
+        },
+      },
+      "dev",
+    );
+    bus.writeBytes(0xd0000000, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+    expect([...regs.subarray(0, 2)].map((x) => x.toString(16))).toEqual(["4030201", "8070605"]);
+    const out = new Uint8Array(8);
+    bus.readBytes(0xd0000000, out);
+    expect([...out]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(seen).toEqual(["w0/4", "w4/4", "r0/4", "r4/4"]);
+    expect(() => bus.register(0xd000000c, 8, { read: () => 0, write: () => {} }, "other")).toThrow(
+      "overlaps dev",
+    );
+    // An access that straddles the end of a range is not claimed by it.
+    expect(bus.read(0xd000000e, 4)).toBe(0xffffffff);
   });
 });

@@ -18,7 +18,7 @@ describe("--screenshot PNG encoding", () => {
     const dir = mkdtempSync(join(tmpdir(), "tskvm-shot-"));
     try {
       const path = join(dir, "shot.png");
-      await writeScreenshot(path, { width, height, stride, format: GpuFormat.B8G8R8X8_UNORM, bytes });
+      await writeScreenshot(path, { width, height, stride, format: GpuFormat.B8G8R8X8_UNORM, data: bytes });
       const png = PNG.sync.read(readFileSync(path));
       expect([png.width, png.height]).toEqual([3, 2]);
       const px = (x: number, y: number) => [
@@ -40,7 +40,7 @@ describe("--screenshot PNG encoding", () => {
         height: 1,
         stride: 4,
         format: GpuFormat.R8G8B8A8_UNORM,
-        bytes: new Uint8Array([1, 2, 3, 4]),
+        data: new Uint8Array([1, 2, 3, 4]),
       }),
     );
     expect([...png.data]).toEqual([1, 2, 3, 4]);
@@ -50,20 +50,47 @@ describe("--screenshot PNG encoding", () => {
         height: 1,
         stride: 4,
         format: GpuFormat.A8R8G8B8_UNORM,
-        bytes: new Uint8Array([4, 1, 2, 3]),
+        data: new Uint8Array([4, 1, 2, 3]),
       }),
     );
     expect([...argb.data]).toEqual([1, 2, 3, 4]);
   });
 
+  it("crops to the scanout rectangle", () => {
+    const data = new Uint8Array(4 * 4 * 4);
+    data.set([9, 8, 7, 0], (2 * 4 + 3) * 4); // pixel (3, 2) in B, G, R, X
+    const png = PNG.sync.read(
+      encodePng({
+        width: 4,
+        height: 4,
+        stride: 16,
+        format: GpuFormat.B8G8R8X8_UNORM,
+        data,
+        rect: { x: 3, y: 2, width: 1, height: 2 },
+      }),
+    );
+    expect([png.width, png.height]).toEqual([1, 2]);
+    expect([...png.data.subarray(0, 4)]).toEqual([7, 8, 9, 255]);
+    expect(() =>
+      encodePng({
+        width: 4,
+        height: 4,
+        stride: 16,
+        format: 2,
+        data,
+        rect: { x: 3, y: 3, width: 2, height: 1 },
+      }),
+    ).toThrow("outside");
+  });
+
   it("refuses unknown formats and short buffers", () => {
-    expect(() => encodePng({ width: 1, height: 1, stride: 4, format: 99, bytes: new Uint8Array(4) })).toThrow(
+    expect(() => encodePng({ width: 1, height: 1, stride: 4, format: 99, data: new Uint8Array(4) })).toThrow(
       ScreenshotError,
     );
-    expect(() => encodePng({ width: 2, height: 2, stride: 8, format: 2, bytes: new Uint8Array(12) })).toThrow(
+    expect(() => encodePng({ width: 2, height: 2, stride: 8, format: 2, data: new Uint8Array(12) })).toThrow(
       "less than 2 rows",
     );
-    expect(() => encodePng({ width: 2, height: 1, stride: 4, format: 2, bytes: new Uint8Array(8) })).toThrow(
+    expect(() => encodePng({ width: 2, height: 1, stride: 4, format: 2, data: new Uint8Array(8) })).toThrow(
       "stride 4 < 8",
     );
   });
