@@ -296,7 +296,7 @@ function shift64(c: OpCpu, k: number, d: number, dh: number, n: number): number 
     case 4:
     case 6:
       if (n >= 32) {
-        cf = n === 32 ? d & 1 : (d >>> (64 - n)) & 1;
+        cf = n === 32 ? dh & 1 : (d >>> (64 - n)) & 1; // last bit out: bit 64-n
         rh = n === 32 ? d : d << (n - 32);
         r = 0;
       } else {
@@ -308,7 +308,7 @@ function shift64(c: OpCpu, k: number, d: number, dh: number, n: number): number 
       break;
     case 5:
       if (n >= 32) {
-        cf = n === 32 ? dh >>> 31 : (dh >>> (n - 33)) & 1;
+        cf = n === 32 ? d >>> 31 : (dh >>> (n - 33)) & 1; // last bit out: bit n-1
         r = n === 32 ? dh : dh >>> (n - 32);
         rh = 0;
       } else {
@@ -320,7 +320,7 @@ function shift64(c: OpCpu, k: number, d: number, dh: number, n: number): number 
       break;
     default:
       if (n >= 32) {
-        cf = n === 32 ? dh >>> 31 : (dh >> (n - 33)) & 1;
+        cf = n === 32 ? d >>> 31 : (dh >> (n - 33)) & 1;
         r = n === 32 ? dh : dh >> (n - 32);
         rh = dh >> 31;
       } else {

@@ -252,7 +252,7 @@ export class Cpu extends SysCpu {
   private runBlock(limit: number): void {
     const b = this.currentBlock();
     const insns = b.insns;
-    const n = insns.length < limit ? insns.length : limit;
+    const n = Math.min(insns.length, limit);
     this.curCodePfn = b.pfn;
     this.codeInvalidated = false;
     this.stopBlock = false;

@@ -5,7 +5,7 @@
  * Keyed on the generated `Op` ids; forms are told apart by their SDM opcode bytes.
  */
 import { DecodeStatus, NO_SEG, Prefix } from "../decoder/insn.js";
-import { Op } from "../generated/ops.js";
+import { OP_COUNT, Op } from "../generated/ops.js";
 import * as Fa from "./exec-far.js";
 import * as Fl from "./exec-flow.js";
 import * as A from "./exec-int.js";
@@ -92,8 +92,8 @@ const CMOVCC = [
   Op.CMOVLE,
   Op.CMOVG,
 ];
-const CC = new Int8Array(512).fill(-1);
-const CC_KIND = new Int8Array(512); // 1 jcc, 2 setcc, 3 cmovcc
+const CC = new Int8Array(OP_COUNT).fill(-1);
+const CC_KIND = new Int8Array(OP_COUNT); // 1 jcc, 2 setcc, 3 cmovcc
 JCC.forEach((o, k) => {
   CC[o] = k;
   CC_KIND[o] = 1;

@@ -267,10 +267,16 @@ export function enter(c: C, i: I): void {
       }
       c.push(sz, frameLo, frameHi);
     }
+    // The final stack pointer is checked for a write before RBP/RSP change (hardware probes it).
+    const endSp = (frameLo >>> 0) - size;
+    const endLo = c.stackSize === 2 ? endSp & 0xffff : endSp | 0;
+    const endHi = c.stackSize === 8 ? (frameHi - (endSp < 0 ? 1 : 0)) | 0 : 0;
+    if (size !== 0) {
+      c.lin(Seg.SS, endLo, endHi, 1, true);
+      c.probeWrite(c.la, c.laHi);
+    }
     c.setReg(sz, 5, frameLo, frameHi, i);
     c.addSp(-size);
-    // The final stack pointer must be writable (SDM: #SS if it is outside the segment).
-    if (size !== 0) c.peek(1, 0);
   } catch (e) {
     r[8] = sp0;
     r[9] = sp1;

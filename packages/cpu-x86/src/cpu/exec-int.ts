@@ -327,8 +327,10 @@ export function xaddEG(c: C, i: I): void {
   const d = c.readRmForWrite(i, sz);
   const dh = c.opHi;
   const r = alu(c, 0, sz, d, dh, s, sh);
-  c.writeBack(i, sz, r, c.opHi);
+  const rh = c.opHi;
+  // SRC <- DEST, then DEST <- SUM (SDM Vol. 2 XADD): with one register for both, the sum wins.
   c.setReg(sz, i.reg, d, dh, i);
+  c.writeBack(i, sz, r, rh);
 }
 
 /** CMPXCHG r/m, reg (SDM Vol. 2): compares with rAX; the destination is always written for memory. */
@@ -589,6 +591,7 @@ export function bitTest(c: C, i: I): void {
       }
     }
     c.lin(i.sg, lo, hi, sz, op !== 0);
+    if (op !== 0) c.probeWrite(c.la, c.laHi); // BTS/BTR/BTC fault as writes
     v = c.readLin(sz);
     vh = c.opHi;
   }

@@ -121,6 +121,8 @@ export class MemCpu extends FlagsCpu {
   curCodePfn = -1;
   codeInvalidated = false;
 
+  /** Segment of the last linear-address computation: non-canonical SS accesses fault with #SS (SDM 3.3.7.1). */
+  laSeg = 3;
   /** Fault being raised. */
   faultVec = 0;
   faultErr = 0;
@@ -142,7 +144,7 @@ export class MemCpu extends FlagsCpu {
   raise(vec: number, err = -1): never {
     this.faultVec = vec;
     this.faultHasErr = err >= 0;
-    this.faultErr = err >= 0 ? err : 0;
+    this.faultErr = Math.max(err, 0);
     throw FAULT;
   }
 
@@ -209,7 +211,8 @@ export class MemCpu extends FlagsCpu {
       if (hi !== 0) paddr += (hi >>> 0) * 4294967296;
       perm = P_RS | P_RU | P_WS | P_WU | P_XS | P_XU;
     } else {
-      if (this.efer & EFER.LMA && ((hi >> 15) + 1) >>> 1 !== 0) this.raise(13, 0); // non-canonical, SDM 3.3.7.1
+      // Non-canonical: #SS(0) for stack-segment references, #GP(0) otherwise (SDM Vol. 1 3.3.7.1).
+      if (this.efer & EFER.LMA && ((hi >> 15) + 1) >>> 1 !== 0) this.raise(this.laSeg === 2 ? 12 : 13, 0);
       const t = this.tres;
       let access = acc === ACC_WRITE ? Access.WRITE : acc === ACC_FETCH ? Access.FETCH : 0;
       if (user) access |= Access.USER;

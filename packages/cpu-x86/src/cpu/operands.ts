@@ -78,7 +78,8 @@ export class OpCpu extends ExcCpu {
 
   /** Effective segment for a memory operand of `i` (the override, or SS for rBP/rSP-based forms). */
   static defaultSeg(i: Insn): number {
-    if (i.seg !== NO_SEG) return i.seg;
+    // 64-bit mode ignores ES/CS/SS/DS overrides (SDM Vol. 1 3.3.7): the default decides #SS vs #GP.
+    if (i.seg !== NO_SEG && (i.mode !== 64 || i.seg >= Seg.FS)) return i.seg;
     if (i.addrSize === 2) {
       // 16-bit forms with BP as base (rm=2,3,6 with mod!=0) default to SS.
       return i.base === 5 ? Seg.SS : Seg.DS;
@@ -196,6 +197,12 @@ export class OpCpu extends ExcCpu {
   readRmForWrite(i: XInsn, size: number): number {
     if (!i.isMem) return this.getReg(size, i.rm, i);
     this.memAddr(i, 0, size, true);
+    // A read-modify-write faults as a write (W=1 in the #PF error code), before anything is read.
+    this.probeWrite(this.la, this.laHi);
+    if ((this.la & 0xfff) > 4096 - size) {
+      const e = (this.la >>> 0) + size - 1;
+      this.probeWrite(e | 0, e > 0xffffffff ? (this.laHi + 1) | 0 : this.laHi);
+    }
     return this.readLin(size);
   }
 

@@ -55,6 +55,7 @@ export class SegCpu extends MemCpu {
    * Faults: #GP(0), or #SS(0) for SS-relative accesses.
    */
   lin(s: number, eaLo: number, eaHi: number, size: number, write: boolean): void {
+    this.laSeg = s;
     if (this.codeMode === 64) {
       // 64-bit mode: only FS and GS bases apply; no limit checks (SDM 3.2.4).
       if (s >= Seg.FS) {

@@ -391,7 +391,7 @@ export class CpuState {
 
   /** Writes RFLAGS (subclasses drop lazy state). */
   setRflags(v: number): void {
-    this.flags = (v | F.FIXED1) & 0x3f7fd5;
+    this.flags = (v | F.FIXED1) & 0x3f7fd7;
   }
 
   /**

@@ -1,0 +1,85 @@
+/**
+ * Compares the host's and cpu-x86's end states. Masked, and only these: the flags the ISA records mark
+ * undefined for the op (`OP_FLAGS_UNDEFINED`, SDM "Flags Affected"), and RF (the kernel's signal frame
+ * shows RF set after faults; it is not architectural state of the snippet). Everything else must match:
+ * GPRs, RIP, RFLAGS, XMM, MXCSR, the memory window, writes outside it, and the exception vector, error
+ * code and (for #PF) the fault address.
+ */
+
+import { hex64 } from "../cpu/state.js";
+import { OP_FLAGS_UNDEFINED, OP_NAMES } from "../generated/ops.js";
+import type { SnippetIn, SnippetOut } from "./records.js";
+
+const REG = [
+  "rax",
+  "rcx",
+  "rdx",
+  "rbx",
+  "rsp",
+  "rbp",
+  "rsi",
+  "rdi",
+  "r8",
+  "r9",
+  "r10",
+  "r11",
+  "r12",
+  "r13",
+  "r14",
+  "r15",
+];
+
+/** Returns a list of differences (empty when the states match). */
+export function compare(s: SnippetIn, host: SnippetOut, emu: SnippetOut): string[] {
+  const d: string[] = [];
+  if (host.trapno === -2) return ["the native harness crashed or hung on this snippet"];
+  if (host.trapno !== emu.trapno) d.push(`exception: host ${host.trapno} emu ${emu.trapno}`);
+  else if (host.trapno >= 0) {
+    if (host.trapno === 14 || host.trapno === 13 || host.trapno === 12) {
+      if ((host.err & 0xffff) !== (emu.err & 0xffff)) d.push(`error code: host ${host.err} emu ${emu.err}`);
+    }
+    if (host.trapno === 14 && (host.addrLo !== emu.addrLo || host.addrHi !== emu.addrHi)) {
+      d.push(`cr2: host ${hex64(host.addrLo, host.addrHi)} emu ${hex64(emu.addrLo, emu.addrHi)}`);
+    }
+  }
+  if (host.ripLo !== emu.ripLo || host.ripHi !== emu.ripHi) {
+    d.push(`rip: host ${hex64(host.ripLo, host.ripHi)} emu ${hex64(emu.ripLo, emu.ripHi)}`);
+  }
+  for (let i = 0; i < 16; i++) {
+    if (host.regs[2 * i] !== emu.regs[2 * i] || host.regs[2 * i + 1] !== emu.regs[2 * i + 1]) {
+      d.push(
+        `${REG[i]}: host ${hex64(host.regs[2 * i]!, host.regs[2 * i + 1]!)} emu ${hex64(emu.regs[2 * i]!, emu.regs[2 * i + 1]!)} (in ${hex64(s.regs[2 * i]!, s.regs[2 * i + 1]!)})`,
+      );
+    }
+  }
+  // Flags: undefined ones masked only when the instruction completed (a fault leaves them unchanged).
+  let mask = 0x3f7fd5 & ~0x10000;
+  if (host.trapno === -1) mask &= ~(OP_FLAGS_UNDEFINED[s.op] ?? 0);
+  if (((host.rflags ^ emu.rflags) & mask) !== 0) {
+    d.push(
+      `rflags: host ${(host.rflags >>> 0).toString(16)} emu ${(emu.rflags >>> 0).toString(16)} (in ${s.rflags.toString(16)}, mask ${mask.toString(16)})`,
+    );
+  }
+  for (let i = 0; i < 64; i++) {
+    if (host.xmm[i] !== emu.xmm[i]) {
+      d.push(`xmm${i >> 2}: differs`);
+      break;
+    }
+  }
+  if (host.mxcsr !== emu.mxcsr)
+    d.push(`mxcsr: host ${host.mxcsr.toString(16)} emu ${emu.mxcsr.toString(16)}`);
+  for (let i = 0; i < host.mem.length; i++) {
+    if (host.mem[i] !== emu.mem[i]) {
+      d.push(`memory +${i.toString(16)}: host ${host.mem[i]} emu ${emu.mem[i]} (in ${s.mem[i]})`);
+      break;
+    }
+  }
+  if (host.outsideOff !== emu.outsideOff)
+    d.push(`write outside the window: host ${host.outsideOff} emu ${emu.outsideOff}`);
+  return d;
+}
+
+export function describe(s: SnippetIn): string {
+  const bytes = Array.from(s.code, (b) => b.toString(16).padStart(2, "0")).join(" ");
+  return `${OP_NAMES[s.op] ?? s.op} [${bytes}]`;
+}

@@ -1,0 +1,136 @@
+/**
+ * Runs a snippet on cpu-x86 in 64-bit user mode with the same memory layout as the native harness:
+ * a RWX code page at CODE_BASE (filled with INT3 after the snippet) and a RW, non-executable data page
+ * at DATA_BASE; every other linear address faults with the #PF error code Linux reports (P=0, W, U, I).
+ * Exceptions are caught with the intercept hook, so the fault state is the state at the instruction.
+ */
+import { Cpu, RunExit } from "../cpu/cpu.js";
+import {
+  InterceptKind as IK,
+  type InterceptKind,
+  TranslateFault,
+  type TranslateResult,
+} from "../cpu/interfaces.js";
+import { enterFlatLongMode } from "../cpu/setup.js";
+import { CODE_BASE, CODE_MAX, DATA_BASE, type SnippetIn, type SnippetOut, WIN, WIN_OFF } from "./records.js";
+
+const CODE_PFN = CODE_BASE / 4096;
+const DATA_PFN = DATA_BASE / 4096;
+
+export class EmulatedRunner {
+  readonly code = new Uint8Array(4096);
+  readonly data = new Uint8Array(4096);
+  readonly cpu: Cpu;
+  private vec = -1;
+  private err = 0;
+
+  constructor() {
+    const code = this.code;
+    const data = this.data;
+    this.cpu = new Cpu({
+      memory: {
+        ramPage(pfn, out) {
+          if (pfn === CODE_PFN) out.u8 = code;
+          else if (pfn === DATA_PFN) out.u8 = data;
+          else return false;
+          out.offset = 0;
+          return true;
+        },
+        mmioRead: () => 0,
+        mmioWrite: () => {},
+      },
+      translator: {
+        translate(lo: number, hi: number, access: number, out: TranslateResult): boolean {
+          const page = lo & ~0xfff;
+          if (hi === 0 && (page === CODE_BASE || page === DATA_BASE)) {
+            out.paddr = lo >>> 0;
+            out.writable = true;
+            out.user = true;
+            out.nx = page === DATA_BASE;
+            out.global = false;
+            out.pageSize = 4096;
+            out.fault = TranslateFault.NONE;
+            return true;
+          }
+          out.fault = TranslateFault.PAGE_FAULT;
+          // The upper half is Linux's kernel space: present but supervisor-only (P=1).
+          out.errorCode = (access & 1 ? 2 : 0) | 4 | (access & 4 ? 16 : 0) | (hi < 0 ? 1 : 0);
+          return false;
+        },
+      },
+      intercepts: {
+        intercept: (kind: InterceptKind, a: number, b: number): boolean => {
+          if (kind !== IK.EXCEPTION) return false;
+          this.vec = a;
+          this.err = Math.max(b, 0);
+          return true;
+        },
+      },
+    });
+    this.code.fill(0xcc);
+  }
+
+  run(s: SnippetIn, o: SnippetOut, budget = 100000): void {
+    const c = this.cpu;
+    this.code.fill(0xcc, 0, CODE_MAX + 1);
+    this.code.set(s.code);
+    this.data.fill(0);
+    this.data.set(s.mem, WIN_OFF);
+    c.notifyPhysicalWrite(CODE_BASE, 4096);
+    enterFlatLongMode(c, 3);
+    // Linux's user selectors: CS 0x33, SS 0x2b, null DS/ES/FS/GS.
+    c.segSel[1] = 0x33;
+    c.segSel[2] = 0x2b;
+    c.segSel[0] = c.segSel[3] = c.segSel[4] = c.segSel[5] = 0;
+    c.r.set(s.regs);
+    c.setRflags(s.rflags);
+    c.xmm.set(s.xmm);
+    c.mxcsr = s.mxcsr;
+    c.ripLo = CODE_BASE;
+    c.ripHi = 0;
+    c.halted = false;
+    c.shutdown = false;
+    this.vec = -1;
+    const exit = c.run(budget);
+    o.regs.set(c.r);
+    o.ripLo = c.ripLo;
+    o.ripHi = c.ripHi;
+    o.rflags = c.getRflags();
+    o.xmm.set(c.xmm);
+    o.mxcsr = c.mxcsr;
+    o.err = 0;
+    o.addrLo = 0;
+    o.addrHi = 0;
+    if (exit === RunExit.INTERCEPT) {
+      if (this.vec === 3 && c.ripLo === CODE_BASE + s.code.length && c.ripHi === 0) o.trapno = -1;
+      else {
+        // INT3 is a trap: the state is after the instruction.
+        if (this.vec === 3 && c.curInsn) {
+          const nl = (c.ripLo >>> 0) + c.curInsn.length;
+          o.ripLo = nl | 0;
+        }
+        o.trapno = this.vec;
+        o.err = this.err;
+        if (this.vec === 14) {
+          o.addrLo = c.cr2Lo;
+          o.addrHi = c.cr2Hi;
+        }
+      }
+    } else {
+      // Budget spent or another exit: report as a pseudo-vector the comparison will flag.
+      o.trapno = 1000 + exit;
+      o.err = 0;
+      if (exit === RunExit.INTERNAL_ERROR) o.err = 1;
+    }
+    o.mem.set(this.data.subarray(WIN_OFF, WIN_OFF + WIN));
+    o.outsideOff = -1;
+    for (let i = 0; i < 4096; i++) {
+      if (i === WIN_OFF) i += WIN;
+      if (i < 4096 && this.data[i] !== 0) {
+        o.outsideOff = i;
+        o.outsideVal = this.data[i]!;
+        break;
+      }
+    }
+  }
+}

@@ -1,0 +1,389 @@
+/**
+ * Snippet generator. The candidate forms come from the decoder's tables: every (map, opcode, ModRM.reg)
+ * slot of the one-byte and 0F maps is decoded once with a register and a memory ModRM, and the forms
+ * whose op is a user-mode integer instruction become templates. Each snippet takes the next template
+ * (round robin, so every form is covered) with random prefixes (none, 66, REX.W, REX.R/B), register or
+ * memory operands, random immediates and register values with edge cases, and memory operands based
+ * on a register pointing into the 1 KiB data window.
+ */
+import { decode } from "../decoder/decode.js";
+import { DecodeStatus, Insn } from "../decoder/insn.js";
+import { Op } from "../generated/ops.js";
+import { CODE_BASE, CODE_MAX, type SnippetIn, WIN, WIN_BASE } from "./records.js";
+
+/** Integer instructions that run the same at CPL 3 on the host and here. */
+const ALLOWED = new Set<number>([
+  Op.ADD,
+  Op.OR,
+  Op.ADC,
+  Op.SBB,
+  Op.AND,
+  Op.SUB,
+  Op.XOR,
+  Op.CMP,
+  Op.TEST,
+  Op.INC,
+  Op.DEC,
+  Op.NOT,
+  Op.NEG,
+  Op.MUL,
+  Op.IMUL,
+  Op.DIV,
+  Op.IDIV,
+  Op.MOV,
+  Op.MOVZX,
+  Op.MOVSX,
+  Op.MOVSXD,
+  Op.LEA,
+  Op.XCHG,
+  Op.XADD,
+  Op.CMPXCHG,
+  Op.CMPXCHG8B,
+  Op.CMPXCHG16B,
+  Op.BSWAP,
+  Op.MOVBE,
+  Op.ROL,
+  Op.ROR,
+  Op.RCL,
+  Op.RCR,
+  Op.SHL,
+  Op.SHR,
+  Op.SAL,
+  Op.SAR,
+  Op.SHLD,
+  Op.SHRD,
+  Op.BT,
+  Op.BTS,
+  Op.BTR,
+  Op.BTC,
+  Op.BSF,
+  Op.BSR,
+  Op.POPCNT,
+  Op.LZCNT,
+  Op.CBW,
+  Op.CWDE,
+  Op.CDQE,
+  Op.CWD,
+  Op.CDQ,
+  Op.CQO,
+  Op.CLC,
+  Op.STC,
+  Op.CMC,
+  Op.CLD,
+  Op.STD,
+  Op.LAHF,
+  Op.SAHF,
+  Op.JO,
+  Op.JNO,
+  Op.JB,
+  Op.JAE,
+  Op.JE,
+  Op.JNE,
+  Op.JBE,
+  Op.JA,
+  Op.JS,
+  Op.JNS,
+  Op.JP,
+  Op.JNP,
+  Op.JL,
+  Op.JGE,
+  Op.JLE,
+  Op.JG,
+  Op.SETO,
+  Op.SETNO,
+  Op.SETB,
+  Op.SETAE,
+  Op.SETE,
+  Op.SETNE,
+  Op.SETBE,
+  Op.SETA,
+  Op.SETS,
+  Op.SETNS,
+  Op.SETP,
+  Op.SETNP,
+  Op.SETL,
+  Op.SETGE,
+  Op.SETLE,
+  Op.SETG,
+  Op.CMOVO,
+  Op.CMOVNO,
+  Op.CMOVB,
+  Op.CMOVAE,
+  Op.CMOVE,
+  Op.CMOVNE,
+  Op.CMOVBE,
+  Op.CMOVA,
+  Op.CMOVS,
+  Op.CMOVNS,
+  Op.CMOVP,
+  Op.CMOVNP,
+  Op.CMOVL,
+  Op.CMOVGE,
+  Op.CMOVLE,
+  Op.CMOVG,
+  Op.JMP,
+  Op.CALL,
+  Op.RET,
+  Op.LOOP,
+  Op.LOOPE,
+  Op.LOOPNE,
+  Op.JRCXZ,
+  Op.PUSH,
+  Op.POP,
+  Op.PUSHF,
+  Op.PUSHFQ,
+  Op.ENTER,
+  Op.LEAVE,
+  Op.MOVSB,
+  Op.MOVSW,
+  Op.MOVSD,
+  Op.MOVSQ,
+  Op.CMPSB,
+  Op.CMPSW,
+  Op.CMPSD,
+  Op.CMPSQ,
+  Op.STOSB,
+  Op.STOSW,
+  Op.STOSD,
+  Op.STOSQ,
+  Op.LODSB,
+  Op.LODSW,
+  Op.LODSD,
+  Op.LODSQ,
+  Op.SCASB,
+  Op.SCASW,
+  Op.SCASD,
+  Op.SCASQ,
+  Op.NOP,
+  Op.XLATB,
+  Op.UD2,
+  Op.INT3,
+]);
+
+/** Ops whose behaviour depends on rCX as a small count. */
+const COUNTED = new Set<number>([Op.LOOP, Op.LOOPE, Op.LOOPNE, Op.JRCXZ]);
+const STRINGS = new Set<number>([
+  Op.MOVSB,
+  Op.MOVSW,
+  Op.MOVSD,
+  Op.MOVSQ,
+  Op.CMPSB,
+  Op.CMPSW,
+  Op.CMPSD,
+  Op.CMPSQ,
+  Op.STOSB,
+  Op.STOSW,
+  Op.STOSD,
+  Op.STOSQ,
+  Op.LODSB,
+  Op.LODSW,
+  Op.LODSD,
+  Op.LODSQ,
+  Op.SCASB,
+  Op.SCASW,
+  Op.SCASD,
+  Op.SCASQ,
+]);
+const SHIFTS = new Set<number>([
+  Op.ROL,
+  Op.ROR,
+  Op.RCL,
+  Op.RCR,
+  Op.SHL,
+  Op.SHR,
+  Op.SAL,
+  Op.SAR,
+  Op.SHLD,
+  Op.SHRD,
+]);
+
+/** xorshift128+ style PRNG on 32-bit state words (seeded, reproducible). */
+export class Rng {
+  private a: number;
+  private b: number;
+  private c: number;
+  private d: number;
+  constructor(seed: number) {
+    this.a = seed | 0 || 1;
+    this.b = 0x9e3779b9;
+    this.c = 0x243f6a88;
+    this.d = 0xb7e15162;
+    for (let i = 0; i < 16; i++) this.u32();
+  }
+  u32(): number {
+    let t = this.d;
+    const s = this.a;
+    this.d = this.c;
+    this.c = this.b;
+    this.b = s;
+    t ^= t << 11;
+    t ^= t >>> 8;
+    this.a = t ^ s ^ (s >>> 19);
+    return this.a >>> 0;
+  }
+  below(n: number): number {
+    return this.u32() % n;
+  }
+}
+
+const EDGE32 = [
+  0, 1, 2, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000, 0xffffffff, 0xfffffffe,
+];
+const SHIFT_COUNTS = [0, 1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 255];
+
+interface Template {
+  map: number;
+  opcode: number;
+  reg: number;
+  mem: boolean;
+}
+
+/** Builds the template list from the decoder: one per slot whose decoded op is allowed. */
+export function buildTemplates(): Template[] {
+  const out: Template[] = [];
+  const insn = new Insn();
+  const buf = new Uint8Array(24);
+  for (const map of [0, 1]) {
+    for (let opcode = 0; opcode < 256; opcode++) {
+      if (map === 1 && (opcode === 0x38 || opcode === 0x3a)) continue;
+      // Prefix bytes and REX are not opcodes.
+      if (map === 0 && (opcode === 0x0f || (opcode & 0xf0) === 0x40)) continue;
+      if (map === 0 && [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3].includes(opcode))
+        continue;
+      for (let reg = 0; reg < 8; reg++) {
+        for (const mem of [false, true]) {
+          let n = 0;
+          if (map === 1) buf[n++] = 0x0f;
+          buf[n++] = opcode;
+          buf[n++] = mem ? 0x43 | (reg << 3) : 0xc0 | (reg << 3) | 1; // [rbx+disp8] or rcx
+          buf.fill(0x11, n);
+          if (decode(buf, 0, 64, insn) !== DecodeStatus.Ok || !ALLOWED.has(insn.op)) continue;
+          // Opcodes without ModRM decode the same for every reg: keep one.
+          if (!insn.hasModrm && (reg !== 0 || mem)) continue;
+          out.push({ map, opcode, reg, mem: insn.hasModrm && mem });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function randReg64(r: Rng, regs: Int32Array, n: number): void {
+  const k = r.below(8);
+  let lo: number;
+  let hi: number;
+  if (k < 3) {
+    lo = EDGE32[r.below(EDGE32.length)]!;
+    hi = r.below(3) === 0 ? 0xffffffff : r.below(2) === 0 ? 0 : EDGE32[r.below(EDGE32.length)]!;
+  } else if (k < 5) {
+    lo = r.below(64);
+    hi = 0;
+  } else {
+    lo = r.u32();
+    hi = r.u32();
+  }
+  regs[2 * n] = lo | 0;
+  regs[2 * n + 1] = hi | 0;
+}
+
+/** Generates snippet number `index` (round robin over templates) into `s`; returns false to skip. */
+export function generate(r: Rng, templates: Template[], index: number, s: SnippetIn, insn: Insn): boolean {
+  const t = templates[index % templates.length]!;
+  const code = new Uint8Array(CODE_MAX);
+  let n = 0;
+  const pfx = r.below(6);
+  if (pfx === 1) code[n++] = 0x66;
+  const rexKind = r.below(4);
+  let rex = 0;
+  if (rexKind === 1) rex = 0x48;
+  else if (rexKind === 2) rex = 0x40 | (r.below(16) & 0xd); // W/R/B, never X (no index register)
+  if (pfx === 2 && t.map === 0 && t.opcode >= 0xa4 && t.opcode <= 0xaf) code[n++] = r.below(2) ? 0xf3 : 0xf2;
+  const baseReg = 3 | (rex & 1 ? 8 : 0); // rbx or r11 as the memory base
+  if (rex) code[n++] = rex;
+  if (t.map === 1) code[n++] = 0x0f;
+  code[n++] = t.opcode;
+  const rm = t.mem ? 3 : r.below(8);
+  const mod = t.mem ? 1 : 3;
+  code[n++] = (mod << 6) | (t.reg << 3) | rm;
+  if (t.mem) code[n++] = (r.below(200) - 100) & 0xff; // disp8
+  for (let k = 0; k < 8; k++)
+    code[n++] = r.below(4) === 0 ? EDGE32[r.below(EDGE32.length)]! & 0xff : r.below(256);
+  const st = decode(code, 0, 64, insn);
+  if (st !== DecodeStatus.Ok || !ALLOWED.has(insn.op)) return false;
+  if (insn.op === Op.MOV && insn.map === 0 && insn.opcode === 0x8e) return false; // loads from Linux's GDT
+  // 0F 0D with a register operand: Intel treats it as a reserved NOP, AMD raises #UD (vendor difference).
+  if (insn.map === 1 && insn.opcode === 0x0d) return false;
+  const len = insn.length;
+  let regs16Count = false;
+  // Shift counts: edge values for the imm8.
+  if (
+    SHIFTS.has(insn.op) &&
+    (t.opcode === 0xc0 || t.opcode === 0xc1 || t.opcode === 0xa4 || t.opcode === 0xac)
+  ) {
+    code[len - 1] = SHIFT_COUNTS[r.below(SHIFT_COUNTS.length)]!;
+  }
+  // Branches must not land inside the snippet (no loops): keep forward targets only.
+  const isRel =
+    t.map === 0
+      ? (t.opcode >= 0x70 && t.opcode <= 0x7f) ||
+        t.opcode === 0xeb ||
+        t.opcode === 0xe9 ||
+        t.opcode === 0xe8 ||
+        (t.opcode >= 0xe0 && t.opcode <= 0xe3)
+      : t.opcode >= 0x80 && t.opcode <= 0x8f;
+  if (isRel && insn.imm < 0 && insn.imm >= -len) return false;
+  // 66-prefixed near branches in 64-bit mode: Intel ignores the prefix, these AMD hosts truncate the
+  // target to 16 bits (a documented vendor difference); we follow Intel, so do not compare them.
+  if (code[0] === 0x66 && (isRel || insn.op === Op.RET || insn.op === Op.CALL || insn.op === Op.JMP))
+    return false;
+  // SHLD/SHRD with a 16-bit operand and a count above 16 leave result and flags undefined (SDM).
+  if ((insn.op === Op.SHLD || insn.op === Op.SHRD) && insn.opSize === 2) {
+    if (t.opcode === 0xa4 || t.opcode === 0xac) code[len - 1] = r.below(17);
+    else regs16Count = true;
+  }
+  if (insn.op === Op.ENTER) {
+    // Small frames and nesting levels: where a huge frame faults differs between vendors.
+    code[len - 1] = r.below(4);
+    code[len - 2] = 0;
+  }
+  // Far transfers and segment-register loads depend on the host's GDT.
+  if (
+    (insn.op === Op.JMP || insn.op === Op.CALL) &&
+    insn.opcode === 0xff &&
+    (insn.reg & 7) !== 4 &&
+    (insn.reg & 7) !== 2
+  )
+    return false;
+  if ((insn.op === Op.POP || insn.op === Op.PUSH) && insn.map === 1) return false;
+  s.code = code.slice(0, len);
+  s.op = insn.op;
+  const regs = s.regs;
+  for (let k = 0; k < 16; k++) randReg64(r, regs, k);
+  // Pointers into the window: memory base, rSI/rDI for strings, rSP for the stack.
+  const mid = WIN_BASE + 512;
+  regs[2 * baseReg] = mid + r.below(64) - 32;
+  regs[2 * baseReg + 1] = 0;
+  regs[2 * 4] = WIN_BASE + WIN - 128 - 8 * r.below(4);
+  regs[2 * 4 + 1] = 0;
+  if (STRINGS.has(insn.op) || insn.op === Op.XLATB) {
+    regs[12] = mid - 200 + r.below(100);
+    regs[13] = 0;
+    regs[14] = mid + 100 + r.below(100);
+    regs[15] = 0;
+    regs[6] = mid - 300 + r.below(100); // rbx for XLAT
+    regs[7] = 0;
+  }
+  if (STRINGS.has(insn.op) || COUNTED.has(insn.op)) {
+    regs[2] = r.below(12);
+    regs[3] = 0;
+  }
+  if (SHIFTS.has(insn.op)) regs[2] = SHIFT_COUNTS[r.below(SHIFT_COUNTS.length)]! | (r.u32() & 0xff00);
+  if (regs16Count) regs[2] = (regs[2]! & ~0xff) | r.below(17);
+  // Arithmetic flags random; DF sometimes; IF always (user mode); never AC or TF.
+  s.rflags = 0x202 | (r.u32() & 0x8d5) | (r.below(4) === 0 ? 0x400 : 0);
+  s.xmm.fill(0);
+  s.mxcsr = 0x1f80;
+  for (let k = 0; k < WIN; k++) s.mem[k] = r.below(3) === 0 ? 0 : r.below(256);
+  void CODE_BASE;
+  return true;
+}

@@ -1,0 +1,24 @@
+// Differential test against the host CPU (a CI-sized sample of `npm run difftest`): snippets generated
+// from the decoder's tables run natively (difftest/harness.c, built with gcc) and on cpu-x86 in 64-bit
+// user mode; everything must match except the flags the ISA records leave undefined.
+import { execFileSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { runDifftest } from "../src/difftest/run.js";
+
+function hasGcc(): boolean {
+  try {
+    execFileSync("gcc", ["--version"], { stdio: "ignore" });
+    return process.arch === "x64" && process.platform === "linux";
+  } catch {
+    return false;
+  }
+}
+
+describe.skipIf(!hasGcc())("difftest against the host CPU", () => {
+  it("50,000 generated snippets match the host", () => {
+    const r = runDifftest({ seed: 20261124, count: 50_000, keep: 10 });
+    const report = r.failures.map((f) => `#${f.index} ${f.snippet}\n  ${f.diffs.join("\n  ")}`).join("\n");
+    expect(report).toBe("");
+    expect(r.passed).toBe(50_000);
+  });
+});
