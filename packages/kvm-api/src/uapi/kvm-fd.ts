@@ -426,9 +426,13 @@ export class KvmFds {
       case I.KVM_SET_LAPIC:
         vcpu.setLapic(b.subarray(0, 1024));
         return 0;
-      case I.KVM_SET_CPUID2:
+      case I.KVM_SET_CPUID2: {
+        const nent = new StructView(T.kvm_cpuid2, b).num("nent");
+        if (nent > 256) return -Errno.E2BIG; // KVM_MAX_CPUID_ENTRIES
+        if (b.length < 8 + nent * 40) return -Errno.EFAULT;
         vcpu.setCpuid2(C.decodeCpuid2(b));
         return 0;
+      }
       case I.KVM_GET_CPUID2: {
         const t = vcpu.getCpuid2();
         if (new StructView(T.kvm_cpuid2, b).num("nent") < t.length) return -Errno.E2BIG;
@@ -436,6 +440,8 @@ export class KvmFds {
         return 0;
       }
       case I.KVM_GET_MSRS: {
+        const bad = msrsArgError(b);
+        if (bad) return bad;
         const entries = C.decodeMsrs(b);
         const n = vcpu.getMsrs(entries);
         for (let i = 0; i < n; i++) {
@@ -443,8 +449,11 @@ export class KvmFds {
         }
         return n;
       }
-      case I.KVM_SET_MSRS:
+      case I.KVM_SET_MSRS: {
+        const bad = msrsArgError(b);
+        if (bad) return bad;
         return vcpu.setMsrs(C.decodeMsrs(b));
+      }
       case I.KVM_GET_MP_STATE:
         new StructView(T.kvm_mp_state, b).set("mp_state", vcpu.getMpState());
         return 0;
@@ -507,6 +516,14 @@ export class KvmFds {
     }
     return -Errno.ENOTTY;
   }
+}
+
+/** x86.c msr_io(): at most MAX_IO_MSRS (256) entries (E2BIG), all inside the buffer (EFAULT). */
+function msrsArgError(b: Uint8Array): number {
+  const n = new StructView(T.kvm_msrs, b).num("nmsrs");
+  if (n >= 256) return -Errno.E2BIG;
+  if (b.length < 8 + n * 16) return -Errno.EFAULT;
+  return 0;
 }
 
 /** Fills the kvm_run page from an exit (api.rst 5, "The kvm_run structure"). */
