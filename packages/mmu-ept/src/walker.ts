@@ -259,7 +259,9 @@ export class GuestWalker {
       }
       global = (leafLo & Pte.G) !== 0 && (cr4 & CR4.PGE) !== 0;
       // Protection keys exist only with 4-level and 5-level paging (SDM 4.6.2): bits 62:59 of the leaf.
-      this.pkey = ia32e && cr4 & (CR4.PKE | CR4.PKS) ? (leafHi >>> 27) & 15 : -1;
+      // Kept even with CR4.PKE/PKS clear, as the TLB caches the key (SDM 4.10.2.2); `rightsFault` only
+      // applies it when the matching CR4 bit is set.
+      this.pkey = ia32e ? (leafHi >>> 27) & 15 : -1;
     }
     const ec = rightsFault(cr0, cr4, efer, r.pkru ?? 0, r.pkrs ?? 0, access, rw, us, nx, this.pkey);
     if (ec !== 0) {

@@ -285,3 +285,14 @@ describe("TLB (SDM Vol. 3A 4.10)", () => {
     expect(mmu.tlb!.count()).toBe(0);
   });
 });
+
+describe("TLB and protection keys", () => {
+  it("SDM 4.10.2.2: the TLB caches the protection key, so setting CR4.PKE applies it to cached entries", () => {
+    const { m, regs, root, mmu } = setup();
+    remap(m, root, 0x400000n, 0x5000n, P | RW | US | (9n << 59n));
+    regs.pkru = 1 << 18; // AD for key 9
+    expect(tr(mmu, 0x400000n, Access.USER)).toBe(0x5000);
+    regs.cr4 |= CR4.PKE;
+    expect(tr(mmu, 0x400000n, Access.USER)).toBe(`#PF${PfErr.P | PfErr.U | PfErr.PK}`);
+  });
+});
