@@ -65,7 +65,7 @@ const PTR: Record<number, string> = {
   32: "ymmword ptr ",
 };
 
-function memText(insn: Insn, bytes: number, ip: number): string {
+function memText(insn: Insn, bytes: number): string {
   const a = insn.addrSize;
   let s = "";
   if (insn.seg >= 0 && !(insn.mode === 64 && insn.seg < 4)) s += `${SEGS[insn.seg]}:`;
@@ -124,7 +124,7 @@ export function formatIntel(insn: Insn, ip = 0): string {
       case OpKind.E:
       case OpKind.M:
       case OpKind.R:
-        if (insn.isMem) ops.push(memText(insn, bytes, ip));
+        if (insn.isMem) ops.push(memText(insn, bytes));
         else ops.push(gprName(insn.rm, bytes || insn.opSize, insn.byteRegsHigh));
         break;
       case OpKind.G:
@@ -159,7 +159,7 @@ export function formatIntel(insn: Insn, ip = 0): string {
         break;
       case OpKind.W:
       case OpKind.U:
-        if (insn.isMem) ops.push(memText(insn, bytes, ip));
+        if (insn.isMem) ops.push(memText(insn, bytes));
         else ops.push(`${insn.vexL && size === OpSize.x ? "ymm" : "xmm"}${insn.rm}`);
         break;
       case OpKind.P:
@@ -167,7 +167,7 @@ export function formatIntel(insn: Insn, ip = 0): string {
         break;
       case OpKind.Q:
       case OpKind.N:
-        if (insn.isMem) ops.push(memText(insn, bytes, ip));
+        if (insn.isMem) ops.push(memText(insn, bytes));
         else ops.push(`mm${insn.rm & 7}`);
         break;
       case OpKind.STi:
