@@ -3,5 +3,6 @@ export * from "./arith.js";
 export * from "./convert.js";
 export * from "./image.js";
 export * from "./softfloat.js";
+export * from "./transcend.js";
 export * from "./x87.js";
 export * from "./x87ops.js";

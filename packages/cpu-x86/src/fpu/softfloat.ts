@@ -505,7 +505,7 @@ export class SoftFloat {
       // carries the value up to 2^emin (SDM Vol. 1 §4.9.1.5).
       const tiny = this.zExp < emin - 1 || !this.roundCarries(bits);
       if (tiny) {
-        if ((this.masks & FpExc.UE) === 0 && adjust !== 0) {
+        if ((this.masks & FpExc.UE) === 0 && adjust !== 0 && this.zExp + adjust >= emin) {
           // Unmasked underflow, register destination: round the true result and add the bias
           // adjust to the exponent (SDM Vol. 1 §4.9.1.5).
           this.flags |= FpExc.UE;
@@ -519,6 +519,7 @@ export class SoftFloat {
           // UE alone is reported (as for OE).
           this.flags |= FpExc.UE;
           if (this.sse) this.roundBits(bits);
+          else if (adjust !== 0) this.flags |= FpExc.PE; // beyond the bias adjust: zero, inexact (host)
           this.zCls = Cls.Zero;
           return 0;
         } else if (this.ftz) {
@@ -539,7 +540,10 @@ export class SoftFloat {
     this.roundBits(bits);
     if (this.zExp > emax) {
       this.flags |= FpExc.OE;
-      if ((this.masks & FpExc.OE) === 0) {
+      // Unmasked with a register destination: the bias-adjusted result, unless even that does
+      // not fit (FSCALE by huge amounts); then the masked response (observed on the host).
+      const fits = adjust !== 0 && this.zExp - adjust <= emax;
+      if ((this.masks & FpExc.OE) === 0 && (adjust === 0 || fits)) {
         if (adjust !== 0) {
           this.zExp -= adjust;
           this.biasAdjusted = true;
@@ -547,6 +551,12 @@ export class SoftFloat {
         return 0;
       }
       this.flags |= FpExc.PE;
+      if (adjust !== 0 && (this.masks & FpExc.OE) === 0) {
+        // Unmasked, beyond even the bias adjust: infinity whatever the rounding mode (host).
+        this.zCls = Cls.Inf;
+        this.roundedUp = 1;
+        return 1;
+      }
       // Masked overflow: infinity or the largest finite number, by rounding mode and sign (Table 4-10).
       const rc = this.rc;
       const toInf =

@@ -86,6 +86,9 @@ export class X87 {
   fdp = 0;
   fdpHi = 0;
   fds = 0;
+  /** Scratch for the transcendentals' double glue (words 6,7 alias scratch[3]). */
+  readonly scratch = new Float64Array(4);
+  readonly scratchU32 = new Uint32Array(this.scratch.buffer);
   /** Result of the last memory-store op (FST/FIST/...): float32/int in oLo, float64/int64 in oHi:oLo, ext adds oSe. */
   oSe = 0;
   oHi = 0;

@@ -1,6 +1,7 @@
 // Vector generation for the x87 oracle and the same sequence run on our X87 unit, both printed
 // in the oracle's output format so that lines compare as strings.
 
+import { f2xm1, fPatan, fPrem, fScale, fTrig, fXtract, fYl2x, fYl2xp1 } from "../../src/fpu/transcend.js";
 import type { X87 } from "../../src/fpu/x87.js";
 import {
   FArith,
@@ -36,6 +37,7 @@ export const X87_OPS: Record<string, string[]> = {
   arith: ["fadd", "fsub", "fsubr", "fmul", "fdiv", "fdivr", "faddp1", "fsubp1"],
   sqrt_rndint: ["fsqrt", "frndint", "fchs", "fabs", "fxch"],
   compare: ["fcom", "fucom", "fcomi", "fucomi", "ftst", "fxam", "fcom64"],
+  exact: ["fprem", "fprem1", "fscale", "fxtract"],
   memarith: ["fadd32", "fadd64", "fdiv32", "fsubr64", "fiadd16", "fimul32"],
   load: [
     "fld32",
@@ -179,7 +181,7 @@ function randMem(r: Rng, op: string): [number, number] {
   return k === 0 ? r.pick(edges) : [r.u32(), r.u32()];
 }
 
-const ARITH_LIKE = new Set(["fcom", "fucom", "fcomi", "fucomi", "ftst", "fxam", "fcom64"]);
+const ARITH_LIKE = new Set(["fprem", "fprem1", "fcom", "fucom", "fcomi", "fucomi", "ftst", "fxam", "fcom64"]);
 
 export function genVectors(ops: string[], n: number, seed: number): Vec[] {
   const r = new Rng(seed);
@@ -190,8 +192,9 @@ export function genVectors(ops: string[], n: number, seed: number): Vec[] {
     const pc = r.pick([0, 2, 3, 3, 1]);
     const masks = r.below(3) === 0 ? r.below(64) : 0x3f;
     const cw = 0x40 | masks | (pc << 8) | (rc << 10);
-    const b = randExt(r);
+    const b: [number, number, number] = [...randExt(r)];
     let a = randExt(r, b);
+    if (op === "fscale" && r.below(4) !== 0) b[0] = (b[0] & 0x8000) | (0x3fff + r.below(18));
     if (op === "fbld") a = [(r.below(10) << 4) | r.below(10) | (r.below(2) << 15), a[1], a[2]];
     const [mhi, mlo] = randMem(r, op);
     const line = `${op} ${hex(cw, 4)} ${hex(a[0], 4)} ${hex(a[1], 8)} ${hex(a[2], 8)} ${hex(b[0], 4)} ${hex(b[1], 8)} ${hex(b[2], 8)} ${hex(mhi, 8)} ${hex(mlo, 8)}`;
@@ -216,6 +219,8 @@ export function genVectors(ops: string[], n: number, seed: number): Vec[] {
         if (((tw >>> (2 * ((top + 1) & 7))) & 3) === 3) f[5] = f[6] = f[7] = "-";
         f[0] = hex(sw, 4);
         if (!isComi) f[12] = "-";
+        // Partial remainders: the reduction step N is implementation-defined (SDM Vol. 2 FPREM).
+        if (op.startsWith("fprem") && sw & 0x400) f[1] = f[2] = f[3] = f[4] = f[0] = "partial";
         return f.join(" ");
       },
     });
@@ -248,6 +253,34 @@ export function simulate(x: X87, v: Vec): string {
   const op = v.op;
   const m16 = (mlo << 16) >> 16;
   switch (op) {
+    case "fprem":
+    case "fprem1":
+      fPrem(x, op === "fprem1");
+      break;
+    case "fscale":
+      fScale(x);
+      break;
+    case "fxtract":
+      fXtract(x);
+      break;
+    case "fsin":
+    case "fcos":
+    case "fsincos":
+    case "fptan":
+      fTrig(x, ({ fsin: 0, fcos: 1, fsincos: 2, fptan: 3 } as const)[op]);
+      break;
+    case "fpatan":
+      fPatan(x);
+      break;
+    case "fyl2x":
+      fYl2x(x);
+      break;
+    case "fyl2xp1":
+      fYl2xp1(x);
+      break;
+    case "f2xm1":
+      f2xm1(x);
+      break;
     case "faddp1":
       fArithReg(x, FArith.ADD, 1, 0, true);
       break;
