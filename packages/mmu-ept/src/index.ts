@@ -17,7 +17,15 @@ export {
   MemType,
   physHiMask,
 } from "./ept.js";
-export { InveptType, InvpcidType, InvvpidType, Mmu, type MmuOptions } from "./mmu.js";
+export {
+  InveptType,
+  InvpcidType,
+  InvvpidType,
+  Mmu,
+  type MmuOptions,
+  type MmuRestoreError,
+  type MmuState,
+} from "./mmu.js";
 export { FlatPhysMem, type PhysMem, type RamPages, RamPagesPhysMem, type RamWindow } from "./phys.js";
 export { baseErrorCode, PagingMode, pagingMode, rightsFault } from "./rights.js";
 export { ANY, Tlb, TlbInfo } from "./tlb.js";

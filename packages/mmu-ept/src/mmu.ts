@@ -31,6 +31,22 @@ export const InvvpidType = { ADDRESS: 0, SINGLE: 1, ALL: 2, SINGLE_KEEP_GLOBAL: 
 /** INVEPT types (SDM Vol. 3C 31.3 INVEPT). */
 export const InveptType = { SINGLE: 1, ALL: 2 } as const;
 
+/**
+ * What `Mmu.save` keeps: the architectural state (VPID, EPTP, the PAE PDPTE registers). The TLB is not
+ * saved: a processor may drop cached translations at any time (SDM 4.10.4.1), so a restored MMU starts
+ * empty.
+ */
+export interface MmuState {
+  vpid: number;
+  eptp: { lo: number; hi: number } | null;
+  /** The four PDPTEs as (lo, hi) pairs when loaded, else null. */
+  pdptes: number[] | null;
+  pdpteCr3: number;
+}
+
+/** Why `Mmu.restore` rejected a state. */
+export type MmuRestoreError = { kind: "BadField"; field: string };
+
 /** EPT contexts the TLB tells apart at once; the oldest is dropped to make room. */
 const MAX_CTX = 16;
 
@@ -344,6 +360,57 @@ export class Mmu {
     const c = this.ctxFor(eptpRoot(eptpLo, eptpHi, this.ept.maxPhyAddr), false);
     if (c > 0) tlb.flush(ANY, ANY, c, false);
     return true;
+  }
+
+  /** The architectural state, as plain JSON-able data. */
+  save(): MmuState {
+    const w = this.walker;
+    return {
+      vpid: this.vpid,
+      eptp: this.eptOn ? { lo: this.ept.eptpLo, hi: this.ept.eptpHi } : null,
+      pdptes: w.pdpteValid ? Array.from(w.pdpte) : null,
+      pdpteCr3: w.pdpteCr3,
+    };
+  }
+
+  /**
+   * Builds an MMU from `save()` output, validating every field; returns the error instead of throwing.
+   */
+  static restore(
+    regs: PagingRegs,
+    mem: PhysMem,
+    state: MmuState,
+    opts: MmuOptions = {},
+  ): Mmu | MmuRestoreError {
+    const int = (v: unknown, lo: number, hi: number): boolean =>
+      typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi;
+    if (!int(state.vpid, 0, 0xffff)) return { kind: "BadField", field: "vpid" };
+    if (
+      state.eptp !== null &&
+      (!int(state.eptp?.lo, -(2 ** 31), 2 ** 32) || !int(state.eptp?.hi, -(2 ** 31), 2 ** 32))
+    ) {
+      return { kind: "BadField", field: "eptp" };
+    }
+    if (
+      state.pdptes !== null &&
+      !(
+        Array.isArray(state.pdptes) &&
+        state.pdptes.length === 8 &&
+        state.pdptes.every((v) => int(v, -(2 ** 31), 2 ** 32))
+      )
+    ) {
+      return { kind: "BadField", field: "pdptes" };
+    }
+    if (!int(state.pdpteCr3, -(2 ** 31), 2 ** 32)) return { kind: "BadField", field: "pdpteCr3" };
+    const mmu = new Mmu(regs, mem, opts);
+    mmu.vpid = state.vpid;
+    mmu.setEptp(state.eptp);
+    if (state.pdptes !== null) {
+      mmu.walker.pdpte.set(state.pdptes);
+      mmu.walker.pdpteValid = true;
+    }
+    mmu.walker.pdpteCr3 = state.pdpteCr3 | 0;
+    return mmu;
   }
 
   /** Drops every cached translation of every VPID, PCID and EPT root. */
