@@ -120,6 +120,19 @@ export abstract class VirtioDevice {
   /** The driver notified queue q (only delivered while active and the queue is ready). */
   abstract queueNotify(q: number): void;
 
+  /**
+   * Device-internal state for snapshots (plain JSON), beyond config space and queues; undefined
+   * when the device keeps none worth saving.
+   */
+  saveState(): unknown {
+    return undefined;
+  }
+
+  /** Load what saveState returned (validated); false rejects the snapshot. */
+  loadState(s: unknown): boolean {
+    return s === undefined;
+  }
+
   /** A queue was reset through RING_RESET (2.6.1); drop whatever the device held of it. */
   queueReset(_q: number): void {}
 

@@ -153,3 +153,26 @@ for (const kind of TRANSPORTS) {
     });
   });
 }
+
+describe("virtio-balloon snapshot", () => {
+  it("the ballooned page set and config survive save -> restore; garbage is refused", async () => {
+    const { FlatGuestMemory, MmioTransport, TransportRestoreError } = await import("../src/index");
+    const { MmioDriverTransport, MockDriver } = await import("../src/testing/index");
+    const mem = new FlatGuestMemory(16 << 20);
+    const dev = new VirtioBalloon(new FlatBalloonMemory(mem));
+    const mmio = new MmioTransport(dev, mem);
+    const drv = new MockDriver(mem, new MmioDriverTransport(mmio));
+    drv.init();
+    dev.setTarget(10);
+    drv.queue(0).add([pfns(0x800, 0x801, 0x900)], [], 1);
+    const s = JSON.parse(JSON.stringify(mmio.save()));
+    const dev2 = new VirtioBalloon(new FlatBalloonMemory(mem));
+    MmioTransport.restore(dev2, mem, { set: () => {} }, s);
+    expect(dev2.reclaimedBytes).toBe(3 * BALLOON_PAGE);
+    expect(dev2.targetPages).toBe(10);
+    s.core.device.pages = [-1];
+    expect(() =>
+      MmioTransport.restore(new VirtioBalloon(new FlatBalloonMemory(mem)), mem, { set: () => {} }, s),
+    ).toThrow(TransportRestoreError);
+  });
+});

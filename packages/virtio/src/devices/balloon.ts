@@ -178,6 +178,31 @@ export class VirtioBalloon extends VirtioDevice {
     this.pages.clear();
   }
 
+  /**
+   * The ballooned pages and the config fields. The host memory itself (which chunks are freed)
+   * is the VMM's to save; on load the page set is taken as is, without BalloonMemory calls.
+   */
+  override saveState(): { pages: number[]; numPages: number; actual: number } {
+    return {
+      pages: [...this.pages].sort((a, b) => a - b),
+      numPages: this.targetPages,
+      actual: this.actualPages,
+    };
+  }
+
+  override loadState(s: unknown): boolean {
+    if (s === null || typeof s !== "object") return false;
+    const st = s as { pages?: unknown; numPages?: unknown; actual?: unknown };
+    const u32 = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff_ffff;
+    if (!Array.isArray(st.pages) || !st.pages.every(u32) || !u32(st.numPages) || !u32(st.actual))
+      return false;
+    this.pages.clear();
+    for (const p of st.pages as number[]) this.pages.add(p);
+    this.configView.setUint32(BalloonConfig.NUM_PAGES, st.numPages as number, true);
+    this.configView.setUint32(BalloonConfig.ACTUAL, st.actual as number, true);
+    return true;
+  }
+
   override queueReset(q: number): void {
     if (this.roles[q] === "stats") this.statsChain = undefined;
   }

@@ -22,6 +22,8 @@ export interface TransportCoreState {
   queueSel: number;
   queues: (SplitQueueState | PackedQueueState)[];
   queueResetting: boolean[];
+  /** The device's own state (VirtioDevice.saveState), if it keeps any. */
+  device?: unknown;
 }
 
 /**
@@ -331,6 +333,10 @@ export class TransportCore implements DeviceHost {
       }
       this.queueResetting[i] = s.queueResetting[i] === true;
     }
+    if (!this.device.loadState(s.device)) {
+      this.reset();
+      return "BadDeviceState";
+    }
     this.status = s.status;
     this.configGeneration = s.configGeneration;
     this.queueSel = s.queueSel;
@@ -356,6 +362,7 @@ export class TransportCore implements DeviceHost {
       queueSel: this.queueSel,
       queues: this.queues.map((q) => q.save()),
       queueResetting: [...this.queueResetting],
+      device: this.device.saveState(),
     };
   }
 }
