@@ -1,0 +1,125 @@
+// System behaviour per SDM rule, driven by a small boot program (test/fixtures/cpu/modes.S, assembled
+// into modes.bin): real mode -> protected mode -> long mode through CR0.PE/PG, CR4.PAE, EFER.LME, a
+// 64-bit IDT and TSS, exceptions with their error codes, SYSCALL/SYSRET across privilege levels.
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { Cpu, EFER, FlatMemory, RunExit, Seg } from "../src/index.js";
+
+const RES = 0x8000;
+const bin = readFileSync(new URL("./fixtures/cpu/modes.bin", import.meta.url));
+
+function boot(): { cpu: Cpu; ram: Uint8Array; dv: DataView } {
+  const ram = new Uint8Array(4 << 20);
+  ram.set(bin, 0x7c00);
+  const cpu = new Cpu({ memory: new FlatMemory(ram) });
+  cpu.setRealModeEntry(0, 0x7c00);
+  return { cpu, ram, dv: new DataView(ram.buffer) };
+}
+
+describe("mode transitions and exceptions (modes.S)", () => {
+  const { cpu, dv } = boot();
+  const exit = cpu.run(100_000);
+  const u64 = (o: number) => dv.getBigUint64(RES + o, true);
+
+  it("ends halted at CPL 0 in the SYSCALL entry", () => {
+    expect(exit).toBe(RunExit.HLT);
+    expect(cpu.cpl).toBe(0);
+    expect(cpu.codeMode).toBe(64);
+  });
+
+  it("SDM 10.8.5: real -> protected -> IA-32e mode (LMA set by CR0.PG with LME)", () => {
+    expect(dv.getUint16(RES, true)).toBe(0x1616);
+    expect(dv.getUint32(RES + 4, true)).toBe(0x32323232);
+    expect(u64(8)).toBe(0x123456789abcdef0n);
+    expect(cpu.efer & EFER.LMA).not.toBe(0);
+  });
+
+  it("SDM 6.15: exceptions arrive with their vectors and error codes", () => {
+    const n = Number(u64(0xf8));
+    const log: [number, number][] = [];
+    for (let k = 0; k < n; k++) log.push([Number(u64(0x100 + 16 * k)), Number(u64(0x108 + 16 * k))]);
+    expect(log).toEqual([
+      [0, 0], // #DE
+      [3, 0], // #BP
+      [14, 0], // #PF: not present, read, supervisor
+      [13, 0x48], // #GP(selector)
+      [3, 0], // #BP from CPL 3 through TSS.RSP0
+    ]);
+  });
+
+  it("SDM 4.7: #PF stores the faulting linear address in CR2", () => {
+    expect(u64(0x50)).toBe(0x400000n);
+  });
+
+  it("SDM SYSCALL/SYSRET: enters CPL 0 at LSTAR, returns to CPL 3 with CS = STAR[63:48]+16 | 3", () => {
+    expect(u64(0x40)).toBe(0x5cn);
+    expect(Number(u64(0x58)) & 0xffff).toBe(0x2b);
+    // The second SYSCALL entered with the user's RSP (SYSCALL does not switch stacks).
+    expect(cpu.segSel[Seg.CS]! & 0xffff).toBe(0x18);
+  });
+
+  it("save/restore round-trips the whole state", () => {
+    const s1 = cpu.save();
+    const other = new Cpu({ memory: new FlatMemory(new Uint8Array(4096)) });
+    other.restore(JSON.parse(JSON.stringify(s1)));
+    expect(other.save()).toEqual(s1);
+    expect(other.cpl).toBe(0);
+    expect(other.codeMode).toBe(64);
+  });
+});
+
+describe("interrupts", () => {
+  it("SDM 6.8.3: STI delays an external interrupt by one instruction", () => {
+    const ram = new Uint8Array(1 << 20);
+    // IVT entry 0x20 -> 0000:0600 (hlt); code: sti; inc ax; inc ax; hlt
+    ram.set([0x00, 0x06, 0x00, 0x00], 0x20 * 4);
+    ram[0x600] = 0xf4;
+    ram.set([0xfb, 0x40, 0x40, 0xf4], 0x7c00);
+    let acked = 0;
+    const cpu = new Cpu({ memory: new FlatMemory(ram), interrupts: { acknowledge: () => (acked++, 0x20) } });
+    cpu.setRealModeEntry(0, 0x7c00);
+    cpu.irqPending = true;
+    expect(cpu.run(100)).toBe(RunExit.HLT);
+    // One INC ran in the shadow, then the interrupt arrived (return address 0x7c02 on the stack).
+    expect(cpu.r[0]! & 0xffff).toBe(1);
+    expect(acked).toBe(1);
+    expect(cpu.ripLo).toBe(0x601);
+    const sp = cpu.r[8]! & 0xffff;
+    expect(ram[sp]! | (ram[sp + 1]! << 8)).toBe(0x7c02);
+  });
+
+  it("a triple fault shuts the processor down", () => {
+    const ram = new Uint8Array(1 << 20);
+    ram.set([0x0f, 0x0b], 0x7c00); // ud2 with an empty IDT limit
+    const cpu = new Cpu({ memory: new FlatMemory(ram) });
+    cpu.setRealModeEntry(0, 0x7c00);
+    cpu.idtrLimit = 0;
+    expect(cpu.run(100)).toBe(RunExit.SHUTDOWN);
+  });
+
+  it("intercepts see CPUID and can take it over", () => {
+    const ram = new Uint8Array(1 << 20);
+    ram.set([0x0f, 0xa2, 0xf4], 0x7c00);
+    const seen: number[] = [];
+    const cpu = new Cpu({
+      memory: new FlatMemory(ram),
+      intercepts: { intercept: (kind) => (seen.push(kind), kind === 1) },
+    });
+    cpu.setRealModeEntry(0, 0x7c00);
+    expect(cpu.run(100)).toBe(RunExit.INTERCEPT);
+    expect(cpu.ripLo).toBe(0x7c00);
+    expect(seen).toEqual([1]);
+  });
+
+  it("CPUID reports GenuineIntel and long mode", () => {
+    const ram = new Uint8Array(1 << 20);
+    // xor eax,eax; cpuid; hlt
+    ram.set([0x66, 0x31, 0xc0, 0x0f, 0xa2, 0xf4], 0x7c00);
+    const cpu = new Cpu({ memory: new FlatMemory(ram) });
+    cpu.setRealModeEntry(0, 0x7c00);
+    cpu.run(100);
+    const s = (v: number) =>
+      String.fromCharCode(v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff);
+    expect(s(cpu.r[6]!) + s(cpu.r[4]!) + s(cpu.r[2]!)).toBe("GenuineIntel");
+  });
+});
