@@ -9,10 +9,10 @@
  *   different N, so intermediate partial results differ from it; the final result does not.)
  * - The transcendentals evaluate in host double precision: the 64-bit argument is split into
  *   two doubles (hi + lo, exact) and the result corrected to first order in lo, so results are
- *   accurate to about one double ulp (2^-53 relative), not to the x87's 64-bit significand. Large
- *   arguments are reduced by the host's exact double reduction, not the x87's 66-bit pi, so for
- *   |x| beyond ~2^20 results follow the true sine (as on AMD parts), not Intel's. C1 (rounded up)
- *   is reported as 0; PE is raised for every inexact result.
+ *   accurate to about one double ulp (2^-53 relative), not to the x87's 64-bit significand.
+ *   Like the hardware, FSIN/FCOS/FSINCOS/FPTAN reduce by the x87's 66-bit pi (modelled as a
+ *   scaling of the argument, see PI66_EPS). C1 (rounded up) is reported as 0; PE is raised for
+ *   every inexact result.
  */
 import { Cls, FpExc, INDEF_HI, INDEF_SE, type SoftFloat, X80_BIAS, X87_BIAS_ADJUST } from "./softfloat.js";
 import { Sw, type X87 } from "./x87.js";
@@ -323,6 +323,9 @@ function trigArg(x: X87, dd: Float64Array): boolean {
   return true;
 }
 
+/** pi / pi66 - 1, with pi66 = 0xC90FDAA22168C234C * 2^-66 (the x87's internal pi). */
+const PI66_EPS = 1.2874146789751208e-21;
+
 /** |ST(0)| >= 2^63: C2 = 1 and ST(0) unchanged (SDM Vol. 2 FSIN). */
 function outOfRange(x: X87): boolean {
   const sf = x.sf;
@@ -351,7 +354,9 @@ export function fTrig(x: X87, op: 0 | 1 | 2 | 3): void {
     return;
   }
   const h = x.scratch[0]!;
-  const l = x.scratch[1]!;
+  // The x87 reduces by its 66-bit pi (SDM Vol. 1 §8.3.10): that equals evaluating the true
+  // function at x * pi / pi66, i.e. x + x * PI66_EPS (folded into the low part).
+  const l = x.scratch[1]! + (h + x.scratch[1]!) * PI66_EPS;
   const sh = Math.sin(h);
   const ch = Math.cos(h);
   const zero = sf.aCls === Cls.Zero;
