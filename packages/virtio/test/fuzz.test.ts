@@ -275,15 +275,19 @@ function run(kind: DeviceKind, transport: "mmio" | "pci" | "mmio-packed" | "pci-
 
 describe(`fuzz: random rings, descriptors, registers and requests (${RUNS} runs per device${LONG ? ", long" : ""})`, () => {
   for (const kind of DEVICES) {
-    it(`${kind}: never throws, never an internal error, always returns`, () => {
-      fc.assert(
-        fc.property(
-          fc.constantFrom("mmio" as const, "pci" as const, "mmio-packed" as const, "pci-packed" as const),
-          fc.array(opArb, { maxLength: 40 }),
-          (transport, ops) => run(kind, transport, ops),
-        ),
-        { numRuns: RUNS },
-      );
-    });
+    it(
+      `${kind}: never throws, never an internal error, always returns`,
+      () => {
+        fc.assert(
+          fc.property(
+            fc.constantFrom("mmio" as const, "pci" as const, "mmio-packed" as const, "pci-packed" as const),
+            fc.array(opArb, { maxLength: 40 }),
+            (transport, ops) => run(kind, transport, ops),
+          ),
+          { numRuns: RUNS },
+        );
+      },
+      LONG ? 3_600_000 : 60_000,
+    );
   }
 });
