@@ -7,6 +7,7 @@ export const KVM_API_VERSION = 12;
 
 export const KVM_CAP_IRQCHIP = 0;
 export const KVM_CAP_USER_MEMORY = 3;
+export const KVM_CAP_SET_TSS_ADDR = 4;
 export const KVM_CAP_EXT_CPUID = 7;
 export const KVM_CAP_CLOCKSOURCE = 8;
 export const KVM_CAP_NR_VCPUS = 9;
@@ -20,6 +21,7 @@ export const KVM_CAP_IRQFD = 32;
 export const KVM_CAP_PIT2 = 33;
 export const KVM_CAP_PIT_STATE2 = 35;
 export const KVM_CAP_IOEVENTFD = 36;
+export const KVM_CAP_SET_IDENTITY_MAP_ADDR = 37;
 export const KVM_CAP_ADJUST_CLOCK = 39;
 export const KVM_CAP_VCPU_EVENTS = 41;
 export const KVM_CAP_DEBUGREGS = 50;
@@ -43,6 +45,8 @@ export const TSKVM_MAX_VCPUS = 255;
 export const CAPABILITIES: ReadonlyMap<number, { value: number; implementedBy: string }> = new Map([
   [KVM_CAP_IRQCHIP, { value: 1, implementedBy: "Vm.createIrqchip (irqchip.ts)" }],
   [KVM_CAP_USER_MEMORY, { value: 1, implementedBy: "Vm.setUserMemoryRegion (memory.ts)" }],
+  [KVM_CAP_SET_TSS_ADDR, { value: 1, implementedBy: "Vm.setTssAddr (unrestricted guest: recorded only)" }],
+  [KVM_CAP_SET_IDENTITY_MAP_ADDR, { value: 1, implementedBy: "Vm.setIdentityMapAddr" }],
   [KVM_CAP_EXT_CPUID, { value: 1, implementedBy: "Kvm.getSupportedCpuid (cpuid.ts)" }],
   [KVM_CAP_CLOCKSOURCE, { value: 1, implementedBy: "kvmclock MSRs (devices/kvmclock.ts)" }],
   [KVM_CAP_NR_VCPUS, { value: TSKVM_MAX_VCPUS, implementedBy: "Vm.createVcpu" }],

@@ -437,6 +437,19 @@ export class Vcpu {
     if (this.lapic) return this.vm.irqchip!.hasInterrupt(this.index);
     return this.pendingExternalVector >= 0;
   }
+  /** An NMI is pending (LAPIC NMI delivery or KVM_NMI). */
+  hasNmi(): boolean {
+    return this.lapic ? this.lapic.nmiPending > 0 : this.events.nmi.pending !== 0;
+  }
+  /** The CPU takes one pending NMI. */
+  acknowledgeNmi(): void {
+    if (this.lapic) {
+      if (this.lapic.nmiPending > 0) this.lapic.nmiPending--;
+    } else {
+      this.events.nmi.pending = 0;
+    }
+  }
+
   /** INTA: the vector the CPU takes now, or -1. */
   acknowledgeInterrupt(): number {
     if (this.lapic) return this.vm.irqchip!.acknowledge(this.index);

@@ -92,6 +92,30 @@ export class Vm {
     fail("EINVAL", "KVM_ENABLE_CAP", "UnknownCap", `cap ${cap}`);
   }
 
+  /** Guest-physical address of the 3-page real-mode TSS (KVM_SET_TSS_ADDR), or -1. */
+  tssAddr = -1;
+  /** Guest-physical address of the EPT identity-map page (KVM_SET_IDENTITY_MAP_ADDR). */
+  identityMapAddr = 0xfffbc000;
+
+  /**
+   * KVM_SET_TSS_ADDR (api.rst 4.36). KVM needs the region only to run real mode without
+   * unrestricted guest (vmx_set_tss_addr returns 0 at once with it); our VMX has unrestricted
+   * guest, so the address is recorded and nothing else happens. It must fit below 4 GiB.
+   */
+  setTssAddr(addr: number): void {
+    if (!Number.isInteger(addr) || addr < 0 || addr + 3 * 4096 > 2 ** 32)
+      fail("EINVAL", "KVM_SET_TSS_ADDR", "BadAddress");
+    this.tssAddr = addr;
+  }
+
+  /** KVM_SET_IDENTITY_MAP_ADDR (api.rst 4.57): before any vCPU exists (EINVAL after). */
+  setIdentityMapAddr(addr: number): void {
+    if (this.vcpus.length > 0) fail("EINVAL", "KVM_SET_IDENTITY_MAP_ADDR", "VcpusExist");
+    if (!Number.isSafeInteger(addr) || addr < 0 || addr % 4096 !== 0)
+      fail("EINVAL", "KVM_SET_IDENTITY_MAP_ADDR", "BadAddress");
+    this.identityMapAddr = addr;
+  }
+
   // ---- vCPUs and devices ----
 
   /** KVM_CREATE_VCPU: `id` is the APIC id; unique, below the max (EINVAL), not reused (EEXIST). */

@@ -28,6 +28,17 @@ describe("Kvm (system ioctls)", () => {
         memorySize: 4096,
         memory: new ArrayBuffer(4096),
       }),
+    [C.KVM_CAP_SET_TSS_ADDR]: (kvm) => {
+      const vm = kvm.createVm();
+      vm.setTssAddr(0xfffbd000);
+      expect(() => vm.setTssAddr(0xffffe000)).toThrow(/EINVAL/);
+    },
+    [C.KVM_CAP_SET_IDENTITY_MAP_ADDR]: (kvm) => {
+      const vm = kvm.createVm();
+      vm.setIdentityMapAddr(0xfffbc000);
+      vm.createVcpu(0);
+      expect(() => vm.setIdentityMapAddr(0xfffbc000)).toThrow(/EINVAL/);
+    },
     [C.KVM_CAP_EXT_CPUID]: (kvm) => expect(kvm.getSupportedCpuid().length).toBeGreaterThan(0),
     [C.KVM_CAP_CLOCKSOURCE]: (kvm) =>
       expect(kvm.createVm().createVcpu(0).writeMsr(0x4b564d01, 0n)).toBe(true),

@@ -133,6 +133,21 @@ describe("8259A", () => {
     expect(pic.ioRead(0x20)).toBe(0);
   });
 
+  it("spurious on the slave: master IR2 latched, the slave's level request gone by INTA: IRQ15, master ISR bit 2 set", () => {
+    const pic = new DualPic();
+    linuxInit(pic);
+    pic.ioWrite(0x4d1, 0x02); // IRQ9 level-triggered
+    pic.setIrq(9, true);
+    expect(pic.output).toBe(true);
+    pic.setIrq(9, false); // the device dropped its line; master IRR bit 2 stays latched (edge)
+    expect(pic.output).toBe(true);
+    expect(pic.acknowledge()).toBe(0x38 + 7);
+    pic.ioWrite(0x20, 0x0b);
+    expect(pic.ioRead(0x20)).toBe(0x04);
+    pic.ioWrite(0xa0, 0x0b);
+    expect(pic.ioRead(0xa0)).toBe(0); // no slave ISR bit for a spurious IRQ15
+  });
+
   it("OCW1 masks: a masked line stays in IRR and is delivered when unmasked", () => {
     const pic = new DualPic();
     linuxInit(pic);
@@ -157,7 +172,10 @@ describe("8259A", () => {
     pic.ioWrite(0x20, 0x62);
     expect(pic.output).toBe(true); // still asserted: requests again
     pic.setIrq(10, false);
-    expect(pic.output).toBe(false);
+    pic.ioWrite(0xa0, 0x0a);
+    expect(pic.ioRead(0xa0) & 0x04).toBe(0); // slave IRR follows the line
+    // Master IR2 latched the slave's edge, so the INTA that follows finds nothing: IRQ15.
+    expect(pic.acknowledge()).toBe(0x3f);
   });
 
   it("ICW4 AEOI: INTA leaves ISR clear; rotate in AEOI makes the served IR lowest", () => {

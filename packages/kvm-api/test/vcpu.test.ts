@@ -219,6 +219,17 @@ describe("Vcpu: MSRs, CPUID, LAPIC state, interrupts", () => {
     expect(errOf(() => setup(false).createVcpu(0).getLapic()).code).toBe("ENXIO");
     expect(errOf(() => v2.setLapic(new Uint8Array(10))).code).toBe("EINVAL");
   });
+  it("NMIs: KVM_NMI and LAPIC NMI IPIs queue, the CPU takes them one by one", () => {
+    const vm = setup();
+    const v = vm.createVcpu(0);
+    v.nmi();
+    vm.mmioWrite(0, 0xfee00300, 4, 0x40400); // NMI to self
+    expect(v.hasNmi()).toBe(true);
+    v.acknowledgeNmi();
+    v.acknowledgeNmi();
+    expect(v.hasNmi()).toBe(false);
+  });
+
   it("KVM_INTERRUPT only without an in-kernel irqchip (ENXIO), vector < 256", () => {
     expect(errOf(() => setup().createVcpu(0).interrupt(0x20)).code).toBe("ENXIO");
     const v = setup(false).createVcpu(0);

@@ -132,6 +132,9 @@ export class DualPic {
     if (irq >= 0) {
       this.intack(m, irq);
       if (irq === CASCADE_IR) {
+        // The slave's INT goes low during its INTA sequence and rises again only if it has another
+        // request to present, which makes a fresh edge on master IR2 (8259A "Cascade Mode").
+        this.m.lastIrr &= ~(1 << CASCADE_IR);
         const irq2 = this.chipIrq(this.s, false);
         if (irq2 >= 0) {
           this.intack(this.s, irq2);
@@ -265,10 +268,8 @@ export class DualPic {
   }
 
   private update(): void {
-    // The slave's INT drives master IR2 as a level: a request that stays pending behind the
-    // master's ISR is not lost the way an edge-latched cascade would lose it.
-    if (this.chipIrq(this.s, false) >= 0) this.m.irr |= 1 << CASCADE_IR;
-    else this.m.irr &= ~(1 << CASCADE_IR);
+    // The slave's INT drives master IR2, an edge-triggered input (ELCR bit 2 is fixed at 0).
+    this.setChipIrq(this.m, CASCADE_IR, this.chipIrq(this.s, false) >= 0);
     const out = this.chipIrq(this.m, true) >= 0;
     if (out !== this.output) {
       this.output = out;

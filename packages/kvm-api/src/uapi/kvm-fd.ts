@@ -187,6 +187,14 @@ export class KvmFds {
       case I.KVM_CREATE_IRQCHIP:
         vm.createIrqchip();
         return 0;
+      case I.KVM_SET_TSS_ADDR:
+        vm.setTssAddr(num);
+        return 0;
+      case I.KVM_SET_IDENTITY_MAP_ADDR: {
+        if (b.length < 8) return -Errno.EFAULT;
+        vm.setIdentityMapAddr(Number(new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true)));
+        return 0;
+      }
       case I.KVM_CREATE_PIT2:
         vm.createPit2(new StructView(T.kvm_pit_config, b).num("flags"));
         return 0;
