@@ -185,6 +185,7 @@ describe("loadLinux (64-bit boot protocol)", () => {
     expect(c.cs.selector).toBe(BOOT_CS);
     expect(c.cs.l && !c.cs.db).toBe(true);
     for (const s of [c.ds, c.es, c.ss]) expect(s.selector).toBe(BOOT_DS);
+    expect(c.cr0).toBe(0x80000011); // PG | ET | PE, as an unsigned value (KVM_SET_SREGS takes a u64)
     expect(c.cr0 & CR0_PE && c.cr0 & CR0_PG).toBeTruthy();
     expect(c.cr4 & CR4_PAE).toBe(CR4_PAE);
     expect(c.efer).toBe(EFER_LME | EFER_LMA);

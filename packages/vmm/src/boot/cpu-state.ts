@@ -254,7 +254,7 @@ export function longModeEntry(mem: GuestMemory, rip: number, rsi: number, rsp: n
     ldt,
     gdt,
     idt: { base: BOOT_IDT_ADDR, limit: 0 },
-    cr0: CR0_PE | CR0_ET | CR0_PG,
+    cr0: (CR0_PE | CR0_ET | CR0_PG) >>> 0, // bit 31 set: keep it an unsigned 32-bit value
     cr3,
     cr4: CR4_PAE,
     efer: EFER_LME | EFER_LMA,
