@@ -27,6 +27,7 @@ export {
 } from "./irqchip.js";
 export { KVM_VCPU_MMAP_SIZE, Kvm, type KvmOptions } from "./kvm.js";
 export * from "./memory.js";
+export * from "./snapshot.js";
 export * from "./uapi/codec.js";
 export * as Ioctl from "./uapi/ioctl.js";
 export { KvmFds } from "./uapi/kvm-fd.js";

@@ -192,6 +192,26 @@ export class GuestPhysMemory {
   }
 
   /**
+   * The CPU's page lookup (the `PhysicalMemory.ramPage` shape @tskvm/cpu-x86 declares): points
+   * `out` at the RAM of guest page `pfn`. With `forWrite`, a READONLY slot answers false (the
+   * write becomes MMIO, KVM_EXIT_MMIO, as api.rst 4.35 says) and the page is marked dirty: the
+   * CPU asks for write access once per TLB fill, and a dirty-log reset emits "dirty-log-reset"
+   * so it drops write entries and asks again (KVM's write-protect-and-fault scheme).
+   */
+  ramPage(pfn: number, out: { u8: Uint8Array; offset: number }, forWrite = false): boolean {
+    const gpa = pfn * PAGE_SIZE;
+    const slot = this.slotAt(gpa);
+    if (slot === undefined) return false;
+    if (forWrite) {
+      if (slot.flags & KVM_MEM_READONLY) return false;
+      slot.markDirtyOffset(gpa - slot.base);
+    }
+    out.u8 = slot.bytes;
+    out.offset = gpa - slot.base;
+    return true;
+  }
+
+  /**
    * Copies guest memory at `gpa` into `dst`. Returns false (and copies nothing) unless the whole
    * range is RAM; a range may span adjacent slots.
    */

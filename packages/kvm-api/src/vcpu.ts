@@ -97,6 +97,9 @@ export class Vcpu {
     return this.lapic ? this.lapic.apicBase : this.apicBaseNoLapic;
   }
 
+  /** The `TscClock` shape the CPU reads RDTSC from. */
+  readonly tscClock = { now: (): number => this.tsc() };
+
   tscAt(ns: number): number {
     return nsToTsc(ns, this.tscKhz) + this.tscOffset;
   }

@@ -184,6 +184,38 @@ describe("guest-physical view", () => {
   });
 });
 
+describe("ramPage (the CPU's TLB-fill lookup)", () => {
+  it("points at the page's bytes; read-only slots refuse write access; write access marks the page dirty", () => {
+    const m = new GuestPhysMemory();
+    const buf = new ArrayBuffer(3 * 4096);
+    m.setUserMemoryRegion({
+      slot: 0,
+      flags: KVM_MEM_LOG_DIRTY_PAGES,
+      guestPhysAddr: 0x10000,
+      memorySize: 8192,
+      memory: buf,
+    });
+    m.setUserMemoryRegion({
+      slot: 1,
+      flags: KVM_MEM_READONLY,
+      guestPhysAddr: 0x20000,
+      memorySize: 4096,
+      memory: buf,
+      memoryOffset: 8192,
+    });
+    const out = { u8: new Uint8Array(0), offset: 0 };
+    expect(m.ramPage(0x11, out)).toBe(true);
+    expect(out.u8.buffer).toBe(buf);
+    expect(out.offset).toBe(4096);
+    expect(m.getDirtyLog(0)[0]).toBe(0); // read access: not dirty
+    expect(m.ramPage(0x11, out, true)).toBe(true);
+    expect(m.getDirtyLog(0)[0]).toBe(2);
+    expect(m.ramPage(0x20, out)).toBe(true);
+    expect(m.ramPage(0x20, out, true)).toBe(false);
+    expect(m.ramPage(0x30, out)).toBe(false);
+  });
+});
+
 describe("dirty log (KVM_GET_DIRTY_LOG / KVM_CLEAR_DIRTY_LOG)", () => {
   it("records written pages, returns them once and clears on get", () => {
     const m = new GuestPhysMemory();
