@@ -49,6 +49,16 @@ export type RunExit = (typeof RunExit)[keyof typeof RunExit];
 
 /** A decoded straight-line block: runs until its last instruction (a branch, or the page end). */
 export class Block {
+  /** False once its page's code was dropped (links to it are then ignored). */
+  valid = true;
+  /** Two cached successors (fall-through and taken), valid while `epoch` matches the CPU's. */
+  epoch = -1;
+  l1: Block | null = null;
+  l1Lo = 0;
+  l1Hi = 0;
+  l2: Block | null = null;
+  l2Lo = 0;
+  l2Hi = 0;
   constructor(
     readonly insns: XInsn[],
     readonly pfn: number,
@@ -109,6 +119,8 @@ export class Cpu extends SysCpu {
   private readonly scratch = new Uint8Array(16);
   private readonly crossInsn = new XInsn();
   private readonly crossBlock = new Block([this.crossInsn], -1);
+  /** The block that ran last and ended normally (its links are tried first). */
+  private prevBlock: Block | null = null;
 
   constructor(opts: CpuOptions) {
     super(opts.memory, opts.translator ?? { translate: () => false });
@@ -194,9 +206,11 @@ export class Cpu extends SysCpu {
         if (this.interruptShadow !== 0) {
           // One instruction runs before interrupts are recognised (SDM Vol. 3 6.8.3).
           this.interruptShadow = 0;
+          this.prevBlock = null;
           this.runBlock(1);
         } else {
           if ((this.nmiPending || this.irqPending) && this.injectEvents()) {
+            this.prevBlock = null;
             if (this.exitReason !== RunExit.BUDGET) return this.exitReason;
             continue;
           }
@@ -204,6 +218,7 @@ export class Cpu extends SysCpu {
           this.runBlock(end - this.executed);
         }
       } catch (e) {
+        this.prevBlock = null;
         this.implicitSup = false;
         this.updateAccessMasks();
         if (e === FAULT) this.handleFault();
@@ -250,7 +265,35 @@ export class Cpu extends SysCpu {
 
   /** Runs one block (at most `limit` instructions) from the current RIP. */
   private runBlock(limit: number): void {
-    const b = this.currentBlock();
+    const prev = this.prevBlock;
+    let b: Block | null = null;
+    if (prev !== null && prev.epoch === this.linkEpoch) {
+      const lo = this.ripLo;
+      const hi = this.ripHi;
+      if (prev.l1 !== null && prev.l1Lo === lo && prev.l1Hi === hi && prev.l1.valid) b = prev.l1;
+      else if (prev.l2 !== null && prev.l2Lo === lo && prev.l2Hi === hi && prev.l2.valid) b = prev.l2;
+    }
+    if (b === null) {
+      const lo = this.ripLo;
+      const hi = this.ripHi;
+      b = this.currentBlock();
+      if (prev !== null && b.pfn >= 0) {
+        if (prev.epoch !== this.linkEpoch) {
+          prev.epoch = this.linkEpoch;
+          prev.l1 = prev.l2 = null;
+        }
+        if (prev.l1 === null || !prev.l1.valid) {
+          prev.l1 = b;
+          prev.l1Lo = lo;
+          prev.l1Hi = hi;
+        } else {
+          prev.l2 = b;
+          prev.l2Lo = lo;
+          prev.l2Hi = hi;
+        }
+      }
+    }
+    this.prevBlock = null;
     const insns = b.insns;
     const n = Math.min(insns.length, limit);
     this.curCodePfn = b.pfn;
@@ -271,8 +314,9 @@ export class Cpu extends SysCpu {
       this.ripLo = this.nipLo;
       this.ripHi = this.nipHi;
       this.executed++;
-      if (this.stopBlock || this.codeInvalidated) break;
+      if (this.stopBlock || this.codeInvalidated) return;
     }
+    if (b.pfn >= 0 && b.valid) this.prevBlock = b;
   }
 
   /** Finds or builds the decoded block at CS:RIP. */

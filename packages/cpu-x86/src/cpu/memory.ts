@@ -70,7 +70,7 @@ const ACC_FETCH = 2;
 /** A decoded block as the memory layer sees it (the run loop owns the details). */
 export interface CodePage {
   /** Blocks by (page offset << 2 | mode index). */
-  blocks: Map<number, unknown>;
+  blocks: Map<number, { valid: boolean }>;
 }
 
 /** Maps a linear page to the same physical page; for CPUs whose paging is done elsewhere or absent. */
@@ -159,17 +159,24 @@ export class MemCpu extends FlagsCpu {
   /** Flushes the whole TLB (MOV CR3 / CR0.PG / CR4 paging bits, SDM Vol. 3 4.10.4). */
   tlbFlushAll(): void {
     this.tlbTagLo.fill(1);
+    this.linkEpoch++;
   }
 
   /** Drops the entry for one linear page (INVLPG). */
   tlbFlushPage(lo: number, hi: number): void {
     const i = ((lo >>> 12) ^ hi) & TLB_MASK;
     if (this.tlbTagLo[i] === (lo & ~0xfff) && this.tlbTagHi[i] === hi) this.tlbTagLo[i] = 1;
+    this.linkEpoch++;
   }
 
   /** Drops decoded code and write-protection for physical page `pfn` (someone wrote it). */
   invalidateCodePage(pfn: number): void {
-    if (this.codePages.delete(pfn) && pfn === this.curCodePfn) this.codeInvalidated = true;
+    const page = this.codePages.get(pfn);
+    if (page === undefined) return;
+    // Blocks may still be linked from other pages' blocks: mark them dead.
+    for (const b of page.blocks.values()) b.valid = false;
+    this.codePages.delete(pfn);
+    if (pfn === this.curCodePfn) this.codeInvalidated = true;
   }
 
   /** For other writers of guest RAM (DMA, the VMM): keeps decoded code coherent. */

@@ -331,6 +331,11 @@ export class CpuState {
   codeMode: 16 | 32 | 64 = 16;
   /** Stack address size in bytes (SS.B, or 8 in 64-bit mode). */
   stackSize = 2;
+  /**
+   * Bumped whenever the meaning of a (CS, RIP) -> code mapping may change (mode or CS change, TLB
+   * flush); block links made under an older epoch are not followed.
+   */
+  linkEpoch = 0;
 
   constructor() {
     this.resetState();
@@ -400,6 +405,7 @@ export class CpuState {
    * once a protected-mode CS is loaded, and stays 0 right after CR0.PE is set).
    */
   updateMode(): void {
+    this.linkEpoch++;
     const csAttr = this.segAttr[Seg.CS]!;
     if ((this.cr0 & CR0.PE) === 0) {
       this.cpl = 0;
