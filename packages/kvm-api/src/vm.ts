@@ -274,9 +274,10 @@ export class Vm {
    */
   ioIn(port: number, size: number): number | undefined {
     const chip = this.irqchip;
-    if (chip && DualPic.handlesPort(port)) return size === 1 ? chip.pic.ioRead(port) : undefined;
-    if (this.pit && Pit.handlesPort(port, this.pit.speakerDummy))
-      return size === 1 ? this.pit.ioRead(port) : undefined;
+    // KVM picdev_read(): a non-byte read of a PIC port is answered in the kernel with 0.
+    if (chip && DualPic.handlesPort(port)) return size === 1 ? chip.pic.ioRead(port) : 0;
+    // KVM pit_ioport_read()/speaker_ioport_read(): the byte, zero-extended, at any width.
+    if (this.pit && Pit.handlesPort(port, this.pit.speakerDummy)) return this.pit.ioRead(port);
     return undefined;
   }
 
@@ -284,12 +285,12 @@ export class Vm {
   ioOut(port: number, size: number, value: number): boolean {
     if (this.ioeventfds.write(true, port, size, value, 0)) return true;
     const chip = this.irqchip;
-    if (size === 1 && chip && DualPic.handlesPort(port)) {
-      chip.pic.ioWrite(port, value);
+    if (chip && DualPic.handlesPort(port)) {
+      if (size === 1) chip.pic.ioWrite(port, value); // KVM picdev_write(): wider writes are dropped
       return true;
     }
-    if (size === 1 && this.pit && Pit.handlesPort(port, this.pit.speakerDummy)) {
-      this.pit.ioWrite(port, value);
+    if (this.pit && Pit.handlesPort(port, this.pit.speakerDummy)) {
+      this.pit.ioWrite(port, value & 0xff); // the low byte, as pit_ioport_write() takes it
       return true;
     }
     return false;

@@ -192,6 +192,17 @@ describe("Vm: kernel-side I/O and MMIO routing", () => {
     vm2.createPit2(1);
     expect(vm2.ioIn(0x61, 1)).toBeDefined();
   });
+  it("non-byte accesses to PIC and PIT ports stay in the kernel as KVM's picdev/pit handlers do", () => {
+    const vm = vmWithChip();
+    vm.createPit2(0);
+    vm.ioOut(0x21, 1, 0x5a);
+    expect(vm.ioIn(0x21, 2)).toBe(0);
+    expect(vm.ioOut(0x21, 2, 0)).toBe(true);
+    expect(vm.ioIn(0x21, 1)).toBe(0x5a); // the wide write was dropped
+    expect(vm.ioOut(0x43, 4, 0x1234_5634)).toBe(true); // low byte 0x34: ch0 mode 2
+    expect(vm.getPit2().channels[0]!.mode).toBe(2);
+  });
+
   it("LAPIC MMIO is per vCPU and follows IA32_APIC_BASE; x2APIC turns it off", () => {
     const vm = vmWithChip();
     const a = vm.createVcpu(0);
