@@ -63,8 +63,12 @@ describe("decoder fuzz", () => {
     it(`${mode}-bit: total, in bounds, and truncation-consistent`, () => {
       const insn = new Insn();
       const full = new Insn();
+      let n = 0;
       fc.assert(
         fc.property(bytesArb, (arr) => {
+          // The bounds guard (a Proxy, slow) watches every cut of one case in 8, and the full
+          // buffer of every case; the truncation rule is checked on every cut of every case.
+          const watchCuts = (n++ & 7) === 0;
           const bytes = Uint8Array.from(arr);
           const g = guarded(bytes);
           const st = decode(g.view, 0, mode, full);
@@ -74,9 +78,12 @@ describe("decoder fuzz", () => {
           formatIntel(full, 0x1000); // must not throw either
           // Every shorter prefix of a decoded instruction is Truncated; longer buffers agree.
           for (let k = 0; k <= bytes.length; k++) {
-            const cut = guarded(bytes.subarray(0, k));
-            const s = decode(cut.view, 0, mode, insn);
-            expect(cut.outside()).toBe(0);
+            let s: number;
+            if (watchCuts) {
+              const cut = guarded(bytes.subarray(0, k));
+              s = decode(cut.view, 0, mode, insn);
+              expect(cut.outside()).toBe(0);
+            } else s = decode(bytes.subarray(0, k), 0, mode, insn);
             if (st === DecodeStatus.Ok && k < full.length) expect(s).toBe(DecodeStatus.Truncated);
             if (st === DecodeStatus.Ok && k >= full.length) {
               expect(s).toBe(DecodeStatus.Ok);
