@@ -32,7 +32,10 @@ const OPS: [string, (r: Rng) => [number, number]][] = [
   ["fcos", (r) => [(r.u32() / 2 ** 32 - 0.5) * 2 ** r.below(24), 1]],
   ["fptan", (r) => [(r.u32() / 2 ** 32 - 0.5) * 3, 1]],
   ["fsincos", (r) => [(r.u32() / 2 ** 32 - 0.5) * 2 ** r.below(10), 1]],
-  ["fpatan", (r) => [(r.u32() / 2 ** 32 - 0.5) * 2 ** r.below(20), (r.u32() / 2 ** 32 - 0.5) * 2 ** r.below(20)]],
+  [
+    "fpatan",
+    (r) => [(r.u32() / 2 ** 32 - 0.5) * 2 ** r.below(20), (r.u32() / 2 ** 32 - 0.5) * 2 ** r.below(20)],
+  ],
   ["f2xm1", (r) => [r.u32() / 2 ** 31 - 1, 1]],
   ["fyl2x", (r) => [(r.u32() / 2 ** 32) * 2 ** (r.below(40) - 20), r.u32() / 2 ** 28 - 8]],
   ["fyl2xp1", (r) => [(r.u32() / 2 ** 32 - 0.5) * 0.5, r.u32() / 2 ** 28 - 8]],
@@ -75,7 +78,8 @@ describe.skipIf(!haveOracle())("x87 transcendentals vs host CPU (double accuracy
           const tol = Math.max(Math.abs(hv) * 2 ** -50, 2 ** -60);
           if (!(Math.abs(hv - ov) <= tol || (Number.isNaN(hv) && Number.isNaN(ov)) || hv === ov)) ok = false;
         }
-        if (!ok && fails.length < 5) fails.push(`${vecs[i]!.line}\n  host ${out[i]}\n  ours ${o.map((v) => v.toString(16)).join(" ")}`);
+        if (!ok && fails.length < 5)
+          fails.push(`${vecs[i]!.line}\n  host ${out[i]}\n  ours ${o.map((v) => v.toString(16)).join(" ")}`);
       }
       expect(fails.join("\n")).toBe("");
     });

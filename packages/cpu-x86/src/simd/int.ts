@@ -75,10 +75,10 @@ export const IOp = {
   PABSD: 63,
 } as const;
 
-const sat8 = (v: number): number => (v > 127 ? 127 : v < -128 ? -128 : v);
-const sat16 = (v: number): number => (v > 32767 ? 32767 : v < -32768 ? -32768 : v);
-const satU8 = (v: number): number => (v > 255 ? 255 : v < 0 ? 0 : v);
-const satU16 = (v: number): number => (v > 65535 ? 65535 : v < 0 ? 0 : v);
+const sat8 = (v: number): number => (v > 127 ? 127 : Math.max(v, -128));
+const sat16 = (v: number): number => (v > 32767 ? 32767 : Math.max(v, -32768));
+const satU8 = (v: number): number => (v > 255 ? 255 : Math.max(v, 0));
+const satU16 = (v: number): number => (v > 65535 ? 65535 : Math.max(v, 0));
 
 /** D := D op S (PABS*: D := op S). */
 export function intOp(

@@ -134,23 +134,13 @@ export function pack(
     const cnt = 2 * n; // words per source
     for (let i = 0; i < 2 * cnt; i++) {
       const v = i < cnt ? D.i16[2 * d + i]! : S.i16[2 * s + i - cnt]!;
-      u.res8[i] = kind === Pack.SSWB ? (v > 127 ? 127 : v < -128 ? -128 : v) : v > 255 ? 255 : v < 0 ? 0 : v;
+      u.res8[i] = kind === Pack.SSWB ? (v > 127 ? 127 : Math.max(v, -128)) : v > 255 ? 255 : Math.max(v, 0);
     }
   } else {
     for (let i = 0; i < 2 * n; i++) {
       const v = i < n ? D.i32[d + i]! : S.i32[s + i - n]!;
       u.res16[i] =
-        kind === Pack.SSDW
-          ? v > 32767
-            ? 32767
-            : v < -32768
-              ? -32768
-              : v
-          : v > 65535
-            ? 65535
-            : v < 0
-              ? 0
-              : v;
+        kind === Pack.SSDW ? (v > 32767 ? 32767 : Math.max(v, -32768)) : v > 65535 ? 65535 : Math.max(v, 0);
     }
   }
   flush(u, D, d, n);

@@ -85,16 +85,31 @@ export type SseRestoreError = { kind: "BadField"; field: string };
  * s.u32[1] === 0x3ff80000;
  */
 export class SseState implements XmmFile {
-  readonly buf = new ArrayBuffer(256);
+  /**
+   * @param buf the 256-byte XMM0-15 storage; pass the executor's own buffer (e.g.
+   * `cpu.xmm.buffer`) so that its views and these helpers share the registers.
+   */
+  readonly buf: ArrayBuffer;
   /** XMMn word k at [4n + k]. */
-  readonly u32 = new Uint32Array(this.buf);
-  readonly i32 = new Int32Array(this.buf);
-  readonly u16 = new Uint16Array(this.buf);
-  readonly i16 = new Int16Array(this.buf);
-  readonly u8 = new Uint8Array(this.buf);
-  readonly i8 = new Int8Array(this.buf);
-  readonly f32 = new Float32Array(this.buf);
-  readonly f64 = new Float64Array(this.buf);
+  readonly u32: Uint32Array;
+  readonly i32: Int32Array;
+  readonly u16: Uint16Array;
+  readonly i16: Int16Array;
+  readonly u8: Uint8Array;
+  readonly i8: Int8Array;
+  readonly f32: Float32Array;
+  readonly f64: Float64Array;
+  constructor(buf: ArrayBuffer = new ArrayBuffer(256)) {
+    this.buf = buf;
+    this.u32 = new Uint32Array(buf, 0, 64);
+    this.i32 = new Int32Array(buf, 0, 64);
+    this.u16 = new Uint16Array(buf, 0, 128);
+    this.i16 = new Int16Array(buf, 0, 128);
+    this.u8 = new Uint8Array(buf, 0, 256);
+    this.i8 = new Int8Array(buf, 0, 256);
+    this.f32 = new Float32Array(buf, 0, 64);
+    this.f64 = new Float64Array(buf, 0, 32);
+  }
   mxcsr: number = Mxcsr.INIT;
   readonly sf = new SoftFloat();
   /** A 16-byte scratch register: the executor loads memory operands here (word offset 0). */

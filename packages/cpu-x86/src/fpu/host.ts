@@ -1,0 +1,55 @@
+/**
+ * The narrow interface the x87/SSE/MMX dispatch tables need from the executor, and the units
+ * they run on. The executor implements `FpuHost` for the instruction being executed (its memory
+ * operand, GPRs, EFLAGS, exceptions) and calls `X87_HANDLERS[insn.op]` / `SIMD_HANDLERS[insn.op]`.
+ *
+ * Before calling a handler the executor performs the checks that need system state (SDM Vol. 3
+ * §2.5, Table 2-2; Vol. 1 §8.7, §13.2): x87 and MMX: CR0.EM or CR0.TS -> #NM; a pending x87
+ * exception (`x87.pendingException()`) on a waiting x87 or MMX instruction -> #MF (CR0.NE = 1)
+ * or FERR#; SSE: CR0.EM or !CR4.OSFXSR -> #UD, CR0.TS -> #NM; 16-byte alignment -> #GP(0).
+ * After a non-control x87 instruction it records FIP/FDP/FOP with `x87.setLastInsn`.
+ */
+import { type SseState, SseState as SseUnit, type XmmFile, xmmFileOver } from "../simd/state.js";
+import { X87 } from "./x87.js";
+
+/** Exception vectors the handlers raise through `FpuHost.raise`. */
+export const FpuVector = { UD: 6, NM: 7, GP: 13, MF: 16, XM: 19 } as const;
+
+export interface FpuHost {
+  /** Read the current instruction's memory operand (`bytes` long) into buf[0..]; false after raising its fault. */
+  readMem(bytes: number, buf: Uint8Array): boolean;
+  /** Write buf[0..bytes) to the current instruction's memory operand; false after raising its fault. */
+  writeMem(bytes: number, buf: Uint8Array): boolean;
+  /** General-purpose register halves (reg 0..15). */
+  gprLo(reg: number): number;
+  gprHi(reg: number): number;
+  /** Write a GPR with x86 rules: 4-byte writes zero the upper half in 64-bit mode, 2-byte writes merge. */
+  setGpr(reg: number, bytes: 2 | 4 | 8, lo: number, hi: number): void;
+  /** RFLAGS (low 32 bits) and an update of the bits in `mask`. */
+  flags(): number;
+  setFlags(mask: number, value: number): void;
+  /** True in protected mode (selects the FSTENV/FSAVE layout); false in real and V86 mode. */
+  protectedMode(): boolean;
+  /** XCR0 (for XSAVE/XRSTOR); low and high halves. */
+  xcr0Lo(): number;
+  xcr0Hi(): number;
+  /** Raise an exception; the handler returns right after. */
+  raise(vector: number, errorCode: number): void;
+}
+
+/** The units the handlers work on, plus scratch buffers for memory operands. */
+export class FpUnits {
+  readonly x87: X87;
+  readonly sse: SseState;
+  /** MMX registers: the x87 significands (MMn = words 2n, 2n+1). */
+  readonly mmx: XmmFile;
+  /** Memory-operand scratch (up to an XSAVE area of x87 + SSE: 576 bytes). */
+  readonly buf = new Uint8Array(576);
+  readonly dv = new DataView(this.buf.buffer);
+
+  constructor(x87: X87 = new X87(), sse: SseState = new SseUnit()) {
+    this.x87 = x87;
+    this.sse = sse;
+    this.mmx = xmmFileOver(x87.mant);
+  }
+}
