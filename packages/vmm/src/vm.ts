@@ -14,7 +14,7 @@ import { HDRS_MAGIC, Hdr, LinuxLoadError, loadLinux, parseBzImage } from "./boot
 import type { MpTableLayout } from "./boot/mptable.js";
 import { findMultibootHeader, loadMultiboot, MultibootLoadError } from "./boot/multiboot.js";
 import type { VmConfig } from "./config.js";
-import { NO_IRQ } from "./devices/bus.js";
+import { type IrqLine, NO_IRQ } from "./devices/bus.js";
 import { ramRanges } from "./layout.js";
 import {
   createLegacyDevices,
@@ -90,6 +90,10 @@ export interface Vm {
 export interface VmDeps {
   /** Serial console output, one byte at a time; default: discard. */
   onSerial?: (byte: number) => void;
+  /** The interrupt line of ISA IRQ / IOAPIC pin `n` (the irqchip); default: lines that go nowhere. */
+  irq?: (n: number) => IrqLine;
+  /** Machine events (reset, debug-exit) as they happen; they are also kept in `vm.events`. */
+  onEvent?: (e: MachineEvent) => void;
 }
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code;
@@ -252,13 +256,16 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
     throw new VmError("machine", (e as Error).message);
   }
 
-  // 4. Legacy devices. Interrupt lines go nowhere until the irqchip (kvm-api) is wired.
+  // 4. Legacy devices. Interrupt lines go nowhere unless the caller gives an irqchip.
   const events: MachineEvent[] = [];
   const devices = createLegacyDevices({
     memBytes: config.memBytes,
     debugExit: config.debugExit,
-    irq: () => NO_IRQ,
-    onEvent: (e) => events.push(e),
+    irq: deps.irq ?? (() => NO_IRQ),
+    onEvent: (e) => {
+      events.push(e);
+      deps.onEvent?.(e);
+    },
     onSerial: deps.onSerial ?? (() => {}),
   });
 

@@ -7,12 +7,14 @@
  * With TSKVM_LONG=1 it also starts the bundled Linux with earlyprintk and checks the kernel's
  * own report of the boot protocol fields (slow where KVM emulates ring 0, as under kvm_pvm).
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SegmentState } from "../src/boot/cpu-state.js";
+import type { VmConfig } from "../src/config.js";
 import { parseVmOptions } from "../src/config.js";
 import { bundledGuest } from "../src/guests.js";
 import { createVm, type Vm } from "../src/vm.js";
@@ -45,8 +47,8 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Write the VM's low RAM and boot state in kvm-run's formats, run it, return its result. */
-function runOnKvm(vm: Vm, name: string, timeoutS: number) {
+/** Write the VM's low RAM and boot state in kvm-run's formats; returns the two paths. */
+function dump(vm: Vm, name: string): { mem: string; state: string } {
   const mem = join(dir, `${name}.mem`);
   const state = join(dir, `${name}.state`);
   writeFileSync(mem, vm.memory.buffers[0]!);
@@ -64,12 +66,67 @@ function runOnKvm(vm: Vm, name: string, timeoutS: number) {
     ...(["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"] as const).map((n) => `${n} ${seg(c[n])}`),
   ];
   writeFileSync(state, `${lines.join("\n")}\n`);
+  return { mem, state };
+}
+
+/** Run on KVM with kvm-run's own minimal ports (serial out, debug-exit). */
+function runOnKvm(vm: Vm, name: string, timeoutS: number) {
+  const { mem, state } = dump(vm, name);
   const r = spawnSync(runner, [mem, state, String(timeoutS)], {
     encoding: "latin1",
     timeout: (timeoutS + 30) * 1000,
     maxBuffer: 64 << 20,
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * Run on KVM with every port access answered by this package's device models (kvm-run
+ * --bridge): the UART, i8042, CMOS, PCI host bridge and debug-exit of createVm, with their
+ * interrupt lines raised through KVM_IRQ_LINE. Stops at debug-exit, reset, or when `stopOn`
+ * accepts the serial output so far.
+ */
+async function runBridged(
+  config: VmConfig,
+  name: string,
+  timeoutS: number,
+  stopOn?: (serial: string) => boolean,
+) {
+  const irqChanges: string[] = [];
+  let serial = "";
+  let stop: number | undefined;
+  const vm = await createVm(config, {
+    onSerial: (b) => {
+      serial += String.fromCharCode(b);
+    },
+    irq: (n) => ({ set: (level) => irqChanges.push(`${n}=${level ? 1 : 0}`) }),
+    onEvent: (e) => {
+      stop ??= e.kind === "debug-exit" ? e.status & 0xff : 0;
+    },
+  });
+  const { mem, state } = dump(vm, name);
+  const child = spawn(runner, [mem, state, String(timeoutS), "--bridge"], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  const exited = new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+  let accesses = 0;
+  for await (const line of createInterface({ input: child.stdout })) {
+    const [dir_, portS, sizeS, valueS] = line.split(" ");
+    const port = Number(portS);
+    const size = Number(sizeS) as 1 | 2 | 4;
+    let value = 0;
+    if (dir_ === "i") value = vm.devices.ports.read(port, size);
+    else vm.devices.ports.write(port, size, Number(valueS));
+    accesses++;
+    if (stop === undefined && stopOn?.(serial)) stop = 0;
+    const changes = irqChanges.splice(0).map((c) => ` ${c}`);
+    child.stdin.write(`${value}${changes.join("")}${stop !== undefined ? ` q ${stop}` : ""}\n`);
+  }
+  return { status: await exited, serial, stderr, accesses, vm };
 }
 
 describe.skipIf(!HAVE_KVM)("loaders on real KVM (/dev/kvm)", () => {
@@ -104,6 +161,25 @@ describe.skipIf(!HAVE_KVM)("loaders on real KVM (/dev/kvm)", () => {
     const r = runOnKvm(vm, "bad-eax", 20);
     expect(r.stdout).toBe("tskvm multiboot-test: bad magic in EAX\n");
     expect(r.status).toBe(35);
+  });
+
+  it("multiboot through tskvm's own devices: the kernel polls our 16550 and exits through our debug-exit", async () => {
+    const r = await runBridged(
+      parseVmOptions(
+        {
+          kernel: join(GUESTS, "multiboot-test/multiboot-test.elf"),
+          append: "bridged",
+          mem: "32M",
+          debugExit: true,
+        },
+        bundled,
+      ),
+      "bridge-mb",
+      20,
+    );
+    expect(r.serial).toBe("tskvm multiboot-test: ok cmdline=bridged\n");
+    expect(r.status).toBe(33);
+    expect(r.vm.events).toEqual([{ kind: "debug-exit", status: 33 }]);
   });
 
   it.skipIf(!process.env.TSKVM_LONG)(

@@ -3,13 +3,16 @@
  * image and vCPU state that tskvm's loaders produced on the host's real KVM (/dev/kvm), so the
  * loaders' output is checked by hardware virtualization no one here wrote.
  *
- *   kvm-run MEM_FILE STATE_FILE [TIMEOUT_S]
+ *   kvm-run MEM_FILE STATE_FILE [TIMEOUT_S] [--bridge]
  *
  * MEM_FILE is guest RAM from gpa 0. STATE_FILE has one "name value..." line per register:
  *   rip/rsi/rax/... N;  cr0/cr3/cr4/efer N;  gdt BASE LIMIT;  idt BASE LIMIT;
  *   cs/ds/es/fs/gs/ss/tr/ldt SELECTOR BASE LIMIT TYPE PRESENT DPL DB S L G
  * Devices: COM1 output (0x3f8) goes to stdout and LSR (0x3fd) reads "transmitter empty";
  * isa-debug-exit at 0xf4 ends the run with status (value << 1) | 1; other ports read 0xff.
+ * With --bridge, every port access goes to the parent instead (tskvm's own device models):
+ * one line "o PORT SIZE VALUE" or "i PORT SIZE" per access on stdout, answered by one line on
+ * stdin: "VALUE" optionally followed by "IRQ=LEVEL" pairs (KVM_IRQ_LINE) and "q STATUS" (stop).
  * An in-kernel irqchip and PIT are created, as a VMM would. Exit: the debug-exit status, 100 on
  * HLT, 101 on shutdown (triple fault), 102 on entry failure/internal error, 103 on timeout.
  */
@@ -57,6 +60,7 @@ int main(int argc, char **argv) {
     return 120;
   }
   int timeout = argc > 3 ? atoi(argv[3]) : 20;
+  int bridge = argc > 4 && !strcmp(argv[4], "--bridge");
   int memfd = open(argv[1], O_RDONLY);
   if (memfd < 0) die("mem");
   struct stat st;
@@ -82,9 +86,19 @@ int main(int argc, char **argv) {
   /* Give the guest the host's supported CPUID, as every VMM does. */
   struct {
     struct kvm_cpuid2 c;
-    struct kvm_cpuid_entry2 e[128];
-  } cpuid = {.c.nent = 128};
-  if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, &cpuid) == 0) ioctl(vcpu, KVM_SET_CPUID2, &cpuid);
+    struct kvm_cpuid_entry2 e[512];
+  } cpuid = {.c.nent = 512};
+  if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, &cpuid) == 0) {
+    /* Hide XSAVE/AVX: where KVM emulates ring 0 (kvm_pvm) its instruction emulator lacks them. */
+    for (uint32_t i = 0; i < cpuid.c.nent; i++) {
+      struct kvm_cpuid_entry2 *e = &cpuid.e[i];
+      if (e->function == 1) e->ecx &= ~((1u << 26) | (1u << 27) | (1u << 28) | (1u << 12) | (1u << 29));
+      if (e->function == 7 && e->index == 0) e->ebx &= ~((1u << 5) | (1u << 16) | (1u << 17) | (1u << 21) | (1u << 26) | (1u << 27) | (1u << 28) | (1u << 30) | (1u << 31));
+    }
+    if (ioctl(vcpu, KVM_SET_CPUID2, &cpuid) < 0) die("KVM_SET_CPUID2");
+  } else {
+    die("KVM_GET_SUPPORTED_CPUID");
+  }
 
   int runsize = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
   struct kvm_run *run = mmap(NULL, runsize, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
@@ -148,6 +162,33 @@ int main(int argc, char **argv) {
       uint8_t *data = (uint8_t *)run + run->io.data_offset;
       for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
         uint16_t port = run->io.port;
+        if (bridge) {
+          uint32_t v = 0;
+          if (run->io.direction == KVM_EXIT_IO_OUT) {
+            memcpy(&v, data, run->io.size);
+            printf("o %u %u %u\n", port, run->io.size, v);
+          } else {
+            printf("i %u %u\n", port, run->io.size);
+          }
+          fflush(stdout);
+          char line[512];
+          if (!fgets(line, sizeof line, stdin)) return 104;
+          char *tok = strtok(line, " \n");
+          unsigned long long value = tok ? strtoull(tok, NULL, 10) : 0;
+          if (run->io.direction == KVM_EXIT_IO_IN) memcpy(data, &value, run->io.size);
+          while ((tok = strtok(NULL, " \n"))) {
+            if (!strcmp(tok, "q")) {
+              tok = strtok(NULL, " \n");
+              return tok ? atoi(tok) & 0xff : 0;
+            }
+            unsigned irq, level;
+            if (sscanf(tok, "%u=%u", &irq, &level) == 2) {
+              struct kvm_irq_level l = {.irq = irq, .level = level};
+              if (ioctl(vm, KVM_IRQ_LINE, &l) < 0) die("KVM_IRQ_LINE");
+            }
+          }
+          continue;
+        }
         if (run->io.direction == KVM_EXIT_IO_OUT) {
           if (port == 0x3f8) { putchar(data[0]); }
           else if (port == 0xf4) {
