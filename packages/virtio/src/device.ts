@@ -67,6 +67,19 @@ export abstract class VirtioDevice {
     return this.ctx !== undefined;
   }
 
+  /** The configuration space bytes (for snapshots). */
+  saveConfig(): number[] {
+    return [...this.config];
+  }
+
+  /** Load configuration space bytes saved by saveConfig; false if the size differs. */
+  loadConfig(bytes: unknown): boolean {
+    if (!Array.isArray(bytes) || bytes.length !== this.config.length) return false;
+    if (!bytes.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) return false;
+    this.config.set(bytes as number[]);
+    return true;
+  }
+
   /** Read size (1, 2 or 4) bytes little-endian at offset; out-of-range bytes read as 0. */
   readConfig(offset: number, size: number): number {
     let v = 0;

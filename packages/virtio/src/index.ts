@@ -40,6 +40,7 @@ export {
   GpuFormat,
   type GpuRect,
   GpuResp,
+  type GpuState,
   VirtioGpu,
   type VirtioGpuOptions,
 } from "./devices/gpu";

@@ -108,3 +108,62 @@ describe("transport snapshots (save -> restore -> save)", () => {
     ).toThrow("Vectors");
   });
 });
+
+describe("device state in snapshots", () => {
+  it("gpu: resources, backing, scanouts and the framebuffer survive; bad state is refused", async () => {
+    const { VirtioGpu, GpuCmd, GpuFormat } = await import("../src/index");
+    const mem = new FlatGuestMemory(16 << 20);
+    const gpu = new VirtioGpu();
+    const mmio = new MmioTransport(gpu, mem);
+    const drv = new MockDriver(mem, new MmioDriverTransport(mmio));
+    drv.init();
+    const cmd = (type: number, body: number[]) => {
+      const b = new Uint8Array(24 + 4 * body.length);
+      const d = new DataView(b.buffer);
+      d.setUint32(0, type, true);
+      body.forEach((v, i) => {
+        d.setUint32(24 + 4 * i, v, true);
+      });
+      return b;
+    };
+    const send = (...out: Uint8Array[]) => {
+      drv.queue(0).add(out, [24], 1);
+      drv.queue(0).used();
+    };
+    send(cmd(GpuCmd.RESOURCE_CREATE_2D, [7, GpuFormat.R8G8B8A8_UNORM, 4, 4]));
+    const entry = new Uint8Array(16);
+    new DataView(entry.buffer).setUint32(0, 0xc0_0000, true);
+    new DataView(entry.buffer).setUint32(8, 64, true);
+    send(cmd(GpuCmd.RESOURCE_ATTACH_BACKING, [7, 1]), entry);
+    mem.bytes.fill(0x99, 0xc0_0000, 0xc0_0040);
+    send(cmd(GpuCmd.TRANSFER_TO_HOST_2D, [0, 0, 4, 4, 0, 0, 7, 0]));
+    send(cmd(GpuCmd.SET_SCANOUT, [0, 0, 4, 4, 0, 7]));
+    const s = JSON.parse(JSON.stringify(mmio.save()));
+    const gpu2 = new VirtioGpu();
+    MmioTransport.restore(gpu2, mem, new RecordingIrq(), s);
+    expect(gpu2.toRGBA(0)).toEqual(gpu.toRGBA(0));
+    expect(gpu2.resourceBytes).toBe(64);
+    s.core.device.scanouts[0].rect.width = 99;
+    expect(() => MmioTransport.restore(new VirtioGpu(), mem, new RecordingIrq(), s)).toThrow(
+      "BadDeviceState",
+    );
+  });
+
+  it("net: the link state (config space) survives; a config of the wrong size is refused", async () => {
+    const { VirtioNet, NetConfig } = await import("../src/index");
+    const mem = new FlatGuestMemory(1 << 20);
+    const nic = new VirtioNet({ mac: [2, 0, 0, 0, 0, 9] });
+    const mmio = new MmioTransport(nic, mem);
+    new MockDriver(mem, new MmioDriverTransport(mmio)).init();
+    nic.setLink(false);
+    const s = JSON.parse(JSON.stringify(mmio.save()));
+    const nic2 = new VirtioNet({ mac: [2, 0, 0, 0, 0, 9] });
+    MmioTransport.restore(nic2, mem, new RecordingIrq(), s);
+    expect(nic2.linkUp).toBe(false);
+    expect(nic2.readConfig(NetConfig.MAC + 5, 1)).toBe(9);
+    s.core.config = [1, 2];
+    expect(() =>
+      MmioTransport.restore(new VirtioNet({ mac: [2, 0, 0, 0, 0, 9] }), mem, new RecordingIrq(), s),
+    ).toThrow("BadDeviceConfig");
+  });
+});

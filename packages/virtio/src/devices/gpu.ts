@@ -123,6 +123,20 @@ export interface Framebuffer {
   rect: GpuRect;
 }
 
+/** Saved gpu state (plain JSON). */
+export interface GpuState {
+  resources: {
+    id: number;
+    width: number;
+    height: number;
+    format: number;
+    data: string;
+    backing: { addr: number; len: number }[] | undefined;
+  }[];
+  scanouts: { width: number; height: number; enabled: boolean; resourceId: number; rect: GpuRect }[];
+  cursor: GpuCursor;
+}
+
 /** Options for VirtioGpu. */
 export interface VirtioGpuOptions {
   /** Display sizes, one per scanout (default one 1280x800). */
@@ -240,6 +254,112 @@ export class VirtioGpu extends VirtioDevice {
   /** Host bytes held by resources. */
   get resourceBytes(): number {
     return this.hostBytes;
+  }
+
+  /** Resources (pixels base64), backing lists, scanouts and cursor, as plain JSON. */
+  override saveState(): GpuState {
+    return {
+      resources: [...this.resources].map(([id, r]) => ({
+        id,
+        width: r.width,
+        height: r.height,
+        format: r.format,
+        data: toBase64(r.data),
+        backing: r.backing?.map((b) => ({ addr: b.addr, len: b.len })),
+      })),
+      scanouts: this.scanouts.map((s) => ({ ...s, rect: { ...s.rect } })),
+      cursor: { ...this.cursor },
+    };
+  }
+
+  override loadState(s: unknown): boolean {
+    const st = s as GpuState;
+    if (st === null || typeof st !== "object" || !Array.isArray(st.resources) || !Array.isArray(st.scanouts))
+      return false;
+    if (st.scanouts.length !== this.scanouts.length) return false;
+    const u32 = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffff_ffff;
+    let bytes = 0;
+    const resources = new Map<number, Resource>();
+    for (const r of st.resources) {
+      if (!u32(r.id) || r.id === 0 || resources.has(r.id) || rgbaOrderOrUndefined(r.format) === undefined)
+        return false;
+      if (
+        !u32(r.width) ||
+        !u32(r.height) ||
+        r.width === 0 ||
+        r.height === 0 ||
+        r.width > MAX_DIM ||
+        r.height > MAX_DIM
+      ) {
+        return false;
+      }
+      const data = fromBase64(r.data);
+      if (data === undefined || data.length !== r.width * r.height * 4) return false;
+      bytes += data.length;
+      if (bytes > this.maxHostMemory) return false;
+      let backing: Resource["backing"];
+      let total = 0;
+      if (r.backing !== undefined) {
+        if (!Array.isArray(r.backing) || r.backing.length > MAX_BACKING_ENTRIES) return false;
+        backing = [];
+        for (const b of r.backing) {
+          if (!Number.isSafeInteger(b.addr) || b.addr < 0 || !u32(b.len)) return false;
+          backing.push({ addr: b.addr, len: b.len, start: total });
+          total += b.len;
+        }
+      }
+      resources.set(r.id, {
+        width: r.width,
+        height: r.height,
+        format: r.format,
+        data,
+        backing,
+        backingLen: total,
+      });
+    }
+    for (const s of st.scanouts) {
+      if (
+        !u32(s.width) ||
+        !u32(s.height) ||
+        !u32(s.resourceId) ||
+        s.rect === null ||
+        typeof s.rect !== "object"
+      )
+        return false;
+      if (s.enabled === true) {
+        const r = resources.get(s.resourceId);
+        if (r === undefined || !rectInside(s.rect, r.width, r.height)) return false;
+      }
+    }
+    this.resources.clear();
+    for (const [id, r] of resources) this.resources.set(id, r);
+    this.hostBytes = bytes;
+    st.scanouts.forEach((s, i) => {
+      this.scanouts[i] = {
+        width: s.width,
+        height: s.height,
+        enabled: s.enabled === true,
+        resourceId: s.resourceId,
+        rect: {
+          x: s.rect.x >>> 0,
+          y: s.rect.y >>> 0,
+          width: s.rect.width >>> 0,
+          height: s.rect.height >>> 0,
+        },
+      };
+    });
+    const c = st.cursor;
+    if (c !== null && typeof c === "object") {
+      this.cursor = {
+        scanout: c.scanout >>> 0,
+        x: c.x >>> 0,
+        y: c.y >>> 0,
+        resourceId: c.resourceId >>> 0,
+        hotX: c.hotX >>> 0,
+        hotY: c.hotY >>> 0,
+      };
+    }
+    return true;
   }
 
   protected override onConfigWrite(offset: number, size: number, value: number): boolean {
@@ -598,4 +718,22 @@ function rgbaOrderOrUndefined(format: number): readonly [number, number, number,
 
 function rgbaOrder(format: number): readonly [number, number, number, number] {
   return rgbaOrderOrUndefined(format) ?? [0, 1, 2, 3];
+}
+
+function toBase64(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+function fromBase64(s: unknown): Uint8Array | undefined {
+  if (typeof s !== "string") return undefined;
+  try {
+    const bin = atob(s);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  } catch {
+    return undefined;
+  }
 }

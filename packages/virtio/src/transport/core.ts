@@ -22,6 +22,8 @@ export interface TransportCoreState {
   queueSel: number;
   queues: (SplitQueueState | PackedQueueState)[];
   queueResetting: boolean[];
+  /** The device's configuration space bytes. */
+  config: number[];
   /** The device's own state (VirtioDevice.saveState), if it keeps any. */
   device?: unknown;
 }
@@ -333,6 +335,10 @@ export class TransportCore implements DeviceHost {
       }
       this.queueResetting[i] = s.queueResetting[i] === true;
     }
+    if (!this.device.loadConfig(s.config)) {
+      this.reset();
+      return "BadDeviceConfig";
+    }
     if (!this.device.loadState(s.device)) {
       this.reset();
       return "BadDeviceState";
@@ -362,6 +368,7 @@ export class TransportCore implements DeviceHost {
       queueSel: this.queueSel,
       queues: this.queues.map((q) => q.save()),
       queueResetting: [...this.queueResetting],
+      config: this.device.saveConfig(),
       device: this.device.saveState(),
     };
   }
