@@ -143,7 +143,7 @@ int main(void) {
       }
     }
     (void)zero_page;
-    memset(code, 0xcc, CODE_MAX + 1);
+    memset(code, 0xcc, PAGE); // the snippet may have written anywhere in the code page
     fwrite(&cur_out, sizeof(cur_out), 1, stdout);
   }
   fflush(stdout);

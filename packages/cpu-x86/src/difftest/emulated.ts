@@ -12,7 +12,7 @@ import {
   type TranslateResult,
 } from "../cpu/interfaces.js";
 import { enterFlatLongMode } from "../cpu/setup.js";
-import { CODE_BASE, CODE_MAX, DATA_BASE, type SnippetIn, type SnippetOut, WIN, WIN_OFF } from "./records.js";
+import { CODE_BASE, DATA_BASE, type SnippetIn, type SnippetOut, WIN, WIN_OFF } from "./records.js";
 
 const CODE_PFN = CODE_BASE / 4096;
 const DATA_PFN = DATA_BASE / 4096;
@@ -72,7 +72,7 @@ export class EmulatedRunner {
 
   run(s: SnippetIn, o: SnippetOut, budget = 100000): void {
     const c = this.cpu;
-    this.code.fill(0xcc, 0, CODE_MAX + 1);
+    this.code.fill(0xcc); // every snippet starts from a fresh code page, as in the harness
     this.code.set(s.code);
     this.data.fill(0);
     this.data.set(s.mem, WIN_OFF);
