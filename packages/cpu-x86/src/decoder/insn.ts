@@ -75,7 +75,12 @@ export class Insn {
   disp = 0;
   /** RIP-relative (64-bit mode, mod=00 rm=101): effective address = next RIP + disp. */
   ripRel = false;
-  /** First immediate, as 32-bit halves (sign- or zero-extended per the record); moffs lands here too. */
+  /**
+   * First immediate as 32-bit halves (`imm` = low, `immHi` = high, both int32): Ib, Iw zero-extended
+   * (immHi 0); sign-extended Ib (83 /x, 6A, 6B), Iz and Jb/Jz (branch displacement, relative to the
+   * next instruction) carry their sign in immHi; Iv (MOV r64, imm64) and moffs use both halves as
+   * read. A far pointer's offset lands here, its selector in `imm2`.
+   */
   imm = 0;
   immHi = 0;
   /** Second immediate: ENTER's imm8, the selector of a far pointer (ptr16:16/32), EXTRQ/INSERTQ's second byte. */
