@@ -72,63 +72,67 @@ const scenario = fc.record({
 });
 
 describe("fuzz: page walks over hostile tables", () => {
-  it("always ends in a translation or an architected fault, with bounded work", () => {
-    const n = { all: 0, ok: 0, pf: 0, exit: 0 };
-    fc.assert(
-      fc.property(scenario, (s) => {
-        const flat = new FlatPhysMem(new ArrayBuffer(MEM_WORDS * 4));
-        fill(flat, s.seed, s.density);
-        const mem = new CountingMem(flat);
-        const regs = {
-          cr0: s.cr0,
-          cr3Lo: s.cr3,
-          cr3Hi: 0,
-          cr4: s.cr4,
-          efer: s.efer,
-          pkru: s.pkru,
-          pkrs: s.pkru ^ 0x5555,
-        };
-        const mmu = new Mmu(regs, mem);
-        // EPTP: WB, 4- or 5-level, A/D on or off; the root anywhere in the 64 KiB.
-        if (s.ept !== null)
-          mmu.setEptp({
-            lo: (s.ept & 0xf000) | 6 | (s.ept & 1 ? 4 << 3 : 3 << 3) | (s.ept & 2 ? 0x40 : 0),
-            hi: 0,
-          });
-        const out = newTranslateResult();
-        for (const access of s.accesses) {
-          n.all++;
-          mem.reads = 0;
-          const ok = mmu.translate(s.linLo, s.linHi, access, out);
-          // Five guest levels (or four PDPTEs), each through a five-level EPT walk, the final access
-          // and the A/D updates, with at most eight restarts: far below this bound.
-          expect(mem.reads).toBeLessThan(2000);
-          if (ok) {
-            n.ok++;
-            expect(out.fault).toBe(TranslateFault.NONE);
-            expect(Number.isFinite(out.paddr) && out.paddr >= 0 && out.paddr < 2 ** 53).toBe(true);
-            // The same access right away is a TLB hit (or a fresh walk) with the same answer.
-            const first = { ...out };
-            expect(mmu.translate(s.linLo, s.linHi, access, out)).toBe(true);
-            expect(out).toEqual(first);
-          } else if (out.fault === TranslateFault.PAGE_FAULT) {
-            n.pf++;
-            expect(out.errorCode & ~0x3f).toBe(0);
-          } else {
-            n.exit++;
-            expect(out.fault).toBe(TranslateFault.EXIT);
-            expect([48, 49]).toContain(mmu.exitReason);
+  it(
+    "always ends in a translation or an architected fault, with bounded work",
+    () => {
+      const n = { all: 0, ok: 0, pf: 0, exit: 0 };
+      fc.assert(
+        fc.property(scenario, (s) => {
+          const flat = new FlatPhysMem(new ArrayBuffer(MEM_WORDS * 4));
+          fill(flat, s.seed, s.density);
+          const mem = new CountingMem(flat);
+          const regs = {
+            cr0: s.cr0,
+            cr3Lo: s.cr3,
+            cr3Hi: 0,
+            cr4: s.cr4,
+            efer: s.efer,
+            pkru: s.pkru,
+            pkrs: s.pkru ^ 0x5555,
+          };
+          const mmu = new Mmu(regs, mem);
+          // EPTP: WB, 4- or 5-level, A/D on or off; the root anywhere in the 64 KiB.
+          if (s.ept !== null)
+            mmu.setEptp({
+              lo: (s.ept & 0xf000) | 6 | (s.ept & 1 ? 4 << 3 : 3 << 3) | (s.ept & 2 ? 0x40 : 0),
+              hi: 0,
+            });
+          const out = newTranslateResult();
+          for (const access of s.accesses) {
+            n.all++;
+            mem.reads = 0;
+            const ok = mmu.translate(s.linLo, s.linHi, access, out);
+            // Five guest levels (or four PDPTEs), each through a five-level EPT walk, the final access
+            // and the A/D updates, with at most eight restarts: far below this bound.
+            expect(mem.reads).toBeLessThan(2000);
+            if (ok) {
+              n.ok++;
+              expect(out.fault).toBe(TranslateFault.NONE);
+              expect(Number.isFinite(out.paddr) && out.paddr >= 0 && out.paddr < 2 ** 53).toBe(true);
+              // The same access right away is a TLB hit (or a fresh walk) with the same answer.
+              const first = { ...out };
+              expect(mmu.translate(s.linLo, s.linHi, access, out)).toBe(true);
+              expect(out).toEqual(first);
+            } else if (out.fault === TranslateFault.PAGE_FAULT) {
+              n.pf++;
+              expect(out.errorCode & ~0x3f).toBe(0);
+            } else {
+              n.exit++;
+              expect(out.fault).toBe(TranslateFault.EXIT);
+              expect([48, 49]).toContain(mmu.exitReason);
+            }
           }
-        }
-      }),
-      { numRuns: RUNS },
-    );
-    // The generator must reach every outcome, or the property tests little.
-    expect(n.ok).toBeGreaterThan(RUNS / 20);
-    expect(n.pf).toBeGreaterThan(RUNS / 20);
-    expect(n.exit).toBeGreaterThan(RUNS / 50);
-    console.log(`fuzz: ${n.all} translations: ${n.ok} ok, ${n.pf} #PF, ${n.exit} EPT exits`);
-  });
+        }),
+        { numRuns: RUNS },
+      );
+      // The generator must reach every outcome, or the property tests little.
+      expect(n.ok).toBeGreaterThan(RUNS / 20);
+      expect(n.pf).toBeGreaterThan(RUNS / 20);
+      expect(n.exit).toBeGreaterThan(RUNS / 50);
+      console.log(`fuzz: ${n.all} translations: ${n.ok} ok, ${n.pf} #PF, ${n.exit} EPT exits`);
+    },
+    LONG ? 3_600_000 : undefined,
+  );
 
   it("self-referencing tables in every mode terminate", () => {
     fc.assert(

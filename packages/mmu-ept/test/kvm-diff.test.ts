@@ -181,5 +181,6 @@ describe("differential: guest paging under /dev/kvm vs GuestWalker", () => {
       expect(tally.ok).toBeGreaterThan(cases.length / 10);
       expect(tally.pf).toBeGreaterThan(cases.length / 10);
     },
+    LONG ? 600_000 : undefined,
   );
 });

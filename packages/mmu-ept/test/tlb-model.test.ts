@@ -76,75 +76,79 @@ const op = fc.oneof(
 );
 
 describe("TLB model vs uncached walks (SDM 4.10)", () => {
-  it("with the required invalidations, the TLB never changes an outcome", () => {
-    const stats = { tr: 0, ok: 0, writes: 0 };
-    fc.assert(
-      fc.property(fc.boolean(), fc.array(op, { minLength: 20, maxLength: 60 }), (pcide, ops) => {
-        const mem = new FlatPhysMem(new ArrayBuffer(0x200000));
-        const entries = build(mem);
-        const regs = {
-          cr0: 0x80010001 | 0,
-          cr3Lo: 0x10000 | (pcide ? 5 : 0),
-          cr3Hi: 0,
-          cr4: CR4.PAE | CR4.PGE | (pcide ? CR4.PCIDE : 0),
-          efer: 0xd00,
-          pkru: 0,
-        };
-        const mmu = new Mmu(regs, mem, { tlbSets: 4, tlbWays: 2 }); // tiny: plenty of evictions
-        const oracle = new GuestWalker(regs, mem);
-        const a = newTranslateResult();
-        const b = newTranslateResult();
-        for (const o of ops) {
-          if (o.t === "tr") {
-            const [lo, hi] = LINS[o.lin]!;
-            const okA = mmu.translate(lo!, hi!, o.access, a);
-            stats.tr++;
-            if (okA) stats.ok++;
-            const okB = oracle.translate(lo!, hi!, o.access, b);
-            expect({ ok: okA, ...(okA ? a : { fault: a.fault, errorCode: a.errorCode }) }).toEqual({
-              ok: okB,
-              ...(okB ? b : { fault: b.fault, errorCode: b.errorCode }),
-            });
-          } else if (o.t === "write") {
-            // Flip one flag (P, R/W, U/S, A, D, PS, G, a PAT/reserved bit, XD, a key bit, a high
-            // address bit) or point the entry at another table page.
-            const ea = entries[o.entry % entries.length]!;
-            if (o.flip < FLIPS_LO.length) mem.write32(ea, mem.read32(ea) ^ FLIPS_LO[o.flip]!);
-            else if (o.flip < FLIPS_LO.length + FLIPS_HI.length) {
-              mem.write32(ea + 4, mem.read32(ea + 4) ^ FLIPS_HI[o.flip - FLIPS_LO.length]!);
-            } else mem.write32(ea, (mem.read32(ea) & 0xfff) | (0x10000 + (o.entry % TABLES) * 0x1000));
-            stats.writes++;
-            if (o.inval === "invlpg-all") for (const [lo, hi] of LINS) mmu.invlpg(lo!, hi!);
-            else if (o.inval === "invpcid2") mmu.invpcid(2, 0, 0, 0);
-            else {
+  it(
+    "with the required invalidations, the TLB never changes an outcome",
+    () => {
+      const stats = { tr: 0, ok: 0, writes: 0 };
+      fc.assert(
+        fc.property(fc.boolean(), fc.array(op, { minLength: 20, maxLength: 60 }), (pcide, ops) => {
+          const mem = new FlatPhysMem(new ArrayBuffer(0x200000));
+          const entries = build(mem);
+          const regs = {
+            cr0: 0x80010001 | 0,
+            cr3Lo: 0x10000 | (pcide ? 5 : 0),
+            cr3Hi: 0,
+            cr4: CR4.PAE | CR4.PGE | (pcide ? CR4.PCIDE : 0),
+            efer: 0xd00,
+            pkru: 0,
+          };
+          const mmu = new Mmu(regs, mem, { tlbSets: 4, tlbWays: 2 }); // tiny: plenty of evictions
+          const oracle = new GuestWalker(regs, mem);
+          const a = newTranslateResult();
+          const b = newTranslateResult();
+          for (const o of ops) {
+            if (o.t === "tr") {
+              const [lo, hi] = LINS[o.lin]!;
+              const okA = mmu.translate(lo!, hi!, o.access, a);
+              stats.tr++;
+              if (okA) stats.ok++;
+              const okB = oracle.translate(lo!, hi!, o.access, b);
+              expect({ ok: okA, ...(okA ? a : { fault: a.fault, errorCode: a.errorCode }) }).toEqual({
+                ok: okB,
+                ...(okB ? b : { fault: b.fault, errorCode: b.errorCode }),
+              });
+            } else if (o.t === "write") {
+              // Flip one flag (P, R/W, U/S, A, D, PS, G, a PAT/reserved bit, XD, a key bit, a high
+              // address bit) or point the entry at another table page.
+              const ea = entries[o.entry % entries.length]!;
+              if (o.flip < FLIPS_LO.length) mem.write32(ea, mem.read32(ea) ^ FLIPS_LO[o.flip]!);
+              else if (o.flip < FLIPS_LO.length + FLIPS_HI.length) {
+                mem.write32(ea + 4, mem.read32(ea + 4) ^ FLIPS_HI[o.flip - FLIPS_LO.length]!);
+              } else mem.write32(ea, (mem.read32(ea) & 0xfff) | (0x10000 + (o.entry % TABLES) * 0x1000));
+              stats.writes++;
+              if (o.inval === "invlpg-all") for (const [lo, hi] of LINS) mmu.invlpg(lo!, hi!);
+              else if (o.inval === "invpcid2") mmu.invpcid(2, 0, 0, 0);
+              else {
+                const old = regs.cr4;
+                regs.cr4 ^= CR4.PGE;
+                mmu.movCr4(old, regs.cr4);
+                regs.cr4 ^= CR4.PGE;
+                mmu.movCr4(old ^ CR4.PGE, regs.cr4);
+              }
+            } else if (o.t === "wp") {
+              regs.cr0 ^= 0x10000; // CR0.WP: no invalidation required
+            } else if (o.t === "pkru") {
+              regs.cr4 |= CR4.PKE; // WRPKRU: no invalidation required
+              regs.pkru = o.v;
+            } else {
+              // SDM 4.10.4.1: setting SMEP requires nothing of software here (the MOV flushes), the
+              // rest needs no invalidation at all.
               const old = regs.cr4;
-              regs.cr4 ^= CR4.PGE;
+              regs.cr0 = o.cr0wp ? regs.cr0 | 0x10000 : regs.cr0 & ~0x10000;
+              regs.cr4 =
+                (regs.cr4 & ~(CR4.SMEP | CR4.SMAP | CR4.PKE)) |
+                (o.smep ? CR4.SMEP : 0) |
+                (o.smap ? CR4.SMAP | CR4.PKE : 0);
+              regs.pkru = o.pkru;
               mmu.movCr4(old, regs.cr4);
-              regs.cr4 ^= CR4.PGE;
-              mmu.movCr4(old ^ CR4.PGE, regs.cr4);
             }
-          } else if (o.t === "wp") {
-            regs.cr0 ^= 0x10000; // CR0.WP: no invalidation required
-          } else if (o.t === "pkru") {
-            regs.cr4 |= CR4.PKE; // WRPKRU: no invalidation required
-            regs.pkru = o.v;
-          } else {
-            // SDM 4.10.4.1: setting SMEP requires nothing of software here (the MOV flushes), the
-            // rest needs no invalidation at all.
-            const old = regs.cr4;
-            regs.cr0 = o.cr0wp ? regs.cr0 | 0x10000 : regs.cr0 & ~0x10000;
-            regs.cr4 =
-              (regs.cr4 & ~(CR4.SMEP | CR4.SMAP | CR4.PKE)) |
-              (o.smep ? CR4.SMEP : 0) |
-              (o.smap ? CR4.SMAP | CR4.PKE : 0);
-            regs.pkru = o.pkru;
-            mmu.movCr4(old, regs.cr4);
           }
-        }
-      }),
-      { numRuns: LONG ? 20_000 : 300 },
-    );
-    console.log(`tlb-model: ${stats.tr} translations (${stats.ok} ok), ${stats.writes} table writes`);
-    expect(stats.ok).toBeGreaterThan(stats.tr / 5);
-  });
+        }),
+        { numRuns: LONG ? 20_000 : 300 },
+      );
+      console.log(`tlb-model: ${stats.tr} translations (${stats.ok} ok), ${stats.writes} table writes`);
+      expect(stats.ok).toBeGreaterThan(stats.tr / 5);
+    },
+    LONG ? 3_600_000 : undefined,
+  );
 });
