@@ -56,8 +56,9 @@ export class Irqchip implements ApicBus {
   }
 
   /**
-   * KVM_IRQ_LINE: drives `gsi` for `source`. Returns the KVM_IRQ_LINE_STATUS value: >0
-   * delivered, 0 coalesced or masked, -1 when no route exists.
+   * KVM_IRQ_LINE: drives `gsi` for `source`. Returns KVM_IRQ_LINE_STATUS as kvm_set_irq() computes
+   * it: the sum of the non-negative results of every route (PIC: 1, or 0 when coalesced; IOAPIC:
+   * LAPICs reached, 0 coalesced, -1 masked; MSI: LAPICs reached), -1 when none was non-negative.
    */
   setGsi(gsi: number, level: boolean, source = IRQ_SOURCE_USERSPACE): number {
     const routes = this.routing.get(gsi);
@@ -66,20 +67,17 @@ export class Irqchip implements ApicBus {
     const now = level ? old | (1 << source) : old & ~(1 << source);
     this.levels.set(gsi, now);
     const line = now !== 0;
-    let ret = 0;
+    let ret = -1;
     for (const r of routes) {
+      let x: number;
       if (r.type === KVM_IRQ_ROUTING_IRQCHIP) {
-        if (r.irqchip === KVM_IRQCHIP_IOAPIC) {
-          this.ioapic.setIrq(r.pin, line);
-          ret = Math.max(ret, 1);
-        } else {
-          const irq = r.irqchip === KVM_IRQCHIP_PIC_MASTER ? r.pin : r.pin + 8;
-          this.pic.setIrq(irq, line);
-          ret = Math.max(ret, this.pic.isMasked(irq) ? 0 : 1);
-        }
-      } else if (r.type === KVM_IRQ_ROUTING_MSI && level) {
-        ret = Math.max(ret, this.signalMsi(r.addressLo, r.addressHi, r.data));
+        if (r.irqchip === KVM_IRQCHIP_IOAPIC) x = this.ioapic.setIrq(r.pin, line);
+        else x = this.pic.setIrq(r.irqchip === KVM_IRQCHIP_PIC_MASTER ? r.pin : r.pin + 8, line);
+      } else {
+        // kvm_set_msi(): a deassertion is -1, an assertion a message.
+        x = level ? this.signalMsi(r.addressLo, r.addressHi, r.data) : -1;
       }
+      if (x >= 0) ret = x + Math.max(ret, 0);
     }
     return ret;
   }

@@ -105,7 +105,7 @@ describe("IOAPIC (82093AA)", () => {
     chip.pic.ioWrite(0x21, 1);
     chip.setGsi(3, true);
     expect(chip.pic.output).toBe(true);
-    expect(chip.setGsi(20, true)).toBe(1);
+    expect(chip.setGsi(20, true)).toBe(-1); // IOAPIC only, and the entry is masked: -1 as in KVM
     expect(chip.setGsi(24, true)).toBe(-1); // no route
   });
   it("save -> restore -> save round trip", () => {

@@ -71,8 +71,10 @@ describe("Vm: interrupts", () => {
   it("ExtINT is taken only while LINT0 is unmasked ExtINT or the APIC is disabled (kvm_apic_accept_pic_intr)", () => {
     const vm = vmWithChip();
     const v = vm.createVcpu(0);
+    expect(v.lapic!.mmioRead(0x350, 4)).toBe(0x700); // KVM_X86_QUIRK_LINT0_REENABLED
+    vm.mmioWrite(0, 0xfee00350, 4, 0x10700); // mask LINT0
     vm.irqLine(3, true);
-    expect(v.hasInterrupt()).toBe(false); // LINT0 masked at reset
+    expect(v.hasInterrupt()).toBe(false);
     v.writeMsr(0x1b, 0xfee00000n + 0x100n); // hardware-disable the APIC
     expect(v.hasInterrupt()).toBe(true);
     expect(v.acknowledgeInterrupt()).toBe(3); // uninitialised PIC: base 0

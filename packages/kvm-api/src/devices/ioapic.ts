@@ -58,21 +58,22 @@ export class IoApic {
    * Drives pin `pin`. `level` is the logical assertion (as KVM_IRQ_LINE gives it): the polarity
    * bit of the entry is not applied, as in KVM, whose GSI levels are already logical.
    */
-  setIrq(pin: number, level: boolean): void {
-    if (pin < 0 || pin >= IOAPIC_NUM_PINS) return;
+  setIrq(pin: number, level: boolean): number {
+    if (pin < 0 || pin >= IOAPIC_NUM_PINS) return -1;
     const mask = 1 << pin;
     const old = this.irr;
     if (!level) {
       this.irr &= ~mask;
-      return;
+      return 1;
     }
     this.irr |= mask;
     const lo = this.lo[pin]!;
     const edge = (lo & RTE_LEVEL) === 0;
     // Edge: only a rising edge is an interrupt. Level: while Remote IRR is set the entry waits
     // for the EOI (82093AA: "Remote IRR ... reset when an EOI message ... is received").
-    if (edge ? old & mask : lo & RTE_REMOTE_IRR) return;
-    this.service(pin);
+    // The return values are KVM's ioapic_set_irq(): 0 coalesced, -1 masked, else LAPICs reached.
+    if (edge ? old & mask : lo & RTE_REMOTE_IRR) return 0;
+    return this.service(pin);
   }
 
   /** EOI broadcast from a LAPIC for a level-triggered `vector`. */
@@ -122,12 +123,15 @@ export class IoApic {
     this.baseAddress = s.baseAddress;
     this.ioregsel = s.ioregsel & 0xff;
     this.id = s.id & 0xf;
-    this.irr = s.irr & 0xffffff;
+    this.irr = 0;
     for (let i = 0; i < IOAPIC_NUM_PINS; i++) {
       const e = s.redirtbl[i];
       this.lo[i] = e ? e.lo >>> 0 : RTE_MASKED;
       this.hi[i] = e ? e.hi & 0xff000000 : 0;
     }
+    // KVM kvm_set_ioapic() -> kvm_ioapic_inject_all(): asserted pins are raised again, so an
+    // unmasked level line without Remote IRR (or a latched edge) is delivered now.
+    for (let pin = 0; pin < IOAPIC_NUM_PINS; pin++) if (s.irr & (1 << pin)) this.setIrq(pin, true);
   }
 
   private readIndirect(sel: number): number {
@@ -164,9 +168,9 @@ export class IoApic {
       this.service(idx);
   }
 
-  private service(pin: number): void {
+  private service(pin: number): number {
     const lo = this.lo[pin]!;
-    if (lo & RTE_MASKED) return; // masked: an edge is dropped, a level waits in irr
+    if (lo & RTE_MASKED) return -1; // masked: an edge is dropped, a level waits in irr
     const level = (lo & RTE_LEVEL) !== 0;
     if (!level) this.irr &= ~(1 << pin);
     const delivered = this.bus.deliver(
@@ -184,6 +188,7 @@ export class IoApic {
     // Remote IRR: set when a LAPIC accepted a level interrupt, until its EOI.
     if (level && delivered > 0 && ((lo >>> 8) & 7) !== DeliveryMode.ExtInt)
       this.lo[pin] = lo | RTE_REMOTE_IRR;
+    return delivered;
   }
 }
 

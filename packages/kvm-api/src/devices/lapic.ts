@@ -117,6 +117,10 @@ export class Lapic {
     this.setReg(R.APIC_DFR, 0xffffffff);
     this.setReg(R.APIC_SPIV, 0xff);
     for (const o of R.LVT_OFFSETS) this.setReg(o, R.LVT_MASKED);
+    // KVM_X86_QUIRK_LINT0_REENABLED (on by default): the BSP comes out of RESET with LINT0 as
+    // unmasked ExtINT, so PIC interrupts reach it before the guest programs its APIC. The SDM's
+    // reset value is masked (11.4.7.1); real KVM reports 0x700 here, after INIT too.
+    if (this.id === 0) this.setReg(R.APIC_LVT0, DeliveryMode.ExtInt << 8);
     if (this.x2apicMode) this.setReg(R.APIC_LDR, this.x2apicLdr());
     this.esrPending = 0;
     this.timerDeadlineNs = Number.POSITIVE_INFINITY;

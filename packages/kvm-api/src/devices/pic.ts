@@ -108,11 +108,15 @@ export class DualPic {
 
   constructor(private readonly onOutput: (level: boolean) => void = () => {}) {}
 
-  /** Drives input line `irq` (0-15) to `level`. Edge lines latch IRR on a rising edge. */
-  setIrq(irq: number, level: boolean): void {
-    if (irq < 0 || irq > 15) return;
-    this.setChipIrq(irq < 8 ? this.m : this.s, irq & 7, level);
+  /**
+   * Drives input line `irq` (0-15) to `level`. Edge lines latch IRR on a rising edge. Returns
+   * KVM's pic_set_irq1() status: 0 when an assertion coalesced into an already-set IRR bit, else 1.
+   */
+  setIrq(irq: number, level: boolean): number {
+    if (irq < 0 || irq > 15) return -1;
+    const ret = this.setChipIrq(irq < 8 ? this.m : this.s, irq & 7, level);
     this.update();
+    return ret;
   }
 
   /** True when the line is currently unmasked on its chip (and, for the slave, the cascade too). */
@@ -132,9 +136,6 @@ export class DualPic {
     if (irq >= 0) {
       this.intack(m, irq);
       if (irq === CASCADE_IR) {
-        // The slave's INT goes low during its INTA sequence and rises again only if it has another
-        // request to present, which makes a fresh edge on master IR2 (8259A "Cascade Mode").
-        this.m.lastIrr &= ~(1 << CASCADE_IR);
         const irq2 = this.chipIrq(this.s, false);
         if (irq2 >= 0) {
           this.intack(this.s, irq2);
@@ -224,11 +225,13 @@ export class DualPic {
     this.update();
   }
 
-  private setChipIrq(c: PicChipState, irq: number, level: boolean): void {
+  private setChipIrq(c: PicChipState, irq: number, level: boolean): number {
     const mask = 1 << irq;
+    let ret = 1;
     if (c.elcr & mask) {
       // Level: IRR follows the line.
       if (level) {
+        ret = c.irr & mask ? 0 : 1;
         c.irr |= mask;
         c.lastIrr |= mask;
       } else {
@@ -236,11 +239,15 @@ export class DualPic {
         c.lastIrr &= ~mask;
       }
     } else if (level) {
-      if ((c.lastIrr & mask) === 0) c.irr |= mask; // rising edge
+      if ((c.lastIrr & mask) === 0) {
+        ret = c.irr & mask ? 0 : 1; // rising edge
+        c.irr |= mask;
+      }
       c.lastIrr |= mask;
     } else {
       c.lastIrr &= ~mask;
     }
+    return ret;
   }
 
   /** The IR this chip would present (after masks and priority against ISR), or -1. */
@@ -268,8 +275,14 @@ export class DualPic {
   }
 
   private update(): void {
-    // The slave's INT drives master IR2, an edge-triggered input (ELCR bit 2 is fixed at 0).
-    this.setChipIrq(this.m, CASCADE_IR, this.chipIrq(this.s, false) >= 0);
+    // The slave's INT drives master IR2, an edge-triggered input (ELCR bit 2 is fixed at 0). As in
+    // KVM's pic_update_irq() (and checked against it by test/kvm-diff.test.ts), a pending slave
+    // request pulses the line at every update, so the master re-latches IR2 whenever the slave
+    // has something to present and a request behind an in-service cascade is not lost.
+    if (this.chipIrq(this.s, false) >= 0) {
+      this.setChipIrq(this.m, CASCADE_IR, true);
+      this.setChipIrq(this.m, CASCADE_IR, false);
+    }
     const out = this.chipIrq(this.m, true) >= 0;
     if (out !== this.output) {
       this.output = out;
