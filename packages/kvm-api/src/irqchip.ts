@@ -11,7 +11,6 @@ import { DualPic, type PicState } from "./devices/pic.js";
 import {
   GsiRouting,
   KVM_IRQ_ROUTING_IRQCHIP,
-  KVM_IRQ_ROUTING_MSI,
   KVM_IRQCHIP_IOAPIC,
   KVM_IRQCHIP_PIC_MASTER,
 } from "./irq-routing.js";
