@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { Insn } from "../src/decoder/insn.js";
 import { X87_HANDLERS } from "../src/fpu/dispatch.js";
-import { type FpuHost, FpUnits } from "../src/fpu/host.js";
+import { FpUnits, type FpuHost } from "../src/fpu/host.js";
 import { fPrem } from "../src/fpu/transcend.js";
 import { fLdF64, fStF64 } from "../src/fpu/x87ops.js";
 import { SIMD_HANDLERS } from "../src/simd/dispatch.js";
@@ -60,7 +60,23 @@ describe("hostile input", () => {
       insn.isMem = r.below(2) === 0;
       insn.reg = r.below(16);
       insn.rm = r.below(16);
-      insn.opcode = r.pick([0x0f, 0x71, 0x72, 0x73, 0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xf0, 0xf1, r.below(256)]);
+      insn.opcode = r.pick([
+        0x0f,
+        0x71,
+        0x72,
+        0x73,
+        0xd8,
+        0xd9,
+        0xda,
+        0xdb,
+        0xdc,
+        0xdd,
+        0xde,
+        0xdf,
+        0xf0,
+        0xf1,
+        r.below(256),
+      ]);
       insn.imm = r.u32();
       insn.prefixes = r.u32() & 0xff;
       insn.rex = r.below(16);

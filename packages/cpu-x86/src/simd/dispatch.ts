@@ -14,6 +14,7 @@ import { Op } from "../generated/ops.js";
 import {
   addsubPd,
   addsubPs,
+  approxPs,
   arithPd,
   arithPs,
   arithSd,
@@ -142,14 +143,7 @@ function sh(kind: number, bits: 16 | 32 | 64): SimdHandler {
 /** Two-XMM-operand helper with an optional imm8: f(u, D, d, S, s, imm). */
 function x2(
   bytes: number,
-  f: (
-    u: FpUnits,
-    D: XmmFile,
-    d: number,
-    S: XmmFile,
-    s: number,
-    imm: number,
-  ) => number | undefined | undefined,
+  f: (u: FpUnits, D: XmmFile, d: number, S: XmmFile, s: number, imm: number) => unknown,
 ): SimdHandler {
   return (u, h, i) => {
     const S = src(u, h, i, bytes, false);
@@ -305,6 +299,10 @@ export const SIMD_HANDLERS: Partial<Record<number, SimdHandler>> = {
   [Op.ROUNDSS]: x2(4, (u, D, d, S, s, imm) => roundPs(u.sse, imm, true, D, d, S, s)),
   [Op.ROUNDPD]: x2(16, (u, D, d, S, s, imm) => roundPd(u.sse, imm, false, D, d, S, s)),
   [Op.ROUNDSD]: x2(8, (u, D, d, S, s, imm) => roundPd(u.sse, imm, true, D, d, S, s)),
+  [Op.RCPPS]: x2(16, (u, D, d, S, s) => approxPs(u.sse, false, false, D, d, S, s)),
+  [Op.RCPSS]: x2(4, (u, D, d, S, s) => approxPs(u.sse, false, true, D, d, S, s)),
+  [Op.RSQRTPS]: x2(16, (u, D, d, S, s) => approxPs(u.sse, true, false, D, d, S, s)),
+  [Op.RSQRTSS]: x2(4, (u, D, d, S, s) => approxPs(u.sse, true, true, D, d, S, s)),
   [Op.DPPS]: x2(16, (u, D, d, S, s, imm) => dpps(u.sse, imm, D, d, S, s)),
   [Op.DPPD]: x2(16, (u, D, d, S, s, imm) => dppd(u.sse, imm, D, d, S, s)),
   [Op.PSLLW]: sh(Shift.LL, 16),

@@ -521,3 +521,44 @@ export function dppd(u: SseState, imm: number, D: XmmFile, d: number, S: XmmFile
   u.res[3] = imm & 2 ? hi : 0;
   return commit(u, D, d, 4);
 }
+
+// ------------------------------------------------------------------ approximations
+
+/**
+ * RCP (rsqrt = false) / RSQRT of one float32 lane. The SDM only bounds the relative error
+ * (|err| <= 1.5 * 2^-12) and Intel and AMD tables differ, so no bit-exact model exists; this
+ * returns the correctly rounded float32 of 1/x (1/sqrt(x)), which is within the bound.
+ * Denormal inputs count as zero and denormal results flush to zero (SDM Vol. 2 RCPPS); no
+ * SIMD exceptions are raised; rsqrt of a negative non-zero gives the QNaN indefinite.
+ */
+function approx32(u: SseState, a: number, rsqrt: boolean): number {
+  const e = (a >>> 23) & 0xff;
+  const sign = a & 0x80000000;
+  if (e === 0xff) {
+    if (a & 0x7fffff) return (a | 0x400000) >>> 0; // NaN: quieted
+    return rsqrt && sign ? 0xffc00000 : sign >>> 0; // 1/inf = 0
+  }
+  if (e === 0) return (sign | 0x7f800000) >>> 0; // zero or denormal -> signed infinity
+  if (rsqrt && sign) return 0xffc00000;
+  u.cu32[0] = a;
+  const x = u.cf32[0]!;
+  const r = Math.fround(rsqrt ? 1 / Math.sqrt(x) : 1 / x);
+  u.cf32[0] = Math.abs(r) < 2 ** -126 ? (sign ? -0 : 0) : r;
+  return u.cu32[0]!;
+}
+
+/** RCPPS/RCPSS and RSQRTPS/RSQRTSS (scalar: lane 0 only). Never raises. */
+export function approxPs(
+  u: SseState,
+  rsqrt: boolean,
+  scalar: boolean,
+  D: XmmFile,
+  d: number,
+  S: XmmFile,
+  s: number,
+): number {
+  const n = scalar ? 1 : 4;
+  for (let i = 0; i < n; i++) u.res[i] = approx32(u, S.u32[s + i]!, rsqrt);
+  for (let i = 0; i < n; i++) D.u32[d + i] = u.res[i]!;
+  return SimdStatus.Ok;
+}
