@@ -17,14 +17,23 @@ function vmWithSlots() {
     [0xf0000000, MB],
   ];
   layout.forEach(([base, size], slot) => {
-    vm.setUserMemoryRegion({ slot, flags: 0, guestPhysAddr: base, memorySize: size, memory: new ArrayBuffer(size) });
+    vm.setUserMemoryRegion({
+      slot,
+      flags: 0,
+      guestPhysAddr: base,
+      memorySize: size,
+      memory: new ArrayBuffer(size),
+    });
   });
   return vm;
 }
 
 describe("memory", () => {
   const vm = vmWithSlots();
-  const addrs = Array.from({ length: 1024 }, (_, i) => [0x1000, 0x200000 + i * 4096, 0xffe01000, 0x100001000, 0xc1000][i % 5]!);
+  const addrs = Array.from(
+    { length: 1024 },
+    (_, i) => [0x1000, 0x200000 + i * 4096, 0xffe01000, 0x100001000, 0xc1000][i % 5]!,
+  );
   let i = 0;
   bench("slotAt, same page (last-hit)", () => {
     vm.memory.slotAt(0x300000);
