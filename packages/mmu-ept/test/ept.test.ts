@@ -329,6 +329,35 @@ describe("the two-dimensional walk (SDM Vol. 3C 29.3.2, 28.2.1)", () => {
     expect(tr(w, 0x40_1010n, 0).ok).toBe(true);
   });
 
+  it("SDM 29.3.5: a guest write sets D in the EPT leaf of the data page; reads of guest tables set only A", () => {
+    const { m, w, emap2, gmap, H } = setup2d(false);
+    const gUsed = gmap(0x40_1000n, 0x7000n, P | RW | US);
+    for (const e of gUsed) m.w64(e + H, m.r64(e + H) | A | 0x40n);
+    for (const e of gUsed) emap2(e & ~0xfffn, (e & ~0xfffn) + H, RWX);
+    const data = emap2(0x7000n, 0xabc000n, RWX);
+    // Turn EPT A/D on for the same root.
+    w.ept!.setEptp(w.ept!.eptpLo | 0x40, 0);
+    expect(tr(w, 0x40_1010n, 0).ok).toBe(true);
+    expect(m.r64(data.at(-1)!) & (EA | ED)).toBe(EA);
+    expect(tr(w, 0x40_1010n, Access.WRITE).ok).toBe(true);
+    expect(m.r64(data.at(-1)!) & (EA | ED)).toBe(EA | ED);
+  });
+
+  it("Table 28-7: with guest paging off, the final access is a linear-address translation (user, writable)", () => {
+    const { w, regs } = setup2d();
+    regs.cr0 = 0x00000011; // PE, ET: paging off (unrestricted guest)
+    const r = tr(w, 0x1234_5678n, Access.FETCH);
+    expect(r.o.fault).toBe(TranslateFault.EXIT);
+    expect(w.exitGpa).toBe(0x1234_5678);
+    expect(w.exitQual).toBe(
+      EptQual.FETCH |
+        EptQual.LINEAR_VALID |
+        EptQual.FINAL_ACCESS |
+        EptQual.LINEAR_USER |
+        EptQual.LINEAR_WRITABLE,
+    );
+  });
+
   it("PAE PDPTE loads go through EPT with the linear-address-valid bit clear", () => {
     const { w, regs } = setup2d();
     regs.efer = 0x800;
