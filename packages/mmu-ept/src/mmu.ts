@@ -135,6 +135,17 @@ export class Mmu {
     return c;
   }
 
+  /**
+   * A VMX transition: switches to `vpid` (the guest's on VM entry, 0 on VM exit) and to `eptp` (null
+   * when EPT is off). `vpidEnabled` is the "enable VPID" control of the VMCS involved; when it is 0 the
+   * entry or exit also drops every linear and combined mapping of VPID 0000H (SDM Vol. 3C 29.4.3.3).
+   */
+  vmTransition(vpid: number, vpidEnabled: boolean, eptp: { lo: number; hi: number } | null): void {
+    this.vpid = vpidEnabled ? vpid & 0xffff : 0;
+    this.setEptp(eptp);
+    if (!vpidEnabled) this.tlb?.flush(0, ANY, ANY, false);
+  }
+
   /** The VM-entry check of an EPTP against these capabilities and MAXPHYADDR (null when valid). */
   checkEptp(lo: number, hi: number, caps: EptCaps = this.ept.caps): EptpError | null {
     return checkEptp(lo, hi, caps, this.ept.maxPhyAddr);

@@ -278,6 +278,23 @@ describe("TLB (SDM Vol. 3A 4.10)", () => {
     expect(mmu.invept(3)).toBe(false);
   });
 
+  it("SDM Vol. 3C 29.4.3.3: VMX transitions without VPIDs drop VPID 0's mappings; with VPIDs they keep them", () => {
+    const { m, root, mmu } = setup();
+    remap(m, root, 0x400000n, 0x5000n);
+    tr(mmu, 0x400000n); // cached for VPID 0 (VMX root)
+    remap(m, root, 0x400000n, 0x6000n);
+    mmu.vmTransition(3, true, null); // VM entry with VPID 3
+    expect(tr(mmu, 0x400000n)).toBe(0x6000);
+    remap(m, root, 0x400000n, 0x7000n);
+    mmu.vmTransition(0, true, null); // VM exit from the VPID-3 guest: VPID 0's entry survives
+    expect(tr(mmu, 0x400000n)).toBe(0x5000);
+    mmu.vmTransition(3, true, null);
+    expect(tr(mmu, 0x400000n)).toBe(0x6000); // VPID 3's own entry survived too
+    mmu.vmTransition(9, false, null); // VM entry with "enable VPID" = 0: flushes VPID 0
+    expect(mmu.vpid).toBe(0);
+    expect(tr(mmu, 0x400000n)).toBe(0x7000);
+  });
+
   it("translations with paging off are never cached", () => {
     const { regs, mmu } = setup();
     regs.cr0 = 1;
