@@ -627,6 +627,7 @@ export class Lapic {
   save(): LapicState {
     const regs = Array.from(this.regs);
     regs[R.APIC_TMCCT >> 2] = this.currentCount();
+    regs[R.APIC_PROCPRI >> 2] = this.ppr(); // KVM keeps PPR computed in the page (apic_update_ppr)
     regs[R.APIC_ESR >> 2] = this.reg(R.APIC_ESR);
     const remaining =
       this.timerDeadlineNs === Number.POSITIVE_INFINITY
