@@ -192,6 +192,14 @@ describe.skipIf(!HAVE_KVM)("loaders on real KVM (/dev/kvm)", () => {
       expect(r.stdout).toContain(`Command line: ${append}`);
       expect(r.stdout).toMatch(/BIOS-e820: \[mem 0x0000000000100000-0x0000000007ffffff\] usable/);
       expect(r.stdout).toMatch(/found SMP MP-table at \[mem 0x0009fc00-0x0009fc0f\]/);
+      expect(r.stdout).toContain("IOAPIC[0]: apic_id 1, version 17, address 0xfec00000, GSI 0-23");
+      expect(r.stdout).toContain("APIC: Switch to symmetric I/O mode setup");
+      const rd = vm.boot.protocol === "linux" ? vm.boot.initrd! : undefined;
+      const hex = (n: number) => n.toString(16).padStart(8, "0");
+      // Linux reports the initrd page-aligned: [start, start + PAGE_ALIGN(size) - 1].
+      expect(r.stdout).toContain(
+        `RAMDISK: [mem 0x${hex(rd!.addr)}-0x${hex(rd!.addr + Math.ceil(rd!.size / 4096) * 4096 - 1)}]`,
+      );
     },
     700_000,
   );
