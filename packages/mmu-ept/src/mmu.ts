@@ -138,7 +138,7 @@ export class Mmu {
   /**
    * A VMX transition: switches to `vpid` (the guest's on VM entry, 0 on VM exit) and to `eptp` (null
    * when EPT is off). `vpidEnabled` is the "enable VPID" control of the VMCS involved; when it is 0 the
-   * entry or exit also drops every linear and combined mapping of VPID 0000H (SDM Vol. 3C 29.4.3.3).
+   * entry or exit also drops every linear and combined mapping of VPID 0000H (SDM Vol. 3C 29.4.3.1).
    */
   vmTransition(vpid: number, vpidEnabled: boolean, eptp: { lo: number; hi: number } | null): void {
     this.vpid = vpidEnabled ? vpid & 0xffff : 0;
@@ -227,6 +227,10 @@ export class Mmu {
       // SDM 4.10.4.1: a #PF invalidates the TLB entries for the faulting page in the current PCID.
       if (out.fault === TranslateFault.PAGE_FAULT) {
         tlb.flushPage(vpnLo, vpnHi, this.vpid, pcid, this.ctx, false, true);
+      } else {
+        // SDM Vol. 3C 29.4.3.1: an EPT violation (or misconfiguration) met while translating a linear
+        // address invalidates the combined mappings for it under the current VPID and EP4TA.
+        tlb.flushPage(vpnLo, vpnHi, this.vpid, ANY, this.ctx, false, true);
       }
       return false;
     }

@@ -21,7 +21,8 @@ it("README example: a 2 MiB user page, A and D set by a user write", () => {
   expect(mem.read32(0x3000) & (Pte.A | Pte.D)).toBe(Pte.A | Pte.D);
   const eptp = { lo: 0x100000 | 6 | (3 << 3), hi: 0 };
   expect(mmu.checkEptp(eptp.lo, eptp.hi)).toBeNull();
-  mmu.setEptp(eptp);
+  mmu.vmTransition(1, true, eptp);
+  expect(mmu.vpid).toBe(1);
   // The EPT at 0x100000 is empty: the first guest paging-structure access is an EPT violation.
   expect(mmu.translate(0x12345, 0, Access.USER, out)).toBe(false);
   expect(mmu.exitReason).toBe(48);

@@ -278,7 +278,7 @@ describe("TLB (SDM Vol. 3A 4.10)", () => {
     expect(mmu.invept(3)).toBe(false);
   });
 
-  it("SDM Vol. 3C 29.4.3.3: VMX transitions without VPIDs drop VPID 0's mappings; with VPIDs they keep them", () => {
+  it("SDM Vol. 3C 29.4.3.1: VMX transitions without VPIDs drop VPID 0's mappings; with VPIDs they keep them", () => {
     const { m, root, mmu } = setup();
     remap(m, root, 0x400000n, 0x5000n);
     tr(mmu, 0x400000n); // cached for VPID 0 (VMX root)
