@@ -111,7 +111,8 @@ describe("virtio-mmio transport (virtio 1.2 4.2)", () => {
     const { mmio, drv } = setup();
     drv.init();
     mmio.write(MmioReg.QUEUE_NOTIFY, 4, 7);
-    expect(mmio.core.metrics["notifyBadQueue"]).toBe(1);
+    mmio.write(MmioReg.QUEUE_NOTIFY, 4, 0x1_0000);
+    expect(mmio.core.metrics["notifyBadQueue"]).toBe(2);
   });
 
   it("4.2.2 InterruptStatus bit 0 and the line follow used buffers; InterruptACK clears", () => {

@@ -214,8 +214,9 @@ export class MmioTransport {
         c.writeQueueReady((value & 1) === 1);
         return;
       case MmioReg.QUEUE_NOTIFY:
-        // 4.2.2: the value is the queue index (without NOTIFICATION_DATA, not offered here).
-        c.notify(value & 0xffff);
+        // 4.2.2: the value is the queue index (without NOTIFICATION_DATA, not offered here);
+        // all 32 bits count, so 0x10000 names no queue rather than queue 0.
+        c.notify(value);
         return;
       case MmioReg.INTERRUPT_ACK:
         this.interruptStatus &= ~value;
