@@ -80,7 +80,14 @@ export {
   TransportRestoreError,
 } from "./transport/core";
 export type { MmioTransportState } from "./transport/mmio";
-export { MMIO_MAGIC, MMIO_WINDOW_SIZE, MmioReg, MmioTransport, TSKVM_VENDOR_ID } from "./transport/mmio";
+export {
+  MMIO_MAGIC,
+  MMIO_WINDOW_SIZE,
+  MmioReg,
+  MmioTransport,
+  mmioKernelParam,
+  TSKVM_VENDOR_ID,
+} from "./transport/mmio";
 export type { PciTransportState } from "./transport/pci";
 export {
   PciTransport,

@@ -6,6 +6,7 @@ import {
   MMIO_MAGIC,
   MmioReg,
   MmioTransport,
+  mmioKernelParam,
   Status,
   VirtioRng,
 } from "../src/index";
@@ -166,6 +167,10 @@ describe("virtio-mmio transport (virtio 1.2 4.2)", () => {
     mmio.write(MmioReg.QUEUE_RESET, 4, 1);
     expect(mmio.read(MmioReg.QUEUE_READY, 4)).toBe(1);
     expect(mmio.core.metrics["queueResetRejected"]).toBe(1);
+  });
+
+  it("mmioKernelParam spells Linux's virtio_mmio.device= form", () => {
+    expect(mmioKernelParam(0xd000_0000, 5)).toBe("virtio_mmio.device=4K@0xd0000000:5");
   });
 
   it("4.2.2 SHMLen reads all ones: no shared memory regions", () => {

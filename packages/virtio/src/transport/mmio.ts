@@ -59,6 +59,20 @@ export const MMIO_WINDOW_SIZE = 0x1000;
 const TWO_32 = 0x1_0000_0000;
 
 /**
+ * The Linux kernel command-line parameter that announces a virtio-mmio window at `base` with
+ * interrupt `irq` (drivers/virtio/virtio_mmio.c, `virtio_mmio.device=<size>@<base>:<irq>`).
+ *
+ * @example
+ * ```ts
+ * import { mmioKernelParam } from "@tskvm/virtio";
+ * mmioKernelParam(0xd000_0000, 5); // "virtio_mmio.device=4K@0xd0000000:5"
+ * ```
+ */
+export function mmioKernelParam(base: number, irq: number): string {
+  return `virtio_mmio.device=4K@0x${base.toString(16)}:${irq}`;
+}
+
+/**
  * The virtio-mmio version 2 transport (virtio 1.2 4.2): a 4 KiB register window and one
  * level-triggered interrupt line that is high while InterruptStatus is non-zero.
  *
