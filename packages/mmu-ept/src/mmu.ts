@@ -428,6 +428,30 @@ export class Mmu {
     return mmu;
   }
 
+  /**
+   * INVEPT / INVVPID in the shape `@tskvm/vmx` declares (`VmxTlbHooks`): 64-bit operands as bigint, a
+   * cold path. `invept(null)` is all-context, `invept(eptp)` single-context.
+   */
+  readonly vmxHooks = {
+    invept: (eptp: bigint | null): void => {
+      if (eptp === null) this.invept(InveptType.ALL);
+      else
+        this.invept(
+          InveptType.SINGLE,
+          Number(BigInt.asUintN(32, eptp)) | 0,
+          Number(BigInt.asUintN(32, eptp >> 32n)) | 0,
+        );
+    },
+    invvpid: (type: number, vpid: number, linear: bigint): void => {
+      this.invvpid(
+        type,
+        vpid,
+        Number(BigInt.asUintN(32, linear)) | 0,
+        Number(BigInt.asUintN(32, linear >> 32n)) | 0,
+      );
+    },
+  };
+
   /** Drops every cached translation of every VPID, PCID and EPT root. */
   flushAll(): void {
     this.tlb?.flushAll();

@@ -73,7 +73,7 @@ export function rightsFault(
   if (pkey >= 0 && !fetch) {
     // SDM 4.6.2: PKRU guards data accesses to user-mode addresses (CR4.PKE), IA32_PKRS supervisor-mode
     // ones (CR4.PKS). AD forbids every data access; WD forbids user writes, and supervisor writes
-    // when CR0.WP = 1. The PK bit is reported whenever keys deny, as KVM does.
+    // when CR0.WP = 1. SDM 4.7 sets PK whenever these conditions hold, whatever the other rights say.
     const reg = us ? (cr4 & CR4.PKE ? pkru : 0) : cr4 & CR4.PKS ? pkrs : 0;
     const bits = (reg >>> (pkey * 2)) & 3;
     if (bits & 1 || (bits & 2 && write && (user || wp))) {

@@ -7,9 +7,8 @@
  * the EPT exit details); a walk allocates nothing and ends after at most five levels, whatever the
  * tables hold.
  *
- * Choices where the SDM leaves room (each matches KVM's walker, the reference the differential test
- * runs against): A/D flags are set only when the translation succeeds; a #PF that both paging rights and
- * protection keys would raise carries PK.
+ * Where the SDM leaves room, A/D flags are set only when the translation succeeds, as KVM's walker does
+ * (the reference the differential test runs against).
  */
 import { EptAccess, EptExit, EptQual, type EptWalker, physHiMask } from "./ept.js";
 import type { PhysMem } from "./phys.js";

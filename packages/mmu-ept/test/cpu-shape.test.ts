@@ -45,6 +45,18 @@ interface CpuTranslator {
 const CpuAccess = { WRITE: 1, USER: 2, FETCH: 4, IMPLICIT_SUPERVISOR: 8, AC: 16 } as const;
 const CpuTranslateFault = { NONE: 0, PAGE_FAULT: 14, EXIT: -1 } as const;
 
+// packages/vmx/src/iface.ts and caps.ts (transcribed the same way).
+interface VmxTlbHooks {
+  invept(eptp: bigint | null): void;
+  invvpid(type: number, vpid: number, linear: bigint): void;
+}
+interface VmxEptCaps {
+  executeOnly: boolean;
+  pages2M: boolean;
+  pages1G: boolean;
+  accessDirty: boolean;
+}
+
 /** RAM of 1 MiB in 4 KiB windows and no devices: what a CPU-side PhysicalMemory looks like. */
 class CpuRam implements CpuPhysicalMemory {
   readonly u8 = new Uint8Array(1 << 20);
@@ -72,6 +84,26 @@ describe("fits cpu-x86's translation interfaces", () => {
     expectTypeOf<CpuRamView>().toEqualTypeOf<RamWindow>();
     expect(Access).toEqual(CpuAccess);
     expect(TranslateFault).toEqual(CpuTranslateFault);
+  });
+
+  it("fits vmx's VmxTlbHooks and EptCaps; the hooks reach the TLB", () => {
+    expectTypeOf<Mmu["vmxHooks"]>().toExtend<VmxTlbHooks>();
+    expectTypeOf<Mmu["ept"]["caps"]>().toExtend<VmxEptCaps>();
+    const mem = new FlatPhysMem(new ArrayBuffer(1 << 16));
+    mem.write64(0x1000, 0x2007, 0);
+    mem.write64(0x2000, 0x3007, 0);
+    mem.write64(0x3000, 0x4007, 0);
+    mem.write64(0x4000, 0x9007, 0);
+    const mmu = new Mmu({ cr0: 0x80010001 | 0, cr3Lo: 0x1000, cr3Hi: 0, cr4: 0x20, efer: 0xd00 }, mem);
+    mmu.vpid = 4;
+    const out = newTranslateResult();
+    mmu.translate(0, 0, 0, out);
+    expect(mmu.tlb!.count()).toBe(1);
+    mmu.vmxHooks.invvpid(0, 4, 0xffff_ffff_0000_0000n); // another address: stays
+    expect(mmu.tlb!.count()).toBe(1);
+    mmu.vmxHooks.invvpid(1, 4, 0n);
+    expect(mmu.tlb!.count()).toBe(0);
+    mmu.vmxHooks.invept(null);
   });
 
   it("walks tables held in a CPU-side PhysicalMemory, MMIO paging structures included", () => {
