@@ -76,7 +76,15 @@ describe("interrupts", () => {
     ram[0x600] = 0xf4;
     ram.set([0xfb, 0x40, 0x40, 0xf4], 0x7c00);
     let acked = 0;
-    const cpu = new Cpu({ memory: new FlatMemory(ram), interrupts: { acknowledge: () => (acked++, 0x20) } });
+    const cpu = new Cpu({
+      memory: new FlatMemory(ram),
+      interrupts: {
+        acknowledge: () => {
+          acked++;
+          return 0x20;
+        },
+      },
+    });
     cpu.setRealModeEntry(0, 0x7c00);
     cpu.irqPending = true;
     expect(cpu.run(100)).toBe(RunExit.HLT);
@@ -103,7 +111,12 @@ describe("interrupts", () => {
     const seen: number[] = [];
     const cpu = new Cpu({
       memory: new FlatMemory(ram),
-      intercepts: { intercept: (kind) => (seen.push(kind), kind === 1) },
+      intercepts: {
+        intercept: (kind) => {
+          seen.push(kind);
+          return kind === 1;
+        },
+      },
     });
     cpu.setRealModeEntry(0, 0x7c00);
     expect(cpu.run(100)).toBe(RunExit.INTERCEPT);

@@ -11,8 +11,12 @@
  */
 import { decode } from "../decoder/decode.js";
 import { DecodeStatus } from "../decoder/insn.js";
+import { FpUnits } from "../fpu/host.js";
+import { X87, type X87State } from "../fpu/x87.js";
+import { SseState } from "../simd/state.js";
 import { prepare } from "./dispatch.js";
 import { EventType } from "./exceptions.js";
+import { FpuBridge } from "./fpu-glue.js";
 import {
   InterceptKind,
   type Intercepts,
@@ -23,9 +27,16 @@ import {
   type TscClock,
 } from "./interfaces.js";
 import { FAULT, TRANSLATION_EXIT, Vec } from "./memory.js";
-import { type OpCpu, XInsn } from "./operands.js";
-import { AR, F, Seg } from "./state.js";
+import { XInsn } from "./operands.js";
+import type { CpuStateSnapshot } from "./state.js";
+import { AR, CpuStateError, F, Seg } from "./state.js";
 import { SysCpu } from "./sysregs.js";
+
+/** The CPU snapshot: integer/SSE state plus the x87 unit. */
+export interface CpuSnapshot extends CpuStateSnapshot {
+  x87: X87State;
+}
+
 import { PageWalker } from "./walker.js";
 
 /** Why `run` returned. */
@@ -111,6 +122,12 @@ export class Cpu extends SysCpu {
   exitReason: RunExit = RunExit.BUDGET;
   /** Message of the last INTERNAL_ERROR exit. */
   internalError = "";
+  /** The x87 and SSE/MMX units; XMM registers are `this.xmm`'s buffer, MXCSR lives in `fpUnits.sse`. */
+  readonly fpUnits = new FpUnits(new X87(), new SseState(this.xmm.buffer as ArrayBuffer));
+  readonly fpuBridge: FpuBridge = new FpuBridge(this);
+  /** Byte views of the XMM and MMX registers (PINSR/PEXTR). */
+  readonly xmmU8 = new Uint8Array(this.xmm.buffer);
+  readonly mmxU8 = new Uint8Array(this.fpUnits.x87.mant.buffer);
   /** Far pointer operand scratch (exec-far.ts). */
   farOff = 0;
   farOffHi = 0;
@@ -124,6 +141,7 @@ export class Cpu extends SysCpu {
 
   constructor(opts: CpuOptions) {
     super(opts.memory, opts.translator ?? { translate: () => false });
+    this.mxcsrBox = this.fpUnits.sse;
     if (!opts.translator) this.translator = new PageWalker(this, opts.memory);
     this.io = opts.io ?? NO_PORTS;
     this.hooks = opts.intercepts ?? null;
@@ -146,6 +164,8 @@ export class Cpu extends SysCpu {
     this.tlbFlushAll();
     this.codePages.clear();
     this.shutdown = false;
+    this.fpUnits.x87.init();
+    this.mxcsr = 0x1f80;
   }
 
   /** Convenience for tests and loaders: real mode at CS:IP with flat 64 KiB segments. */
@@ -168,9 +188,28 @@ export class Cpu extends SysCpu {
     this.tlbFlushAll();
   }
 
-  /** Restores a snapshot and drops cached translations and code. */
-  override restore(s: Parameters<OpCpu["restore"]>[0]): void {
+  override save(): CpuSnapshot {
+    return { ...super.save(), x87: this.fpUnits.x87.save() };
+  }
+
+  /** Restores a snapshot (validated; throws `CpuStateError`) and drops cached translations and code. */
+  override restore(s: CpuSnapshot): void {
+    const x = X87.restore(s.x87);
+    if (!(x instanceof X87)) throw new CpuStateError(`x87.${x.field}: bad value`);
     super.restore(s);
+    const mine = this.fpUnits.x87;
+    mine.mant.set(x.mant);
+    mine.se.set(x.se);
+    mine.cw = x.cw;
+    mine.setSw(x.getSw());
+    mine.tw = x.tw;
+    mine.fop = x.fop;
+    mine.fip = x.fip;
+    mine.fipHi = x.fipHi;
+    mine.fcs = x.fcs;
+    mine.fdp = x.fdp;
+    mine.fdpHi = x.fdpHi;
+    mine.fds = x.fds;
     this.lzOp = 0;
     this.segCacheAll();
     this.updateAccessMasks();

@@ -6,6 +6,7 @@
 
 /** Feature bits (CPUID.1:EDX / ECX, 7.0:EBX, 80000001h:EDX / ECX) the integer core implements. */
 export const CPUID_1_EDX_BASE =
+  (1 << 0) | // FPU (x87 unit, src/fpu)
   (1 << 3) | // PSE
   (1 << 4) | // TSC
   (1 << 5) | // MSR
@@ -16,8 +17,16 @@ export const CPUID_1_EDX_BASE =
   (1 << 15) | // CMOV
   (1 << 16) | // PAT
   (1 << 17) | // PSE-36
-  (1 << 19); // CLFSH
+  (1 << 19) | // CLFSH
+  (1 << 23) | // MMX
+  (1 << 24) | // FXSR
+  (1 << 25) | // SSE
+  (1 << 26); // SSE2
 export const CPUID_1_ECX_BASE =
+  (1 << 0) | // SSE3
+  (1 << 9) | // SSSE3
+  (1 << 19) | // SSE4.1
+  (1 << 20) | // SSE4.2
   (1 << 13) | // CMPXCHG16B
   (1 << 22) | // MOVBE
   (1 << 23) | // POPCNT
@@ -59,8 +68,8 @@ export class CpuidModel {
   physBits = 40;
   linBits = 48;
   maxLeaf = 0xd;
-  /** XCR0 bits supported (x87 = 1 always; SSE = 2 when the SSE unit is composed in). */
-  xcr0Mask = 1;
+  /** XCR0 bits supported (x87, SSE). XSAVE itself is not advertised in CPUID.1:ECX yet. */
+  xcr0Mask = 3;
 
   private str4(s: string, at: number): number {
     let v = 0;

@@ -5,6 +5,7 @@
  * ModRM r/m operands that are a register or memory.
  */
 import { Insn, NO_REG, NO_SEG } from "../decoder/insn.js";
+import type { FpuHandler } from "../fpu/dispatch.js";
 import { ExcCpu } from "./exceptions.js";
 import { Seg } from "./state.js";
 
@@ -18,6 +19,8 @@ export class XInsn extends Insn {
   k = 0;
   /** Effective segment of the memory operand (override or default). */
   sg: number = Seg.DS;
+  /** x87/SIMD unit handler (fpu-glue.ts) when this is an x87, SSE or MMX instruction. */
+  fpu: FpuHandler | null = null;
 }
 
 function noop(): void {}

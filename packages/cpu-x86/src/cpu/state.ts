@@ -314,7 +314,14 @@ export class CpuState {
   readonly xmm = new Uint32Array(16 * 4);
   readonly xmmF32 = new Float32Array(this.xmm.buffer);
   readonly xmmF64 = new Float64Array(this.xmm.buffer);
-  mxcsr = 0x1f80;
+  /** Holder of MXCSR: the SSE unit's state object once it is composed in (cpu.ts). */
+  mxcsrBox: { mxcsr: number } = { mxcsr: 0x1f80 };
+  get mxcsr(): number {
+    return this.mxcsrBox.mxcsr;
+  }
+  set mxcsr(v: number) {
+    this.mxcsrBox.mxcsr = v;
+  }
 
   /** TSC offset against the VM clock: TSC = clock() + tscOffset (cold; number is exact to 2^53). */
   tscOffset = 0;

@@ -9,6 +9,7 @@
 import { decode } from "../decoder/decode.js";
 import { DecodeStatus, Insn } from "../decoder/insn.js";
 import { Op } from "../generated/ops.js";
+import { SIMD_HANDLERS } from "../simd/dispatch.js";
 import { CODE_BASE, CODE_MAX, type SnippetIn, WIN, WIN_BASE } from "./records.js";
 
 /** Integer instructions that run the same at CPL 3 on the host and here. */
@@ -236,6 +237,101 @@ interface Template {
   opcode: number;
   reg: number;
   mem: boolean;
+  /** Mandatory prefix byte (0x66, 0xF3, 0xF2) or 0. */
+  pfx: number;
+}
+
+/** SSE data moves the executor implements (fpu-glue.ts) and the SIMD unit's ops, minus the ones whose
+ * result depends on state the harness does not control (x87/MMX registers, save images). */
+const SIMD_EXCLUDED = new Set<number>([
+  Op.FXSAVE,
+  Op.FXSAVE64,
+  Op.FXRSTOR,
+  Op.FXRSTOR64,
+  Op.XSAVE,
+  Op.XSAVE64,
+  Op.XRSTOR,
+  Op.XRSTOR64,
+  Op.XSAVEC,
+  Op.XSAVEC64,
+  Op.XSAVEOPT,
+  Op.XSAVEOPT64,
+  Op.XSAVES,
+  Op.XSAVES64,
+  Op.XRSTORS,
+  Op.XRSTORS64,
+  Op.EMMS,
+  Op.MASKMOVDQU,
+  Op.MASKMOVQ,
+  Op.MOVNTQ,
+  Op.MOVQ2DQ,
+  Op.MOVDQ2Q,
+  Op.TZCNT,
+  // MMX operands (x87-aliased registers the harness does not set).
+  Op.CVTPI2PD,
+  Op.CVTPD2PI,
+  Op.CVTTPD2PI,
+  Op.CVTPI2PS,
+  Op.CVTPS2PI,
+  Op.CVTTPS2PI,
+  // Approximations whose exact bits are implementation-specific (SDM: |relative error| <= 1.5*2^-12).
+  Op.RCPPS,
+  Op.RCPSS,
+  Op.RSQRTPS,
+  Op.RSQRTSS,
+]);
+for (const k of Object.keys(SIMD_HANDLERS)) {
+  const op = Number(k);
+  if (!SIMD_EXCLUDED.has(op)) ALLOWED.add(op);
+}
+for (const op of [
+  Op.MOVUPS,
+  Op.MOVUPD,
+  Op.MOVAPS,
+  Op.MOVAPD,
+  Op.MOVDQA,
+  Op.MOVDQU,
+  Op.LDDQU,
+  Op.MOVNTPS,
+  Op.MOVNTPD,
+  Op.MOVNTDQ,
+  Op.MOVNTDQA,
+  Op.MOVSS,
+  Op.MOVSD,
+  Op.MOVLPS,
+  Op.MOVLPD,
+  Op.MOVHLPS,
+  Op.MOVHPS,
+  Op.MOVHPD,
+  Op.MOVLHPS,
+  Op.MOVD,
+  Op.MOVQ,
+  Op.PINSRB,
+  Op.PINSRW,
+  Op.PINSRD,
+  Op.PINSRQ,
+  Op.PEXTRB,
+  Op.PEXTRW,
+  Op.PEXTRD,
+  Op.PEXTRQ,
+  Op.EXTRACTPS,
+])
+  ALLOWED.add(op);
+
+/** MMX forms (no mandatory prefix in the 0F map's MMX ranges): their registers alias the x87 stack,
+ * which the harness does not set, so they are not compared. */
+function mmxForm(map: number, pfx: number, opcode: number): boolean {
+  return (
+    map === 1 &&
+    pfx === 0 &&
+    ((opcode >= 0x60 && opcode <= 0x7f) ||
+      opcode >= 0xd0 ||
+      opcode === 0xc4 ||
+      opcode === 0xc5 ||
+      opcode === 0x2a ||
+      opcode === 0x2c ||
+      opcode === 0x2d)
+  );
 }
 
 /** Builds the template list from the decoder: one per slot whose decoded op is allowed. */
@@ -243,24 +339,34 @@ export function buildTemplates(): Template[] {
   const out: Template[] = [];
   const insn = new Insn();
   const buf = new Uint8Array(24);
-  for (const map of [0, 1]) {
-    for (let opcode = 0; opcode < 256; opcode++) {
-      if (map === 1 && (opcode === 0x38 || opcode === 0x3a)) continue;
-      // Prefix bytes and REX are not opcodes.
-      if (map === 0 && (opcode === 0x0f || (opcode & 0xf0) === 0x40)) continue;
-      if (map === 0 && [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3].includes(opcode))
-        continue;
-      for (let reg = 0; reg < 8; reg++) {
-        for (const mem of [false, true]) {
-          let n = 0;
-          if (map === 1) buf[n++] = 0x0f;
-          buf[n++] = opcode;
-          buf[n++] = mem ? 0x43 | (reg << 3) : 0xc0 | (reg << 3) | 1; // [rbx+disp8] or rcx
-          buf.fill(0x11, n);
-          if (decode(buf, 0, 64, insn) !== DecodeStatus.Ok || !ALLOWED.has(insn.op)) continue;
-          // Opcodes without ModRM decode the same for every reg: keep one.
-          if (!insn.hasModrm && (reg !== 0 || mem)) continue;
-          out.push({ map, opcode, reg, mem: insn.hasModrm && mem });
+  const seen = new Set<string>();
+  for (const map of [0, 1, 2, 3]) {
+    for (const pfx of map === 0 ? [0] : [0, 0x66, 0xf3, 0xf2]) {
+      for (let opcode = 0; opcode < 256; opcode++) {
+        if (map === 1 && (opcode === 0x38 || opcode === 0x3a)) continue;
+        // Prefix bytes and REX are not opcodes.
+        if (map === 0 && (opcode === 0x0f || (opcode & 0xf0) === 0x40)) continue;
+        if (map === 0 && [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3].includes(opcode))
+          continue;
+        if (mmxForm(map, pfx, opcode)) continue;
+        for (let reg = 0; reg < 8; reg++) {
+          for (const mem of [false, true]) {
+            let n = 0;
+            if (pfx) buf[n++] = pfx;
+            if (map >= 1) buf[n++] = 0x0f;
+            if (map === 2) buf[n++] = 0x38;
+            if (map === 3) buf[n++] = 0x3a;
+            buf[n++] = opcode;
+            buf[n++] = mem ? 0x43 | (reg << 3) : 0xc0 | (reg << 3) | 1; // [rbx+disp8] or rcx/xmm1
+            buf.fill(0x11, n);
+            if (decode(buf, 0, 64, insn) !== DecodeStatus.Ok || !ALLOWED.has(insn.op)) continue;
+            // Opcodes without ModRM decode the same for every reg: keep one.
+            if (!insn.hasModrm && (reg !== 0 || mem)) continue;
+            const key = `${map}.${pfx}.${opcode}.${insn.hasModrm ? reg : 0}.${insn.hasModrm && mem}`;
+            if (seen.has(key)) continue;
+            seen.add(key);
+            out.push({ map, opcode, reg, mem: insn.hasModrm && mem, pfx });
+          }
         }
       }
     }
@@ -291,8 +397,9 @@ export function generate(r: Rng, templates: Template[], index: number, s: Snippe
   const t = templates[index % templates.length]!;
   const code = new Uint8Array(CODE_MAX);
   let n = 0;
-  const pfx = r.below(6);
-  if (pfx === 1) code[n++] = 0x66;
+  const pfx = t.pfx !== 0 ? 0 : r.below(6);
+  if (t.pfx !== 0) code[n++] = t.pfx;
+  else if (pfx === 1) code[n++] = 0x66;
   const rexKind = r.below(4);
   let rex = 0;
   if (rexKind === 1) rex = 0x48;
@@ -300,7 +407,9 @@ export function generate(r: Rng, templates: Template[], index: number, s: Snippe
   if (pfx === 2 && t.map === 0 && t.opcode >= 0xa4 && t.opcode <= 0xaf) code[n++] = r.below(2) ? 0xf3 : 0xf2;
   const baseReg = 3 | (rex & 1 ? 8 : 0); // rbx or r11 as the memory base
   if (rex) code[n++] = rex;
-  if (t.map === 1) code[n++] = 0x0f;
+  if (t.map >= 1) code[n++] = 0x0f;
+  if (t.map === 2) code[n++] = 0x38;
+  if (t.map === 3) code[n++] = 0x3a;
   code[n++] = t.opcode;
   const rm = t.mem ? 3 : r.below(8);
   const mod = t.mem ? 1 : 3;
@@ -381,8 +490,17 @@ export function generate(r: Rng, templates: Template[], index: number, s: Snippe
   if (regs16Count) regs[2] = (regs[2]! & ~0xff) | r.below(17);
   // Arithmetic flags random; DF sometimes; IF always (user mode); never AC or TF.
   s.rflags = 0x202 | (r.u32() & 0x8d5) | (r.below(4) === 0 ? 0x400 : 0);
-  s.xmm.fill(0);
-  s.mxcsr = 0x1f80;
+  const FLOATS = [
+    0, 0x80000000, 0x3f800000, 0xbf800000, 0x7f800000, 0xff800000, 0x7fc00000, 0x00000001, 0x007fffff,
+    0x4b000000, 0x7f7fffff,
+  ];
+  for (let k = 0; k < 64; k++) {
+    const pick = r.below(4);
+    s.xmm[k] =
+      pick === 0 ? FLOATS[r.below(FLOATS.length)]! : pick === 1 ? EDGE32[r.below(EDGE32.length)]! : r.u32();
+  }
+  // MXCSR: all exceptions masked; sometimes another rounding mode, FTZ or DAZ.
+  s.mxcsr = 0x1f80 | (r.below(4) === 0 ? r.u32() & 0xe040 : 0);
   for (let k = 0; k < WIN; k++) s.mem[k] = r.below(3) === 0 ? 0 : r.below(256);
   void CODE_BASE;
   return true;

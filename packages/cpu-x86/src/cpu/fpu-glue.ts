@@ -1,0 +1,399 @@
+/**
+ * Composes the x87 and SSE/MMX units (src/fpu, src/simd) into the executor: the `FpuHost` they call
+ * back into (memory operand, GPRs, flags, exceptions), the system pre-checks of SDM Vol. 3 2.5 /
+ * Table 2-2 and Vol. 1 13.2 (#NM on CR0.TS, #UD on CR0.EM or CR4.OSFXSR clear, #GP on misaligned
+ * 16-byte operands), and the SSE/MMX data moves the units leave to the executor (MOV*, PINSR*,
+ * PEXTR*, EXTRACTPS).
+ *
+ * Deviation: a pending unmasked x87 exception is not turned into #MF at the next waiting instruction.
+ */
+import { Prefix } from "../decoder/insn.js";
+import type { FpuHost } from "../fpu/host.js";
+import { Op } from "../generated/ops.js";
+import type { Cpu } from "./cpu.js";
+import { Vec } from "./memory.js";
+import type { XInsn } from "./operands.js";
+import { CR0, CR4, F } from "./state.js";
+
+/** Ops whose 16-byte memory operand may be unaligned (everything else with m128 needs alignment). */
+const UNALIGNED = new Set<number>([
+  Op.MOVUPS,
+  Op.MOVUPD,
+  Op.MOVDQU,
+  Op.LDDQU,
+  Op.PCMPESTRI,
+  Op.PCMPESTRM,
+  Op.PCMPISTRI,
+  Op.PCMPISTRM,
+  Op.PCMPESTRI64,
+  Op.PCMPESTRM64,
+]);
+
+/** The executor side of the x87/SIMD handlers' interface, for the instruction in `cur`. */
+export class FpuBridge implements FpuHost {
+  cur: XInsn | null = null;
+  constructor(private readonly c: Cpu) {}
+
+  private addr(bytes: number, write: boolean): void {
+    const c = this.c;
+    const i = this.cur!;
+    c.memAddr(i, 0, Math.min(bytes, 8), write);
+    if (bytes === 16 && (c.eaLo & 15) !== 0 && !UNALIGNED.has(i.op)) c.raise(Vec.GP, 0);
+    if (bytes > 8) c.memAddr(i, 0, bytes, write);
+  }
+
+  readMem(bytes: number, buf: Uint8Array): boolean {
+    const c = this.c;
+    this.addr(bytes, false);
+    const lo = c.la;
+    const hi = c.laHi;
+    let k = 0;
+    for (; k + 4 <= bytes; k += 4) {
+      const a = (lo >>> 0) + k;
+      const v = c.rd32(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi);
+      buf[k] = v;
+      buf[k + 1] = v >> 8;
+      buf[k + 2] = v >> 16;
+      buf[k + 3] = v >> 24;
+    }
+    for (; k < bytes; k++) {
+      const a = (lo >>> 0) + k;
+      buf[k] = c.rd8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi);
+    }
+    return true;
+  }
+
+  writeMem(bytes: number, buf: Uint8Array): boolean {
+    const c = this.c;
+    this.addr(bytes, true);
+    const lo = c.la;
+    const hi = c.laHi;
+    // Both ends first, so a fault leaves memory unchanged.
+    c.probeWrite(lo, hi);
+    const e = (lo >>> 0) + bytes - 1;
+    c.probeWrite(e | 0, e > 0xffffffff ? (hi + 1) | 0 : hi);
+    for (let k = 0; k < bytes; k++) {
+      const a = (lo >>> 0) + k;
+      c.wr8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi, buf[k]!);
+    }
+    return true;
+  }
+
+  /** Register halves as unsigned 32-bit numbers (the units compare against constants like 0xffffffff). */
+  gprLo(reg: number): number {
+    return this.c.r[reg * 2]! >>> 0;
+  }
+  gprHi(reg: number): number {
+    return this.c.r[reg * 2 + 1]! >>> 0;
+  }
+  setGpr(reg: number, bytes: 2 | 4 | 8, lo: number, hi: number): void {
+    this.c.setReg(bytes, reg, lo, hi, this.cur!);
+  }
+  flags(): number {
+    return this.c.getRflags();
+  }
+  setFlags(mask: number, value: number): void {
+    this.c.setArith(mask & 0x8d5, value);
+    const other = mask & ~0x8d5;
+    if (other) this.c.flags = (this.c.flags & ~other) | (value & other);
+  }
+  protectedMode(): boolean {
+    return (this.c.cr0 & CR0.PE) !== 0 && (this.c.flags & F.VM) === 0;
+  }
+  xcr0Lo(): number {
+    return this.c.xcr0Lo;
+  }
+  xcr0Hi(): number {
+    return this.c.xcr0Hi;
+  }
+  raise(vector: number, errorCode: number): void {
+    this.c.raise(vector, vector === Vec.GP ? errorCode : -1);
+  }
+}
+
+/** x87 instruction (D8-DF, FWAIT): #NM when CR0.EM or CR0.TS (SDM Vol. 3 Table 2-2). */
+export function x87Exec(c: Cpu, i: XInsn): void {
+  if (i.op === Op.FWAIT) {
+    if ((c.cr0 & (CR0.MP | CR0.TS)) === (CR0.MP | CR0.TS)) c.raise(Vec.NM);
+  } else if (c.cr0 & (CR0.EM | CR0.TS)) c.raise(Vec.NM);
+  const b = c.fpuBridge;
+  b.cur = i;
+  i.fpu!(c.fpUnits, b, i);
+  if (i.op !== Op.FWAIT)
+    c.fpUnits.x87.fop =
+      ((i.opcode & 7) << 8) | (i.hasModrm ? (i.mod << 6) | ((i.reg & 7) << 3) | (i.rm & 7) : 0);
+}
+
+/** An MMX form: no 66/F2/F3 mandatory prefix in the 0F map. */
+function isMmx(i: XInsn): boolean {
+  return (
+    i.mandatory === 0 &&
+    i.map === 1 &&
+    ((i.opcode >= 0x60 && i.opcode <= 0x7f) || i.opcode >= 0xd0 || i.opcode === 0xc4 || i.opcode === 0xc5)
+  );
+}
+
+/** SSE/MMX pre-checks (SDM Vol. 3 Table 2-2, Vol. 1 13.2). */
+function simdChecks(c: Cpu, i: XInsn): void {
+  if (c.cr0 & CR0.EM) c.raise(Vec.UD);
+  if (!isMmx(i) && (c.cr4 & CR4.OSFXSR) === 0) c.raise(Vec.UD);
+  if (c.cr0 & CR0.TS) c.raise(Vec.NM);
+}
+
+export function simdExec(c: Cpu, i: XInsn): void {
+  simdChecks(c, i);
+  const b = c.fpuBridge;
+  b.cur = i;
+  i.fpu!(c.fpUnits, b, i);
+}
+
+// ------------------------------------------------------------------ data moves
+
+const tmp = new Uint8Array(16);
+const tmp32 = new Uint32Array(tmp.buffer);
+
+/** Full 16-byte moves: k=0 load (xmm <- xmm/m128), k=1 store (xmm/m128 <- xmm). */
+export function movX128(c: Cpu, i: XInsn): void {
+  simdChecks(c, i);
+  const x = c.xmm;
+  const b = c.fpuBridge;
+  b.cur = i;
+  if (i.k === 0) {
+    if (!i.isMem) x.copyWithin(i.reg * 4, i.rm * 4, i.rm * 4 + 4);
+    else {
+      b.readMem(16, tmp);
+      x.set(tmp32, i.reg * 4);
+    }
+  } else if (!i.isMem) x.copyWithin(i.rm * 4, i.reg * 4, i.reg * 4 + 4);
+  else {
+    tmp32.set(x.subarray(i.reg * 4, i.reg * 4 + 4));
+    b.writeMem(16, tmp);
+  }
+}
+
+/**
+ * Partial moves. k: 0 MOVSS load, 1 MOVSS store, 2 MOVSD load, 3 MOVSD store, 4 MOVQ xmm<-xmm/m64
+ * (zero upper), 5 MOVQ xmm/m64<-xmm, 6 MOVLPx/MOVHLPS load, 7 MOVLPx store, 8 MOVHPx/MOVLHPS load,
+ * 9 MOVHPx store.
+ */
+export function movXPart(c: Cpu, i: XInsn): void {
+  simdChecks(c, i);
+  const x = c.xmm;
+  const b = c.fpuBridge;
+  b.cur = i;
+  const d = i.reg * 4;
+  const s = i.rm * 4;
+  switch (i.k) {
+    case 0:
+    case 2: {
+      const n = i.k === 0 ? 1 : 2;
+      if (!i.isMem) for (let k = 0; k < n; k++) x[d + k] = x[s + k]!;
+      else {
+        b.readMem(n * 4, tmp);
+        x.fill(0, d, d + 4);
+        for (let k = 0; k < n; k++) x[d + k] = tmp32[k]!;
+      }
+      return;
+    }
+    case 1:
+    case 3: {
+      const n = i.k === 1 ? 1 : 2;
+      if (!i.isMem) for (let k = 0; k < n; k++) x[s + k] = x[d + k]!;
+      else {
+        for (let k = 0; k < n; k++) tmp32[k] = x[d + k]!;
+        b.writeMem(n * 4, tmp);
+      }
+      return;
+    }
+    case 4: {
+      if (!i.isMem) {
+        x[d] = x[s]!;
+        x[d + 1] = x[s + 1]!;
+      } else {
+        b.readMem(8, tmp);
+        x[d] = tmp32[0]!;
+        x[d + 1] = tmp32[1]!;
+      }
+      x[d + 2] = 0;
+      x[d + 3] = 0;
+      return;
+    }
+    case 5:
+      if (!i.isMem) {
+        x[s] = x[d]!;
+        x[s + 1] = x[d + 1]!;
+        x[s + 2] = 0;
+        x[s + 3] = 0;
+      } else {
+        tmp32[0] = x[d]!;
+        tmp32[1] = x[d + 1]!;
+        b.writeMem(8, tmp);
+      }
+      return;
+    case 6:
+      if (!i.isMem) {
+        // MOVHLPS: low <- source high
+        x[d] = x[s + 2]!;
+        x[d + 1] = x[s + 3]!;
+      } else {
+        b.readMem(8, tmp);
+        x[d] = tmp32[0]!;
+        x[d + 1] = tmp32[1]!;
+      }
+      return;
+    case 7:
+      if (!i.isMem) c.raise(Vec.UD);
+      tmp32[0] = x[d]!;
+      tmp32[1] = x[d + 1]!;
+      b.writeMem(8, tmp);
+      return;
+    case 8:
+      if (!i.isMem) {
+        // MOVLHPS: high <- source low
+        x[d + 2] = x[s]!;
+        x[d + 3] = x[s + 1]!;
+      } else {
+        b.readMem(8, tmp);
+        x[d + 2] = tmp32[0]!;
+        x[d + 3] = tmp32[1]!;
+      }
+      return;
+    default:
+      if (!i.isMem) c.raise(Vec.UD);
+      tmp32[0] = x[d + 2]!;
+      tmp32[1] = x[d + 3]!;
+      b.writeMem(8, tmp);
+  }
+}
+
+/** MOVD/MOVQ between GPR/memory and XMM (66 prefix) or MMX: k=0 to the vector register, k=1 from it. */
+export function movdq(c: Cpu, i: XInsn): void {
+  simdChecks(c, i);
+  const xmm = (i.prefixes & Prefix.OPSIZE) !== 0;
+  const u = c.fpUnits;
+  const b = c.fpuBridge;
+  b.cur = i;
+  const wide = i.opSize === 8;
+  const n = wide ? 8 : 4;
+  if (!xmm) u.x87.mmxEnter();
+  const V = xmm ? c.xmm : u.x87.mant;
+  const v = xmm ? i.reg * 4 : (i.reg & 7) * 2;
+  if (!xmm && i.k === 0) u.x87.se[i.reg & 7] = 0xffff;
+  if (i.k === 0) {
+    let lo: number;
+    let hi = 0;
+    if (i.isMem) {
+      b.readMem(n, tmp);
+      lo = tmp32[0]!;
+      if (wide) hi = tmp32[1]!;
+    } else {
+      lo = c.r[i.rm * 2]!;
+      if (wide) hi = c.r[i.rm * 2 + 1]!;
+    }
+    V[v] = lo;
+    V[v + 1] = hi;
+    if (xmm) {
+      V[v + 2] = 0;
+      V[v + 3] = 0;
+    }
+    return;
+  }
+  const lo = V[v]!;
+  const hi = wide ? V[v + 1]! : 0;
+  if (i.isMem) {
+    tmp32[0] = lo;
+    tmp32[1] = hi;
+    b.writeMem(n, tmp);
+  } else c.setReg(wide ? 8 : 4, i.rm, lo, hi, i);
+}
+
+/** MMX MOVQ mm, mm/m64 (k=0) and mm/m64, mm (k=1). */
+export function movqMmx(c: Cpu, i: XInsn): void {
+  simdChecks(c, i);
+  const u = c.fpUnits;
+  const b = c.fpuBridge;
+  b.cur = i;
+  u.x87.mmxEnter();
+  const m = u.x87.mant;
+  const d = (i.reg & 7) * 2;
+  const s = (i.rm & 7) * 2;
+  if (i.k === 0) {
+    u.x87.se[i.reg & 7] = 0xffff;
+    if (i.isMem) {
+      b.readMem(8, tmp);
+      m[d] = tmp32[0]!;
+      m[d + 1] = tmp32[1]!;
+    } else {
+      m[d] = m[s]!;
+      m[d + 1] = m[s + 1]!;
+    }
+  } else if (i.isMem) {
+    tmp32[0] = m[d]!;
+    tmp32[1] = m[d + 1]!;
+    b.writeMem(8, tmp);
+  } else {
+    u.x87.se[i.rm & 7] = 0xffff;
+    m[s] = m[d]!;
+    m[s + 1] = m[d + 1]!;
+  }
+}
+
+/** PINSRB/W/D/Q (k = element bytes) xmm, r/m, imm8. */
+export function pinsr(c: Cpu, i: XInsn): void {
+  simdChecks(c, i);
+  const b = c.fpuBridge;
+  b.cur = i;
+  const n = i.k;
+  let lo: number;
+  let hi = 0;
+  if (i.isMem) {
+    b.readMem(n, tmp);
+    lo = n === 1 ? tmp[0]! : n === 2 ? tmp[0]! | (tmp[1]! << 8) : tmp32[0]!;
+    if (n === 8) hi = tmp32[1]!;
+  } else {
+    lo = c.r[i.rm * 2]!;
+    hi = c.r[i.rm * 2 + 1]!;
+  }
+  const mmx = i.opcode === 0xc4 && (i.prefixes & Prefix.OPSIZE) === 0;
+  if (mmx) {
+    c.fpUnits.x87.mmxEnter();
+    c.fpUnits.x87.se[i.reg & 7] = 0xffff;
+  }
+  const bytes = mmx ? c.mmxU8 : c.xmmU8;
+  const base = mmx ? (i.reg & 7) * 8 : i.reg * 16;
+  const lanes = (mmx ? 8 : 16) / n;
+  const at = base + (i.imm & (lanes - 1)) * n;
+  for (let k = 0; k < n; k++) bytes[at + k] = k < 4 ? lo >>> (8 * k) : hi >>> (8 * (k - 4));
+}
+
+/** PEXTRB/W/D/Q and EXTRACTPS (k = element bytes) r/m, xmm, imm8. */
+export function pextr(c: Cpu, i: XInsn): void {
+  simdChecks(c, i);
+  const b = c.fpuBridge;
+  b.cur = i;
+  const n = i.k;
+  // 0F C5 (PEXTRW r, xmm/mm, imm8) has the vector in rm and the GPR in reg.
+  const legacyW = i.opcode === 0xc5;
+  const mmx = legacyW && (i.prefixes & Prefix.OPSIZE) === 0;
+  if (mmx) c.fpUnits.x87.mmxEnter();
+  const bytes = mmx ? c.mmxU8 : c.xmmU8;
+  const vreg = legacyW ? i.rm : i.reg;
+  const base = mmx ? (vreg & 7) * 8 : vreg * 16;
+  const lanes = (mmx ? 8 : 16) / n;
+  const at = base + (i.imm & (lanes - 1)) * n;
+  let lo = 0;
+  let hi = 0;
+  for (let k = 0; k < n; k++) {
+    if (k < 4) lo |= bytes[at + k]! << (8 * k);
+    else hi |= bytes[at + k]! << (8 * (k - 4));
+  }
+  if (legacyW) {
+    c.setReg(c.codeMode === 64 ? 8 : 4, i.reg, lo & 0xffff, 0, i);
+    return;
+  }
+  if (i.isMem) {
+    tmp32[0] = lo;
+    tmp32[1] = hi;
+    b.writeMem(n, tmp);
+  } else c.setReg(n === 8 ? 8 : c.codeMode === 64 ? 8 : 4, i.rm, lo, n === 8 ? hi : 0, i);
+}
