@@ -8,7 +8,12 @@
  * (Firecracker CVE-2019-18960 was such a bounds check).
  */
 export interface GuestMemory {
-  /** Copy guest bytes [gpa, gpa + dst.length) into dst. False (dst unspecified) if any byte is not RAM. */
+  /**
+   * Copy guest bytes [gpa, gpa + dst.length) into dst. False (dst unspecified) if any byte is not RAM.
+   * When guest RAM is shared with vCPU threads (SharedArrayBuffer), an aligned 2-byte access
+   * must be single-copy atomic and ordered (Atomics on a Uint16Array): ring indices go through
+   * it, and a torn `avail.idx` is a known DoS (rust-vmm vm-memory#93).
+   */
   read(gpa: number, dst: Uint8Array): boolean;
   /** Copy src into guest bytes [gpa, gpa + src.length). False (nothing written) if any byte is not RAM. */
   write(gpa: number, src: Uint8Array): boolean;
@@ -47,6 +52,8 @@ export class FlatGuestMemory implements GuestMemory {
   readonly bytes: Uint8Array;
   /** Number of accesses refused because they were out of range (fuzzers read it). */
   refused = 0;
+  /** Halfword view for atomic ring-index accesses when the buffer is shared. */
+  private readonly u16: Uint16Array | undefined;
 
   constructor(
     sizeOrBuffer: number | ArrayBuffer | SharedArrayBuffer | Uint8Array,
@@ -58,6 +65,13 @@ export class FlatGuestMemory implements GuestMemory {
         : sizeOrBuffer instanceof Uint8Array
           ? sizeOrBuffer
           : new Uint8Array(sizeOrBuffer);
+    const b = this.bytes;
+    this.u16 =
+      typeof SharedArrayBuffer !== "undefined" &&
+      b.buffer instanceof SharedArrayBuffer &&
+      b.byteOffset % 2 === 0
+        ? new Uint16Array(b.buffer, b.byteOffset, b.length >>> 1)
+        : undefined;
   }
 
   get size(): number {
@@ -78,6 +92,13 @@ export class FlatGuestMemory implements GuestMemory {
       this.refused++;
       return false;
     }
+    if (this.u16 !== undefined && dst.length === 2 && off % 2 === 0) {
+      // Single-copy atomic and sequentially consistent: no torn ring index (see the interface).
+      const v = Atomics.load(this.u16, off >>> 1);
+      dst[0] = v & 0xff; // little-endian hosts only: the same assumption DataView-free code makes
+      dst[1] = v >>> 8;
+      return true;
+    }
     dst.set(this.bytes.subarray(off, off + dst.length));
     return true;
   }
@@ -87,6 +108,10 @@ export class FlatGuestMemory implements GuestMemory {
     if (off < 0) {
       this.refused++;
       return false;
+    }
+    if (this.u16 !== undefined && src.length === 2 && off % 2 === 0) {
+      Atomics.store(this.u16, off >>> 1, src[0]! | (src[1]! << 8));
+      return true;
     }
     this.bytes.set(src, off);
     return true;

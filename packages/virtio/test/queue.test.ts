@@ -252,3 +252,17 @@ describe("split virtqueue (virtio 1.2 2.7)", () => {
     expect(r2.q.load({ ...s, size: -1 })).toBe(false);
   });
 });
+
+describe("guest memory", () => {
+  it("aligned 2-byte accesses on shared memory go through Atomics and round-trip", async () => {
+    const { FlatGuestMemory } = await import("../src/index");
+    const mem = new FlatGuestMemory(new SharedArrayBuffer(64));
+    expect(mem.write(6, new Uint8Array([0x34, 0x12]))).toBe(true);
+    expect(new Uint16Array(mem.bytes.buffer)[3]).toBe(0x1234);
+    const b = new Uint8Array(2);
+    expect(mem.read(6, b)).toBe(true);
+    expect([...b]).toEqual([0x34, 0x12]);
+    expect(mem.read(63, b)).toBe(false);
+    expect(mem.read(2 ** 53, b)).toBe(false);
+  });
+});
