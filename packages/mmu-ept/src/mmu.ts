@@ -102,6 +102,14 @@ export class Mmu {
     return this.walker.exitGpa;
   }
 
+  /** Its guest linear address as halves (valid when `exitQual` bit 7 is set). */
+  get exitLinLo(): number {
+    return this.walker.exitLinLo;
+  }
+  get exitLinHi(): number {
+    return this.walker.exitLinHi;
+  }
+
   /** Whether EPT is on (VMX non-root with "enable EPT"). */
   get eptEnabled(): boolean {
     return this.eptOn;

@@ -58,6 +58,9 @@ export class GuestWalker {
   exitReason = 0;
   exitQual = 0;
   exitGpa = 0 as Gpa;
+  /** ... and the guest linear address being translated (the VMCS guest-linear-address field). */
+  exitLinLo = 0;
+  exitLinHi = 0;
 
   private readonly rsvdHi64: number;
   private readonly rsvdPse: number;
@@ -123,6 +126,8 @@ export class GuestWalker {
    * (an EPT violation or misconfiguration; see `exitReason`, `exitQual`, `exitGpa`).
    */
   translate(linLo: number, linHi: number, access: number, out: TranslateResult): boolean {
+    this.exitLinLo = linLo;
+    this.exitLinHi = linHi;
     for (let restart = 0; ; restart++) {
       const r = this.walk(linLo, linHi, access, out, restart >= MAX_RESTARTS);
       if (r !== RESTART) return r === DONE;

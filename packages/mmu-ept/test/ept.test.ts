@@ -278,6 +278,7 @@ describe("the two-dimensional walk (SDM Vol. 3C 29.3.2, 28.2.1)", () => {
     expect(w.exitReason).toBe(EptExit.VIOLATION);
     expect(w.exitQual).toBe(EptQual.READ | EptQual.LINEAR_VALID);
     expect(w.exitGpa).toBe(Number(gUsed.at(-1)!));
+    expect([w.exitLinLo, w.exitLinHi]).toEqual([0x40_1010, 0]);
   });
 
   it("Table 28-7: an EPT violation on the final access has bits 7 and 8, plus the linear rights", () => {
