@@ -3,7 +3,15 @@
 // far more cases (see BENCHMARKS.md for the command).
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { FlatPhysMem, Mmu, newTranslateResult, type PhysMem, TranslateFault } from "../src/index.js";
+import {
+  checkEptp,
+  FlatPhysMem,
+  Mmu,
+  type MmuState,
+  newTranslateResult,
+  type PhysMem,
+  TranslateFault,
+} from "../src/index.js";
 
 const LONG = process.env.TSKVM_LONG === "1";
 const RUNS = LONG ? 200_000 : 1500;
@@ -148,6 +156,51 @@ describe("fuzz: page walks over hostile tables", () => {
           expect(typeof mmu.translate(0x12345678, 0x1234, access, out)).toBe("boolean");
         },
       ),
+    );
+  });
+});
+
+describe("fuzz: other inputs a guest or a snapshot controls", () => {
+  it("checkEptp answers every EPTP with null or a named error", () => {
+    const caps = new Mmu({ cr0: 0, cr3Lo: 0, cr3Hi: 0, cr4: 0, efer: 0 }, new FlatPhysMem(new ArrayBuffer(8)))
+      .ept.caps;
+    const named = [
+      null,
+      "EptpMemoryType",
+      "EptpWalkLength",
+      "EptpAccessDirty",
+      "EptpShadowStack",
+      "EptpReservedBits",
+    ];
+    fc.assert(
+      fc.property(fc.integer(), fc.integer(), fc.integer({ min: 36, max: 52 }), (lo, hi, m) => {
+        expect(named).toContain(checkEptp(lo, hi, caps, m));
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("Mmu.restore takes any JSON and returns an Mmu or a BadField error, never throws", () => {
+    const mem = new FlatPhysMem(new ArrayBuffer(4096));
+    const regs = { cr0: 0, cr3Lo: 0, cr3Hi: 0, cr4: 0, efer: 0 };
+    fc.assert(
+      fc.property(
+        fc.record({
+          vpid: fc.oneof(fc.integer(), fc.double(), fc.string(), fc.constant(null)),
+          eptp: fc.oneof(
+            fc.constant(null),
+            fc.record({ lo: fc.anything(), hi: fc.anything() }),
+            fc.anything(),
+          ),
+          pdptes: fc.oneof(fc.constant(null), fc.array(fc.integer(), { maxLength: 9 }), fc.anything()),
+          pdpteCr3: fc.anything(),
+        }),
+        (state) => {
+          const r = Mmu.restore(regs, mem, state as unknown as MmuState);
+          expect(r instanceof Mmu || (r as { kind: string }).kind === "BadField").toBe(true);
+        },
+      ),
+      { numRuns: RUNS },
     );
   });
 });
