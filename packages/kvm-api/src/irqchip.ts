@@ -81,11 +81,9 @@ export class Irqchip implements ApicBus {
     return ret;
   }
 
-  /** KVM_SIGNAL_MSI: >0 delivered to that many LAPICs, 0 nobody took it, -1 not an MSI address. */
+  /** KVM_SIGNAL_MSI: LAPICs that accepted it, or -1 when no LAPIC was addressed. */
   signalMsi(addressLo: number, addressHi: number, data: number): number {
-    const msg = decodeMsi(addressLo, addressHi, data);
-    if (!msg) return -1;
-    return this.deliver(msg, -1);
+    return this.deliver(decodeMsi(addressLo, addressHi, data), -1);
   }
 
   /** Calls `fn` when the guest EOIs the IOAPIC pin GSI `gsi` is routed to (irqfd resample). */
@@ -114,7 +112,10 @@ export class Irqchip implements ApicBus {
     this.ioapic.eoi(vector);
   }
 
-  /** The APIC bus: finds the destination LAPICs (SDM 11.6.2) and hands the message over. */
+  /**
+   * The APIC bus: finds the destination LAPICs (SDM 11.6.2) and hands the message over. Returns
+   * what kvm_irq_delivery_to_apic() does: -1 when no LAPIC is addressed, else how many accepted.
+   */
   deliver(msg: ApicMessage, sourceId: number): number {
     const targets: Lapic[] = [];
     for (const l of this.lapics) {
@@ -132,6 +133,7 @@ export class Irqchip implements ApicBus {
           if (l.matches(msg)) targets.push(l);
       }
     }
+    if (targets.length === 0) return -1;
     if (msg.deliveryMode === DeliveryMode.LowestPriority && targets.length > 1) {
       // SDM 11.6.2.4: the target with the lowest priority; ties go to the lowest APIC id.
       let best = targets[0]!;

@@ -273,7 +273,9 @@ export class Vcpu {
   }
   setMpState(state: number): void {
     const step = "KVM_SET_MP_STATE";
-    if (![0, 1, 2, 3, 4].includes(state)) fail("EINVAL", step, "UnknownState");
+    // x86.c kvm_arch_vcpu_ioctl_set_mpstate() does not range-check the value (AP_RESET_HOLD = 9
+    // is valid on x86); the run loop treats states it does not know as not runnable.
+    if (!Number.isInteger(state) || state < 0 || state > 0xffffffff) fail("EINVAL", step, "UnknownState");
     if (!this.lapic && state !== S.KVM_MP_STATE_RUNNABLE) fail("EINVAL", step, "NoInKernelLapic");
     if (state === S.KVM_MP_STATE_SIPI_RECEIVED) {
       this.mpState = S.KVM_MP_STATE_INIT_RECEIVED;
@@ -299,14 +301,14 @@ export class Vcpu {
 
   // ---- LAPIC ----
 
-  /** KVM_GET_LAPIC: the 1 KiB register page. ENXIO without an in-kernel irqchip. */
+  /** KVM_GET_LAPIC: the 1 KiB register page. EINVAL without an in-kernel irqchip (x86.c). */
   getLapic(): Uint8Array {
-    if (!this.lapic) fail("ENXIO", "KVM_GET_LAPIC", "NoInKernelLapic");
+    if (!this.lapic) fail("EINVAL", "KVM_GET_LAPIC", "NoInKernelLapic");
     const s = this.lapic.save();
     return new Uint8Array(Uint32Array.from(s.regs).buffer);
   }
   setLapic(page: Uint8Array): void {
-    if (!this.lapic) fail("ENXIO", "KVM_SET_LAPIC", "NoInKernelLapic");
+    if (!this.lapic) fail("EINVAL", "KVM_SET_LAPIC", "NoInKernelLapic");
     if (page.length !== KVM_APIC_REG_SIZE) fail("EINVAL", "KVM_SET_LAPIC", "BadLength");
     const copy = page.slice();
     this.lapic.restorePage(new Uint32Array(copy.buffer));

@@ -170,9 +170,13 @@ export class Vm {
     this.irqchip.routing.set(entries);
   }
 
-  /** KVM_SIGNAL_MSI: flags must be 0 (no KVM_MSI_VALID_DEVID); returns LAPICs reached, -1 not MSI. */
+  /**
+   * KVM_SIGNAL_MSI: flags may only hold KVM_MSI_VALID_DEVID (the device id matters only with an
+   * IOMMU, which x86 KVM ignores here); returns the LAPICs that accepted it, or -1 when none was
+   * addressed (the ioctl then fails with EPERM, as real KVM's does).
+   */
   signalMsi(msi: { addressLo: number; addressHi: number; data: number; flags?: number }): number {
-    if (msi.flags) fail("EINVAL", "KVM_SIGNAL_MSI", "BadFlags");
+    if ((msi.flags ?? 0) & ~1) fail("EINVAL", "KVM_SIGNAL_MSI", "BadFlags");
     if (!this.irqchip) fail("EINVAL", "KVM_SIGNAL_MSI", "NoIrqchip");
     return this.irqchip.signalMsi(msi.addressLo >>> 0, msi.addressHi >>> 0, msi.data >>> 0);
   }
@@ -201,7 +205,8 @@ export class Vm {
         if (!resample) chip.setGsi(gsi, false, IRQ_SOURCE_IRQFD);
       },
       deassign: () => {
-        if (!this.irqfds.delete(fd)) fail("ENOENT", step, "NotAssigned");
+        // eventfd.c kvm_irqfd_deassign() succeeds whether or not the pair was assigned.
+        if (!this.irqfds.delete(fd)) return;
         off?.();
         if (resample) chip.setGsi(gsi, false, IRQ_SOURCE_IRQFD);
       },

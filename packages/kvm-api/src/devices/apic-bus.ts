@@ -39,7 +39,7 @@ export interface ApicMessage {
 export interface ApicBus {
   /**
    * Delivers `msg`; `sourceId` is the sending LAPIC's id for shorthands (-1 for IOAPIC/MSI).
-   * Returns the number of LAPICs that accepted it (0 means it went nowhere).
+   * Returns the number of LAPICs that accepted it, or -1 when no LAPIC was addressed.
    */
   deliver(msg: ApicMessage, sourceId: number): number;
 }
@@ -47,11 +47,12 @@ export interface ApicBus {
 /** MSI address/data decoding (SDM Vol. 3 11.11.1 and 11.11.2). */
 export const MSI_ADDRESS_BASE = 0xfee00000;
 
-/** Decodes an MSI write; returns undefined when the address is not in the 0xFEExxxxx window. */
-export function decodeMsi(addressLo: number, addressHi: number, data: number): ApicMessage | undefined {
-  // SDM 11.11.1: bits 31:20 must be 0FEEH. addressHi carries the x2APIC destination bits 31:8
-  // (KVM's KVM_MSI_VALID_DEVID-less "extended destination" via address_hi, api.rst 4.71).
-  if (addressLo >>> 20 !== 0xfee) return undefined;
+/**
+ * Decodes an MSI (address, data) pair into a message. Like KVM's kvm_set_msi_irq() it does not
+ * insist on the 0xFEExxxxx window (SDM 11.11.1): routing an MSI there is the platform's job.
+ * `addressHi` bits 31:8 extend the destination for x2APIC ids above 255.
+ */
+export function decodeMsi(addressLo: number, addressHi: number, data: number): ApicMessage {
   const destLow = (addressLo >>> 12) & 0xff;
   return {
     vector: data & 0xff,

@@ -185,8 +185,9 @@ export class IoApic {
       },
       -1,
     );
-    // Remote IRR: set when a LAPIC accepted a level interrupt, until its EOI.
-    if (level && delivered > 0 && ((lo >>> 8) & 7) !== DeliveryMode.ExtInt)
+    // Remote IRR: set for a level interrupt once sent, until the EOI. KVM's ioapic_service() sets it
+    // for any non-zero delivery result, -1 (nobody addressed) included.
+    if (level && delivered !== 0 && ((lo >>> 8) & 7) !== DeliveryMode.ExtInt)
       this.lo[pin] = lo | RTE_REMOTE_IRR;
     return delivered;
   }

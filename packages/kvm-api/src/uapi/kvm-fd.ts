@@ -213,7 +213,7 @@ export class KvmFds {
           data: v.num("data"),
           flags: v.num("flags"),
         });
-        return r < 0 ? -Errno.EINVAL : r;
+        return r < 0 ? -Errno.EPERM : r; // kvm_send_userspace_msi() returns -1 itself
       }
       case I.KVM_SET_GSI_ROUTING: {
         const n = new StructView(T.kvm_irq_routing, b).num("nr");
@@ -329,9 +329,8 @@ export class KvmFds {
     const flags = v.num("flags");
     const key = `${fd}:${gsi}`;
     if (flags & 1) {
-      const h = this.irqfds.get(key);
-      if (!h) return -Errno.ENOENT;
-      h.deassign();
+      // kvm_irqfd_deassign() returns 0 whether or not (fd, gsi) was assigned.
+      this.irqfds.get(key)?.deassign();
       this.irqfds.delete(key);
       return 0;
     }

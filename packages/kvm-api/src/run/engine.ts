@@ -1,0 +1,483 @@
+/**
+ * The engine behind `Vcpu.run()`: KVM_RUN as arch/x86/kvm/vmx does it (vcpu_run -> vcpu_enter_guest
+ * -> vmx_vcpu_run -> vmx_handle_exit), over the software VMX of `@tskvm/vmx`, the CPU of
+ * `@tskvm/cpu-x86` and the two-dimensional walk of `@tskvm/mmu-ept`.
+ *
+ * One iteration: process INIT/SIPI and the halted state, service expired timers, inject a pending
+ * event through the VM-entry interruption-information field (or arm interrupt-window exiting),
+ * VMLAUNCH/VMRESUME, run the CPU in non-root mode with the VMX intercept decisions as its hook and
+ * guest paging + EPT as its translator, VM exit, then handle the exit in the kernel (exits.ts) and
+ * loop, or return a `kvm_run` exit to userspace.
+ */
+import { Cpu, FAULT, RunExit, TranslateFault, type TranslateResult, type Translator } from "@tskvm/cpu-x86";
+import { Mmu } from "@tskvm/mmu-ept";
+import { ExitReason, F, INTR_INFO_VALID, IntrType, Proc, VmxCaps, VmxUnit } from "@tskvm/vmx";
+import { DeterministicClock } from "../clock.js";
+import {
+  KVM_EXIT_FAIL_ENTRY,
+  KVM_EXIT_INTERNAL_ERROR,
+  KVM_EXIT_INTR,
+  KVM_INTERNAL_ERROR_DELIVERY_EV,
+  KVM_INTERNAL_ERROR_EMULATION,
+  type KvmExit,
+} from "../exits.js";
+import type { Vcpu, VcpuBackend } from "../vcpu.js";
+import * as S from "../vcpu-state.js";
+import { ExitHandlers } from "./exits.js";
+import { GuestBus } from "./guest-bus.js";
+import { NonRootHooks } from "./hooks.js";
+import { EptMap } from "./ept-map.js";
+import { HOST_PHYS_BITS, HostMemory, WalkMemory } from "./host-memory.js";
+import { VmxStateRecord, cpuToRecord, recordToCpu } from "./vmx-state.js";
+import { msrBitmap, programControls } from "./vmcs-setup.js";
+import { StateSync } from "./sync.js";
+
+/** Tuning of one vCPU's run loop. */
+export interface VmxBackendOptions {
+  /** Instructions per CPU slice between looks at timers and kicks (default 8192). */
+  sliceInstructions?: number;
+  /** Host milliseconds one `run()` may spend before returning KVM_EXIT_INTR (default 50). */
+  maxRunMs?: number;
+  /** Guest instructions one `run()` may retire before returning KVM_EXIT_INTR (default 50M). */
+  maxRunInstructions?: number;
+  /** Longest a halted vCPU waits in one `run()` before KVM_EXIT_INTR (host ms, default 10). */
+  maxHaltMs?: number;
+  /**
+   * A word in shared memory another thread sets non-zero (then `Atomics.notify`) to kick this vCPU
+   * out to userspace with KVM_EXIT_INTR, as a signal does to a thread in KVM_RUN. Cleared on exit.
+   */
+  kickWord?: Int32Array;
+  /** Expose VMX to the guest (CR4.VMXE may be set). Default false. */
+  nestedVmx?: boolean;
+}
+
+/** Translator wrapper that remembers the linear address of an EPT exit (SDM 28.2.1 guest-linear). */
+class EptTranslator implements Translator {
+  linLo = 0;
+  linHi = 0;
+  constructor(readonly mmu: Mmu) {}
+  translate(linLo: number, linHi: number, access: number, out: TranslateResult): boolean {
+    if (this.mmu.translate(linLo, linHi, access, out)) return true;
+    if (out.fault === TranslateFault.EXIT) {
+      this.linLo = linLo;
+      this.linHi = linHi;
+    }
+    return false;
+  }
+}
+
+const hostNowMs = (): number => performance.now();
+
+/** The VMX + CPU backend of one vCPU (`vcpu.backend`). */
+export class VmxBackend implements VcpuBackend {
+  readonly caps = new VmxCaps({ physAddrBits: HOST_PHYS_BITS });
+  readonly host = new HostMemory();
+  readonly ept = new EptMap();
+  readonly record = new VmxStateRecord();
+  readonly unit: VmxUnit;
+  readonly hooks: NonRootHooks;
+  readonly bus: GuestBus;
+  readonly mmu: Mmu;
+  readonly translator: EptTranslator;
+  readonly cpu: Cpu;
+  readonly sync: StateSync;
+  readonly handlers: ExitHandlers;
+  readonly opts: Required<Omit<VmxBackendOptions, "kickWord">> & { kickWord: Int32Array };
+  /** VM-exit counts by basic reason (for tests and tuning). */
+  readonly exitCounts = new Map<number, number>();
+  private launched = false;
+  private eptStale = true;
+  /** Set by irqchip kicks: something may be deliverable, leave the slice or the halt wait. */
+  private wake = false;
+  /** Set by `requestExit()`. */
+  private exitRequested = false;
+  private runStartMs = 0;
+  private runStartInsns = 0;
+
+  constructor(
+    readonly vcpu: Vcpu,
+    opts: VmxBackendOptions = {},
+  ) {
+    this.opts = {
+      sliceInstructions: opts.sliceInstructions ?? 8192,
+      maxRunMs: opts.maxRunMs ?? 50,
+      maxRunInstructions: opts.maxRunInstructions ?? 50_000_000,
+      maxHaltMs: opts.maxHaltMs ?? 10,
+      nestedVmx: opts.nestedVmx ?? false,
+      kickWord: opts.kickWord ?? new Int32Array(new SharedArrayBuffer(4)),
+    };
+    this.unit = new VmxUnit({ caps: this.caps, cpu: this.record, mem: this.host });
+    this.hooks = new NonRootHooks(this.unit.vmcs, this.host);
+    this.bus = new GuestBus(vcpu, () => this.cpu, this.hooks);
+    const vm = vcpu.vm;
+    this.mmu = new Mmu(
+      { cr0: 0, cr3Lo: 0, cr3Hi: 0, cr4: 0, efer: 0 },
+      new WalkMemory(vm.memory, this.ept.mem),
+      {
+        tlb: false,
+        maxPhyAddr: HOST_PHYS_BITS,
+      },
+    );
+    this.translator = new EptTranslator(this.mmu);
+    this.cpu = new Cpu({
+      memory: this.bus,
+      translator: this.translator,
+      io: this.bus,
+      intercepts: this.hooks,
+      interrupts: null,
+      clock: { now: () => vcpu.tsc() },
+    });
+    // The walker reads the paging registers of the CPU it translates for.
+    (this.mmu as { regs: unknown }).regs = this.cpu;
+    (this.mmu.walker as unknown as { regs: unknown }).regs = this.cpu;
+    this.hooks.cpu = this.cpu;
+    this.sync = new StateSync(this);
+    this.handlers = new ExitHandlers(this);
+    vm.memory.onChange((c) => {
+      if (c.kind === "dirty-log-reset") this.cpu.flushTranslations();
+      else this.eptStale = true;
+    });
+    vm.onKick((i) => {
+      if (i === vcpu.index) this.wake = true;
+    });
+    this.vmxOn();
+  }
+
+  /** Makes the next (or current) `run()` return KVM_EXIT_INTR, like a signal to the vCPU thread. */
+  requestExit(): void {
+    this.exitRequested = true;
+    this.cpu.requestStop();
+  }
+
+  /** VMXON, VMCLEAR, VMPTRLD, then the VMCS as KVM programs it (vmx_vcpu_create / init_vmcs). */
+  private vmxOn(): void {
+    const h = this.host;
+    const vmxon = h.alloc();
+    const vmcs = h.alloc();
+    const bitmap = h.alloc();
+    const hostCr3 = h.alloc();
+    const rev = new Uint8Array(4);
+    new DataView(rev.buffer).setUint32(0, this.caps.config.revisionId, true);
+    h.write(vmxon, rev);
+    h.write(vmcs, rev);
+    h.write(bitmap, msrBitmap());
+    const u = this.unit;
+    const ok = (o: { kind: string }, what: string) => {
+      if (o.kind !== "done" || (this.record.rflags & 0x41n) !== 0n) throw new Error(`kvm-api: ${what} failed`);
+    };
+    ok(u.vmxon(() => BigInt(vmxon)), "VMXON");
+    ok(u.vmclear(() => BigInt(vmcs)), "VMCLEAR");
+    ok(u.vmptrld(() => BigInt(vmcs)), "VMPTRLD");
+    programControls(u.vmcs, this.caps, { msrBitmap: bitmap, hostCr3 }, this.ept.eptp());
+  }
+
+  // ------------------------------------------------------------------------------------- KVM_RUN
+
+  run(vcpu: Vcpu): KvmExit {
+    this.runStartMs = hostNowMs();
+    this.runStartInsns = this.cpu.executed;
+    this.sync.syncIn();
+    const pending = this.handlers.complete();
+    if (pending !== null) return this.sync.out(pending);
+    for (;;) {
+      if (this.interrupted()) return this.sync.out({ kind: "intr", reason: KVM_EXIT_INTR });
+      if (this.eptStale) this.rebuildEpt();
+      if (vcpu.lapic?.pendingEvents) {
+        vcpu.acceptEvents();
+        this.sync.syncIn();
+      }
+      // Not runnable: wait-for-SIPI (an AP before SIPI) or halted with nothing to wake it.
+      if (vcpu.mpState === S.KVM_MP_STATE_UNINITIALIZED || vcpu.mpState === S.KVM_MP_STATE_INIT_RECEIVED) {
+        if (!this.block()) return this.sync.out({ kind: "intr", reason: KVM_EXIT_INTR });
+        continue;
+      }
+      if (vcpu.mpState === S.KVM_MP_STATE_HALTED) {
+        this.serviceTimers();
+        if (this.handlers.hasWakeEvent()) vcpu.mpState = S.KVM_MP_STATE_RUNNABLE;
+        else {
+          if (!this.block()) return this.sync.out({ kind: "intr", reason: KVM_EXIT_INTR });
+          continue;
+        }
+      }
+      this.serviceTimers();
+      if (!this.bus.replaying && !this.hooks.emulatingIo) {
+        const early = this.handlers.injectEvents();
+        if (early !== null) return this.sync.out(early);
+      }
+      const entered = this.enter();
+      if (entered !== null) return this.sync.out(entered);
+      const fatal = this.runGuest();
+      if (fatal !== null) return this.sync.out(fatal);
+      const reason = this.unit.vmcs.get32(F.VM_EXIT_REASON) & 0xffff;
+      this.exitCounts.set(reason, (this.exitCounts.get(reason) ?? 0) + 1);
+      const r = this.handlers.handle(reason);
+      if (r !== null) return this.sync.out(r);
+    }
+  }
+
+  /** immediate_exit, a kick from another thread, `requestExit()`, or the run's time budget. */
+  private interrupted(): boolean {
+    const k = this.opts.kickWord;
+    if (this.vcpu.runFields.immediateExit || this.exitRequested || Atomics.load(k, 0) !== 0) {
+      this.exitRequested = false;
+      Atomics.store(k, 0, 0);
+      return true;
+    }
+    if (this.cpu.executed - this.runStartInsns >= this.opts.maxRunInstructions) return true;
+    return this.vcpu.vm.clock.mode === "host" && hostNowMs() - this.runStartMs >= this.opts.maxRunMs;
+  }
+
+  /** Services every in-kernel timer (PIT, LAPIC) whose deadline passed. */
+  serviceTimers(): void {
+    const vm = this.vcpu.vm;
+    if (vm.nextDeadlineNs() <= vm.clock.nowNs()) vm.tick();
+  }
+
+  /**
+   * kvm_vcpu_block(): waits for a timer deadline, a kick or the halt budget. With the
+   * deterministic clock time jumps to the next deadline. Returns false when nothing can wake the
+   * vCPU within this run (the caller returns KVM_EXIT_INTR so userspace gets control).
+   */
+  private block(): boolean {
+    const vm = this.vcpu.vm;
+    if (this.wake) {
+      this.wake = false;
+      return true;
+    }
+    const deadline = vm.nextDeadlineNs();
+    const clock = vm.clock;
+    if (clock instanceof DeterministicClock) {
+      if (!Number.isFinite(deadline)) return false;
+      clock.advanceTo(deadline);
+      vm.tick();
+      return true;
+    }
+    const left = this.opts.maxRunMs - (hostNowMs() - this.runStartMs);
+    if (left <= 0) return false;
+    const waitMs = Math.min(this.opts.maxHaltMs, left, Math.max(0, (deadline - clock.nowNs()) / 1e6));
+    if (waitMs > 0) Atomics.wait(this.opts.kickWord, 0, 0, waitMs);
+    vm.tick();
+    return true;
+  }
+
+  /** New slots: rebuild the identity EPT (KVM zaps and refaults; here eagerly) and drop the TLB. */
+  private rebuildEpt(): void {
+    this.ept.reset();
+    this.ept.populate(this.vcpu.vm.memory.slots());
+    this.unit.vmcs.set64(F.EPT_POINTER, this.ept.eptp());
+    this.cpu.flushTranslations();
+    this.cpu.codePages.clear();
+    this.eptStale = false;
+  }
+
+  /** VMLAUNCH / VMRESUME and the guest-state load into the CPU. Returns a userspace exit on failure. */
+  private enter(): KvmExit | null {
+    const u = this.unit;
+    const o = this.launched ? u.vmresume() : u.vmlaunch();
+    switch (o.kind) {
+      case "entered":
+        break;
+      case "entry-failed":
+        // vmx_handle_exit(): VM-entry failure -> KVM_EXIT_FAIL_ENTRY with the full exit reason.
+        return {
+          kind: "fail-entry",
+          reason: KVM_EXIT_FAIL_ENTRY,
+          hardwareEntryFailureReason: BigInt(u.vmcs.get32(F.VM_EXIT_REASON) >>> 0),
+          cpu: this.vcpu.index,
+        };
+      case "done":
+        // VMfailValid: KVM reports the VM-instruction error number.
+        return {
+          kind: "fail-entry",
+          reason: KVM_EXIT_FAIL_ENTRY,
+          hardwareEntryFailureReason: BigInt(u.vmcs.get32(F.VM_INSTRUCTION_ERROR)),
+          cpu: this.vcpu.index,
+        };
+      default:
+        return this.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(o.kind.length)]);
+    }
+    this.launched = true;
+    const cpu = this.cpu;
+    recordToCpu(this.record, cpu);
+    const proc = u.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL);
+    cpu.irqPending = (proc & Proc.INTR_WINDOW_EXITING) !== 0;
+    cpu.nmiPending = (proc & Proc.NMI_WINDOW_EXITING) !== 0;
+    const inj = o.inject;
+    if (inj !== null && inj.type !== IntrType.OTHER) {
+      // SDM 27.6.1: the event is delivered through the guest IDT before any guest instruction.
+      const soft = inj.type >= IntrType.SW_INTERRUPT;
+      const ret = cpu.ripLo >>> 0;
+      const retLo = soft ? ret + inj.instructionLength : ret;
+      try {
+        cpu.deliverEvent(
+          inj.vector,
+          inj.type,
+          inj.errorCode !== null,
+          inj.errorCode ?? 0,
+          retLo | 0,
+          retLo > 0xffffffff ? cpu.ripHi + 1 : cpu.ripHi,
+        );
+      } catch (e) {
+        this.vmExit({ reason: ExitReason.EXTERNAL_INTERRUPT });
+        return this.internal(KVM_INTERNAL_ERROR_DELIVERY_EV, [BigInt(inj.vector), e === FAULT ? 1n : 0n]);
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Runs the CPU in non-root operation until something needs the kernel, then performs the VM
+   * exit. Returns a userspace exit only for emulator failures.
+   */
+  private runGuest(): KvmExit | null {
+    const cpu = this.cpu;
+    const hooks = this.hooks;
+    const bus = this.bus;
+    const clock = this.vcpu.vm.clock;
+    for (;;) {
+      if (cpu.shutdown) {
+        this.vmExit({ reason: ExitReason.TRIPLE_FAULT });
+        return null;
+      }
+      const single = bus.replaying || hooks.emulatingIo;
+      const budget = single ? 1 : this.sliceBudget();
+      const before = cpu.executed;
+      bus.aborted = false;
+      hooks.exit.reason = -1;
+      const rx = cpu.run(budget);
+      clock.retire(cpu.executed - before);
+      if (single) {
+        hooks.emulatingIo = false;
+        if (!bus.aborted) bus.retired();
+      }
+      switch (rx) {
+        case RunExit.INTERCEPT: {
+          if (hooks.inPlace) {
+            hooks.inPlace = false;
+            this.stepRip(cpu.curInsn?.length ?? 0);
+            cpu.executed++;
+            continue;
+          }
+          const e = hooks.exit;
+          this.vmExit({
+            reason: e.reason,
+            qualification: e.qualification,
+            intrInfo: e.intrInfo,
+            intrErrorCode: e.intrErrorCode,
+            instructionLength: e.instructionLength,
+            guestPhysical: BigInt(e.guestPhysical),
+          });
+          return null;
+        }
+        case RunExit.TRANSLATION: {
+          const t = this.translator;
+          const m = this.mmu;
+          this.vmExit({
+            reason: m.exitReason,
+            qualification: BigInt(m.exitQual >>> 0),
+            guestPhysical: BigInt(m.exitGpa),
+            guestLinear: (BigInt(t.linHi >>> 0) << 32n) | BigInt(t.linLo >>> 0),
+          });
+          return null;
+        }
+        case RunExit.STOPPED:
+          if (bus.posted.length > 0) {
+            const p = bus.posted[0]!;
+            this.vmExit(
+              p.pio
+                ? { reason: ExitReason.IO_INSTRUCTION, qualification: BigInt(((p.size - 1) | 0x10 | (p.addr << 16)) >>> 0) }
+                : { reason: ExitReason.EPT_VIOLATION, qualification: 2n, guestPhysical: BigInt(p.addr) },
+            );
+            return null;
+          }
+          if (this.needsKernel()) return this.hostInterrupt();
+          continue;
+        case RunExit.BUDGET:
+          if (this.needsKernel()) return this.hostInterrupt();
+          continue;
+        case RunExit.HLT:
+          // Only reachable with an entry in the HLT activity state: the kernel waits for an event.
+          this.vmExit({ reason: ExitReason.HLT, instructionLength: 0 });
+          return null;
+        case RunExit.SHUTDOWN:
+          this.vmExit({ reason: ExitReason.TRIPLE_FAULT });
+          return null;
+        default:
+          this.vmExit({ reason: ExitReason.EXTERNAL_INTERRUPT });
+          return this.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(rx)], cpu.internalError);
+      }
+    }
+  }
+
+  /** A host interrupt (timer, kick) stops the guest: an external-interrupt VM exit (SDM 26.2). */
+  private hostInterrupt(): null {
+    this.vmExit({ reason: ExitReason.EXTERNAL_INTERRUPT });
+    return null;
+  }
+
+  /** After a slice: does the kernel have work (expired timers, deliverable events, kicks)? */
+  private needsKernel(): boolean {
+    const vm = this.vcpu.vm;
+    if (this.wake) {
+      this.wake = false;
+      return true;
+    }
+    if (vm.nextDeadlineNs() <= vm.clock.nowNs()) return true;
+    const armed = (this.unit.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL) & Proc.INTR_WINDOW_EXITING) !== 0;
+    if (!armed && this.vcpu.hasInterrupt()) return true;
+    if (this.vcpu.hasNmi()) return true;
+    if (this.exitRequested || this.vcpu.runFields.immediateExit || Atomics.load(this.opts.kickWord, 0) !== 0)
+      return true;
+    if (this.cpu.executed - this.runStartInsns >= this.opts.maxRunInstructions) return true;
+    return vm.clock.mode === "host" && hostNowMs() - this.runStartMs >= this.opts.maxRunMs;
+  }
+
+  /** Instructions until the next timer deadline (deterministic clock), capped by the slice size. */
+  private sliceBudget(): number {
+    const max = this.opts.sliceInstructions;
+    const clock = this.vcpu.vm.clock;
+    if (!(clock instanceof DeterministicClock)) return max;
+    const left = this.vcpu.vm.nextDeadlineNs() - clock.nowNs();
+    if (!Number.isFinite(left)) return max;
+    return Math.max(1, Math.min(max, Math.ceil(left / clock.nsPerInstruction)));
+  }
+
+  /** Steps RIP past an instruction completed in place (wrapping as the code size says). */
+  private stepRip(len: number): void {
+    const cpu = this.cpu;
+    const n = (cpu.ripLo >>> 0) + len;
+    if (cpu.codeMode === 64) {
+      cpu.ripLo = n | 0;
+      if (n > 0xffffffff) cpu.ripHi = (cpu.ripHi + 1) | 0;
+    } else {
+      cpu.ripLo = cpu.codeMode === 16 ? n & 0xffff : n | 0;
+    }
+  }
+
+  /** VM exit: the CPU's guest state into the record, then the VMX unit's exit (SDM chapter 28). */
+  vmExit(info: Parameters<VmxUnit["exit"]>[0]): void {
+    cpuToRecord(this.cpu, this.record);
+    const r = this.unit.exit(info);
+    if (r.kind === "abort") throw new Error(`kvm-api: VMX abort ${r.indicator} on a kernel VMCS`);
+  }
+
+  internal(suberror: number, data: bigint[], message = ""): KvmExit {
+    if (message) this.lastInternalError = message;
+    return { kind: "internal-error", reason: KVM_EXIT_INTERNAL_ERROR, suberror, data };
+  }
+
+  /** Text of the last emulator failure (INTERNAL_ERROR), for diagnostics. */
+  lastInternalError = "";
+
+  /** Guest-visible entry-interruption info currently pending (an injected exception or event). */
+  entryEventPending(): boolean {
+    return (this.unit.vmcs.get32(F.VM_ENTRY_INTR_INFO_FIELD) & INTR_INFO_VALID) !== 0;
+  }
+}
+
+/** Attaches a VMX backend to a vCPU: from now on `vcpu.run()` runs the guest. */
+export function attachVmxBackend(vcpu: Vcpu, opts: VmxBackendOptions = {}): VmxBackend {
+  const b = new VmxBackend(vcpu, opts);
+  vcpu.backend = b;
+  return b;
+}
