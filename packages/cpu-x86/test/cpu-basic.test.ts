@@ -67,6 +67,30 @@ describe("cpu basics", () => {
     expect(cpu.r[0]! & 0xff).toBe(9);
   });
 
+  it("REP MOVSB with overlapping forward copy replicates like an element loop (SDM MOVS)", () => {
+    // rsi = 0x3000, rdi = 0x3001, rcx = 5000 (crosses pages); rep movsb; hlt
+    const { cpu, ram } = long64("be00300000 bf01300000 b988130000 f3a4 f4");
+    ram[0x3000] = 0xab;
+    expect(cpu.run(1000)).toBe(RunExit.HLT);
+    for (let k = 0x3000; k <= 0x3000 + 5000; k++) expect(ram[k]).toBe(0xab);
+    expect(ram[0x3000 + 5001]).toBe(0);
+    expect(cpu.r[2]).toBe(0);
+    expect(cpu.r[12]).toBe(0x3000 + 5000);
+  });
+
+  it("REP STOSD fills across pages and REP MOVSQ copies", () => {
+    // eax = 0x11223344; rdi = 0x5ffc; ecx = 3; rep stosd; rsi = 0x5ffc; rdi = 0x7000; ecx = 1; rep movsq; hlt
+    const { cpu, ram } = long64(
+      "b844332211 bffc5f0000 b903000000 f3ab befc5f0000 bf00700000 b901000000 f348a5 f4",
+    );
+    expect(cpu.run(1000)).toBe(RunExit.HLT);
+    const dv = new DataView(ram.buffer);
+    expect(dv.getUint32(0x5ffc, true)).toBe(0x11223344);
+    expect(dv.getUint32(0x6004, true)).toBe(0x11223344);
+    expect(dv.getUint32(0x6008, true)).toBe(0);
+    expect(dv.getBigUint64(0x7000, true)).toBe(0x1122334411223344n);
+  });
+
   it("division by zero delivers #DE through the IDT; a missing IDT becomes a triple fault", () => {
     const { cpu } = long64("31c9 f7f1 f4");
     cpu.idtrLimit = 0;

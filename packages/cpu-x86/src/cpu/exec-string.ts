@@ -63,6 +63,7 @@ export function stringOp(c: Cpu, i: XInsn): void {
     once(c, k, sz, asz, srcSeg, delta, i);
     return;
   }
+  if ((k === 0 || k === 2) && delta > 0 && asz !== 2 && fastRep(c, i, k, sz, asz, srcSeg)) return;
   const cond = k === 1 || k === 4; // REPE/REPNE apply to CMPS and SCAS only
   const repne = (i.prefixes & Prefix.REPNE) !== 0;
   for (let n = 0; n < CHUNK; n++) {
@@ -77,6 +78,80 @@ export function stringOp(c: Cpu, i: XInsn): void {
     c.nipLo = c.ripLo;
     c.nipHi = c.ripHi;
   }
+}
+
+/**
+ * REP MOVS / REP STOS with DF=0 over RAM: whole page-bounded chunks at a time (the architectural
+ * result of a forward element-by-element copy, including overlap). Returns false to fall back to the
+ * element loop (MMIO, tiny remainders). Leaves RIP on the instruction if the count is not exhausted.
+ */
+function fastRep(c: Cpu, i: XInsn, k: number, sz: number, asz: number, srcSeg: number): boolean {
+  const r = c.r;
+  let budget = 65536;
+  while (budget > 0) {
+    if (countZero(c, asz)) return true;
+    const cntLo = r[2]! >>> 0;
+    const cnt = asz === 8 && r[3] !== 0 ? 0x7fffffff : cntLo;
+    idx(c, 7, asz);
+    c.lin(Seg.ES, c.eaLo, c.eaHi, sz, true);
+    const dLo = c.la;
+    const dHi = c.laHi;
+    let bytes = Math.min(cnt * sz, 4096 - (dLo & 0xfff), budget);
+    let sLo = 0;
+    let sHi = 0;
+    if (k === 0) {
+      idx(c, 6, asz);
+      c.lin(srcSeg, c.eaLo, c.eaHi, sz, false);
+      sLo = c.la;
+      sHi = c.laHi;
+      bytes = Math.min(bytes, 4096 - (sLo & 0xfff));
+    }
+    bytes -= bytes % sz;
+    if (bytes < sz) return false;
+    // Limit checks for the whole chunk in the legacy modes.
+    if (c.codeMode !== 64) {
+      idx(c, 7, asz);
+      c.lin(Seg.ES, c.eaLo, c.eaHi, bytes, true);
+      if (k === 0) {
+        idx(c, 6, asz);
+        c.lin(srcSeg, c.eaLo, c.eaHi, bytes, false);
+      }
+    }
+    const di = c.tlbLookup(dLo, dHi, 1);
+    if (c.tlbIsMmio(di)) return false;
+    const dst = c.tlbView[di]!;
+    const dOff = c.tlbOff[di]! + (dLo & 0xfff);
+    if (k === 0) {
+      const si = c.tlbLookup(sLo, sHi, 0);
+      if (c.tlbIsMmio(si)) return false;
+      // The destination entry may have been evicted by the source lookup (same TLB slot).
+      if (c.tlbTagLo[di] !== (dLo & ~0xfff) || c.tlbTagHi[di] !== dHi) return false;
+      const src = c.tlbView[si]!;
+      const sOff = c.tlbOff[si]! + (sLo & 0xfff);
+      if (src === dst && dOff > sOff && dOff - sOff < bytes) {
+        for (let n = 0; n < bytes; n++) dst[dOff + n] = dst[sOff + n]!;
+      } else if (src === dst) dst.copyWithin(dOff, sOff, sOff + bytes);
+      else dst.set(src.subarray(sOff, sOff + bytes), dOff);
+      advance(c, 6, asz, bytes);
+    } else {
+      const v = c.getReg(sz, 0, i);
+      const vh = c.opHi;
+      if (sz === 1) dst.fill(v & 0xff, dOff, dOff + bytes);
+      else {
+        for (let n = 0; n < bytes; n += sz) {
+          for (let b = 0; b < sz; b++) dst[dOff + n + b] = b < 4 ? v >>> (8 * b) : vh >>> (8 * (b - 4));
+        }
+      }
+    }
+    advance(c, 7, asz, bytes);
+    advance(c, 1, asz, -(bytes / sz));
+    budget -= bytes;
+  }
+  if (!countZero(c, asz)) {
+    c.nipLo = c.ripLo;
+    c.nipHi = c.ripHi;
+  }
+  return true;
 }
 
 function once(c: Cpu, k: number, sz: number, asz: number, srcSeg: number, delta: number, i: XInsn): void {

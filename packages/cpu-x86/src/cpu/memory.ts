@@ -340,6 +340,7 @@ export class MemCpu extends FlagsCpu {
       this.hiOut = u8[o + 4]! | (u8[o + 5]! << 8) | (u8[o + 6]! << 16) | (u8[o + 7]! << 24);
       return u8[o]! | (u8[o + 1]! << 8) | (u8[o + 2]! << 16) | (u8[o + 3]! << 24);
     }
+    if ((lo & 0xfff) > 0xff8) this.checkCanonicalEnd(lo, hi, 8);
     const l = this.rd32(lo, hi);
     const a = (lo >>> 0) + 4;
     this.hiOut = this.rd32(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi);
@@ -365,13 +366,23 @@ export class MemCpu extends FlagsCpu {
       for (let k = size - 1; k >= 0; k--) v = (v << 8) | u8[o + k]!;
       return v;
     }
-    // Crosses a page: byte by byte, each through the TLB.
+    // Crosses a page: byte by byte, each through the TLB, after checking that the whole access is
+    // canonical (a wrap past 0x7fff_ffff_ffff faults as one access, SDM Vol. 1 3.3.7.1).
+    this.checkCanonicalEnd(lo, hi, size);
     let v = 0;
     for (let k = 0; k < size; k++) {
       const a = (lo >>> 0) + k;
       v |= this.rd8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi) << (8 * k);
     }
     return v;
+  }
+
+  /** Raises #GP(0)/#SS(0) when the last byte of a page-crossing access is not canonical. */
+  private checkCanonicalEnd(lo: number, hi: number, size: number): void {
+    if ((this.efer & EFER.LMA) === 0) return;
+    const e = (lo >>> 0) + size - 1;
+    const eh = e > 0xffffffff ? (hi + 1) | 0 : hi;
+    if (((eh >> 15) + 1) >>> 1 !== 0) this.raise(this.laSeg === 2 ? 12 : 13, 0);
   }
 
   // ---------------------------------------------------------------- writes
@@ -427,6 +438,7 @@ export class MemCpu extends FlagsCpu {
 
   wr64(lo: number, hi: number, vlo: number, vhi: number): void {
     if ((lo & 0xfff) > 0xff8) {
+      this.checkCanonicalEnd(lo, hi, 8);
       // Check both pages before writing either, so a fault leaves memory unchanged.
       const a = (lo >>> 0) + 7;
       this.probeWrite(lo, hi);
@@ -468,6 +480,7 @@ export class MemCpu extends FlagsCpu {
       return;
     }
     const e = (lo >>> 0) + size - 1;
+    this.checkCanonicalEnd(lo, hi, size);
     this.probeWrite(lo, hi);
     this.probeWrite(e | 0, e > 0xffffffff ? (hi + 1) | 0 : hi);
     for (let k = 0; k < size; k++) {
