@@ -1,4 +1,6 @@
 // @tskvm/virtio: virtio 1.2 virtqueues, transports and devices. Exports only.
+
+export { ChunkedGuestMemory, type ChunkedGuestMemoryOptions } from "./chunked-memory";
 export * from "./constants";
 export { type DeviceContext, type DeviceHost, type Metrics, VirtioDevice } from "./device";
 export {
