@@ -110,26 +110,20 @@ export class VmxBackend implements VcpuBackend {
     this.hooks = new NonRootHooks(this.unit.vmcs, this.host);
     this.bus = new GuestBus(vcpu, () => this.cpu, this.hooks);
     const vm = vcpu.vm;
-    this.mmu = new Mmu(
-      { cr0: 0, cr3Lo: 0, cr3Hi: 0, cr4: 0, efer: 0 },
-      new WalkMemory(vm.memory, this.ept.mem),
-      {
-        tlb: false,
-        maxPhyAddr: HOST_PHYS_BITS,
-      },
-    );
-    this.translator = new EptTranslator(this.mmu);
     this.cpu = new Cpu({
       memory: this.bus,
-      translator: this.translator,
       io: this.bus,
       intercepts: this.hooks,
       interrupts: null,
       clock: { now: () => vcpu.tsc() },
     });
-    // The walker reads the paging registers of the CPU it translates for.
-    (this.mmu as { regs: unknown }).regs = this.cpu;
-    (this.mmu.walker as unknown as { regs: unknown }).regs = this.cpu;
+    // Guest paging walked through EPT (the 2D walk); the walker reads the CPU's paging registers.
+    this.mmu = new Mmu(this.cpu, new WalkMemory(vm.memory, this.ept.mem), {
+      tlb: false,
+      maxPhyAddr: HOST_PHYS_BITS,
+    });
+    this.translator = new EptTranslator(this.mmu);
+    this.cpu.translator = this.translator;
     this.hooks.cpu = this.cpu;
     this.sync = new StateSync(this);
     this.handlers = new ExitHandlers(this);
@@ -264,7 +258,9 @@ export class VmxBackend implements VcpuBackend {
   private rebuildEpt(): void {
     this.ept.reset();
     this.ept.populate(this.vcpu.vm.memory.slots());
-    this.unit.vmcs.set64(F.EPT_POINTER, this.ept.eptp());
+    const eptp = this.ept.eptp();
+    this.unit.vmcs.set64(F.EPT_POINTER, eptp);
+    this.mmu.setEptp({ lo: Number(eptp & 0xffffffffn) | 0, hi: Number(eptp >> 32n) | 0 });
     this.cpu.flushTranslations();
     this.cpu.codePages.clear();
     this.eptStale = false;
