@@ -1,8 +1,17 @@
 // Differential harness: our decoder against iced-x86 (Intel rules, DecoderOptions.None) on seeded
 // random byte sequences. Used by test/decoder-iced.test.ts (a small sample in CI, 1,000,000 per
 // mode with TSKVM_LONG=1) and by bench/decode-iced.mjs for BENCHMARKS.md.
-import { CpuidFeature, Decoder, DecoderOptions, Formatter, FormatterSyntax, Mnemonic } from "iced-x86";
-import { DecodeStatus, decode, formatIntel, Insn, OP_NAMES } from "../src/index.js";
+import {
+  CpuidFeature,
+  Decoder,
+  DecoderOptions,
+  Formatter,
+  FormatterSyntax,
+  OpKind as IcedOpKind,
+  Register as IcedRegister,
+  Mnemonic,
+} from "iced-x86";
+import { DecodeStatus, decode, formatIntel, formOperands, Insn, OP_NAMES, OpKind } from "../src/index.js";
 
 /**
  * iced-x86 CPUID features this decoder covers (the issue's scope). A sequence that iced decodes
@@ -204,4 +213,121 @@ export function summarize(r: DiffResult): string {
   const top = [...r.outOfScope.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12);
   lines.push(`  out of scope by feature: ${top.map(([f, n]) => `${f} ${n}`).join(", ")}`);
   return lines.join("\n");
+}
+
+const GPR_NUM: Record<string, number> = {};
+[
+  ["rax", "eax", "ax", "al"],
+  ["rcx", "ecx", "cx", "cl"],
+  ["rdx", "edx", "dx", "dl"],
+  ["rbx", "ebx", "bx", "bl"],
+  ["rsp", "esp", "sp", "spl"],
+  ["rbp", "ebp", "bp", "bpl"],
+  ["rsi", "esi", "si", "sil"],
+  ["rdi", "edi", "di", "dil"],
+].forEach((names, n) => {
+  for (const x of names) GPR_NUM[x] = n;
+});
+for (let n = 8; n < 16; n++) for (const s of ["", "d", "w", "l"]) GPR_NUM[`r${n}${s}`] = n;
+const SEG_NUM: Record<string, number> = { es: 0, cs: 1, ss: 2, ds: 3, fs: 4, gs: 5 };
+
+/**
+ * Operand-level differential: for instructions both decoders accept (in scope), compares what
+ * the executor reads from `Insn` with iced's operands: memory base, index, scale, displacement
+ * (RIP-relative as the target address), segment override, immediates and near-branch targets.
+ * Returns category -> count and an example, empty when all agree.
+ */
+export function runOperandDiff(mode: 16 | 32 | 64, count: number, seed: number, biased: boolean) {
+  const buf = randomSequences(count, seed, biased);
+  const dec = new Decoder(mode, buf, DecoderOptions.None);
+  const fmt = new Formatter(FormatterSyntax.Intel);
+  const insn = new Insn();
+  const diffs = new Map<string, { n: number; example: string }>();
+  let compared = 0;
+  const ip = 0x1000;
+  for (let i = 0; i < count; i++) {
+    const off = i * 16;
+    dec.position = off;
+    dec.ip = BigInt(ip);
+    const ins = dec.decode();
+    const st = decode(buf, off, mode, insn);
+    if (st !== DecodeStatus.Ok || ins.isInvalid) {
+      ins.free();
+      continue;
+    }
+    if (!Array.from(ins.cpuidFeatures()).every((f) => IN_SCOPE.has(CpuidFeature[f] as string))) {
+      ins.free();
+      continue;
+    }
+    compared++;
+    const bad = (what: string) => {
+      const k = `${what} (${(Mnemonic[ins.mnemonic] as string).toLowerCase()})`;
+      const ex = `${mode} | ${Buffer.from(buf.subarray(off, off + insn.length)).toString("hex")} | iced ${fmt.format(ins)} | ours ${formatIntel(insn, ip)}`;
+      const c = diffs.get(k);
+      if (c) c.n++;
+      else diffs.set(k, { n: 1, example: ex });
+    };
+    const asMask = insn.addrSize === 8 ? (1n << 64n) - 1n : insn.addrSize === 4 ? 0xffffffffn : 0xffffn;
+    // Our immediate-like operands in order: the constant 1 of shifts, then I operands (imm, imm2).
+    const ours = formOperands(insn.form);
+    const imm64 = BigInt.asUintN(64, (BigInt(insn.immHi) << 32n) | BigInt(insn.imm >>> 0));
+    const ourImms: bigint[] = [];
+    for (const o of ours) {
+      if (o.kind === OpKind.One) ourImms.push(1n);
+      else if (o.kind === OpKind.I)
+        ourImms.push(ourImms.some((_, j) => ours[j]?.kind === OpKind.I) ? BigInt(insn.imm2) : imm64);
+    }
+    const moffs = ours.some((o) => o.kind === OpKind.O);
+    let immIndex = 0;
+    for (let k = 0; k < ins.opCount; k++) {
+      const kind = IcedOpKind[ins.opKind(k)] as string;
+      if (kind === "Memory" && moffs) {
+        // moffs (A0-A3): the offset is the immediate, address-size wide.
+        if ((ins.memoryDisplacement & asMask) !== (imm64 & asMask)) bad("moffs");
+      } else if (kind === "Memory" && ins.mnemonic === Mnemonic.Xlatb) {
+        // XLAT's [rBX+AL] is implicit in the opcode; nothing in Insn to compare.
+      } else if (kind === "Memory") {
+        if (!insn.isMem) {
+          bad("memory operand");
+          continue;
+        }
+        const base = (IcedRegister[ins.memoryBase] as string).toLowerCase();
+        const index = (IcedRegister[ins.memoryIndex] as string).toLowerCase();
+        if (base === "rip" || base === "eip") {
+          if (!insn.ripRel) bad("rip-relative");
+          const target = BigInt.asUintN(64, BigInt(ip + insn.length) + BigInt(insn.disp)) & asMask;
+          if ((ins.memoryDisplacement & asMask) !== target) bad("rip target");
+        } else {
+          if ((base === "none" ? -1 : (GPR_NUM[base] ?? -2)) !== insn.base) bad("base");
+          if (!index.startsWith("xmm") && !index.startsWith("ymm")) {
+            if ((index === "none" ? -1 : (GPR_NUM[index] ?? -2)) !== insn.index) bad("index");
+            if (index !== "none" && ins.memoryIndexScale !== 1 << insn.scale) bad("scale");
+          }
+          if ((ins.memoryDisplacement & asMask) !== (BigInt.asUintN(64, BigInt(insn.disp)) & asMask))
+            bad("displacement");
+        }
+        const seg = (IcedRegister[ins.segmentPrefix] as string).toLowerCase();
+        const ignored = mode === 64 && SEG_NUM[seg] !== undefined && SEG_NUM[seg]! < 4;
+        if ((seg === "none" || ignored ? -1 : SEG_NUM[seg]) !== insn.seg) bad("segment");
+      } else if (kind.startsWith("Immediate")) {
+        const v = ins.immediate(k);
+        const mine = ourImms[immIndex++] ?? -1n;
+        const bits =
+          kind.endsWith("to64") || kind === "Immediate64"
+            ? 64
+            : kind.endsWith("to32") || kind === "Immediate32"
+              ? 32
+              : kind.endsWith("to16") || kind === "Immediate16"
+                ? 16
+                : 8;
+        if (BigInt.asUintN(bits, v) !== BigInt.asUintN(bits, mine)) bad(`immediate ${kind}`);
+      } else if (kind.startsWith("NearBranch")) {
+        const bits = kind === "NearBranch64" ? 64 : kind === "NearBranch32" ? 32 : 16;
+        const t = BigInt.asUintN(bits, BigInt(ip + insn.length) + BigInt(insn.imm));
+        if (BigInt.asUintN(bits, ins.nearBranchTarget) !== t) bad("branch target");
+      }
+    }
+    ins.free();
+  }
+  return { compared, diffs };
 }
