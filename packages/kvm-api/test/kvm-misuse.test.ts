@@ -41,8 +41,8 @@ function ours(): string[] {
     if (irqchip) k.ioctl(vm, I.KVM_CREATE_IRQCHIP, 0);
     return vm;
   };
-  const s = (layout: keyof typeof T, fields: Record<string, number | bigint> = {}) => {
-    const v = new StructView(T[layout] as StructLayout);
+  const s = (layout: StructLayout, fields: Record<string, number | bigint> = {}) => {
+    const v = new StructView(layout);
     for (const [f, x] of Object.entries(fields)) v.set(f, x);
     return v.bytes;
   };
@@ -50,7 +50,7 @@ function ours(): string[] {
     k.ioctl(
       vm,
       I.KVM_SET_USER_MEMORY_REGION,
-      s("kvm_userspace_memory_region", {
+      s(T.kvm_userspace_memory_region, {
         slot,
         flags,
         guest_phys_addr: gpa,
@@ -60,15 +60,15 @@ function ours(): string[] {
     );
 
   const vm = newvm(false);
-  R("pit2-before-irqchip", k.ioctl(vm, I.KVM_CREATE_PIT2, s("kvm_pit_config")));
-  R("irq-line-no-irqchip", k.ioctl(vm, I.KVM_IRQ_LINE, s("kvm_irq_level", { irq: 1, level: 1 })));
-  R("get-irqchip-no-irqchip", k.ioctl(vm, I.KVM_GET_IRQCHIP, s("kvm_irqchip")));
-  R("get-pit2-no-pit", k.ioctl(vm, I.KVM_GET_PIT2, s("kvm_pit_state2")));
+  R("pit2-before-irqchip", k.ioctl(vm, I.KVM_CREATE_PIT2, s(T.kvm_pit_config)));
+  R("irq-line-no-irqchip", k.ioctl(vm, I.KVM_IRQ_LINE, s(T.kvm_irq_level, { irq: 1, level: 1 })));
+  R("get-irqchip-no-irqchip", k.ioctl(vm, I.KVM_GET_IRQCHIP, s(T.kvm_irqchip)));
+  R("get-pit2-no-pit", k.ioctl(vm, I.KVM_GET_PIT2, s(T.kvm_pit_state2)));
   R("irqchip", k.ioctl(vm, I.KVM_CREATE_IRQCHIP, 0));
   R("irqchip-twice", k.ioctl(vm, I.KVM_CREATE_IRQCHIP, 0));
-  R("pit2", k.ioctl(vm, I.KVM_CREATE_PIT2, s("kvm_pit_config")));
-  R("pit2-twice", k.ioctl(vm, I.KVM_CREATE_PIT2, s("kvm_pit_config")));
-  R("get-irqchip-3", k.ioctl(vm, I.KVM_GET_IRQCHIP, s("kvm_irqchip", { chip_id: 3 })));
+  R("pit2", k.ioctl(vm, I.KVM_CREATE_PIT2, s(T.kvm_pit_config)));
+  R("pit2-twice", k.ioctl(vm, I.KVM_CREATE_PIT2, s(T.kvm_pit_config)));
+  R("get-irqchip-3", k.ioctl(vm, I.KVM_GET_IRQCHIP, s(T.kvm_irqchip, { chip_id: 3 })));
 
   R("mem-size-unaligned", region(vm, 0, 0, 0, 4097, 0));
   R("mem-gpa-unaligned", region(vm, 0, 0, 0x800, 4096, 0));
@@ -90,11 +90,11 @@ function ours(): string[] {
   const bitmap = memAddr + 0x800000n;
   R(
     "dirty-log-not-logging",
-    k.ioctl(vm, I.KVM_GET_DIRTY_LOG, s("kvm_dirty_log", { slot: 0, dirty_bitmap: bitmap })),
+    k.ioctl(vm, I.KVM_GET_DIRTY_LOG, s(T.kvm_dirty_log, { slot: 0, dirty_bitmap: bitmap })),
   );
   R(
     "dirty-log-no-slot",
-    k.ioctl(vm, I.KVM_GET_DIRTY_LOG, s("kvm_dirty_log", { slot: 9, dirty_bitmap: bitmap })),
+    k.ioctl(vm, I.KVM_GET_DIRTY_LOG, s(T.kvm_dirty_log, { slot: 9, dirty_bitmap: bitmap })),
   );
   R("mem-delete", region(vm, 1, 0, 0, 0, 0));
 
@@ -119,26 +119,26 @@ function ours(): string[] {
   R("routing-dup-chip", routing([chip(2, 1), chip(2, 2)]));
   R("routing-bad-type", routing([chip(2, 1, { type: 99 })]));
   R("routing-flags", routing([chip(2, 1, { flags: 1 })]));
-  R("enable-cap-unknown", k.ioctl(vm, I.KVM_ENABLE_CAP, s("kvm_enable_cap", { cap: 9999 })));
+  R("enable-cap-unknown", k.ioctl(vm, I.KVM_ENABLE_CAP, s(T.kvm_enable_cap, { cap: 9999 })));
 
   const efd = k.eventfd();
   const ioev = (f: Record<string, number>) =>
-    k.ioctl(vm, I.KVM_IOEVENTFD, s("kvm_ioeventfd", { fd: efd, ...f }));
+    k.ioctl(vm, I.KVM_IOEVENTFD, s(T.kvm_ioeventfd, { fd: efd, ...f }));
   R("ioeventfd-len-3", ioev({ addr: 0xd0000000, len: 3 }));
   R("ioeventfd-deassign-missing", ioev({ addr: 0xd0000000, len: 4, flags: 4 }));
   R("ioeventfd", ioev({ addr: 0xd0000000, len: 4 }));
   R("ioeventfd-dup", ioev({ addr: 0xd0000000, len: 4 }));
   R("ioeventfd-len0-datamatch", ioev({ addr: 0xd0001000, len: 0, flags: 1 }));
-  const irqfd = (f: Record<string, number>) => k.ioctl(vm, I.KVM_IRQFD, s("kvm_irqfd", { fd: efd, ...f }));
+  const irqfd = (f: Record<string, number>) => k.ioctl(vm, I.KVM_IRQFD, s(T.kvm_irqfd, { fd: efd, ...f }));
   R("irqfd", irqfd({ gsi: 5 }));
   R("irqfd-busy", irqfd({ gsi: 5 }));
   R("irqfd-deassign", irqfd({ gsi: 5, flags: 1 }));
   R("irqfd-deassign-missing", irqfd({ gsi: 6, flags: 1 }));
   const msi = (flags: number) =>
-    k.ioctl(vm, I.KVM_SIGNAL_MSI, s("kvm_msi", { address_lo: 0xfee00000, data: 0x30, flags }));
+    k.ioctl(vm, I.KVM_SIGNAL_MSI, s(T.kvm_msi, { address_lo: 0xfee00000, data: 0x30, flags }));
   R("msi-devid-nobody", msi(1));
   R("msi-flags-2", msi(2));
-  R("irq-line-status-masked", k.ioctl(vm, I.KVM_IRQ_LINE_STATUS, s("kvm_irq_level", { irq: 20, level: 1 })));
+  R("irq-line-status-masked", k.ioctl(vm, I.KVM_IRQ_LINE_STATUS, s(T.kvm_irq_level, { irq: 20, level: 1 })));
 
   const cpu = k.ioctl(vm, I.KVM_CREATE_VCPU, 0);
   R("vcpu-dup", k.ioctl(vm, I.KVM_CREATE_VCPU, 0));
@@ -155,17 +155,17 @@ function ours(): string[] {
     new StructView(T.kvm_cpuid2, c).set("nent", 257);
     R("cpuid-257", k.ioctl(cpu, I.KVM_SET_CPUID2, c));
   }
-  R("interrupt-with-irqchip", k.ioctl(cpu, I.KVM_INTERRUPT, s("kvm_interrupt", { irq: 0x20 })));
-  R("mp-state-9", k.ioctl(cpu, I.KVM_SET_MP_STATE, s("kvm_mp_state", { mp_state: 9 })));
+  R("interrupt-with-irqchip", k.ioctl(cpu, I.KVM_INTERRUPT, s(T.kvm_interrupt, { irq: 0x20 })));
+  R("mp-state-9", k.ioctl(cpu, I.KVM_SET_MP_STATE, s(T.kvm_mp_state, { mp_state: 9 })));
   {
     const v3 = newvm(false);
     const c3 = k.ioctl(v3, I.KVM_CREATE_VCPU, 0);
-    R("mp-state-halted-no-irqchip", k.ioctl(c3, I.KVM_SET_MP_STATE, s("kvm_mp_state", { mp_state: 3 })));
+    R("mp-state-halted-no-irqchip", k.ioctl(c3, I.KVM_SET_MP_STATE, s(T.kvm_mp_state, { mp_state: 3 })));
     R("get-lapic-no-irqchip", k.ioctl(c3, I.KVM_GET_LAPIC, new Uint8Array(1024)));
-    R("interrupt-no-irqchip", k.ioctl(c3, I.KVM_INTERRUPT, s("kvm_interrupt", { irq: 0x20 })));
-    R("interrupt-256", k.ioctl(c3, I.KVM_INTERRUPT, s("kvm_interrupt", { irq: 256 })));
+    R("interrupt-no-irqchip", k.ioctl(c3, I.KVM_INTERRUPT, s(T.kvm_interrupt, { irq: 0x20 })));
+    R("interrupt-256", k.ioctl(c3, I.KVM_INTERRUPT, s(T.kvm_interrupt, { irq: 256 })));
   }
-  R("mp-state-halted", k.ioctl(cpu, I.KVM_SET_MP_STATE, s("kvm_mp_state", { mp_state: 3 })));
+  R("mp-state-halted", k.ioctl(cpu, I.KVM_SET_MP_STATE, s(T.kvm_mp_state, { mp_state: 3 })));
   {
     const e = new StructView(T.kvm_vcpu_events);
     k.ioctl(cpu, I.KVM_GET_VCPU_EVENTS, e.bytes);
@@ -201,7 +201,7 @@ function ours(): string[] {
   }
   R(
     "xcr0-no-x87",
-    k.ioctl(cpu, I.KVM_SET_XCRS, s("kvm_xcrs", { nr_xcrs: 1, "xcrs[0].xcr": 0, "xcrs[0].value": 2 })),
+    k.ioctl(cpu, I.KVM_SET_XCRS, s(T.kvm_xcrs, { nr_xcrs: 1, "xcrs[0].xcr": 0, "xcrs[0].value": 2 })),
   );
   R("kvmclock-ctrl-inactive", k.ioctl(cpu, I.KVM_KVMCLOCK_CTRL, 0));
   R("create-vm-type-1", k.ioctl(kvm, I.KVM_CREATE_VM, 1));
