@@ -264,6 +264,18 @@ export class Mmu {
     return this.walker.loadPdptes();
   }
 
+  /**
+   * Sets the PDPTE registers directly, as VM entry does from the VMCS guest-PDPTE fields when EPT is on
+   * (SDM Vol. 3C 27.3.2.4): `lohi` holds the four entries as (lo, hi) pairs. They stay in use until the
+   * next PDPTE load (MOV to CR3 in PAE mode, or a CR3 change the walker notices).
+   */
+  setPdptes(lohi: ArrayLike<number>): void {
+    const w = this.walker;
+    for (let i = 0; i < 8; i++) w.pdpte[i] = lohi[i] ?? 0;
+    w.pdpteValid = true;
+    w.pdpteCr3 = this.regs.cr3Lo;
+  }
+
   // ------------------------------------------------------------ invalidation (SDM Vol. 3A 4.10.4.1)
 
   /**

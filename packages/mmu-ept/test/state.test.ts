@@ -25,6 +25,18 @@ describe("Mmu save / restore", () => {
     expect(out.paddr).toBe(0x201234);
   });
 
+  it("SDM Vol. 3C 27.3.2.4: PDPTEs set from the VMCS are used as loaded, whatever memory holds", () => {
+    const mem = new FlatPhysMem(new ArrayBuffer(1 << 20));
+    const regs = { cr0: 0x80000001 | 0, cr3Lo: 0x3000, cr3Hi: 0, cr4: CR4.PAE, efer: 0 };
+    const mmu = new Mmu(regs, mem);
+    mem.write64(0x5000, 0x400000 | 0x83, 0);
+    mmu.setPdptes([0, 0, 0x5001, 0, 0, 0, 0, 0]);
+    const out = newTranslateResult();
+    expect(mmu.translate(0x40001234, 0, 0, out)).toBe(true);
+    expect(out.paddr).toBe(0x401234);
+    expect(mmu.translate(0x1234, 0, 0, out)).toBe(false);
+  });
+
   it.each([
     ["vpid", { vpid: 70000 }],
     ["eptp", { eptp: { lo: "x", hi: 0 } }],
