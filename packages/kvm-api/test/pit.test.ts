@@ -184,6 +184,17 @@ describe("8254 PIT", () => {
     expect(pit.ioRead(0x61) & 0x10).not.toBe(a);
   });
 
+  it("restore takes KVM's unprogrammed mode 0xff and modes 6/7 as the datasheet's 2/3", () => {
+    const { pit } = setup();
+    const s = pit.save();
+    s.channels[0]!.mode = 0xff;
+    s.channels[1]!.mode = 6;
+    s.channels[2]!.mode = 7;
+    pit.restore(s);
+    expect(pit.save().channels.map((c) => c.mode)).toEqual([0, 2, 3]);
+    expect(pit.nextDeadlineNs()).toBe(Number.POSITIVE_INFINITY);
+  });
+
   it("save -> restore -> save round trip", () => {
     const { clock, pit } = setup();
     pit.ioWrite(0x43, 0x34);

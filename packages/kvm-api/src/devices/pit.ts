@@ -374,11 +374,16 @@ export class Pit {
     this.ch = s.channels.map((c, i) => {
       const f = freshChannel(i === 2 ? 0 : 1);
       const n = Math.min(Math.max(Math.floor(c.count) || 0x10000, 1), 0x10000);
+      // KVM reports an unprogrammed counter as mode 0xff (kvm_pit_reset); modes 6 and 7 are 2 and 3.
+      const unprogrammed = c.mode === 0xff;
+      let mode = c.mode & 7;
+      if (mode >= 6) mode -= 4;
       return {
         ...f,
         ...c,
         count: n,
-        mode: c.mode & 7,
+        mode: unprogrammed ? 0 : mode,
+        armed: unprogrammed ? 0 : c.armed,
         rwMode: c.rwMode & 3 || 3,
         gate: i === 2 ? c.gate & 1 : 1,
       };
