@@ -26,7 +26,9 @@ export {
 export { type BlockBackend, MemoryBlockBackend, ReadOnlyBlockBackend } from "./devices/blk-backend";
 export {
   ConsoleConfig,
+  ConsoleControl,
   ConsoleFeature,
+  type ConsolePortOptions,
   VirtioConsole,
   type VirtioConsoleOptions,
 } from "./devices/console";

@@ -72,3 +72,82 @@ for (const kind of TRANSPORTS) {
     });
   });
 }
+
+describe("virtio-console multiport (virtio 1.2 5.3.6.2)", () => {
+  const ctl = (id: number, event: number, value: number) => {
+    const b = new Uint8Array(8);
+    const d = new DataView(b.buffer);
+    d.setUint32(0, id, true);
+    d.setUint16(4, event, true);
+    d.setUint16(6, value, true);
+    return b;
+  };
+  const parse = (b: Uint8Array, len: number) => {
+    const d = new DataView(b.buffer, b.byteOffset);
+    return {
+      id: d.getUint32(0, true),
+      event: d.getUint16(4, true),
+      value: d.getUint16(6, true),
+      extra: dec(b.subarray(8, len)),
+    };
+  };
+
+  for (const kind of TRANSPORTS) {
+    it(`over ${kind}: DEVICE_READY -> DEVICE_ADD per port; PORT_READY -> CONSOLE_PORT / PORT_NAME / PORT_OPEN; data per port`, async () => {
+      const { ConsoleControl, ConsoleFeature, hasFeature } = await import("../src/index");
+      const out0: string[] = [];
+      const out1: string[] = [];
+      const con = new VirtioConsole({
+        onOutput: (b) => out0.push(dec(b)),
+        ports: [{ name: "org.tskvm.agent", onOutput: (b) => out1.push(dec(b)) }],
+      });
+      const r = rig(kind, con);
+      expect(r.drv.init()).toBe(true);
+      expect(hasFeature(r.drv.features, ConsoleFeature.MULTIPORT)).toBe(true);
+      expect(r.drv.readConfigStable(ConsoleConfig.MAX_NR_PORTS, 4)).toBe(2);
+      expect(r.drv.queues).toHaveLength(6);
+      const crx = r.drv.queue(2);
+      const ctx = r.drv.queue(3);
+      for (let i = 0; i < 8; i++) crx.add([], [64], i);
+      ctx.add([ctl(0xffff_ffff, ConsoleControl.DEVICE_READY, 1)], [], 100);
+      let msgs = crx.used().map((u) => parse(u.in[0]!, u.len));
+      expect(msgs).toEqual([
+        { id: 0, event: ConsoleControl.DEVICE_ADD, value: 1, extra: "" },
+        { id: 1, event: ConsoleControl.DEVICE_ADD, value: 1, extra: "" },
+      ]);
+      ctx.add([ctl(0, ConsoleControl.PORT_READY, 1)], [], 101);
+      ctx.add([ctl(1, ConsoleControl.PORT_READY, 1)], [], 102);
+      msgs = crx.used().map((u) => parse(u.in[0]!, u.len));
+      expect(msgs).toEqual([
+        { id: 0, event: ConsoleControl.CONSOLE_PORT, value: 1, extra: "" },
+        { id: 0, event: ConsoleControl.PORT_OPEN, value: 1, extra: "" },
+        { id: 1, event: ConsoleControl.PORT_NAME, value: 1, extra: "org.tskvm.agent" },
+        { id: 1, event: ConsoleControl.PORT_OPEN, value: 1, extra: "" },
+      ]);
+      ctx.add([ctl(1, ConsoleControl.PORT_OPEN, 1)], [], 103);
+      expect(con.isOpen(1)).toBe(true);
+      // Port 1's queues are 4 (rx) and 5 (tx).
+      r.drv.queue(5).add([enc("ping")], [], 1);
+      r.drv.queue(1).add([enc("console")], [], 2);
+      expect(out1).toEqual(["ping"]);
+      expect(out0).toEqual(["console"]);
+      con.input(enc("pong"), 1);
+      r.drv.queue(4).add([], [16], 3);
+      const u = r.drv.queue(4).used();
+      expect(dec(u[0]!.in[0]!.subarray(0, u[0]!.len))).toBe("pong");
+      ctx.add([ctl(9, ConsoleControl.PORT_READY, 1)], [], 104);
+      expect(con.metrics["badPortId"]).toBe(1);
+    });
+  }
+
+  it("without MULTIPORT negotiated only port 0 works", async () => {
+    const { features } = await import("../src/index");
+    const out1: string[] = [];
+    const con = new VirtioConsole({ ports: [{ onOutput: (b) => out1.push(dec(b)) }] });
+    const r = rig("mmio", con);
+    expect(r.drv.init({ want: features(32) })).toBe(true);
+    r.drv.queue(5).add([enc("x")], [], 1);
+    expect(out1).toEqual([]);
+    expect(con.metrics["notifyUnusedQueue"]).toBe(1);
+  });
+});

@@ -132,7 +132,7 @@ function makeDevice(kind: DeviceKind, mem: FlatGuestMemory): VirtioDevice {
     case "rng":
       return new VirtioRng((b) => b.fill(1));
     case "console":
-      return new VirtioConsole({ maxPendingInput: 256 });
+      return new VirtioConsole({ maxPendingInput: 256, ports: [{ name: "fuzz", console: true }] });
     case "balloon":
       return new VirtioBalloon(new FlatBalloonMemory(mem));
     case "gpu":
