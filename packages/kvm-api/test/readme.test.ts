@@ -1,6 +1,14 @@
 /** The README's "API in one screen" examples, kept compiling and running. */
 import { expect, it } from "vitest";
-import { Ioctl, KVM_MEM_LOG_DIRTY_PAGES, Kvm, type KvmError, KvmFds, StructView, Uapi } from "../src/index.js";
+import {
+  Ioctl,
+  KVM_MEM_LOG_DIRTY_PAGES,
+  Kvm,
+  type KvmError,
+  KvmFds,
+  StructView,
+  Uapi,
+} from "../src/index.js";
 
 it("README: object API", () => {
   const kvm = new Kvm();
