@@ -12,6 +12,10 @@
 // and rewrites the frame back to the harness. Handlers run on an alternate stack, so a snippet may
 // leave RSP anywhere. No fork per snippet: ~10^5 snippets per second.
 //
+// 32-bit snippets: when the high dword of in_rec.rflags is 32, the snippet runs in compatibility mode
+// (CS = 0x23, Linux's 32-bit user code segment, set in the signal frame); DS and ES are loaded with
+// the flat user data selector 0x2b at startup so 32-bit code can address memory.
+//
 // Build: gcc -O2 -o harness harness.c
 #define _GNU_SOURCE
 #include <signal.h>
@@ -75,7 +79,8 @@ static void handler(int sig, siginfo_t *si, void *ctx) {
     memcpy(&saved_fp, fp, sizeof(saved_fp));
     saved_gregs[REG_RIP] += 2; // past UD2
     for (int i = 0; i < 16; i++) g[greg_index[i]] = (greg_t)cur_in.regs[i];
-    g[REG_EFL] = (greg_t)cur_in.rflags;
+    g[REG_EFL] = (greg_t)(cur_in.rflags & 0xffffffffu);
+    if ((cur_in.rflags >> 32) == 32) g[REG_CSGSFS] = (g[REG_CSGSFS] & ~(greg_t)0xffff) | 0x23;
     g[REG_RIP] = (greg_t)CODE_BASE;
     memcpy(fp->_xmm, cur_in.xmm, sizeof(cur_in.xmm));
     fp->mxcsr = cur_in.mxcsr;
@@ -120,6 +125,7 @@ int main(void) {
   int sigs[] = {SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE};
   for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) sigaction(sigs[i], &sa, NULL);
   memset(code, 0xcc, PAGE);
+  __asm__ volatile("mov %0, %%ds\n\tmov %0, %%es" ::"r"(0x2b) : "memory");
   static uint8_t zero_page[PAGE];
   setvbuf(stdout, NULL, _IOFBF, 1 << 20);
   while (fread(&cur_in, sizeof(cur_in), 1, stdin) == 1) {

@@ -21,4 +21,11 @@ describe.skipIf(!hasGcc())("difftest against the host CPU", () => {
     expect(report).toBe("");
     expect(r.passed).toBe(50_000);
   });
+
+  it("20,000 snippets in 32-bit compatibility mode (BCD, PUSHA, INC/DEC short forms...) match the host", () => {
+    const r = runDifftest({ seed: 20261125, count: 20_000, keep: 10, mode: 32 });
+    const report = r.failures.map((f) => `#${f.index} ${f.snippet}\n  ${f.diffs.join("\n  ")}`).join("\n");
+    expect(report).toBe("");
+    expect(r.passed).toBe(20_000);
+  });
 });

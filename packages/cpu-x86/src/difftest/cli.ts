@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // difftest: runs generated x86-64 snippets on the host CPU (native harness) and on cpu-x86, and reports
-// the first differences. Usage: npm run difftest -w @tskvm/cpu-x86 -- --seed S --count N [--show K]
+// the first differences. Usage: npm run difftest -w @tskvm/cpu-x86 -- --seed S --count N [--show K] [--mode 32|64]
 import { runDifftest } from "./run.js";
 
 function arg(name: string, def: number): number {
@@ -17,8 +17,13 @@ function arg(name: string, def: number): number {
 const seed = arg("seed", 1);
 const count = arg("count", 10000);
 const show = arg("show", 10);
+const mode = arg("mode", 64);
+if (mode !== 32 && mode !== 64) {
+  console.error("difftest: --mode is 32 or 64");
+  process.exit(2);
+}
 const t0 = performance.now();
-const r = runDifftest({ seed, count, keep: show });
+const r = runDifftest({ seed, count, keep: show, mode });
 for (const f of r.failures) {
   console.log(`#${f.index} ${f.snippet}`);
   for (const d of f.diffs) console.log(`    ${d}`);
@@ -28,6 +33,6 @@ if (r.byOp.size > 0) {
   console.log(`failures by op: ${top.map(([n, c]) => `${n}=${c}`).join(" ")}`);
 }
 const secs = (performance.now() - t0) / 1000;
-console.log(`seed ${seed}, ${count} snippets in ${secs.toFixed(1)} s`);
+console.log(`seed ${seed}, mode ${mode}, ${count} snippets in ${secs.toFixed(1)} s`);
 console.log(`${r.passed} passed, ${r.failed} failed`);
 process.exit(r.failed === 0 ? 0 : 1);

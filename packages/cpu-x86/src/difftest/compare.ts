@@ -42,11 +42,14 @@ export function compare(s: SnippetIn, host: SnippetOut, emu: SnippetOut): string
       d.push(`cr2: host ${hex64(host.addrLo, host.addrHi)} emu ${hex64(emu.addrLo, emu.addrHi)}`);
     }
   }
-  if (host.ripLo !== emu.ripLo || host.ripHi !== emu.ripHi) {
+  // Compatibility mode: only the low 32 bits of RIP and the GPRs are architectural (the upper halves
+  // are undefined after a return to 64-bit mode).
+  const m32 = s.mode === 32;
+  if (host.ripLo !== emu.ripLo || (!m32 && host.ripHi !== emu.ripHi)) {
     d.push(`rip: host ${hex64(host.ripLo, host.ripHi)} emu ${hex64(emu.ripLo, emu.ripHi)}`);
   }
   for (let i = 0; i < 16; i++) {
-    if (host.regs[2 * i] !== emu.regs[2 * i] || host.regs[2 * i + 1] !== emu.regs[2 * i + 1]) {
+    if (host.regs[2 * i] !== emu.regs[2 * i] || (!m32 && host.regs[2 * i + 1] !== emu.regs[2 * i + 1])) {
       d.push(
         `${REG[i]}: host ${hex64(host.regs[2 * i]!, host.regs[2 * i + 1]!)} emu ${hex64(emu.regs[2 * i]!, emu.regs[2 * i + 1]!)} (in ${hex64(s.regs[2 * i]!, s.regs[2 * i + 1]!)})`,
       );
@@ -81,5 +84,5 @@ export function compare(s: SnippetIn, host: SnippetOut, emu: SnippetOut): string
 
 export function describe(s: SnippetIn): string {
   const bytes = Array.from(s.code, (b) => b.toString(16).padStart(2, "0")).join(" ");
-  return `${OP_NAMES[s.op] ?? s.op} [${bytes}]`;
+  return `${OP_NAMES[s.op] ?? s.op}${s.mode === 32 ? "/32" : ""} [${bytes}]`;
 }

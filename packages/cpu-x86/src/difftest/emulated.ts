@@ -12,6 +12,7 @@ import {
   type TranslateResult,
 } from "../cpu/interfaces.js";
 import { enterFlatLongMode } from "../cpu/setup.js";
+import { AR } from "../cpu/state.js";
 import { CODE_BASE, DATA_BASE, type SnippetIn, type SnippetOut, WIN, WIN_OFF } from "./records.js";
 
 const CODE_PFN = CODE_BASE / 4096;
@@ -78,10 +79,18 @@ export class EmulatedRunner {
     this.data.set(s.mem, WIN_OFF);
     c.notifyPhysicalWrite(CODE_BASE, 4096);
     enterFlatLongMode(c, 3);
-    // Linux's user selectors: CS 0x33, SS 0x2b, null DS/ES/FS/GS.
+    // Linux's user selectors: CS 0x33, SS 0x2b, null FS/GS; the harness loads DS/ES with 0x2b.
     c.segSel[1] = 0x33;
     c.segSel[2] = 0x2b;
-    c.segSel[0] = c.segSel[3] = c.segSel[4] = c.segSel[5] = 0;
+    c.segSel[0] = c.segSel[3] = 0x2b;
+    c.segSel[4] = c.segSel[5] = 0;
+    if (s.mode === 32) {
+      // Compatibility mode: CS 0x23 (32-bit code), DS/ES 0x2b as the harness loads them.
+      c.segSel[1] = 0x23;
+      c.segAttr[1] = AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.DB | AR.G | (3 << AR.DPL_SHIFT);
+      c.segCacheAll();
+      c.updateMode();
+    }
     c.r.set(s.regs);
     c.setRflags(s.rflags);
     c.xmm.set(s.xmm);
@@ -104,8 +113,8 @@ export class EmulatedRunner {
     if (exit === RunExit.INTERCEPT) {
       if (this.vec === 3 && c.ripLo === CODE_BASE + s.code.length && c.ripHi === 0) o.trapno = -1;
       else {
-        // INT3 is a trap: the state is after the instruction.
-        if (this.vec === 3 && c.curInsn) {
+        // INT3 and INTO are traps: the state is after the instruction.
+        if ((this.vec === 3 || this.vec === 4) && c.curInsn) {
           const nl = (c.ripLo >>> 0) + c.curInsn.length;
           o.ripLo = nl | 0;
         }

@@ -161,6 +161,26 @@ const ALLOWED = new Set<number>([
   Op.INT3,
 ]);
 
+/** Legacy-only instructions compared in 32-bit compatibility mode. */
+const LEGACY32 = new Set<number>([
+  Op.DAA,
+  Op.DAS,
+  Op.AAA,
+  Op.AAS,
+  Op.AAM,
+  Op.AAD,
+  Op.PUSHA,
+  Op.PUSHAD,
+  Op.POPA,
+  Op.POPAD,
+  Op.SALC,
+  Op.JCXZ,
+  Op.JECXZ,
+  Op.PUSHFD,
+  Op.INTO,
+  Op.BOUND,
+]);
+
 /** Ops whose behaviour depends on rCX as a small count. */
 const COUNTED = new Set<number>([Op.LOOP, Op.LOOPE, Op.LOOPNE, Op.JRCXZ]);
 const STRINGS = new Set<number>([
@@ -335,7 +355,7 @@ function mmxForm(map: number, pfx: number, opcode: number): boolean {
 }
 
 /** Builds the template list from the decoder: one per slot whose decoded op is allowed. */
-export function buildTemplates(): Template[] {
+export function buildTemplates(mode: 32 | 64 = 64): Template[] {
   const out: Template[] = [];
   const insn = new Insn();
   const buf = new Uint8Array(24);
@@ -345,7 +365,14 @@ export function buildTemplates(): Template[] {
       for (let opcode = 0; opcode < 256; opcode++) {
         if (map === 1 && (opcode === 0x38 || opcode === 0x3a)) continue;
         // Prefix bytes and REX are not opcodes.
-        if (map === 0 && (opcode === 0x0f || (opcode & 0xf0) === 0x40)) continue;
+        if (map === 0 && (opcode === 0x0f || (mode === 64 && (opcode & 0xf0) === 0x40))) continue;
+        // Segment-register pushes/pops and far pointers load from the host's GDT.
+        if (
+          map === 0 &&
+          mode === 32 &&
+          [0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f, 0x9a, 0xc4, 0xc5, 0xea].includes(opcode)
+        )
+          continue;
         if (map === 0 && [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3].includes(opcode))
           continue;
         if (mmxForm(map, pfx, opcode)) continue;
@@ -359,7 +386,8 @@ export function buildTemplates(): Template[] {
             buf[n++] = opcode;
             buf[n++] = mem ? 0x43 | (reg << 3) : 0xc0 | (reg << 3) | 1; // [rbx+disp8] or rcx/xmm1
             buf.fill(0x11, n);
-            if (decode(buf, 0, 64, insn) !== DecodeStatus.Ok || !ALLOWED.has(insn.op)) continue;
+            if (decode(buf, 0, mode, insn) !== DecodeStatus.Ok) continue;
+            if (!ALLOWED.has(insn.op) && !(mode === 32 && LEGACY32.has(insn.op))) continue;
             // Opcodes without ModRM decode the same for every reg: keep one.
             if (!insn.hasModrm && (reg !== 0 || mem)) continue;
             const key = `${map}.${pfx}.${opcode}.${insn.hasModrm ? reg : 0}.${insn.hasModrm && mem}`;
@@ -393,14 +421,22 @@ function randReg64(r: Rng, regs: Int32Array, n: number): void {
 }
 
 /** Generates snippet number `index` (round robin over templates) into `s`; returns false to skip. */
-export function generate(r: Rng, templates: Template[], index: number, s: SnippetIn, insn: Insn): boolean {
+export function generate(
+  r: Rng,
+  templates: Template[],
+  index: number,
+  s: SnippetIn,
+  insn: Insn,
+  mode: 32 | 64 = 64,
+): boolean {
+  s.mode = mode;
   const t = templates[index % templates.length]!;
   const code = new Uint8Array(CODE_MAX);
   let n = 0;
   const pfx = t.pfx !== 0 ? 0 : r.below(6);
   if (t.pfx !== 0) code[n++] = t.pfx;
   else if (pfx === 1) code[n++] = 0x66;
-  const rexKind = r.below(4);
+  const rexKind = mode === 32 ? 0 : r.below(4);
   let rex = 0;
   if (rexKind === 1) rex = 0x48;
   else if (rexKind === 2) rex = 0x40 | (r.below(16) & 0xd); // W/R/B, never X (no index register)
@@ -417,8 +453,9 @@ export function generate(r: Rng, templates: Template[], index: number, s: Snippe
   if (t.mem) code[n++] = (r.below(200) - 100) & 0xff; // disp8
   for (let k = 0; k < 8; k++)
     code[n++] = r.below(4) === 0 ? EDGE32[r.below(EDGE32.length)]! & 0xff : r.below(256);
-  const st = decode(code, 0, 64, insn);
-  if (st !== DecodeStatus.Ok || !ALLOWED.has(insn.op)) return false;
+  const st = decode(code, 0, mode, insn);
+  if (st !== DecodeStatus.Ok) return false;
+  if (!ALLOWED.has(insn.op) && !(mode === 32 && LEGACY32.has(insn.op))) return false;
   if (insn.op === Op.MOV && insn.map === 0 && insn.opcode === 0x8e) return false; // loads from Linux's GDT
   // 0F 0D with a register operand: Intel treats it as a reserved NOP, AMD raises #UD (vendor difference).
   if (insn.map === 1 && insn.opcode === 0x0d) return false;
@@ -443,7 +480,11 @@ export function generate(r: Rng, templates: Template[], index: number, s: Snippe
   if (isRel && insn.imm < 0 && insn.imm >= -len) return false;
   // 66-prefixed near branches in 64-bit mode: Intel ignores the prefix, these AMD hosts truncate the
   // target to 16 bits (a documented vendor difference); we follow Intel, so do not compare them.
-  if (code[0] === 0x66 && (isRel || insn.op === Op.RET || insn.op === Op.CALL || insn.op === Op.JMP))
+  if (
+    mode === 64 &&
+    code[0] === 0x66 &&
+    (isRel || insn.op === Op.RET || insn.op === Op.CALL || insn.op === Op.JMP)
+  )
     return false;
   // SHLD/SHRD with a 16-bit operand and a count above 16 leave result and flags undefined (SDM).
   if ((insn.op === Op.SHLD || insn.op === Op.SHRD) && insn.opSize === 2) {
@@ -468,6 +509,7 @@ export function generate(r: Rng, templates: Template[], index: number, s: Snippe
   s.op = insn.op;
   const regs = s.regs;
   for (let k = 0; k < 16; k++) randReg64(r, regs, k);
+  if (mode === 32) for (let k = 0; k < 16; k++) regs[2 * k + 1] = 0;
   // Pointers into the window: memory base, rSI/rDI for strings, rSP for the stack.
   const mid = WIN_BASE + 512;
   regs[2 * baseReg] = mid + r.below(64) - 32;

@@ -23,6 +23,8 @@ export interface SnippetIn {
   mem: Uint8Array; // WIN
   /** Op id of the instruction under test (for flag masks and reports). */
   op: number;
+  /** 64-bit mode, or 32-bit compatibility mode. */
+  mode: 32 | 64;
 }
 
 /** One snippet's end state. `trapno` -1 = ran to the end. */
@@ -64,7 +66,7 @@ export function encodeIn(s: SnippetIn, buf: Uint8Array, at: number): void {
   const dv = new DataView(buf.buffer, buf.byteOffset + at, IN_SIZE);
   for (let i = 0; i < 32; i++) dv.setInt32(i * 4, s.regs[i]!, true);
   dv.setUint32(128, s.rflags >>> 0, true);
-  dv.setUint32(132, 0, true);
+  dv.setUint32(132, s.mode === 32 ? 32 : 0, true); // the harness's mode flag (high dword of rflags)
   for (let i = 0; i < 64; i++) dv.setUint32(136 + i * 4, s.xmm[i]!, true);
   dv.setUint32(392, s.mxcsr >>> 0, true);
   dv.setUint32(396, s.code.length, true);

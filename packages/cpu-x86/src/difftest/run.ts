@@ -29,6 +29,8 @@ export interface DifftestOptions {
   batch?: number;
   /** Keep at most this many failures with details. */
   keep?: number;
+  /** 64 (default) or 32 (compatibility mode). */
+  mode?: 32 | 64;
 }
 
 function newSnippet(): SnippetIn {
@@ -40,12 +42,14 @@ function newSnippet(): SnippetIn {
     code: new Uint8Array(0),
     mem: new Uint8Array(WIN),
     op: 0,
+    mode: 64,
   };
 }
 
 export function runDifftest(o: DifftestOptions): DifftestResult {
   const bin = buildHarness();
-  const templates = buildTemplates();
+  const mode = o.mode ?? 64;
+  const templates = buildTemplates(mode);
   const rng = new Rng(o.seed);
   const insn = new Insn();
   const emu = new EmulatedRunner();
@@ -61,7 +65,7 @@ export function runDifftest(o: DifftestOptions): DifftestResult {
     const snippets: SnippetIn[] = [];
     while (snippets.length < n) {
       const s = newSnippet();
-      if (generate(rng, templates, index++, s, insn)) snippets.push(s);
+      if (generate(rng, templates, index++, s, insn, mode)) snippets.push(s);
     }
     const out = runNative(bin, snippets);
     for (let k = 0; k < n; k++) {
