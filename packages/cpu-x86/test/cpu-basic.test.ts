@@ -91,6 +91,43 @@ describe("cpu basics", () => {
     expect(dv.getBigUint64(0x7000, true)).toBe(0x1122334411223344n);
   });
 
+  it("x87 and SSE instructions run through the composed units (FLD/FADD/FSTP, FSQRT, ADDSD, PSHUFD, FXSAVE)", () => {
+    const { cpu, ram } = long64(
+      "dd042500300000dc042508300000dd1c2510300000db042518300000d9fadb1c251c300000f20f10042500300000f20f58042508300000f20f11042520300000f30f6f0c2500300000660f70d11bf30f7f1425303000000fae042500400000f4",
+    );
+    const dv = new DataView(ram.buffer);
+    dv.setFloat64(0x3000, 1.5, true);
+    dv.setFloat64(0x3008, 2.25, true);
+    dv.setInt32(0x3018, 144, true);
+    expect(cpu.run(100)).toBe(RunExit.HLT);
+    expect(dv.getFloat64(0x3010, true)).toBe(3.75);
+    expect(dv.getInt32(0x301c, true)).toBe(12);
+    expect(dv.getFloat64(0x3020, true)).toBe(3.75);
+    // PSHUFD 0x1b reverses the dwords of the 16 bytes at 0x3000.
+    expect(dv.getUint32(0x3030, true)).toBe(dv.getUint32(0x300c, true));
+    expect(dv.getUint32(0x303c, true)).toBe(dv.getUint32(0x3000, true));
+    // FXSAVE: FCW at +0 is the default 0x037f, MXCSR at +24 is 0x1f80, XMM0 at +160 holds 3.75.
+    expect(dv.getUint16(0x4000, true)).toBe(0x37f);
+    expect(dv.getUint32(0x4000 + 24, true)).toBe(0x1f80);
+    expect(dv.getFloat64(0x4000 + 160, true)).toBe(3.75);
+  });
+
+  it("SSE without CR4.OSFXSR is #UD, with CR0.TS is #NM (SDM Vol. 3 Table 2-2)", () => {
+    const seen: number[] = [];
+    for (const setup of [(c: Cpu) => (c.cr4 &= ~0x200), (c: Cpu) => (c.cr0 |= 8)]) {
+      const { cpu } = long64("f20f58c1 f4"); // addsd xmm0, xmm1
+      setup(cpu);
+      cpu.hooks = {
+        intercept: (kind, a) => {
+          if (kind === 14) seen.push(a);
+          return kind === 14;
+        },
+      };
+      cpu.run(10);
+    }
+    expect(seen).toEqual([6, 7]);
+  });
+
   it("division by zero delivers #DE through the IDT; a missing IDT becomes a triple fault", () => {
     const { cpu } = long64("31c9 f7f1 f4");
     cpu.idtrLimit = 0;
