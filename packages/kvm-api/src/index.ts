@@ -43,3 +43,4 @@ export * as Uapi from "./uapi/structs.js";
 export * from "./vcpu.js";
 export * from "./vcpu-state.js";
 export { type IrqchipState, type Irqfd, Vm, type VmOptions } from "./vm.js";
+export * from "./run/index.js";

@@ -23,14 +23,14 @@ import {
 } from "../exits.js";
 import type { Vcpu, VcpuBackend } from "../vcpu.js";
 import * as S from "../vcpu-state.js";
+import { EptMap } from "./ept-map.js";
 import { ExitHandlers } from "./exits.js";
 import { GuestBus } from "./guest-bus.js";
 import { NonRootHooks } from "./hooks.js";
-import { EptMap } from "./ept-map.js";
 import { HOST_PHYS_BITS, HostMemory, WalkMemory } from "./host-memory.js";
-import { VmxStateRecord, cpuToRecord, recordToCpu } from "./vmx-state.js";
-import { msrBitmap, programControls } from "./vmcs-setup.js";
 import { StateSync } from "./sync.js";
+import { msrBitmap, programControls } from "./vmcs-setup.js";
+import { cpuToRecord, recordToCpu, VmxStateRecord } from "./vmx-state.js";
 
 /** Tuning of one vCPU's run loop. */
 export interface VmxBackendOptions {
@@ -157,11 +157,21 @@ export class VmxBackend implements VcpuBackend {
     h.write(bitmap, msrBitmap());
     const u = this.unit;
     const ok = (o: { kind: string }, what: string) => {
-      if (o.kind !== "done" || (this.record.rflags & 0x41n) !== 0n) throw new Error(`kvm-api: ${what} failed`);
+      if (o.kind !== "done" || (this.record.rflags & 0x41n) !== 0n)
+        throw new Error(`kvm-api: ${what} failed`);
     };
-    ok(u.vmxon(() => BigInt(vmxon)), "VMXON");
-    ok(u.vmclear(() => BigInt(vmcs)), "VMCLEAR");
-    ok(u.vmptrld(() => BigInt(vmcs)), "VMPTRLD");
+    ok(
+      u.vmxon(() => BigInt(vmxon)),
+      "VMXON",
+    );
+    ok(
+      u.vmclear(() => BigInt(vmcs)),
+      "VMCLEAR",
+    );
+    ok(
+      u.vmptrld(() => BigInt(vmcs)),
+      "VMPTRLD",
+    );
     programControls(u.vmcs, this.caps, { msrBitmap: bitmap, hostCr3 }, this.ept.eptp());
   }
 
@@ -381,7 +391,10 @@ export class VmxBackend implements VcpuBackend {
             const p = bus.posted[0]!;
             this.vmExit(
               p.pio
-                ? { reason: ExitReason.IO_INSTRUCTION, qualification: BigInt(((p.size - 1) | 0x10 | (p.addr << 16)) >>> 0) }
+                ? {
+                    reason: ExitReason.IO_INSTRUCTION,
+                    qualification: BigInt(((p.size - 1) | 0x10 | (p.addr << 16)) >>> 0),
+                  }
                 : { reason: ExitReason.EPT_VIOLATION, qualification: 2n, guestPhysical: BigInt(p.addr) },
             );
             return null;

@@ -220,7 +220,7 @@ export class NonRootHooks implements Intercepts {
       this.exit.guestPhysical = ab.gpa;
       return true;
     }
-    if (!exceptionExits(this.vmcs, vec, err < 0 ? 0 : err)) return false;
+    if (!exceptionExits(this.vmcs, vec, Math.max(err, 0))) return false;
     const i = this.cpu.curInsn;
     let type: number = IntrType.HW_EXCEPTION;
     let len = 0;

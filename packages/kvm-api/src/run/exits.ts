@@ -1,0 +1,571 @@
+/**
+ * The kernel side of VM exits (arch/x86/kvm/vmx/vmx.c kvm_vmx_exit_handlers[] and x86.c): what KVM
+ * completes itself (CPUID from the CPUID2 table, MSRs, CR accesses, in-kernel port and MMIO
+ * devices, EPT violations on RAM, HLT while the irqchip has work, XSETBV, INVD/WBINVD/MWAIT/MONITOR)
+ * and what becomes a `kvm_run` exit for userspace, with the completion of IN and MMIO reads on
+ * the next KVM_RUN (complete_userspace_io). Event injection before entry (inject_pending_event,
+ * interrupt and NMI windows) is here too.
+ */
+import { FAULT } from "@tskvm/cpu-x86";
+import {
+  ExitReason,
+  F,
+  INTR_INFO_DELIVER_CODE,
+  INTR_INFO_VALID,
+  Interruptibility,
+  IntrType,
+  Proc,
+} from "@tskvm/vmx";
+import {
+  KVM_EXIT_HLT,
+  KVM_EXIT_INTERNAL_ERROR,
+  KVM_EXIT_IO,
+  KVM_EXIT_IO_IN,
+  KVM_EXIT_IO_OUT,
+  KVM_EXIT_IRQ_WINDOW_OPEN,
+  KVM_EXIT_MMIO,
+  KVM_EXIT_SHUTDOWN,
+  KVM_INTERNAL_ERROR_EMULATION,
+  KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
+  type KvmExit,
+} from "../exits.js";
+import { KVM_API_MSRS } from "../vcpu.js";
+import type { VmxBackend } from "./engine.js";
+import type { Access } from "./guest-bus.js";
+import { CR4_HOST_OWNED, setIa32eEntry } from "./vmcs-setup.js";
+
+/** What the next KVM_RUN must finish before entering (complete_userspace_io). */
+type Completion =
+  | { kind: "skip"; len: number; gen: number }
+  | { kind: "in"; size: number; len: number; data: Uint8Array; gen: number }
+  | { kind: "read"; size: number; data: Uint8Array; gen: number };
+
+/** KVM_HC_* are not implemented: every hypercall returns -KVM_ENOSYS (include/uapi/linux/kvm_para.h). */
+const KVM_ENOSYS = 1000n;
+
+export class ExitHandlers {
+  private completion: Completion | null = null;
+  private readonly cpuidOut = new Uint32Array(4);
+
+  constructor(private readonly b: VmxBackend) {}
+
+  private get v() {
+    return this.b.unit.vmcs;
+  }
+
+  // ---------------------------------------------------------------- userspace completions
+
+  /**
+   * Finishes the exit userspace just handled: IN data into RAX and RIP past the instruction, OUT
+   * and MMIO writes skipped past, MMIO/port reads queued for the re-executed instruction; then
+   * hands out posted writes still queued (one exit each). A completion is dropped when userspace
+   * rewrote the registers meanwhile (KVM checks that RIP did not move).
+   */
+  complete(): KvmExit | null {
+    const c = this.completion;
+    this.completion = null;
+    const fresh = c !== null && c.gen === this.b.sync.generation;
+    if (c !== null && fresh) {
+      if (c.kind === "read") {
+        this.b.bus.answer(le(c.data, c.size));
+      } else {
+        if (c.kind === "in") this.setRax(c.size, le(c.data, c.size));
+        this.skip(c.len);
+      }
+    } else if (c !== null) {
+      this.b.bus.reset();
+    }
+    if (this.b.bus.posted.length > 0) return this.postedExit();
+    return null;
+  }
+
+  /** The next posted write as an exit; two 4-byte halves of one 8-byte MMIO store become one. */
+  private postedExit(): KvmExit {
+    const q = this.b.bus.posted;
+    const p = q.shift()!;
+    if (p.pio) {
+      const data = new Uint8Array(p.size);
+      putLe(data, p.value, p.size);
+      return {
+        kind: "io",
+        reason: KVM_EXIT_IO,
+        direction: KVM_EXIT_IO_OUT,
+        size: p.size,
+        port: p.addr,
+        count: 1,
+        data,
+      };
+    }
+    const data = new Uint8Array(8);
+    putLe(data, p.value, p.size);
+    let len: number = p.size;
+    const n = q[0];
+    if (
+      n !== undefined &&
+      !n.pio &&
+      n.insn === p.insn &&
+      p.size === 4 &&
+      n.size === 4 &&
+      n.addr === p.addr + 4
+    ) {
+      q.shift();
+      putLe(data.subarray(4), n.value, 4);
+      len = 8;
+    }
+    return { kind: "mmio", reason: KVM_EXIT_MMIO, physAddr: p.addr, data, len, isWrite: true };
+  }
+
+  /** A read userspace must answer (the bus aborted the instruction for it). */
+  private readExit(r: Access): KvmExit {
+    const gen = this.b.sync.generation;
+    if (r.pio) {
+      const data = new Uint8Array(r.size);
+      this.completion = { kind: "read", size: r.size, data, gen };
+      return {
+        kind: "io",
+        reason: KVM_EXIT_IO,
+        direction: KVM_EXIT_IO_IN,
+        size: r.size,
+        port: r.addr,
+        count: 1,
+        data,
+      };
+    }
+    const data = new Uint8Array(8);
+    this.completion = { kind: "read", size: r.size, data, gen };
+    return { kind: "mmio", reason: KVM_EXIT_MMIO, physAddr: r.addr, data, len: r.size, isWrite: false };
+  }
+
+  // ---------------------------------------------------------------- event injection
+
+  /** Is there something that ends a HLT (kvm_vcpu_has_events)? */
+  hasWakeEvent(): boolean {
+    const vcpu = this.b.vcpu;
+    if (vcpu.hasNmi()) return true;
+    return vcpu.hasInterrupt() && this.interruptible();
+  }
+
+  /** RFLAGS.IF = 1 and no STI/MOV-SS blocking (vmx_interrupt_allowed). */
+  private interruptible(): boolean {
+    const v = this.v;
+    return (v.get64(F.GUEST_RFLAGS) & 0x200n) !== 0n && (v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & 3) === 0;
+  }
+
+  private setWindow(bit: number, on: boolean): void {
+    const v = this.v;
+    const p = v.get32(F.CPU_BASED_VM_EXEC_CONTROL);
+    v.set32(F.CPU_BASED_VM_EXEC_CONTROL, on ? p | bit : p & ~bit);
+  }
+
+  /**
+   * inject_pending_event(): an NMI, else an external interrupt from the irqchip (or KVM_INTERRUPT),
+   * through the VM-entry interruption-information field (SDM 25.8.3); when the guest cannot take it
+   * now, NMI- or interrupt-window exiting (SDM 26.7.5-6). Returns IRQ_WINDOW_OPEN when userspace
+   * asked for it and the window is open (userspace irqchip).
+   */
+  injectEvents(): KvmExit | null {
+    const b = this.b;
+    const vcpu = b.vcpu;
+    const v = this.v;
+    const busy = b.entryEventPending();
+    if (vcpu.hasNmi()) {
+      const blocked =
+        (v.get32(F.GUEST_INTERRUPTIBILITY_INFO) &
+          (Interruptibility.NMI | Interruptibility.MOV_SS | Interruptibility.STI)) !==
+        0;
+      if (!busy && !blocked) {
+        vcpu.acknowledgeNmi();
+        v.set32(F.VM_ENTRY_INTR_INFO_FIELD, (INTR_INFO_VALID | 2 | (IntrType.NMI << 8)) >>> 0);
+        this.setWindow(Proc.NMI_WINDOW_EXITING, false);
+        return null;
+      }
+      this.setWindow(Proc.NMI_WINDOW_EXITING, true);
+    }
+    const ready = this.interruptible();
+    if (vcpu.hasInterrupt()) {
+      if (ready && !b.entryEventPending()) {
+        const vec = vcpu.acknowledgeInterrupt();
+        if (vec >= 0) {
+          v.set32(
+            F.VM_ENTRY_INTR_INFO_FIELD,
+            (INTR_INFO_VALID | (vec & 0xff) | (IntrType.EXTERNAL << 8)) >>> 0,
+          );
+          this.setWindow(Proc.INTR_WINDOW_EXITING, false);
+          return null;
+        }
+      }
+      this.setWindow(Proc.INTR_WINDOW_EXITING, true);
+      return null;
+    }
+    if (!vcpu.lapic && vcpu.runFields.requestInterruptWindow) {
+      if (ready && !b.entryEventPending())
+        return { kind: "irq-window-open", reason: KVM_EXIT_IRQ_WINDOW_OPEN };
+      this.setWindow(Proc.INTR_WINDOW_EXITING, true);
+      return null;
+    }
+    this.setWindow(Proc.INTR_WINDOW_EXITING, false);
+    return null;
+  }
+
+  /** Queue a hardware exception for the next entry (kvm_queue_exception). */
+  injectException(vector: number, errorCode: number | null): void {
+    const v = this.v;
+    // SDM 27.2.1.3: no error code may be delivered to a real-mode guest (unrestricted guest).
+    const pe = (v.get64(F.GUEST_CR0) & 1n) !== 0n;
+    const code = errorCode !== null && pe;
+    v.set32(
+      F.VM_ENTRY_INTR_INFO_FIELD,
+      (INTR_INFO_VALID | vector | (IntrType.HW_EXCEPTION << 8) | (code ? INTR_INFO_DELIVER_CODE : 0)) >>> 0,
+    );
+    if (code) v.set32(F.VM_ENTRY_EXCEPTION_ERROR_CODE, errorCode!);
+  }
+
+  // ---------------------------------------------------------------- exit dispatch
+
+  /** vmx_handle_exit(): null to re-enter, or the exit for userspace. */
+  handle(reason: number): KvmExit | null {
+    const b = this.b;
+    const v = this.v;
+    // Reads and posted writes from the bus come first, whatever exit carried them.
+    const r = b.bus.pendingRead;
+    if (r !== null && b.bus.aborted) return this.readExit(r);
+    if (b.bus.posted.length > 0) return this.postedExit();
+    const len = v.get32(F.VM_EXIT_INSTRUCTION_LEN);
+    const qual = v.get64(F.EXIT_QUALIFICATION);
+    switch (reason) {
+      case ExitReason.EXTERNAL_INTERRUPT:
+        b.serviceTimers();
+        return null;
+      case ExitReason.TRIPLE_FAULT:
+        return { kind: "shutdown", reason: KVM_EXIT_SHUTDOWN };
+      case ExitReason.INTERRUPT_WINDOW:
+        this.setWindow(Proc.INTR_WINDOW_EXITING, false);
+        if (!b.vcpu.lapic && b.vcpu.runFields.requestInterruptWindow && b.vcpu.pendingExternalVector < 0)
+          return { kind: "irq-window-open", reason: KVM_EXIT_IRQ_WINDOW_OPEN };
+        return null;
+      case ExitReason.NMI_WINDOW:
+        this.setWindow(Proc.NMI_WINDOW_EXITING, false);
+        return null;
+      case ExitReason.EXCEPTION_NMI:
+        return this.exception();
+      case ExitReason.CPUID:
+        return this.cpuid(len);
+      case ExitReason.HLT:
+        this.skip(len);
+        if (b.vcpu.lapic) {
+          // kvm_emulate_halt(): with an in-kernel irqchip the vCPU blocks in the kernel.
+          if (!this.hasWakeEvent()) b.vcpu.mpState = 3; /* KVM_MP_STATE_HALTED */
+          return null;
+        }
+        return { kind: "hlt", reason: KVM_EXIT_HLT };
+      case ExitReason.INVD:
+      case ExitReason.WBINVD:
+      case ExitReason.MWAIT:
+      case ExitReason.MONITOR:
+      case ExitReason.PAUSE:
+        // KVM treats these as no-ops (MWAIT/MONITOR as NOP, kvm_emulate_wbinvd flushes caches).
+        this.skip(len);
+        return null;
+      case ExitReason.RDPMC:
+        this.injectException(13, 0);
+        return null;
+      case ExitReason.VMCALL:
+        // kvm_emulate_hypercall(): -KVM_EPERM at CPL > 0, -KVM_ENOSYS for an unknown number.
+        this.setGpr64(0, (v.get32(F.GUEST_SS_AR_BYTES) >>> 5) & 3 ? -1n : -KVM_ENOSYS);
+        this.skip(len);
+        return null;
+      case ExitReason.VMCLEAR:
+      case ExitReason.VMLAUNCH:
+      case ExitReason.VMPTRLD:
+      case ExitReason.VMPTRST:
+      case ExitReason.VMREAD:
+      case ExitReason.VMRESUME:
+      case ExitReason.VMWRITE:
+      case ExitReason.VMXOFF:
+      case ExitReason.VMXON:
+      case ExitReason.INVEPT:
+      case ExitReason.INVVPID:
+      case ExitReason.VMFUNC:
+        // handle_vmx_instruction() without nested VMX: #UD.
+        this.injectException(6, null);
+        return null;
+      case ExitReason.CR_ACCESS:
+        return this.crAccess(Number(qual & 0xffffffffn), len);
+      case ExitReason.IO_INSTRUCTION:
+        return this.io(Number(qual & 0xffffffffn), len);
+      case ExitReason.RDMSR:
+        return this.rdmsr(len);
+      case ExitReason.WRMSR:
+        return this.wrmsr(len);
+      case ExitReason.XSETBV:
+        return this.xsetbv(len);
+      case ExitReason.EPT_VIOLATION:
+        return this.eptViolation(Number(qual & 0xffffffffn), Number(v.get64(F.GUEST_PHYSICAL_ADDRESS)));
+      case ExitReason.EPT_MISCONFIG:
+        return b.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(reason), v.get64(F.GUEST_PHYSICAL_ADDRESS)]);
+      default:
+        return {
+          kind: "internal-error",
+          reason: KVM_EXIT_INTERNAL_ERROR,
+          suberror: KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
+          data: [BigInt(reason), BigInt(b.vcpu.index)],
+        };
+    }
+  }
+
+  /** Exceptions from the exception bitmap are re-injected into the guest (no guest debugging yet). */
+  private exception(): KvmExit | null {
+    const v = this.v;
+    const info = v.get32(F.VM_EXIT_INTR_INFO);
+    const vector = info & 0xff;
+    if (vector === 18) return this.b.internal(KVM_INTERNAL_ERROR_EMULATION, [18n]);
+    v.set32(F.VM_ENTRY_INTR_INFO_FIELD, info & ~(1 << 12));
+    if (info & INTR_INFO_DELIVER_CODE)
+      v.set32(F.VM_ENTRY_EXCEPTION_ERROR_CODE, v.get32(F.VM_EXIT_INTR_ERROR_CODE));
+    v.set32(F.VM_ENTRY_INSTRUCTION_LEN, v.get32(F.VM_EXIT_INSTRUCTION_LEN));
+    return null;
+  }
+
+  /** kvm_emulate_cpuid(): the vCPU's CPUID2 table (incl. the KVM leaves), zero-extended into RAX..RDX. */
+  private cpuid(len: number): null {
+    const cpu = this.b.cpu;
+    const o = this.cpuidOut;
+    this.b.vcpu.cpuid(cpu.r[0]! >>> 0, cpu.r[2]! >>> 0, o);
+    const set = (reg: number, val: number) => {
+      cpu.r[reg * 2] = val | 0;
+      cpu.r[reg * 2 + 1] = 0;
+    };
+    set(0, o[0]!);
+    set(3, o[1]!);
+    set(1, o[2]!);
+    set(2, o[3]!);
+    this.skip(len);
+    return null;
+  }
+
+  private rdmsr(len: number): null {
+    const cpu = this.b.cpu;
+    const idx = cpu.r[2]! >>> 0;
+    const v = this.readMsr(idx);
+    if (v === undefined) {
+      this.injectException(13, 0);
+      return null;
+    }
+    cpu.r[0] = Number(v & 0xffffffffn) | 0;
+    cpu.r[1] = 0;
+    cpu.r[4] = Number(v >> 32n) | 0;
+    cpu.r[5] = 0;
+    this.skip(len);
+    return null;
+  }
+
+  private wrmsr(len: number): null {
+    const cpu = this.b.cpu;
+    const idx = cpu.r[2]! >>> 0;
+    const lo = cpu.r[0]!;
+    const hi = cpu.r[4]!;
+    if (!this.writeMsr(idx, lo, hi)) {
+      this.injectException(13, 0);
+      return null;
+    }
+    this.skip(len);
+    return null;
+  }
+
+  /** MSRs kvm-api models (TSC, APIC base, x2APIC, TSC deadline, kvmclock) there, the rest in the CPU. */
+  private kernelMsr(idx: number): boolean {
+    return KVM_API_MSRS.includes(idx) || (idx >= 0x800 && idx <= 0x8ff);
+  }
+  private readMsr(idx: number): bigint | undefined {
+    const vcpu = this.b.vcpu;
+    if (this.kernelMsr(idx)) return vcpu.readMsr(idx);
+    const cpu = this.b.cpu;
+    if (cpu.readMsr(idx)) return (BigInt(cpu.msrHi >>> 0) << 32n) | BigInt(cpu.msrLo >>> 0);
+    return vcpu.readMsr(idx);
+  }
+  private writeMsr(idx: number, lo: number, hi: number): boolean {
+    const vcpu = this.b.vcpu;
+    const value = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    if (this.kernelMsr(idx)) return vcpu.writeMsr(idx, value);
+    if (this.b.cpu.writeMsr(idx, lo, hi)) return true;
+    return vcpu.writeMsr(idx, value);
+  }
+
+  /** kvm_emulate_xsetbv() / __kvm_set_xcr(): XCR0 only, x87 bit set, supported bits, AVX needs SSE. */
+  private xsetbv(len: number): null {
+    const cpu = this.b.cpu;
+    const lo = cpu.r[0]! >>> 0;
+    if (
+      cpu.r[2] !== 0 ||
+      cpu.r[4] !== 0 ||
+      (lo & 1) === 0 ||
+      (lo & ~cpu.cpuidModel.xcr0Mask) !== 0 ||
+      (lo & 6) === 4
+    ) {
+      this.injectException(13, 0);
+      return null;
+    }
+    cpu.xcr0Lo = lo | 0;
+    cpu.xcr0Hi = 0;
+    this.skip(len);
+    return null;
+  }
+
+  /** handle_cr(): MOV to/from CR8 (the LAPIC TPR), MOV to CR0/CR4 changing a host-owned bit. */
+  private crAccess(qual: number, len: number): KvmExit | null {
+    const b = this.b;
+    const cpu = b.cpu;
+    const v = this.v;
+    const cr = qual & 15;
+    const type = (qual >>> 4) & 3;
+    const gpr = (qual >>> 8) & 15;
+    const lapic = b.vcpu.lapic;
+    if (type === 1 && cr === 8) {
+      cpu.r[gpr * 2] = lapic ? lapic.cr8 : cpu.cr8;
+      cpu.r[gpr * 2 + 1] = 0;
+      this.skip(len);
+      return null;
+    }
+    if (type !== 0)
+      return b.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(ExitReason.CR_ACCESS), BigInt(qual)]);
+    const lo = cpu.r[gpr * 2]!;
+    const hi = cpu.codeMode === 64 ? cpu.r[gpr * 2 + 1]! : 0;
+    if (cr === 8) {
+      if (hi !== 0 || (lo & ~15) !== 0) {
+        this.injectException(13, 0);
+        return null;
+      }
+      if (lapic) lapic.cr8 = lo;
+      else cpu.cr8 = lo;
+      this.skip(len);
+      return null;
+    }
+    if (cr !== 0 && cr !== 4) return b.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(qual)]);
+    // kvm_set_cr4(): CR4.VMXE only with nested VMX exposed.
+    if (cr === 4 && lo & Number(CR4_HOST_OWNED) && !b.opts.nestedVmx) {
+      this.injectException(13, 0);
+      return null;
+    }
+    const forced = cr === 0 ? 0x20 : Number(CR4_HOST_OWNED);
+    try {
+      // The CPU holds the guest state at the exit: its MOV-to-CR logic gives the #GP checks and the
+      // IA-32e activation; the VMCS then takes the result (vmx_set_cr0 / vmx_set_efer).
+      cpu.writeCr(cr, lo | forced, hi);
+    } catch (e) {
+      if (e !== FAULT) throw e;
+      this.injectException(13, 0);
+      return null;
+    }
+    if (cr === 0) {
+      v.set64(F.CR0_READ_SHADOW, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
+      v.set64(F.GUEST_CR0, BigInt(cpu.cr0 >>> 0));
+      v.set64(F.GUEST_IA32_EFER, BigInt(cpu.efer >>> 0));
+      setIa32eEntry(v, (cpu.efer & 0x400) !== 0);
+    } else {
+      v.set64(F.CR4_READ_SHADOW, BigInt(lo >>> 0));
+      v.set64(F.GUEST_CR4, BigInt(cpu.cr4 >>> 0));
+    }
+    this.skip(len);
+    return null;
+  }
+
+  /** handle_io(): in-kernel devices first; string I/O is emulated by re-executing the instruction. */
+  private io(qual: number, len: number): KvmExit | null {
+    const b = this.b;
+    const size = ((qual & 7) + 1) as 1 | 2 | 4;
+    const input = (qual & 8) !== 0;
+    const port = qual >>> 16;
+    if (qual & 0x10) {
+      b.hooks.emulatingIo = true;
+      return null;
+    }
+    const cpu = b.cpu;
+    const vm = b.vcpu.vm;
+    const gen = b.sync.generation;
+    if (input) {
+      const val = vm.ioIn(port, size);
+      if (val !== undefined) {
+        this.setRax(size, val);
+        this.skip(len);
+        return null;
+      }
+      const data = new Uint8Array(size);
+      this.completion = { kind: "in", size, len, data, gen };
+      return { kind: "io", reason: KVM_EXIT_IO, direction: KVM_EXIT_IO_IN, size, port, count: 1, data };
+    }
+    const val = size === 4 ? cpu.r[0]! >>> 0 : cpu.r[0]! & (size === 2 ? 0xffff : 0xff);
+    if (vm.ioOut(port, size, val)) {
+      this.skip(len);
+      return null;
+    }
+    const data = new Uint8Array(size);
+    putLe(data, val, size);
+    this.completion = { kind: "skip", len, gen };
+    return { kind: "io", reason: KVM_EXIT_IO, direction: KVM_EXIT_IO_OUT, size, port, count: 1, data };
+  }
+
+  /**
+   * tdp_page_fault(): a GPA in a slot gets its mapping (the eager map covers slots; this is the
+   * fallback); a GPA outside every slot is MMIO: mapped as such and the instruction retried, its
+   * accesses then reach the MMIO handlers.
+   */
+  private eptViolation(qual: number, gpa: number): KvmExit | null {
+    const b = this.b;
+    const slot = b.vcpu.vm.memory.slotAt(gpa);
+    if (slot !== undefined) {
+      if (slot.readonly && qual & 2) {
+        // A write to a read-only slot is KVM_EXIT_MMIO; emulating the store needs the CPU to route
+        // one instruction's RAM page through MMIO, which it cannot do yet.
+        return b.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(ExitReason.EPT_VIOLATION), BigInt(gpa)]);
+      }
+      b.ept.mapRam(gpa, slot.readonly);
+      return null;
+    }
+    b.ept.mapMmio(gpa);
+    return null;
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  /** kvm_skip_emulated_instruction(): RIP past the instruction, STI/MOV-SS blocking cleared. */
+  skip(len: number): void {
+    const v = this.v;
+    const rip = v.get64(F.GUEST_RIP) + BigInt(len);
+    const lma = (v.get64(F.GUEST_IA32_EFER) & 0x400n) !== 0n;
+    const ar = v.get32(F.GUEST_CS_AR_BYTES);
+    const pe = (v.get64(F.GUEST_CR0) & 1n) !== 0n;
+    let next: bigint;
+    if (lma && ar & 0x2000) next = rip & 0xffffffffffffffffn;
+    else if (pe && ar & 0x4000) next = rip & 0xffffffffn;
+    else next = rip & 0xffffn;
+    v.set64(F.GUEST_RIP, next);
+    const ib = v.get32(F.GUEST_INTERRUPTIBILITY_INFO);
+    if (ib & 3) v.set32(F.GUEST_INTERRUPTIBILITY_INFO, ib & ~3);
+  }
+
+  /** Writes AL/AX/EAX as an IN does (EAX zero-extends into RAX). */
+  private setRax(size: number, val: number): void {
+    const r = this.b.cpu.r;
+    if (size === 4) {
+      r[0] = val | 0;
+      r[1] = 0;
+    } else if (size === 2) r[0] = (r[0]! & ~0xffff) | (val & 0xffff);
+    else r[0] = (r[0]! & ~0xff) | (val & 0xff);
+  }
+
+  private setGpr64(reg: number, val: bigint): void {
+    const u = BigInt.asUintN(64, val);
+    this.b.cpu.r[reg * 2] = Number(u & 0xffffffffn) | 0;
+    this.b.cpu.r[reg * 2 + 1] = Number(u >> 32n) | 0;
+  }
+}
+
+function le(data: Uint8Array, size: number): number {
+  let v = 0;
+  for (let i = size - 1; i >= 0; i--) v = v * 256 + (data[i] ?? 0);
+  return v >>> 0;
+}
+
+function putLe(data: Uint8Array, value: number, size: number): void {
+  for (let i = 0; i < size; i++) data[i] = (value >>> (8 * i)) & 0xff;
+}

@@ -1,0 +1,139 @@
+/**
+ * Register state between userspace's view (the Vcpu's `kvm_regs`/`kvm_sregs`, set and read with
+ * KVM_SET/GET_REGS and _SREGS) and the running state (GPRs in the CPU, everything else in the VMCS
+ * guest-state area), like KVM's register cache: loaded into the VMCS when userspace changed it,
+ * written back whenever KVM_RUN returns.
+ */
+import { F, Interruptibility } from "@tskvm/vmx";
+import type { KvmExit } from "../exits.js";
+import * as S from "../vcpu-state.js";
+import type { VmxBackend } from "./engine.js";
+import { sregsToVmcs, vmcsToSregs } from "./vmcs-setup.js";
+
+/** kvm_regs field -> CPU GPR number (SDM register encoding). */
+const GPR_INDEX: [keyof S.KvmRegs, number][] = [
+  ["rax", 0],
+  ["rcx", 1],
+  ["rdx", 2],
+  ["rbx", 3],
+  ["rsp", 4],
+  ["rbp", 5],
+  ["rsi", 6],
+  ["rdi", 7],
+  ["r8", 8],
+  ["r9", 9],
+  ["r10", 10],
+  ["r11", 11],
+  ["r12", 12],
+  ["r13", 13],
+  ["r14", 14],
+  ["r15", 15],
+];
+
+function regsEqual(a: S.KvmRegs, b: S.KvmRegs): boolean {
+  for (const n of S.REG_NAMES) if (a[n] !== b[n]) return false;
+  return true;
+}
+
+function sregsEqual(a: S.KvmSregs, b: S.KvmSregs): boolean {
+  for (const n of S.SEGMENT_NAMES) {
+    const x = a[n];
+    const y = b[n];
+    for (const k of Object.keys(x) as (keyof S.KvmSegment)[]) if (x[k] !== y[k]) return false;
+  }
+  return (
+    a.gdt.base === b.gdt.base &&
+    a.gdt.limit === b.gdt.limit &&
+    a.idt.base === b.idt.base &&
+    a.idt.limit === b.idt.limit &&
+    a.cr0 === b.cr0 &&
+    a.cr2 === b.cr2 &&
+    a.cr3 === b.cr3 &&
+    a.cr4 === b.cr4 &&
+    a.efer === b.efer
+  );
+}
+
+export class StateSync {
+  private lastRegs: S.KvmRegs | null = null;
+  private lastSregs: S.KvmSregs | null = null;
+  /** Bumped when userspace state was loaded (pending completions check it, as KVM checks RIP). */
+  generation = 0;
+
+  constructor(private readonly b: VmxBackend) {}
+
+  /** Loads userspace's registers into the CPU/VMCS if they changed since KVM_RUN last returned. */
+  syncIn(): void {
+    const vcpu = this.b.vcpu;
+    const r = vcpu.getRegs();
+    const s = vcpu.getSregs();
+    const lr = this.lastRegs;
+    const ls = this.lastSregs;
+    if (lr !== null && ls !== null && regsEqual(r, lr) && sregsEqual(s, ls)) return;
+    const cpu = this.b.cpu;
+    const v = this.b.unit.vmcs;
+    for (const [name, i] of GPR_INDEX) {
+      cpu.r[i * 2] = Number(r[name] & 0xffffffffn) | 0;
+      cpu.r[i * 2 + 1] = Number(r[name] >> 32n) | 0;
+    }
+    v.set64(F.GUEST_RIP, r.rip);
+    v.set64(F.GUEST_RSP, r.rsp);
+    v.set64(F.GUEST_RFLAGS, r.rflags | 2n);
+    sregsToVmcs(v, s, cpu, (cr3) => this.pdptes(cr3));
+    v.set64(F.GUEST_DR7, vcpu.getDebugRegs().dr7);
+    // A fresh register state starts with no blocking and active (KVM_SET_REGS/SREGS semantics).
+    v.set32(F.GUEST_INTERRUPTIBILITY_INFO, v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & Interruptibility.NMI);
+    v.set32(F.GUEST_ACTIVITY_STATE, 0);
+    this.lastRegs = r;
+    this.lastSregs = s;
+    this.generation++;
+  }
+
+  /** The four PAE PDPTEs at CR3[31:5] (SDM 4.4.1), from guest memory. */
+  private pdptes(cr3: bigint): bigint[] {
+    const buf = new Uint8Array(32);
+    if (!this.b.vcpu.vm.memory.read(Number(cr3 & 0xffffffe0n), buf)) return [0n, 0n, 0n, 0n];
+    const dv = new DataView(buf.buffer);
+    return [0, 8, 16, 24].map((o) => dv.getBigUint64(o, true));
+  }
+
+  /** Writes the running state back to the Vcpu and fills kvm_run's status fields; returns `exit`. */
+  out(exit: KvmExit): KvmExit {
+    const b = this.b;
+    const vcpu = b.vcpu;
+    const cpu = b.cpu;
+    const v = b.unit.vmcs;
+    const regs = vcpu.getRegs();
+    for (const [name, i] of GPR_INDEX)
+      regs[name] = (BigInt(cpu.r[i * 2 + 1]! >>> 0) << 32n) | BigInt(cpu.r[i * 2]! >>> 0);
+    regs.rip = v.get64(F.GUEST_RIP);
+    regs.rsp = v.get64(F.GUEST_RSP);
+    regs.rflags = v.get64(F.GUEST_RFLAGS);
+    vcpu.setRegs(regs);
+    const sregs = vmcsToSregs(v, cpu, vcpu.getSregs());
+    if (!vcpu.lapic) {
+      const bm: [bigint, bigint, bigint, bigint] = [0n, 0n, 0n, 0n];
+      const p = vcpu.pendingExternalVector;
+      if (p >= 0) bm[p >>> 6] = 1n << BigInt(p & 63);
+      sregs.interruptBitmap = bm;
+    }
+    try {
+      vcpu.setSregs(sregs);
+    } catch {
+      // A state KVM_SET_SREGS would refuse (the guest can reach CR4 values userspace may not set):
+      // userspace keeps the previous sregs; the running state is unaffected.
+    }
+    this.lastRegs = vcpu.getRegs();
+    this.lastSregs = vcpu.getSregs();
+    const rf = vcpu.runFields;
+    const rflags = v.get64(F.GUEST_RFLAGS);
+    const ifFlag = (rflags & 0x200n) !== 0n;
+    rf.ifFlag = ifFlag;
+    rf.readyForInterruptInjection =
+      ifFlag &&
+      (v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & 3) === 0 &&
+      !b.entryEventPending() &&
+      vcpu.pendingExternalVector < 0;
+    return exit;
+  }
+}
