@@ -68,6 +68,15 @@ export class GuestRam implements GuestMemory {
     return undefined;
   }
 
+  /**
+   * A live view of [gpa, gpa + len) when it lies in one RAM range, else undefined (the
+   * `slice` of `@tskvm/virtio`'s GuestMemory: devices fall back to read/write).
+   */
+  slice(gpa: number, len: number): Uint8Array | undefined {
+    const at = this.locate(gpa, len);
+    return at ? at.buf.subarray(at.off, at.off + len) : undefined;
+  }
+
   read(gpa: number, dst: Uint8Array): boolean {
     const at = this.locate(gpa, dst.length);
     if (!at) return false;

@@ -6,15 +6,16 @@
  * `ExecutionUnavailableError` rather than pretending to boot.
  */
 import { constants } from "node:fs";
-import { access, readFile, stat } from "node:fs/promises";
+import { access, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import type { L2Switch, MsiSink } from "@tskvm/virtio";
 import type { VmAction } from "./actions.js";
 import type { BootCpuState } from "./boot/cpu-state.js";
 import { HDRS_MAGIC, Hdr, LinuxLoadError, loadLinux, parseBzImage } from "./boot/linux.js";
 import type { MpTableLayout } from "./boot/mptable.js";
 import { findMultibootHeader, loadMultiboot, MultibootLoadError } from "./boot/multiboot.js";
 import type { VmConfig } from "./config.js";
-import { type IrqLine, NO_IRQ } from "./devices/bus.js";
+import { type IrqLine, MmioBus, NO_IRQ } from "./devices/bus.js";
 import { ramRanges } from "./layout.js";
 import {
   createLegacyDevices,
@@ -27,6 +28,8 @@ import {
   writePlatformTables,
 } from "./machine.js";
 import { GuestRam } from "./memory.js";
+import { encodePng } from "./screenshot.js";
+import { createVirtioDevices, type VirtioDevices } from "./virtio-devices.js";
 
 /** Which step refused the configuration. */
 export type VmErrorStep = "kernel" | "initrd" | "disk" | "screenshot" | "machine";
@@ -76,13 +79,19 @@ export interface Vm {
   /** The command line the kernel received (with virtio-mmio announcements). */
   readonly cmdline: string;
   readonly devices: LegacyDevices;
+  /** KVM_EXIT_MMIO dispatch: virtio-mmio windows and PCI BAR 0s. */
+  readonly mmio: MmioBus;
   readonly virtio: VirtioPlacement[];
+  /** The virtio device instances. */
+  readonly virtioDevices: VirtioDevices;
   readonly mpTable: MpTableLayout;
   readonly state: VmLifecycle;
   /** Machine events seen so far (reset, debug-exit). */
   readonly events: MachineEvent[];
   /** Apply a control action (pause, resume, balloon, screenshot, stop). */
-  control(action: VmAction): ActionResult;
+  control(action: VmAction): Promise<ActionResult>;
+  /** Release host resources (disk files). */
+  close(): void;
   /** Run the guest until it powers off, resets or fails. */
   run(): Promise<never>;
 }
@@ -94,6 +103,12 @@ export interface VmDeps {
   irq?: (n: number) => IrqLine;
   /** Machine events (reset, debug-exit) as they happen; they are also kept in `vm.events`. */
   onEvent?: (e: MachineEvent) => void;
+  /** hvc0 (virtio-console) output; default: the serial output's sink, byte by byte. */
+  onConsole?: (bytes: Uint8Array) => void;
+  /** Where MSI-X messages go (the LAPIC); default: dropped. */
+  msi?: MsiSink;
+  /** Virtual switches shared by the VMs of this process, by `--net` name. */
+  switches?: Map<string, L2Switch>;
 }
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException | undefined)?.code;
@@ -269,6 +284,22 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
     onSerial: deps.onSerial ?? (() => {}),
   });
 
+  const mmio = new MmioBus();
+  let virtioDevices: VirtioDevices;
+  try {
+    virtioDevices = createVirtioDevices(config, virtio, {
+      memory,
+      irq: deps.irq ?? (() => NO_IRQ),
+      ...(deps.msi ? { msi: deps.msi } : {}),
+      mmio,
+      pci: devices.pci,
+      onConsole: deps.onConsole ?? ((bytes) => bytes.forEach((b) => deps.onSerial?.(b))),
+      switches: deps.switches ?? new Map(),
+    });
+  } catch (e) {
+    throw new VmError("machine", `virtio devices: ${(e as Error).message}`);
+  }
+
   let state: VmLifecycle = { tag: "created" };
   const refuse = (error: string): ActionResult => ({ ok: false, error });
   const notRunning = (what: string) => refuse(`${what}: the VM is not running (it is ${state.tag})`);
@@ -279,13 +310,18 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
     cpu,
     cmdline,
     devices,
+    mmio,
     virtio,
+    virtioDevices,
     mpTable,
     events,
     get state() {
       return state;
     },
-    control(action: VmAction): ActionResult {
+    close(): void {
+      virtioDevices.close();
+    },
+    async control(action: VmAction): Promise<ActionResult> {
       switch (action.kind) {
         case "stop":
           if (state.tag === "stopped") return refuse("stop: the VM is already stopped");
@@ -299,15 +335,29 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
           if (state.tag !== "paused") return refuse(`resume: the VM is not paused (it is ${state.tag})`);
           state = { tag: "running" };
           return { ok: true };
-        case "balloon":
-          if (!config.balloon)
-            return refuse("balloon: the VM has no balloon device (start it with --balloon)");
-          if (action.bytes > config.memBytes)
+        case "balloon": {
+          const b = virtioDevices.balloon;
+          if (!b) return refuse("balloon: the VM has no balloon device (start it with --balloon)");
+          if (action.bytes > config.memBytes) {
             return refuse(`balloon: ${action.bytes} bytes is more than the guest's ${config.memBytes}`);
-          return notRunning("balloon");
-        case "screenshot":
-          if (!config.gpu) return refuse("screenshot: the VM has no gpu (start it with --gpu)");
-          return notRunning("screenshot");
+          }
+          if (state.tag === "stopped") return refuse("balloon: the VM is stopped");
+          // The target stands until the guest's driver acts on it (virtio 1.2 5.5.6).
+          b.setTarget(action.bytes / 4096);
+          return { ok: true };
+        }
+        case "screenshot": {
+          const gpu = virtioDevices.gpu;
+          if (!gpu) return refuse("screenshot: the VM has no gpu (start it with --gpu)");
+          const fb = gpu.framebuffer(0);
+          if (!fb) return refuse("screenshot: the guest has not set up a scanout yet");
+          try {
+            await writeFile(action.path, encodePng(fb));
+          } catch (e) {
+            return refuse(`screenshot: ${(e as Error).message}`);
+          }
+          return { ok: true };
+        }
       }
     },
     run(): Promise<never> {

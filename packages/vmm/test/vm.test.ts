@@ -1,5 +1,6 @@
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseVmOptions } from "../src/config.js";
 import { bundledGuest } from "../src/guests.js";
@@ -33,25 +34,39 @@ describe("createVm (the JS API)", () => {
     vm.devices.ports.write(0x64, 1, 0xfe);
     expect(vm.events).toEqual([{ kind: "reset" }]);
     await expect(vm.run()).rejects.toBeInstanceOf(ExecutionUnavailableError);
+    vm.close();
   });
 
   it("control actions follow the lifecycle and the configured devices", async () => {
     const vm = await createVm(parseVmOptions({ mem: "64M" }, bundled));
-    expect(vm.control({ kind: "pause" })).toEqual({
+    expect(await vm.control({ kind: "pause" })).toEqual({
       ok: false,
       error: "pause: the VM is not running (it is created)",
     });
-    expect(vm.control({ kind: "balloon", bytes: MiB })).toMatchObject({
+    expect(await vm.control({ kind: "balloon", bytes: MiB })).toMatchObject({
       ok: false,
       error: expect.stringContaining("--balloon"),
     });
-    expect(vm.control({ kind: "screenshot", path: "x.png" })).toMatchObject({
+    expect(await vm.control({ kind: "screenshot", path: "x.png" })).toMatchObject({
       ok: false,
       error: expect.stringContaining("--gpu"),
     });
-    expect(vm.control({ kind: "stop" })).toEqual({ ok: true });
+    expect(await vm.control({ kind: "stop" })).toEqual({ ok: true });
     expect(vm.state).toEqual({ tag: "stopped", reason: "stopped by request" });
-    expect(vm.control({ kind: "resume" })).toMatchObject({ ok: false });
+    expect(await vm.control({ kind: "resume" })).toMatchObject({ ok: false });
+    vm.close();
+  });
+
+  it("balloon: the target goes to the device's config space; screenshot waits for a scanout", async () => {
+    const vm = await createVm(parseVmOptions({ mem: "64M", balloon: true, gpu: true }, bundled));
+    expect(await vm.control({ kind: "balloon", bytes: 16 * MiB })).toEqual({ ok: true });
+    expect(vm.virtioDevices.balloon!.targetPages).toBe(4096);
+    expect(await vm.control({ kind: "balloon", bytes: 128 * MiB })).toMatchObject({ ok: false });
+    expect(await vm.control({ kind: "screenshot", path: "never.png" })).toEqual({
+      ok: false,
+      error: "screenshot: the guest has not set up a scanout yet",
+    });
+    vm.close();
   });
 
   it("multiboot: the test kernel with a module and isa-debug-exit", async () => {
@@ -115,5 +130,42 @@ describe("virtio placement", () => {
       label: "x",
     }));
     expect(() => placeVirtioDevices(many)).toThrow("too many virtio-mmio devices");
+  });
+});
+
+describe("virtio devices on the machine", () => {
+  it("every PCI device enumerates through conf1 with its virtio id and a routed BAR 0", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tskvm-vm-"));
+    const img = join(dir, "disk.img");
+    writeFileSync(img, new Uint8Array(1 << 20));
+    const vm = await createVm(
+      parseVmOptions({ mem: "64M", disk: [img], net: "sw0", balloon: true, gpu: true }, bundled),
+    );
+    try {
+      const conf = (slot: number, reg: number, size: 1 | 2 | 4) => {
+        vm.devices.ports.write(0xcf8, 4, (0x80000000 | (slot << 11) | (reg & 0xfc)) >>> 0);
+        return vm.devices.ports.read(0xcfc + (reg & 3), size);
+      };
+      const ids: number[] = [];
+      for (const p of vm.virtio) {
+        if (p.transport !== "pci") continue;
+        expect(conf(p.slot, 0, 2)).toBe(0x1af4);
+        ids.push(conf(p.slot, 2, 2));
+        // Pre-assigned BAR 0, memory decoding on, INTA routed to the pin the MP table names.
+        const bar = (conf(p.slot, 0x10, 4) & ~0xf) >>> 0;
+        expect(bar).toBe(vm.virtioDevices.pci.get(p.slot)!.barAddress);
+        expect(conf(p.slot, 0x04, 2) & 0x2).toBe(0x2);
+        expect(conf(p.slot, 0x3c, 1)).toBe(p.intxPin);
+        // The common configuration (BAR 0 + 0): num_queues at 0x12 is non-zero for every device.
+        expect(vm.mmio.read(bar + 0x12, 2)).toBeGreaterThan(0);
+      }
+      // 0x1040 + device type: console 3, rng 4, blk 2, net 1, balloon 5, gpu 16 (virtio 1.2 4.1.2.1).
+      expect(ids).toEqual([0x1043, 0x1044, 0x1042, 0x1041, 0x1045, 0x1050]);
+      expect(vm.virtioDevices.blk).toHaveLength(1);
+      expect(vm.virtioDevices.net!.mac[0]).toBe(0x52);
+    } finally {
+      vm.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
