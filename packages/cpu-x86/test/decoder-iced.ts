@@ -82,6 +82,8 @@ export const IN_SCOPE = new Set([
   "MULTIBYTENOP",
   "RDPMC",
   "SMM",
+  "PKU",
+  "SERIALIZE",
 ]);
 
 /**

@@ -100,7 +100,7 @@ export const FEATURES = [
   "MMX", "SSE", "SSE2", "SSE3", "SSSE3", "SSE4_1", "SSE4_2", "POPCNT", "LZCNT", "BMI1", "BMI2",
   "MOVBE", "ADX", "SYSCALL", "SEP", "RDTSCP", "RDRAND", "RDSEED", "XSAVE", "XSAVEOPT", "XSAVEC",
   "XSAVES", "MONITOR", "VMX", "INVPCID", "SMAP", "FSGSBASE", "RDPID", "CLFSH", "CLFLUSHOPT", "CLWB",
-  "PREFETCHW", "RTM", "SMX", "AVX", "AVX2", "FMA", "F16C", "AES", "PCLMULQDQ", "MSR", "TSC", "CPUID", "PAUSE",
+  "PREFETCHW", "RTM", "SMX", "PKU", "SERIALIZE", "AVX", "AVX2", "FMA", "F16C", "AES", "PCLMULQDQ", "MSR", "TSC", "CPUID", "PAUSE",
 ];
 
 /** Attributes (SDM superscripts and lock/rep legality). */
