@@ -51,6 +51,7 @@ export {
 export { makeEdid } from "./devices/gpu-edid";
 export {
   MAX_FRAME,
+  NET_S_ANNOUNCE,
   NET_S_LINK_UP,
   type NetBackend,
   NetConfig,
@@ -60,6 +61,7 @@ export {
   VirtioNet,
   type VirtioNetOptions,
 } from "./devices/net";
+export { type CtrlEffect, handleCtrl, NetCtrl, RxFilter } from "./devices/net-ctrl";
 export { L2Switch, type L2SwitchOptions, type NetEndpoint, SwitchPort } from "./devices/net-switch";
 export { type PcapOptions, PcapWriter } from "./devices/pcap";
 export { type EntropySource, RNG_MAX_REQUEST, VirtioRng } from "./devices/rng";

@@ -1,9 +1,12 @@
 import { describe, expect, it } from "vitest";
 import {
   features,
+  hasFeature,
   L2Switch,
+  NET_S_ANNOUNCE,
   NET_S_LINK_UP,
   NetConfig,
+  NetCtrl,
   NetFeature,
   NetHdr,
   onesComplementSum,
@@ -225,5 +228,67 @@ describe("L2Switch", () => {
     for (let i = 0; i < 5; i++) ports[1]!.send(frame(BCAST, [2, 0, 0, 0, 0, i], 1));
     expect(sw.lookup(MAC_A)).toBeUndefined();
     expect(sw.lookup([2, 0, 0, 0, 0, 4])).toBe(1);
+  });
+});
+
+describe("virtio-net control queue (virtio 1.2 5.1.6.5)", () => {
+  const cmd = (cls: number, command: number, ...data: number[]) => new Uint8Array([cls, command, ...data]);
+  const table = (uni: number[][], multi: number[][]) => {
+    const out: number[] = [];
+    for (const list of [uni, multi]) {
+      out.push(list.length, 0, 0, 0);
+      for (const m of list) out.push(...m);
+    }
+    return out;
+  };
+
+  for (const kind of TRANSPORTS) {
+    it(`over ${kind}: RX filtering, MAC table, MAC address and announce`, () => {
+      const nic = new VirtioNet({ mac: MAC_A });
+      const r = rig(kind, nic);
+      expect(r.drv.init({ queueSize: 64 })).toBe(true);
+      expect(hasFeature(r.drv.features, NetFeature.CTRL_VQ)).toBe(true);
+      const ctrl = (c: Uint8Array) => {
+        r.drv.queue(2).add([c], [1], 0);
+        return r.drv.queue(2).used()[0]!.in[0]![0];
+      };
+      const rx = (f: Uint8Array) => nic.receive(f);
+      for (let i = 0; i < 16; i++) r.drv.queue(0).add([], [1536], i);
+      // Promiscuous until told otherwise (5.1.6.5.1).
+      expect(rx(frame(MAC_B, [2, 0, 0, 0, 0, 3], 10))).toBe(true);
+      expect(ctrl(cmd(NetCtrl.CLASS_RX, NetCtrl.RX_PROMISC, 0))).toBe(NetCtrl.OK);
+      expect(rx(frame(MAC_B, [2, 0, 0, 0, 0, 3], 10))).toBe(false);
+      expect(rx(frame(MAC_A, MAC_B, 10))).toBe(true);
+      expect(rx(frame(BCAST, MAC_B, 10))).toBe(true);
+      expect(ctrl(cmd(NetCtrl.CLASS_RX, NetCtrl.RX_NOBCAST, 1))).toBe(NetCtrl.OK);
+      expect(rx(frame(BCAST, MAC_B, 10))).toBe(false);
+      const mc = [0x01, 0x00, 0x5e, 0, 0, 1];
+      expect(rx(frame(mc, MAC_B, 10))).toBe(false);
+      expect(ctrl(cmd(NetCtrl.CLASS_MAC, NetCtrl.MAC_TABLE_SET, ...table([MAC_B], [mc])))).toBe(NetCtrl.OK);
+      expect(rx(frame(mc, MAC_B, 10))).toBe(true);
+      expect(rx(frame(MAC_B, MAC_A, 10))).toBe(true);
+      expect(ctrl(cmd(NetCtrl.CLASS_MAC, NetCtrl.MAC_TABLE_SET, 9, 0, 0, 0))).toBe(NetCtrl.ERR);
+      // MAC_ADDR_SET: the new address shows in config space and filters.
+      expect(ctrl(cmd(NetCtrl.CLASS_MAC, NetCtrl.MAC_ADDR_SET, 2, 0, 0, 0, 0, 0x77))).toBe(NetCtrl.OK);
+      expect(r.drv.readConfigStable(NetConfig.MAC + 5, 1)).toBe(0x77);
+      expect(rx(frame([2, 0, 0, 0, 0, 0x77], MAC_B, 10))).toBe(true);
+      // Announce: status bit and config change; the driver's ack clears it.
+      expect(nic.announce()).toBe(true);
+      expect(r.irqs().config).toBe(true);
+      expect(r.drv.readConfigStable(NetConfig.STATUS, 2) & NET_S_ANNOUNCE).toBe(NET_S_ANNOUNCE);
+      expect(ctrl(cmd(NetCtrl.CLASS_ANNOUNCE, NetCtrl.ANNOUNCE_ACK))).toBe(NetCtrl.OK);
+      expect(r.drv.readConfigStable(NetConfig.STATUS, 2) & NET_S_ANNOUNCE).toBe(0);
+      // Unknown class / command: VIRTIO_NET_ERR.
+      expect(ctrl(cmd(9, 9))).toBe(NetCtrl.ERR);
+      expect(ctrl(new Uint8Array([0]))).toBe(NetCtrl.ERR);
+    });
+  }
+
+  it("5.1.3.1 CTRL_RX without CTRL_VQ is refused at FEATURES_OK; commands need their feature", () => {
+    const r = rig("mmio", new VirtioNet({ mac: MAC_A }));
+    expect(r.drv.negotiate(features(32, NetFeature.CTRL_RX))).toBe(false);
+    expect(r.drv.init({ want: features(32, NetFeature.CTRL_VQ) })).toBe(true);
+    r.drv.queue(2).add([cmd(NetCtrl.CLASS_RX, NetCtrl.RX_PROMISC, 0)], [1], 0);
+    expect(r.drv.queue(2).used()[0]!.in[0]![0]).toBe(NetCtrl.ERR);
   });
 });

@@ -2,6 +2,7 @@ import { DeviceType, Feature } from "../constants";
 import { type DeviceContext, VirtioDevice } from "../device";
 import { type Features, features, hasFeature, setFeature } from "../features";
 import type { DescriptorChain } from "../queue/chain";
+import { handleCtrl, NetCtrl, RxFilter } from "./net-ctrl";
 
 /** virtio 1.2 5.1.3: network device feature bits (those this device knows). */
 export const NetFeature = {
@@ -14,7 +15,10 @@ export const NetFeature = {
   MRG_RXBUF: 15,
   STATUS: 16,
   CTRL_VQ: 17,
+  CTRL_RX: 18,
+  GUEST_ANNOUNCE: 21,
   MQ: 22,
+  CTRL_MAC_ADDR: 23,
 } as const;
 
 /** virtio 1.2 5.1.4: configuration layout. */
@@ -22,6 +26,8 @@ export const NetConfig = { MAC: 0, STATUS: 6, MAX_VIRTQUEUE_PAIRS: 8, MTU: 10, S
 
 /** VIRTIO_NET_S_LINK_UP in config.status. */
 export const NET_S_LINK_UP = 1;
+/** VIRTIO_NET_S_ANNOUNCE in config.status: please announce yourself (gratuitous ARP). */
+export const NET_S_ANNOUNCE = 2;
 /** struct virtio_net_hdr flags / gso_type. */
 export const NetHdr = { F_NEEDS_CSUM: 1, F_DATA_VALID: 2, GSO_NONE: 0, SIZE: 12 } as const;
 
@@ -48,6 +54,11 @@ export interface VirtioNetOptions {
    * partial one). No segmentation offload is offered: it is not implemented.
    */
   txChecksumOffload?: boolean;
+  /**
+   * Offer the control queue with CTRL_RX (receive filtering), CTRL_MAC_ADDR and GUEST_ANNOUNCE
+   * (default true). Without it the device receives every frame the switch hands it.
+   */
+  controlQueue?: boolean;
   /** Frames held while the guest has no receive buffers (default 256); beyond that they are dropped. */
   rxQueueFrames?: number;
   queueSize?: number;
@@ -55,6 +66,8 @@ export interface VirtioNetOptions {
 
 const RX = 0;
 const TX = 1;
+/** 5.1.2: without MQ the control queue is index 2. */
+const CTRL = 2;
 
 /**
  * virtio-net (virtio 1.2 5.1): one receive and one transmit queue, MAC, link status, MTU and
@@ -77,13 +90,16 @@ export class VirtioNet extends VirtioDevice {
   private readonly rxLimit: number;
   private readonly maxRxFrame: number;
   private mrg = false;
+  /** Receive filtering (CTRL_RX); promiscuous until the driver says otherwise. */
+  readonly filter = new RxFilter();
   private readonly hdr = new Uint8Array(NetHdr.SIZE);
   private readonly hdrView = new DataView(this.hdr.buffer);
 
   constructor(opts: VirtioNetOptions) {
     super(NetConfig.SIZE);
     const qs = opts.queueSize ?? 256;
-    this.queueSizes = [qs, qs];
+    const ctrl = opts.controlQueue !== false;
+    this.queueSizes = ctrl ? [qs, qs, 64] : [qs, qs];
     const f = features(
       Feature.VERSION_1,
       Feature.EVENT_IDX,
@@ -95,6 +111,12 @@ export class VirtioNet extends VirtioDevice {
     if (opts.mergeableRxBuffers !== false) setFeature(f, NetFeature.MRG_RXBUF);
     if (opts.txChecksumOffload !== false) setFeature(f, NetFeature.CSUM);
     if (opts.mtu !== undefined) setFeature(f, NetFeature.MTU);
+    if (ctrl) {
+      setFeature(f, NetFeature.CTRL_VQ);
+      setFeature(f, NetFeature.CTRL_RX);
+      setFeature(f, NetFeature.CTRL_MAC_ADDR);
+      setFeature(f, NetFeature.GUEST_ANNOUNCE);
+    }
     this.offered = f;
     this.rxLimit = opts.rxQueueFrames ?? 256;
     this.maxRxFrame = opts.mtu !== undefined ? opts.mtu + ETH_HLEN + 4 : MAX_FRAME;
@@ -129,7 +151,25 @@ export class VirtioNet extends VirtioDevice {
     return this.rxPending.length;
   }
 
+  /**
+   * Ask the guest to announce itself (after a restore or a move between switches): sets
+   * VIRTIO_NET_S_ANNOUNCE with a config change if GUEST_ANNOUNCE was negotiated. Returns whether it did.
+   */
+  announce(): boolean {
+    if (!this.active || !hasFeature(this.ctx!.features, NetFeature.GUEST_ANNOUNCE)) return false;
+    const s = this.configView.getUint16(NetConfig.STATUS, true);
+    this.configView.setUint16(NetConfig.STATUS, s | NET_S_ANNOUNCE, true);
+    this.host.configChanged();
+    return true;
+  }
+
   override validateFeatures(acked: Features): boolean {
+    // 5.1.3.1: CTRL_RX, CTRL_MAC_ADDR and GUEST_ANNOUNCE require CTRL_VQ.
+    if (!hasFeature(acked, NetFeature.CTRL_VQ)) {
+      for (const b of [NetFeature.CTRL_RX, NetFeature.CTRL_MAC_ADDR, NetFeature.GUEST_ANNOUNCE]) {
+        if (hasFeature(acked, b)) return false;
+      }
+    }
     // 5.1.3.1 feature dependencies: GUEST_TSO4 requires GUEST_CSUM etc. None of those are offered,
     // so acked (already masked to offered) cannot violate them; keep the check for clarity.
     if (hasFeature(acked, NetFeature.GUEST_TSO4) && !hasFeature(acked, NetFeature.GUEST_CSUM)) return false;
@@ -144,6 +184,9 @@ export class VirtioNet extends VirtioDevice {
   protected onReset(): void {
     this.rxPending.length = 0;
     this.mrg = false;
+    this.filter.reset();
+    const s = this.configView.getUint16(NetConfig.STATUS, true);
+    this.configView.setUint16(NetConfig.STATUS, s & ~NET_S_ANNOUNCE, true);
   }
 
   override queueReset(q: number): void {
@@ -152,6 +195,7 @@ export class VirtioNet extends VirtioDevice {
 
   queueNotify(q: number): void {
     if (q === TX) this.transmit();
+    else if (q === CTRL) this.controlQueue();
     // 5.1.6.3: new receive buffers: deliver what waited (CVE-2020-16843: never stall once
     // buffers reappear).
     else if (q === RX) this.flushRx();
@@ -163,12 +207,58 @@ export class VirtioNet extends VirtioDevice {
    */
   receive(frame: Uint8Array): boolean {
     if (!this.active || !this.linkUp) return this.drop("rxInactive");
+    // 5.1.6.5.1: the receive filter the driver set through the control queue.
+    if (
+      frame.length >= ETH_HLEN &&
+      !this.filter.accepts(frame, this.config.subarray(NetConfig.MAC, NetConfig.MAC + 6))
+    ) {
+      return this.drop("rxFiltered");
+    }
     // 5.1.6.3.? "the device MUST NOT pass received packets that exceed mtu".
     if (frame.length > this.maxRxFrame || frame.length < ETH_HLEN) return this.drop("rxBadLength");
     if (this.rxPending.length >= this.rxLimit) return this.drop("rxBacklogFull");
     this.rxPending.push(frame);
     this.flushRx();
     return true;
+  }
+
+  /** 5.1.6.5: each chain is class, command, data (readable), then one ack byte (writable). */
+  private controlQueue(): void {
+    const ctx = this.ctx;
+    const q = ctx?.queues[CTRL];
+    if (ctx === undefined || q === undefined || !q.ready) return;
+    const f = ctx.features;
+    const allowed = (cls: number, command: number) =>
+      (cls === NetCtrl.CLASS_RX && hasFeature(f, NetFeature.CTRL_RX)) ||
+      (cls === NetCtrl.CLASS_MAC &&
+        ((command === NetCtrl.MAC_ADDR_SET && hasFeature(f, NetFeature.CTRL_MAC_ADDR)) ||
+          (command === NetCtrl.MAC_TABLE_SET && hasFeature(f, NetFeature.CTRL_RX)))) ||
+      (cls === NetCtrl.CLASS_ANNOUNCE && hasFeature(f, NetFeature.GUEST_ANNOUNCE));
+    let done = 0;
+    for (let chain = q.pop(); chain !== undefined; chain = q.pop()) {
+      // Commands are small; a longer one (a MAC table) is bounded by the table limit below.
+      const len = Math.min(chain.readableBytes, 8 + 2 * (4 + 6 * 1024));
+      const cmd = new Uint8Array(len);
+      const rd = chain.reader(ctx.mem);
+      const n = rd.read(cmd);
+      const r = rd.faulted
+        ? { ack: NetCtrl.ERR, effect: { kind: "none" as const } }
+        : handleCtrl(cmd.subarray(0, n), this.filter, allowed);
+      if (r.effect.kind === "setMac") {
+        // 5.1.6.5.2: the new address takes effect and shows in the config space.
+        this.config.set(r.effect.mac, NetConfig.MAC);
+      } else if (r.effect.kind === "announceAck") {
+        const s = this.configView.getUint16(NetConfig.STATUS, true);
+        this.configView.setUint16(NetConfig.STATUS, s & ~NET_S_ANNOUNCE, true);
+      }
+      if (r.ack !== NetCtrl.OK) this.count("ctrlError");
+      const w = chain.writer(ctx.mem);
+      w.skip(chain.writableBytes - 1);
+      const wrote = chain.writableBytes > 0 ? w.write(new Uint8Array([r.ack])) : 0;
+      q.pushUsed(chain, wrote);
+      done++;
+    }
+    if (done > 0 || q.error !== undefined) this.signal(CTRL);
   }
 
   private drop(metric: string): false {
