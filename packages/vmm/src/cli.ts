@@ -92,6 +92,7 @@ export async function main(
     await vm.run();
     return 0;
   } catch (e) {
+    vm.close();
     if (e instanceof ExecutionUnavailableError) {
       const b = vm.boot;
       const what =
