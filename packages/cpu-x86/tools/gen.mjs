@@ -26,7 +26,6 @@ export const FA = {
   PLUSR: 1 << 8,
   MODREG: 1 << 9,
   VEX: 1 << 10,
-  NOLEN: 1 << 11,
   HLE: 1 << 12,
   BND: 1 << 13,
   I64: 1 << 14,
@@ -206,7 +205,6 @@ export function generate(files) {
     if (r.enc.plusR) a |= FA.PLUSR;
     if (has("modreg")) a |= FA.MODREG;
     if (r.enc.vex) a |= FA.VEX;
-    if (has("nolen")) a |= FA.NOLEN;
     if (has("hle")) a |= FA.HLE;
     if (has("bnd")) a |= FA.BND;
     if (has("i64")) a |= FA.I64;

@@ -49,7 +49,6 @@ export const enum Fa {
   PLUSR = 256,
   MODREG = 512,
   VEX = 1024,
-  NOLEN = 2048,
   HLE = 4096,
   BND = 8192,
   I64 = 16384,

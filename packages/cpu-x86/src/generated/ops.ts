@@ -1163,7 +1163,6 @@ export const ATTR_DOC: Readonly<Record<string, string>> = {
   "modreg": "ModRM.mod is ignored and treated as 11 (MOV to/from CR/DR, SDM Vol. 2 MOV-CR)",
   "hle": "XACQUIRE/XRELEASE allowed",
   "bnd": "F2 is a BND prefix on branches",
-  "nolen": "length-only record: decodes, but is not exposed",
   "vsib": "VSIB memory operand: a SIB byte is required (SDM Vol. 2 2.3.12)",
   "rexb0": "only without REX.B (90 is NOP/PAUSE; with REX.B it is XCHG r8, rAX)"
 };
