@@ -124,6 +124,28 @@ describe("interrupts", () => {
     expect(seen).toEqual([1]);
   });
 
+  it("SDM 26.7.5: interrupt-window exiting stops at the first boundary with IF=1", () => {
+    const ram = new Uint8Array(1 << 20);
+    ram.set([0x40, 0xfb, 0x40, 0x40, 0xf4], 0x7c00); // inc ax; sti; inc ax; inc ax; hlt
+    const seen: number[] = [];
+    const cpu = new Cpu({
+      memory: new FlatMemory(ram),
+      intercepts: {
+        intercept: (kind) => {
+          seen.push(kind);
+          return kind === 16;
+        },
+      },
+    });
+    cpu.setRealModeEntry(0, 0x7c00);
+    cpu.interruptWindowExiting = true;
+    expect(cpu.run(100)).toBe(RunExit.INTERCEPT);
+    // STI's shadow covers the next INC; the window opens after it.
+    expect(cpu.ripLo).toBe(0x7c03);
+    expect(cpu.r[0]! & 0xffff).toBe(2);
+    expect(seen).toEqual([16]);
+  });
+
   it("CPUID reports GenuineIntel and long mode", () => {
     const ram = new Uint8Array(1 << 20);
     // xor eax,eax; cpuid; hlt

@@ -117,6 +117,13 @@ export class Cpu extends SysCpu {
   irqPending = false;
   /** An NMI is latched. */
   nmiPending = false;
+  /**
+   * VMX "interrupt-window exiting" / "NMI-window exiting": when set, `run` offers INTERRUPT_WINDOW
+   * (NMI_WINDOW) to the intercept hook at the first instruction boundary where an external interrupt
+   * (NMI) could be delivered (SDM Vol. 3 26.7.5, 26.7.6).
+   */
+  interruptWindowExiting = false;
+  nmiWindowExiting = false;
   /** Instructions retired since construction. */
   executed = 0;
   exitReason: RunExit = RunExit.BUDGET;
@@ -248,6 +255,8 @@ export class Cpu extends SysCpu {
           this.prevBlock = null;
           this.runBlock(1);
         } else {
+          if ((this.interruptWindowExiting || this.nmiWindowExiting) && this.windowExit())
+            return RunExit.INTERCEPT;
           if ((this.nmiPending || this.irqPending) && this.injectEvents()) {
             this.prevBlock = null;
             if (this.exitReason !== RunExit.BUDGET) return this.exitReason;
@@ -270,6 +279,16 @@ export class Cpu extends SysCpu {
       if (this.exitReason !== RunExit.BUDGET) return this.exitReason;
     }
     return this.shutdown ? RunExit.SHUTDOWN : RunExit.BUDGET;
+  }
+
+  /** Offers an open interrupt/NMI window to the hook (VMX window exiting); true when it took it. */
+  private windowExit(): boolean {
+    if (this.nmiWindowExiting && !this.nmiBlocked && this.intercept(InterceptKind.NMI_WINDOW, 0, 0))
+      return true;
+    if (this.interruptWindowExiting && (this.flags & F.IF) !== 0) {
+      return this.intercept(InterceptKind.INTERRUPT_WINDOW, 0, 0);
+    }
+    return false;
   }
 
   /** Delivers a pending NMI or external interrupt if one is deliverable; true if one was. */
@@ -298,6 +317,10 @@ export class Cpu extends SysCpu {
     const vec = this.faultVec;
     const err = this.faultHasErr ? this.faultErr : -1;
     if (this.hooks !== null && this.intercept(InterceptKind.EXCEPTION, vec, err)) return;
+    if (vec === Vec.PF) {
+      this.cr2Lo = this.pfLo;
+      this.cr2Hi = this.pfHi;
+    }
     this.deliverEvent(vec, EventType.HW_EXCEPTION, this.faultHasErr, this.faultErr, this.ripLo, this.ripHi);
     if (this.shutdown && this.hooks !== null) this.intercept(InterceptKind.TRIPLE_FAULT, 0, 0);
   }

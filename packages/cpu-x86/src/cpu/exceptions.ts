@@ -89,6 +89,10 @@ export class ExcCpu extends SegCpu {
         if (e !== FAULT) throw e;
         this.rollback();
         const second = this.faultVec;
+        if (second === Vec.PF) {
+          this.cr2Lo = this.pfLo;
+          this.cr2Hi = this.pfHi;
+        }
         if (type === EventType.HW_EXCEPTION && vec === Vec.DF) break;
         const c2 = excClass(second);
         type = EventType.HW_EXCEPTION;

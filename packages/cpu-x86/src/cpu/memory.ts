@@ -123,6 +123,12 @@ export class MemCpu extends FlagsCpu {
 
   /** Segment of the last linear-address computation: non-canonical SS accesses fault with #SS (SDM 3.3.7.1). */
   laSeg = 3;
+  /**
+   * Linear address of the last page fault. CR2 is written from it only when the #PF is delivered
+   * (SDM Vol. 3 27.1: a #PF that causes a VM exit leaves CR2 unchanged).
+   */
+  pfLo = 0;
+  pfHi = 0;
   /** Fault being raised. */
   faultVec = 0;
   faultErr = 0;
@@ -228,8 +234,8 @@ export class MemCpu extends FlagsCpu {
       t.fault = TranslateFault.NONE;
       if (!this.translator.translate(lo, hi, access, t)) {
         if (t.fault === TranslateFault.EXIT) throw TRANSLATION_EXIT;
-        this.cr2Lo = lo;
-        this.cr2Hi = hi;
+        this.pfLo = lo;
+        this.pfHi = hi;
         this.raise(14, t.errorCode);
       }
       paddr = t.paddr - (t.paddr % 4096);
@@ -275,8 +281,8 @@ export class MemCpu extends FlagsCpu {
       if (acc === ACC_WRITE) ec |= 2;
       if (user) ec |= 4;
       if (acc === ACC_FETCH) ec |= 16;
-      this.cr2Lo = lo;
-      this.cr2Hi = hi;
+      this.pfLo = lo;
+      this.pfHi = hi;
       this.raise(14, ec);
     }
     return i;

@@ -121,8 +121,8 @@ export class EmulatedRunner {
         o.trapno = this.vec;
         o.err = this.err;
         if (this.vec === 14) {
-          o.addrLo = c.cr2Lo;
-          o.addrHi = c.cr2Hi;
+          o.addrLo = c.pfLo;
+          o.addrHi = c.pfHi;
         }
       }
     } else {
