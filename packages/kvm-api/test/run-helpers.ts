@@ -143,7 +143,7 @@ export function runLog(
       fill(e.data, answers[`io 0x${e.port.toString(16)}`] ?? 0, e.size);
     if (e.kind === "mmio" && !e.isWrite)
       fill(e.data, answers[`mmio 0x${e.physAddr.toString(16)}`] ?? 0, e.len);
-    if (stopOn.includes(e.kind)) break;
+    if (stopOn.includes(e.kind) || stopOn.includes(line)) break;
   }
   return log;
 }

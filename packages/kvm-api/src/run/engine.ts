@@ -93,6 +93,7 @@ export class VmxBackend implements VcpuBackend {
   private exitRequested = false;
   private runStartMs = 0;
   private runStartInsns = 0;
+  private runStartNs = 0;
 
   constructor(
     readonly vcpu: Vcpu,
@@ -180,6 +181,7 @@ export class VmxBackend implements VcpuBackend {
   run(vcpu: Vcpu): KvmExit {
     this.runStartMs = hostNowMs();
     this.runStartInsns = this.cpu.executed;
+    this.runStartNs = vcpu.vm.clock.nowNs();
     this.sync.syncIn();
     const pending = this.handlers.complete();
     if (pending !== null) return this.sync.out(pending);
@@ -251,7 +253,10 @@ export class VmxBackend implements VcpuBackend {
     const deadline = vm.nextDeadlineNs();
     const clock = vm.clock;
     if (clock instanceof DeterministicClock) {
-      if (!Number.isFinite(deadline)) return false;
+      // Guest time spent halted counts against the run's time budget too, so a vCPU halted with
+      // interrupts off under a periodic timer still comes back to userspace.
+      if (!Number.isFinite(deadline) || clock.nowNs() - this.runStartNs >= this.opts.maxRunMs * 1e6)
+        return false;
       clock.advanceTo(deadline);
       vm.tick();
       return true;
