@@ -52,6 +52,13 @@ describe("virtio-pci modern transport (virtio 1.2 4.1)", () => {
     expect(pci.bar0Address()).toBe(0xc000_0000);
   });
 
+  it("extended configuration space reads all ones of the access size", () => {
+    const { pci } = setup(false);
+    expect(pci.configRead(0x100, 4)).toBe(0xffff_ffff);
+    expect(pci.configRead(0x100, 2)).toBe(0xffff);
+    expect(pci.configRead(0x100, 1)).toBe(0xff);
+  });
+
   it("read-only header fields ignore writes", () => {
     const { pci } = setup(false);
     pci.configWrite(PciCfg.VENDOR_ID, 4, 0);

@@ -272,7 +272,10 @@ export class PciTransport {
 
   /** A configuration read of size (1, 2, 4) bytes at offset (0..255); never throws. */
   configRead(offset: number, size: number): number {
-    if (offset < 0 || offset + size > 256 || (size !== 1 && size !== 2 && size !== 4)) return 0xffffffff;
+    // Beyond the 256-byte header space (PCIe extended space) reads all ones of the access
+    // size, which Linux's pci_cfg_space_size_ext takes as "no extended configuration space".
+    if (size !== 1 && size !== 2 && size !== 4) return 0xffffffff;
+    if (offset < 0 || offset + size > 256) return size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
     const dataAt = CapAt.PCI_CFG + 16;
     if (offset >= dataAt && offset < dataAt + 4) return this.pciCfgDataRead(offset - dataAt, size);
     let v = 0;
