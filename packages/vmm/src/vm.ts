@@ -293,7 +293,11 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
       ...(deps.msi ? { msi: deps.msi } : {}),
       mmio,
       pci: devices.pci,
-      onConsole: deps.onConsole ?? ((bytes) => bytes.forEach((b) => deps.onSerial?.(b))),
+      onConsole:
+        deps.onConsole ??
+        ((bytes) => {
+          for (const b of bytes) deps.onSerial?.(b);
+        }),
       switches: deps.switches ?? new Map(),
     });
   } catch (e) {
