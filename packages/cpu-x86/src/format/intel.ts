@@ -86,10 +86,10 @@ function memText(insn: Insn, bytes: number): string {
   return `${PTR[bytes] ?? ""}${s}[${text}]`;
 }
 
+/** String operands as iced-x86 prints them: `[rdi]` (always ES), `[rsi]` with its override if any. */
 function stringOperand(insn: Insn, dst: boolean): string {
-  const a = insn.addrSize;
-  const r = gprName(dst ? 7 : 6, a);
-  return dst ? `es:[${r}]` : `${insn.seg >= 0 ? SEGS[insn.seg] : "ds"}:[${r}]`;
+  const r = gprName(dst ? 7 : 6, insn.addrSize);
+  return dst || insn.seg < 0 ? `[${r}]` : `${SEGS[insn.seg]}:[${r}]`;
 }
 
 /**
@@ -113,7 +113,7 @@ export function formatIntel(insn: Insn, ip = 0): string {
   const mn = OP_NAMES[insn.op] ?? "(bad)";
   const ops: string[] = [];
   const isString = (attr & (FA.REP | FA.REPE)) !== 0;
-  for (let i = 0; i < 4 && !isString; i++) {
+  for (let i = 0; i < 4; i++) {
     const w = operandWord(form, i);
     const kind = wordKind(w);
     if (kind === OpKind.None) break;
@@ -137,7 +137,8 @@ export function formatIntel(insn: Insn, ip = 0): string {
         ops.push(gprName(insn.vvvv, bytes));
         break;
       case OpKind.Reg:
-        ops.push(gprName(wordReg(w), bytes));
+        // String instructions name their accumulator in the mnemonic (stosd, lodsb); DX stays.
+        if (!isString || wordReg(w) === 2) ops.push(gprName(wordReg(w), bytes));
         break;
       case OpKind.Seg:
         ops.push(SEGS[wordReg(w)]!);
@@ -210,10 +211,10 @@ export function formatIntel(insn: Insn, ip = 0): string {
         ops.push(`${hex(insn.imm2)}:${hex(insn.opSize === 2 ? insn.imm & 0xffff : insn.imm >>> 0)}`);
         break;
       case OpKind.X:
-        if (!isString) ops.push(stringOperand(insn, false));
+        ops.push(stringOperand(insn, false));
         break;
       case OpKind.Y:
-        if (!isString) ops.push(stringOperand(insn, true));
+        ops.push(stringOperand(insn, true));
         break;
     }
   }
