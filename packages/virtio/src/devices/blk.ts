@@ -41,6 +41,8 @@ export const BlkConfig = {
   SIZE_MAX: 8,
   SEG_MAX: 12,
   BLK_SIZE: 20,
+  /** le16 num_queues (with VIRTIO_BLK_F_MQ). */
+  NUM_QUEUES: 34,
   MAX_DISCARD_SECTORS: 36,
   MAX_DISCARD_SEG: 40,
   DISCARD_SECTOR_ALIGNMENT: 44,
@@ -69,6 +71,8 @@ export interface VirtioBlkOptions {
   id?: string;
   /** Queue size (power of two, default 256). */
   queueSize?: number;
+  /** Request queues (default 1); more than one offers VIRTIO_BLK_F_MQ (Linux maps one per vCPU). */
+  queues?: number;
 }
 
 /** One parsed request (5.2.6), before validation. */
@@ -109,7 +113,8 @@ export class VirtioBlk extends VirtioDevice {
   ) {
     super(BlkConfig.SIZE);
     const qs = opts.queueSize ?? 256;
-    this.queueSizes = [qs];
+    const nq = Math.max(1, Math.min(opts.queues ?? 1, 256));
+    this.queueSizes = new Array<number>(nq).fill(qs);
     this.id = new Uint8Array(BLK_ID_BYTES);
     this.id.set(new TextEncoder().encode(opts.id ?? "tskvm").subarray(0, BLK_ID_BYTES));
     const f = features(
@@ -123,6 +128,7 @@ export class VirtioBlk extends VirtioDevice {
       BlkFeature.FLUSH,
     );
     if (backend.readOnly) setFeature(f, BlkFeature.RO);
+    if (nq > 1) setFeature(f, BlkFeature.MQ);
     if (!backend.readOnly && backend.discard !== undefined) setFeature(f, BlkFeature.DISCARD);
     if (!backend.readOnly && backend.writeZeroes !== undefined) setFeature(f, BlkFeature.WRITE_ZEROES);
     this.offered = f;
@@ -140,6 +146,7 @@ export class VirtioBlk extends VirtioDevice {
     c.setUint32(BlkConfig.MAX_WRITE_ZEROES_SECTORS, MAX_RANGE_SECTORS, true);
     c.setUint32(BlkConfig.MAX_WRITE_ZEROES_SEG, MAX_RANGE_SEGS, true);
     c.setUint8(BlkConfig.WRITE_ZEROES_MAY_UNMAP, 1);
+    c.setUint16(BlkConfig.NUM_QUEUES, nq, true);
   }
 
   /** Capacity in 512-byte sectors. */
