@@ -126,7 +126,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 function makeDevice(kind: DeviceKind, mem: FlatGuestMemory): VirtioDevice {
   switch (kind) {
     case "blk":
-      return new VirtioBlk(new MemoryBlockBackend(128 * 1024), { queueSize: QSIZE });
+      return new VirtioBlk(new MemoryBlockBackend(128 * 1024), { queueSize: QSIZE, queues: 2 });
     case "net":
       return new VirtioNet({ mac: [2, 0, 0, 0, 0, 1], queueSize: QSIZE, rxQueueFrames: 4 });
     case "rng":
