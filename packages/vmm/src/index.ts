@@ -19,4 +19,5 @@ export * from "./layout.js";
 export * from "./machine.js";
 export * from "./memory.js";
 export * from "./screenshot.js";
+export * from "./snapshot.js";
 export * from "./vm.js";
