@@ -45,7 +45,9 @@ describe.skipIf(why !== "")("KVM_RUN compared with the host's /dev/kvm (tools/kv
   let usable = "";
   beforeAll(() => {
     kvmref = join(tempDir(), "kvmref");
-    execFileSync("gcc", ["-O1", "-Wall", "-o", kvmref, join(REPO, "tools/kvmref/kvmref.c")], { stdio: "pipe" });
+    execFileSync("gcc", ["-O1", "-Wall", "-o", kvmref, join(REPO, "tools/kvmref/kvmref.c")], {
+      stdio: "pipe",
+    });
     writeFileSync(join(tempDir(), "probe.bin"), Uint8Array.of(0xf4)); // hlt
     const probe = spawnSync(kvmref, ["-max", "1", join(tempDir(), "probe.bin")], { encoding: "utf8" });
     if (probe.status === 2) usable = probe.stderr.trim();

@@ -1,0 +1,50 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { KVM_MP_STATE_RUNNABLE, Kvm } from "../src/index.js";
+import { attachVmxBackend } from "../src/run/index.js";
+import { assemble, flat32, hasTool, describe as line, machine, realMode, runLog } from "./run-helpers.js";
+
+const NASM = hasTool("nasm");
+if (!NASM) console.warn("run-system: nasm is not installed (Debian: apt-get install nasm); skipped");
+
+describe.skipIf(!NASM)("KVM_RUN through VMX: CPUID, MSRs, INIT/SIPI", () => {
+  const bins: Record<string, Uint8Array> = {};
+  beforeAll(() => {
+    for (const n of ["cpuid-msr", "smp-init-sipi"]) bins[n] = assemble(n);
+  });
+
+  it("CPUID from the CPUID2 table (KVM leaves), kvmclock MSR in kernel, #GP for an unknown MSR", () => {
+    const m = machine({ irqchip: true });
+    m.vcpu.setCpuid2(m.kvm.getSupportedCpuid());
+    m.ram.set(bins["cpuid-msr"]!, 0x1000);
+    realMode(m, 0x1000);
+    const log = runLog(m, {}, 50, ["io out 0x12 1 0d"]);
+    expect(log).toEqual(["io out 0x10 4 4b564d4b", "io out 0x11 4 01300000", "io out 0x12 1 0d"]);
+    expect(m.vcpu.readMsr(0x4b564d01)).toBe(0x3001n);
+  });
+
+  it("SDM 10.4.4.1: INIT then SIPI from the BSP's LAPIC starts the AP in real mode at vector << 12", () => {
+    const kvm = new Kvm();
+    const vm = kvm.createVm({ clock: "deterministic" });
+    const buf = new ArrayBuffer(4 << 20);
+    vm.setUserMemoryRegion({ slot: 0, flags: 0, guestPhysAddr: 0, memorySize: buf.byteLength, memory: buf });
+    vm.createIrqchip();
+    const bsp = vm.createVcpu(0);
+    const ap = vm.createVcpu(1);
+    const bspB = attachVmxBackend(bsp);
+    attachVmxBackend(ap);
+    new Uint8Array(buf).set(bins["smp-init-sipi"]!, 0x1000);
+    flat32({ kvm, vm, vcpu: bsp, ram: new Uint8Array(buf), backend: bspB }, 0x1000);
+    // The AP waits for SIPI: KVM_RUN gives nothing but KVM_EXIT_INTR.
+    expect(ap.run().kind).toBe("intr");
+    expect(line(bsp.run())).toBe("io out 0x10 1 01");
+    expect(ap.run().kind).toBe("intr"); // takes the INIT: wait-for-SIPI
+    expect(ap.getMpState()).toBe(2); // KVM_MP_STATE_INIT_RECEIVED
+    expect(line(bsp.run())).toBe("io out 0x10 1 b5");
+    expect(ap.getMpState()).toBe(KVM_MP_STATE_RUNNABLE);
+    expect(line(ap.run())).toBe("io out 0x10 1 a9");
+    const s = ap.getSregs();
+    expect(s.cs.selector).toBe(0x0800);
+    expect(s.cs.base).toBe(0x8000n);
+    expect(ap.getRegs().rip).toBe(2n);
+  });
+});
