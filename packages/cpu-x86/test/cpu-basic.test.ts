@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { Cpu, enterFlatLongMode, FlatMemory, IdentityTranslator, RunExit } from "../src/index.js";
 
@@ -126,6 +127,35 @@ describe("cpu basics", () => {
       cpu.run(10);
     }
     expect(seen).toEqual([6, 7]);
+  });
+
+  it("the block compiler gives the interpreter's results (sort, CRC, syscall loop from bench/)", () => {
+    const bin = readFileSync(new URL("../bench/fixtures/cpu-programs.bin", import.meta.url));
+    for (const entry of [0x12000, 0x13000, 0x14000]) {
+      const runs = [true, false].map((jit) => {
+        const ram = new Uint8Array(4 << 20);
+        ram.set(bin, 0x10000);
+        const cpu = new Cpu({ memory: new FlatMemory(ram), translator: new IdentityTranslator(), jit });
+        enterFlatLongMode(cpu, 0);
+        cpu.ripLo = entry;
+        cpu.r[8] = 0x80000;
+        let exit: number;
+        do exit = cpu.run(1_000_000);
+        while (exit === RunExit.BUDGET);
+        return {
+          exit,
+          regs: Array.from(cpu.r),
+          rip: cpu.ripLo,
+          n: cpu.executed,
+          mem: ram.subarray(0x100000, 0x104000),
+        };
+      });
+      expect(runs[0]!.regs).toEqual(runs[1]!.regs);
+      expect(runs[0]!.rip).toBe(runs[1]!.rip);
+      expect(runs[0]!.n).toBe(runs[1]!.n);
+      expect(runs[0]!.exit).toBe(runs[1]!.exit);
+      expect(Buffer.compare(runs[0]!.mem, runs[1]!.mem)).toBe(0);
+    }
   });
 
   it("division by zero delivers #DE through the IDT; a missing IDT becomes a triple fault", () => {

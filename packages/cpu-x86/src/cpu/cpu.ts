@@ -26,6 +26,7 @@ import {
   type Translator,
   type TscClock,
 } from "./interfaces.js";
+import { type CompiledBlock, compileBlock, JIT_THRESHOLD } from "./jit.js";
 import { FAULT, TRANSLATION_EXIT, Vec } from "./memory.js";
 import { XInsn } from "./operands.js";
 import type { CpuStateSnapshot } from "./state.js";
@@ -62,6 +63,11 @@ export type RunExit = (typeof RunExit)[keyof typeof RunExit];
 export class Block {
   /** False once its page's code was dropped (links to it are then ignored). */
   valid = true;
+  /** Executions so far (the block is compiled at JIT_THRESHOLD) and the compiled form. */
+  hits = 0;
+  compiled: CompiledBlock | null = null;
+  /** Decode mode the block was built for. */
+  mode: 16 | 32 | 64 = 64;
   /** Two cached successors (fall-through and taken), valid while `epoch` matches the CPU's. */
   epoch = -1;
   l1: Block | null = null;
@@ -106,6 +112,8 @@ export interface CpuOptions {
   intercepts?: Intercepts | null;
   interrupts?: InterruptSource | null;
   clock?: TscClock;
+  /** Compile hot blocks (default true). */
+  jit?: boolean;
 }
 
 export class Cpu extends SysCpu {
@@ -124,6 +132,8 @@ export class Cpu extends SysCpu {
    */
   interruptWindowExiting = false;
   nmiWindowExiting = false;
+  /** Compile hot blocks to JS functions (jit.ts); off runs the plain interpreter. */
+  jit = true;
   /** Instructions retired since construction. */
   executed = 0;
   exitReason: RunExit = RunExit.BUDGET;
@@ -154,6 +164,7 @@ export class Cpu extends SysCpu {
     this.hooks = opts.intercepts ?? null;
     this.interrupts = opts.interrupts ?? null;
     this.clock = opts.clock ?? { now: () => this.executed };
+    this.jit = opts.jit ?? true;
     this.reset();
   }
 
@@ -357,6 +368,15 @@ export class Cpu extends SysCpu {
     }
     this.prevBlock = null;
     const insns = b.insns;
+    if (b.compiled !== null && insns.length <= limit) {
+      this.curCodePfn = b.pfn;
+      this.codeInvalidated = false;
+      this.stopBlock = false;
+      b.compiled(this);
+      if (!this.stopBlock && !this.codeInvalidated && b.valid) this.prevBlock = b;
+      return;
+    }
+    if (this.jit && b.pfn >= 0 && ++b.hits === JIT_THRESHOLD) b.compiled = compileBlock(insns, b.mode);
     const n = Math.min(insns.length, limit);
     this.curCodePfn = b.pfn;
     this.codeInvalidated = false;
@@ -422,6 +442,7 @@ export class Cpu extends SysCpu {
     }
     if (insns.length === 0) return this.crossPageBlock(lo, hi, mode);
     const b = new Block(insns, pfn);
+    b.mode = mode;
     page.blocks.set(key, b);
     return b;
   }

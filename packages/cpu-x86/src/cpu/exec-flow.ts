@@ -320,7 +320,11 @@ export function aaaAas(c: C, i: I): void {
   const adjust = (ax & 0xf) > 9 || c.af();
   if (adjust) {
     if (i.k === 0) ax = (ax + 0x106) & 0xffff;
-    else ax = ((ax - 6) & 0xff) | ((((ax >> 8) - 1) & 0xff) << 8);
+    else {
+      // SDM Vol. 2 AAS: AX <- AX - 6 (a 16-bit subtraction: the borrow reaches AH), then AH <- AH - 1.
+      ax = (ax - 6) & 0xffff;
+      ax = (ax & 0xff) | ((((ax >> 8) - 1) & 0xff) << 8);
+    }
   }
   ax &= 0xff0f;
   r[0] = (r[0]! & ~0xffff) | ax;
