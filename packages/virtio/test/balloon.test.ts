@@ -119,6 +119,20 @@ for (const kind of TRANSPORTS) {
       expect(dev.stats.get(BalloonStat.MEMTOT)).toBe(4096);
     });
 
+    it("5.5.6.3 the stats buffer Linux primes and kicks before DRIVER_OK is taken at DRIVER_OK", () => {
+      const dev = new VirtioBalloon({ reclaim: () => true, restore: () => {}, discard: () => {} });
+      const r = rig(kind, dev);
+      expect(
+        r.drv.init({
+          beforeDriverOk: (d) => {
+            d.queue(2).add([statsBuf([[BalloonStat.MEMFREE, 77]])], [], 1);
+          },
+        }),
+      ).toBe(true);
+      expect(dev.stats.get(BalloonStat.MEMFREE)).toBe(77);
+      expect(dev.requestStats()).toBe(true);
+    });
+
     it("5.5.6.3 a huge stats buffer is read only up to a bound (Firecracker #5794)", () => {
       const { drv, dev } = make();
       const many: [number, number][] = [];

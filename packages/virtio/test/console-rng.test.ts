@@ -146,8 +146,9 @@ describe("virtio-console multiport (virtio 1.2 5.3.6.2)", () => {
     const con = new VirtioConsole({ ports: [{ onOutput: (b) => out1.push(dec(b)) }] });
     const r = rig("mmio", con);
     expect(r.drv.init({ want: features(32) })).toBe(true);
+    const before = con.metrics["notifyUnusedQueue"] ?? 0;
     r.drv.queue(5).add([enc("x")], [], 1);
     expect(out1).toEqual([]);
-    expect(con.metrics["notifyUnusedQueue"]).toBe(1);
+    expect(con.metrics["notifyUnusedQueue"]).toBe(before + 1);
   });
 });

@@ -228,6 +228,11 @@ export interface InitOptions {
   queues?: number;
   /** Cap each queue's size (default: the device maximum, at most 256). */
   queueSize?: number;
+  /**
+   * Runs after the queues are set up and before DRIVER_OK, e.g. to prime a queue and kick it
+   * as Linux's virtio_balloon does with its stats buffer in probe.
+   */
+  beforeDriverOk?: (drv: MockDriver) => void;
 }
 
 /**
@@ -321,6 +326,7 @@ export class MockDriver {
       this.queues.push(q);
     }
     this.ringMark = this.arena.mark;
+    opts.beforeDriverOk?.(this);
     t.setStatus(t.getStatus() | Status.DRIVER_OK);
     return (t.getStatus() & (Status.DRIVER_OK | Status.DEVICE_NEEDS_RESET)) === Status.DRIVER_OK;
   }

@@ -192,7 +192,20 @@ export class TransportCore implements DeviceHost {
       }
     }
     const ctx: DeviceContext = { mem: this.mem, queues: this.queues, features: { ...this.driverFeatures } };
-    if (!this.device.activate(ctx)) this.needsReset("ActivateFailed");
+    if (!this.device.activate(ctx)) {
+      this.needsReset("ActivateFailed");
+      return;
+    }
+    // Drivers make buffers available, and even kick, before DRIVER_OK (Linux's virtio_balloon
+    // primes and kicks its stats queue in probe): those kicks were ignored, so look now.
+    this.rescan();
+  }
+
+  /** Let the device process whatever is already available on every ready queue. */
+  private rescan(): void {
+    for (let i = 0; i < this.queues.length; i++) {
+      if (this.queues[i]!.ready) this.guard(() => this.device.queueNotify(i));
+    }
   }
 
   /** Whether the driver may (re)configure the selected queue now. */
@@ -354,9 +367,7 @@ export class TransportCore implements DeviceHost {
     if ((this.status & (Status.DRIVER_OK | Status.DEVICE_NEEDS_RESET)) === Status.DRIVER_OK) {
       const ctx: DeviceContext = { mem: this.mem, queues: this.queues, features: { ...this.driverFeatures } };
       if (!this.device.activate(ctx)) this.needsReset("ActivateFailed");
-      for (let i = 0; i < this.queues.length; i++) {
-        if (this.queues[i]!.ready) this.guard(() => this.device.queueNotify(i));
-      }
+      else this.rescan();
     }
   }
 
