@@ -3,7 +3,7 @@
 // 64-bit IDT and TSS, exceptions with their error codes, SYSCALL/SYSRET across privilege levels.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { Cpu, EFER, FlatMemory, RunExit, Seg } from "../src/index.js";
+import { Cpu, EFER, enterFlatProtectedMode, FlatMemory, RunExit, Seg } from "../src/index.js";
 
 const RES = 0x8000;
 const bin = readFileSync(new URL("./fixtures/cpu/modes.bin", import.meta.url));
@@ -65,6 +65,26 @@ describe("mode transitions and exceptions (modes.S)", () => {
     expect(other.save()).toEqual(s1);
     expect(other.cpl).toBe(0);
     expect(other.codeMode).toBe(64);
+  });
+});
+
+describe("call gates (gates.S)", () => {
+  it("SDM 5.8.5: CALL through a DPL-3 gate to CPL 0 switches to the TSS stack and copies the parameter; RETF 4 returns", () => {
+    const ram = new Uint8Array(1 << 20);
+    ram.set(readFileSync(new URL("./fixtures/cpu/gates.bin", import.meta.url)), 0x1000);
+    const cpu = new Cpu({ memory: new FlatMemory(ram) });
+    enterFlatProtectedMode(cpu);
+    cpu.ripLo = 0x1000;
+    cpu.r[8] = 0x7800;
+    expect(cpu.run(1000)).toBe(RunExit.HLT);
+    const dv = new DataView(ram.buffer);
+    expect(dv.getUint32(RES, true)).toBe(3); // reached CPL 3 through IRETD
+    expect(dv.getUint32(RES + 4, true)).toBe(0x1234); // parameter copied to the inner stack
+    expect(dv.getUint32(RES + 16, true)).toBe(0x5ffc); // caller's ESP pushed on the inner stack
+    expect(dv.getUint16(RES + 20, true)).toBe(0x10); // SS from TSS.SS0
+    expect(dv.getUint32(RES + 8, true)).toBe(0x6000); // RETF 4 popped the parameter at CPL 3
+    expect(cpu.cpl).toBe(0);
+    expect(cpu.segSel[Seg.CS]! & 0xffff).toBe(0x08);
   });
 });
 

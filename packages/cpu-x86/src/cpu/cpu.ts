@@ -149,6 +149,8 @@ export class Cpu extends SysCpu {
   farOff = 0;
   farOffHi = 0;
   farSel = 0;
+  /** Call-gate parameter scratch (up to 31 entries, exec-gates.ts). */
+  readonly paramScratch = new Int32Array(32);
   private stopRequested = false;
   private readonly scratch = new Uint8Array(16);
   private readonly crossInsn = new XInsn();

@@ -40,7 +40,8 @@ export class ExcCpu extends SegCpu {
   /** Scratch for rolling back a delivery that faulted. */
   private readonly rb = new Int32Array(6 * 5 + 8);
 
-  private snapshotForRollback(): void {
+  /** Saves segment registers, rSP, CPL and RFLAGS so a multi-step transfer can be undone on a fault. */
+  snapshotForRollback(): void {
     const b = this.rb;
     for (let s = 0; s < 6; s++) {
       b[s * 5] = this.segSel[s]!;
@@ -55,7 +56,8 @@ export class ExcCpu extends SegCpu {
     b[33] = this.getRflags();
   }
 
-  private rollback(): void {
+  /** Undoes the changes since `snapshotForRollback`. */
+  rollback(): void {
     const b = this.rb;
     for (let s = 0; s < 6; s++) {
       this.segSel[s] = b[s * 5]!;

@@ -1,10 +1,11 @@
 /**
  * Far transfers and segment loads (SDM Vol. 2 JMP, CALL, RET, IRET, MOV Sreg, LDS..LSS, SYSCALL,
- * SYSRET, SYSENTER, SYSEXIT; Vol. 3 5.8). Deviations, written down here: call gates, task gates and
- * TSS selectors as far-transfer targets raise #GP(selector), and IRET with NT=1 (task return) raises
- * #GP(0); the task switch is not implemented.
+ * SYSRET, SYSENTER, SYSEXIT; Vol. 3 5.8). Call gates are in exec-gates.ts. Deviations, written down
+ * here: task gates and TSS selectors as far-transfer targets raise #GP(selector), and IRET with NT=1
+ * (task return) raises #GP(0); the task switch is not implemented.
  */
 import type { Cpu } from "./cpu.js";
+import { viaCallGate } from "./exec-gates.js";
 import { writeFlags } from "./exec-system.js";
 import { Vec } from "./memory.js";
 import type { XInsn } from "./operands.js";
@@ -49,12 +50,24 @@ export function loadFarPtr(c: C, i: I): void {
   if (i.k === Seg.SS) c.stopBlock = true;
 }
 
-/** Checks and loads a code-segment target for far JMP/CALL (SDM Vol. 3 5.8.1). Returns the new CS selector. */
-function checkFarCode(c: C, sel: number): number {
+/**
+ * Checks a code-segment target for far JMP/CALL (SDM Vol. 3 5.8.1) and returns the new CS selector,
+ * or -1 after a transfer through a call gate (exec-gates.ts). TSS and task-gate targets (task
+ * switches) are not implemented: #GP(selector).
+ */
+function checkFarCode(c: C, i: I, sel: number, isCall: boolean): number {
   if ((sel & 0xfffc) === 0) c.raise(Vec.GP, 0);
   c.readDescriptor(sel);
   const hi = c.descHi;
-  if ((hi & 0x1000) === 0 || (hi & 0x800) === 0) c.raise(Vec.GP, sel & 0xfffc); // gates/TSS: not implemented
+  if ((hi & 0x1000) === 0) {
+    const type = (hi >> 8) & 0x1f;
+    if (type === 0x0c || type === 0x04) {
+      viaCallGate(c, i, sel, isCall);
+      return -1;
+    }
+    c.raise(Vec.GP, sel & 0xfffc);
+  }
+  if ((hi & 0x800) === 0) c.raise(Vec.GP, sel & 0xfffc);
   const dpl = (hi >> 13) & 3;
   const conforming = (hi & 0x400) !== 0;
   if (conforming ? dpl > c.cpl : (sel & 3) > c.cpl || dpl !== c.cpl) c.raise(Vec.GP, sel & 0xfffc);
@@ -104,8 +117,8 @@ export function jmpFar(c: C, i: I): void {
     c.stopBlock = true;
     return;
   }
-  const sel = checkFarCode(c, c.farSel);
-  commitCs(c, sel, off, c.farOffHi);
+  const sel = checkFarCode(c, i, c.farSel, false);
+  if (sel >= 0) commitCs(c, sel, off, c.farOffHi);
 }
 
 export function callFar(c: C, i: I): void {
@@ -123,7 +136,8 @@ export function callFar(c: C, i: I): void {
     c.stopBlock = true;
     return;
   }
-  const sel = checkFarCode(c, c.farSel);
+  const sel = checkFarCode(c, i, c.farSel, true);
+  if (sel < 0) return;
   const sp0 = c.r[8]!;
   const sp1 = c.r[9]!;
   try {
