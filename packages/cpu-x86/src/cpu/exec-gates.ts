@@ -12,7 +12,7 @@ import { AR, EFER, Seg } from "./state.js";
  * Transfers through the call gate whose descriptor was just read for `sel` (descLo/descHi). `isCall`
  * pushes the return address (and switches stacks when the target is more privileged).
  */
-export function viaCallGate(c: Cpu, i: XInsn, sel: number, isCall: boolean): void {
+export function viaCallGate(c: Cpu, _i: XInsn, sel: number, isCall: boolean): void {
   const long = (c.efer & EFER.LMA) !== 0;
   let hi = c.descHi;
   const type = (hi >> 8) & 0x1f;
