@@ -292,3 +292,17 @@ describe("virtio-net control queue (virtio 1.2 5.1.6.5)", () => {
     expect(r.drv.queue(2).used()[0]!.in[0]![0]).toBe(NetCtrl.ERR);
   });
 });
+
+describe("virtio-net receive liveness", () => {
+  it("5.1.6.4.2 a frame larger than a full ring of buffers is dropped, not left blocking the queue", () => {
+    const nic = new VirtioNet({ mac: MAC_A, controlQueue: false });
+    const r = rig("mmio", nic);
+    r.drv.init({ queueSize: 4 });
+    for (let i = 0; i < 4; i++) r.drv.queue(0).add([], [64], i);
+    expect(nic.receive(frame(MAC_A, MAC_B, 1000))).toBe(true);
+    expect(nic.metrics["rxFrameTooBig"]).toBe(1);
+    expect(nic.rxBacklog).toBe(0);
+    expect(nic.receive(frame(MAC_A, MAC_B, 20))).toBe(true);
+    expect(r.drv.queue(0).used()).toHaveLength(1);
+  });
+});

@@ -371,7 +371,14 @@ export class VirtioNet extends VirtioDevice {
       const c = q.pop();
       if (c === undefined) {
         if (chains[0] !== undefined) q.undoPop(chains[0]);
-        return q.error !== undefined ? 0 : -1;
+        if (q.error !== undefined) return 0;
+        // A whole ring of buffers cannot hold it: drop the frame rather than block the ones
+        // behind it forever.
+        if (chains.length >= q.size) {
+          this.count("rxFrameTooBig");
+          return 0;
+        }
+        return -1;
       }
       chains.push(c);
       room += c.writableBytes;
