@@ -88,8 +88,9 @@ export class ExcCpu extends SegCpu {
         this.deliverOnce(vec, type, hasErr, err, retLo, retHi);
         return;
       } catch (e) {
-        if (e !== FAULT) throw e;
+        // Undo the partial delivery whatever stopped it (a fault, or the translator asking to exit).
         this.rollback();
+        if (e !== FAULT) throw e;
         const second = this.faultVec;
         if (second === Vec.PF) {
           this.cr2Lo = this.pfLo;

@@ -4,7 +4,7 @@
  * 64-bit gates in IA-32e mode (16-byte descriptors, no parameters, a null SS at the new CPL).
  */
 import type { Cpu } from "./cpu.js";
-import { FAULT, Vec } from "./memory.js";
+import { Vec } from "./memory.js";
 import type { XInsn } from "./operands.js";
 import { AR, EFER, Seg } from "./state.js";
 
@@ -96,7 +96,7 @@ export function viaCallGate(c: Cpu, _i: XInsn, sel: number, isCall: boolean): vo
     c.push(psize, oldCs, 0);
     c.push(psize, retLo, retHi);
   } catch (e) {
-    if (e === FAULT) c.rollback();
+    c.rollback();
     throw e;
   }
   setTarget(c, offLo, offHi);
