@@ -266,3 +266,50 @@ describe("guest memory", () => {
     expect(mem.read(2 ** 53, b)).toBe(false);
   });
 });
+
+describe("chain cursors", () => {
+  it("a huge descriptor that is not RAM fails at the first bounded piece (no 4 GiB bounce buffer)", async () => {
+    const { DescriptorChain } = await import("../src/index");
+    const { FlatGuestMemory } = await import("../src/index");
+    const mem = new FlatGuestMemory(1 << 20);
+    const c = new DescriptorChain(0);
+    c.writable.push({ addr: 2 ** 40, len: 0xffff_ffff });
+    c.writableBytes = 0xffff_ffff;
+    let calls = 0;
+    const w = c.writer(mem);
+    expect(
+      w.fillViews(0xffff_ffff, () => {
+        calls++;
+        return true;
+      }),
+    ).toBe(0);
+    expect(calls).toBe(0);
+    expect(w.faulted).toBe(true);
+    c.readable.push({ addr: 2 ** 40, len: 0xffff_fff0 });
+    c.readableBytes = 0xffff_fff0;
+    const r = c.reader(mem);
+    expect(r.forEachView(0xffff_fff0, () => calls++)).toBe(0);
+    expect(r.faulted).toBe(true);
+  });
+
+  it("a range spanning two memory pieces is served through views of each piece", async () => {
+    const { DescriptorChain } = await import("../src/index");
+    const { ChunkedGuestMemory } = await import("../src/index");
+    const mem = new ChunkedGuestMemory(256 * 1024, { chunkSize: 64 * 1024 });
+    const c = new DescriptorChain(0);
+    c.writable.push({ addr: 60 * 1024, len: 190 * 1024 });
+    c.writableBytes = 190 * 1024;
+    const w = c.writer(mem);
+    const starts: number[] = [];
+    const filled = w.fillViews(190 * 1024, (v, at) => {
+      starts.push(at);
+      v.fill((at >>> 10) & 0xff);
+      return true;
+    });
+    expect(filled).toBe(190 * 1024);
+    expect(starts).toEqual([0, 64 * 1024, 128 * 1024]);
+    const b = new Uint8Array(1);
+    mem.read(60 * 1024 + 189 * 1024, b);
+    expect(b[0]).toBe(128);
+  });
+});

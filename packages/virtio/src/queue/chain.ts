@@ -1,5 +1,8 @@
 import type { GuestMemory } from "../memory";
 
+/** Largest host bounce buffer a cursor allocates for guest ranges that are not one host view. */
+const BOUNCE = 64 * 1024;
+
 /** One guest buffer of a descriptor chain, as the descriptor gave it (read once: no TOCTOU). */
 export interface Segment {
   /** Guest-physical address (< 2^53; larger descriptor addresses are parsed as invalid). */
@@ -113,12 +116,22 @@ export class ChainReader extends Cursor {
     return this.walk(
       n,
       (addr, len, o) => {
-        let v = this.mem.slice(addr, len);
-        if (v === undefined) {
-          v = new Uint8Array(len);
-          if (!this.mem.read(addr, v)) return false;
+        const v = this.mem.slice(addr, len);
+        if (v !== undefined) {
+          fn(v, o);
+          return true;
         }
-        fn(v, o);
+        // Not one contiguous host range (two slots, or not RAM): go piece by piece through a
+        // bounded bounce buffer, so a hostile 4 GiB descriptor cannot make the host allocate 4 GiB.
+        for (let done = 0; done < len; done += BOUNCE) {
+          const n = Math.min(BOUNCE, len - done);
+          let piece = this.mem.slice(addr + done, n);
+          if (piece === undefined) {
+            piece = new Uint8Array(n);
+            if (!this.mem.read(addr + done, piece)) return false;
+          }
+          fn(piece, o + done);
+        }
         return true;
       },
       0,
@@ -145,8 +158,19 @@ export class ChainWriter extends Cursor {
       (addr, len, o) => {
         const v = this.mem.slice(addr, len);
         if (v !== undefined) return fill(v, o);
-        const tmp = new Uint8Array(len);
-        return fill(tmp, o) && this.mem.write(addr, tmp);
+        // Bounded bounce buffer, as in forEachView; check the range is RAM before filling.
+        for (let done = 0; done < len; done += BOUNCE) {
+          const n = Math.min(BOUNCE, len - done);
+          const piece = this.mem.slice(addr + done, n);
+          if (piece !== undefined) {
+            if (!fill(piece, o + done)) return false;
+            continue;
+          }
+          const tmp = new Uint8Array(n);
+          if (!this.mem.read(addr + done, tmp)) return false;
+          if (!fill(tmp, o + done) || !this.mem.write(addr + done, tmp)) return false;
+        }
+        return true;
       },
       0,
     );
