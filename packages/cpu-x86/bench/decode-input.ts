@@ -3,6 +3,7 @@
 // random bytes. Cold-path code: allocations are fine here.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { DecodeStatus, decode, Insn } from "../src/index.js";
 
 /** Decodes the LZ4 legacy frame format (magic 0x184C2102), as the kernel's LZ4 decompressor reads it. */
 export function lz4Legacy(src: Uint8Array, start: number): Uint8Array {
@@ -90,6 +91,27 @@ export function realisticCode(): { name: string; bytes: Uint8Array } {
   const text = elfText(new Uint8Array(readFileSync("/bin/ls")));
   if (!text) throw new Error("no code to benchmark: neither guests/bzImage nor /bin/ls has a .text");
   return { name: "/bin/ls .text", bytes: text };
+}
+
+/**
+ * `code` without its INT3 padding: the kernel fills the gaps between functions with CC bytes, which
+ * make up 80% of its .text's instructions and would flatter a decode benchmark. Whole
+ * instructions are kept, in order, so the result is still a valid instruction stream.
+ */
+export function withoutPadding(code: Uint8Array): Uint8Array {
+  const out = new Uint8Array(code.length);
+  const insn = new Insn();
+  let o = 0;
+  let off = 0;
+  while (off < code.length) {
+    const len = decode(code, off, 64, insn) === DecodeStatus.Ok ? insn.length : 1;
+    if (!(len === 1 && code[off] === 0xcc)) {
+      out.set(code.subarray(off, off + len), o);
+      o += len;
+    }
+    off += len;
+  }
+  return out.subarray(0, o);
 }
 
 /** Seeded random bytes (mulberry32). */

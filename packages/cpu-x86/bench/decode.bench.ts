@@ -2,9 +2,9 @@
 // (hz x 10,000 = decodes/s). bench/decode-run.ts prints M decodes/s directly.
 import { bench, describe } from "vitest";
 import { DecodeStatus, decode, Insn } from "../src/index.js";
-import { randomBytes, realisticCode } from "./decode-input.js";
+import { randomBytes, realisticCode, withoutPadding } from "./decode-input.js";
 
-const code = realisticCode().bytes;
+const code = withoutPadding(realisticCode().bytes);
 const rnd = randomBytes(1 << 20);
 const insn = new Insn();
 const PER = 10_000;
@@ -21,7 +21,7 @@ function make(bytes: Uint8Array, mode: 16 | 32 | 64) {
 }
 
 describe("decode (10,000 instructions per iteration)", () => {
-  bench("kernel .text, 64-bit", make(code, 64));
+  bench("kernel .text without INT3 padding, 64-bit", make(code, 64));
   bench("random bytes, 64-bit", make(rnd, 64));
   bench("random bytes, 32-bit", make(rnd, 32));
   bench("random bytes, 16-bit", make(rnd, 16));
