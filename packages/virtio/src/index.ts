@@ -23,7 +23,14 @@ export {
   VirtioBlk,
   type VirtioBlkOptions,
 } from "./devices/blk";
-export { type BlockBackend, MemoryBlockBackend, ReadOnlyBlockBackend } from "./devices/blk-backend";
+export {
+  type AnyBlockBackend,
+  type AsyncBlockBackend,
+  type BlockBackend,
+  isAsyncBackend,
+  MemoryBlockBackend,
+  ReadOnlyBlockBackend,
+} from "./devices/blk-backend";
 export {
   ConsoleConfig,
   ConsoleControl,

@@ -78,3 +78,27 @@ export class ReadOnlyBlockBackend implements BlockBackend {
   }
   flush(): void {}
 }
+
+/**
+ * Storage whose operations finish later (the browser's OPFS or IndexedDB, Node's fs.promises).
+ * The device parses and validates at once, runs the operation, and completes the request when
+ * the promise settles; a rejection is VIRTIO_BLK_S_IOERR. A completion that arrives after a
+ * device or queue reset is dropped without touching guest memory.
+ */
+export interface AsyncBlockBackend {
+  readonly async: true;
+  readonly size: number;
+  readonly readOnly: boolean;
+  read(offset: number, dst: Uint8Array): Promise<void>;
+  write(offset: number, src: Uint8Array): Promise<void>;
+  flush(): Promise<void>;
+  discard?(offset: number, len: number): Promise<void>;
+  writeZeroes?(offset: number, len: number, unmap: boolean): Promise<void>;
+}
+
+/** Either kind of backend. */
+export type AnyBlockBackend = BlockBackend | AsyncBlockBackend;
+
+export function isAsyncBackend(b: AnyBlockBackend): b is AsyncBlockBackend {
+  return (b as AsyncBlockBackend).async === true;
+}

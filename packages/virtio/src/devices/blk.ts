@@ -3,7 +3,12 @@ import { VirtioDevice } from "../device";
 import { type Features, features, hasFeature, setFeature } from "../features";
 import type { GuestMemory } from "../memory";
 import type { DescriptorChain } from "../queue/chain";
-import type { BlockBackend } from "./blk-backend";
+import {
+  type AnyBlockBackend,
+  type AsyncBlockBackend,
+  type BlockBackend,
+  isAsyncBackend,
+} from "./blk-backend";
 
 /** virtio 1.2 5.2.3: block device feature bits. */
 export const BlkFeature = {
@@ -73,6 +78,10 @@ export interface VirtioBlkOptions {
   queueSize?: number;
   /** Request queues (default 1); more than one offers VIRTIO_BLK_F_MQ (Linux maps one per vCPU). */
   queues?: number;
+  /** Async backends: most request data in flight, in bytes (default 64 MiB); beyond, the device waits. */
+  asyncInflightBytes?: number;
+  /** Async backends: largest read/write data of one request (default 16 MiB); larger answers IOERR. */
+  asyncMaxRequest?: number;
 }
 
 /** One parsed request (5.2.6), before validation. */
@@ -106,13 +115,25 @@ export class VirtioBlk extends VirtioDevice {
   private readonly status = new Uint8Array(1);
   private readonly hdr = new Uint8Array(HEADER);
   private readonly hdrView = new DataView(this.hdr.buffer);
+  /** Bumped by device and queue resets: async completions from before are dropped. */
+  private generation = 0;
+  private inflight = 0;
+  private inflightBytes = 0;
+  /** Queues that stopped popping because too much async data was in flight. */
+  private readonly stalled = new Set<number>();
+  /** Largest read/write data handed to an async backend in one request (its bounce buffer). */
+  private readonly maxAsyncRequest: number;
+  /** Host bytes of async request data in flight at most; beyond, the device waits for completions. */
+  private readonly maxInflightBytes: number;
 
   constructor(
-    readonly backend: BlockBackend,
+    readonly backend: AnyBlockBackend,
     opts: VirtioBlkOptions = {},
   ) {
     super(BlkConfig.SIZE);
     const qs = opts.queueSize ?? 256;
+    this.maxAsyncRequest = opts.asyncMaxRequest ?? 16 << 20;
+    this.maxInflightBytes = opts.asyncInflightBytes ?? 64 << 20;
     const nq = Math.max(1, Math.min(opts.queues ?? 1, 256));
     this.queueSizes = new Array<number>(nq).fill(qs);
     this.id = new Uint8Array(BLK_ID_BYTES);
@@ -154,9 +175,26 @@ export class VirtioBlk extends VirtioDevice {
     return Math.floor(this.backend.size / SECTOR);
   }
 
-  protected onReset(): void {}
+  protected onReset(): void {
+    // In-flight async requests belong to the old driver: their completions are dropped.
+    this.generation++;
+    this.stalled.clear();
+  }
+
+  override queueReset(_q: number): void {
+    this.generation++;
+  }
+
+  /** Requests handed to an async backend and not yet completed. */
+  get inFlight(): number {
+    return this.inflight;
+  }
 
   queueNotify(qi: number): void {
+    if (isAsyncBackend(this.backend)) {
+      this.queueNotifyAsync(qi, this.backend);
+      return;
+    }
     const ctx = this.ctx;
     const q = ctx?.queues[qi];
     if (ctx === undefined || q === undefined) return;
@@ -281,7 +319,8 @@ export class VirtioBlk extends VirtioDevice {
     chain: DescriptorChain,
     req: Exclude<BlkRequest, { kind: "malformed" | "unsupported" }>,
   ): { status: number; written: number } {
-    const b = this.backend;
+    // Only reached with a synchronous backend (async requests go through startAsync).
+    const b = this.backend as BlockBackend;
     try {
       switch (req.kind) {
         case "read": {
@@ -323,6 +362,145 @@ export class VirtioBlk extends VirtioDevice {
       // The backend failed: the guest sees an I/O error, the VMM keeps running.
       this.count("backendError");
       return { status: BlkStatus.IOERR, written: 0 };
+    }
+  }
+
+  private queueNotifyAsync(qi: number, b: AsyncBlockBackend): void {
+    const ctx = this.ctx;
+    const q = ctx?.queues[qi];
+    if (ctx === undefined || q === undefined) return;
+    let done = 0;
+    for (let chain = q.pop(); chain !== undefined; chain = q.pop()) {
+      const req = this.parse(ctx.mem, chain);
+      if (req.kind === "malformed") {
+        this.count(`malformed.${req.why}`);
+        q.pushUsed(chain, chain.writableBytes === 0 ? 0 : this.complete(ctx.mem, chain, BlkStatus.IOERR, 0));
+        done++;
+        continue;
+      }
+      const bad = this.validate(req, ctx.features);
+      if (bad !== undefined || req.kind === "unsupported") {
+        q.pushUsed(chain, this.complete(ctx.mem, chain, bad ?? BlkStatus.UNSUPP, 0));
+        done++;
+        continue;
+      }
+      if (req.kind === "getId") {
+        const r = this.execute(ctx.mem, chain, req);
+        q.pushUsed(chain, this.complete(ctx.mem, chain, r.status, r.written));
+        done++;
+        continue;
+      }
+      const bytes = req.kind === "read" || req.kind === "write" ? req.len : 0;
+      // Async data needs a host buffer: bound each request and the total in flight
+      // (CVE-2016-5403: requests submitted without waiting must not exhaust host memory).
+      if (bytes > this.maxAsyncRequest) {
+        q.pushUsed(chain, this.complete(ctx.mem, chain, this.bad("asyncTooLarge", BlkStatus.IOERR), 0));
+        done++;
+        continue;
+      }
+      if (this.inflight > 0 && this.inflightBytes + bytes > this.maxInflightBytes) {
+        q.undoPop(chain);
+        this.stalled.add(qi);
+        this.count("asyncBackpressure");
+        break;
+      }
+      this.startAsync(qi, chain, req, bytes, b);
+    }
+    if (done > 0 || q.error !== undefined) this.signal(qi);
+  }
+
+  private startAsync(
+    qi: number,
+    chain: DescriptorChain,
+    req: Exclude<BlkRequest, { kind: "malformed" | "unsupported" | "getId" }>,
+    bytes: number,
+    b: AsyncBlockBackend,
+  ): void {
+    const gen = this.generation;
+    const mem = this.ctx!.mem;
+    this.inflight++;
+    this.inflightBytes += bytes;
+    let buf: Uint8Array | undefined;
+    let p: Promise<unknown>;
+    try {
+      switch (req.kind) {
+        case "read":
+          buf = new Uint8Array(req.len);
+          p = b.read(req.sector * SECTOR, buf);
+          break;
+        case "write": {
+          // Gather now: the guest may reuse its buffer once the request completes, not before,
+          // but reading at submission keeps the backend away from guest memory.
+          buf = new Uint8Array(req.len);
+          const rd = chain.reader(mem);
+          rd.skip(HEADER);
+          p =
+            rd.read(buf) === req.len
+              ? b.write(req.sector * SECTOR, buf)
+              : Promise.reject(new Error("guest fault"));
+          break;
+        }
+        case "flush":
+          p = b.flush();
+          break;
+        case "discard":
+          p = Promise.all(req.ranges.map((r) => b.discard!(r.sector * SECTOR, r.sectors * SECTOR)));
+          break;
+        case "writeZeroes":
+          p = Promise.all(
+            req.ranges.map((r) => b.writeZeroes!(r.sector * SECTOR, r.sectors * SECTOR, (r.flags & 1) === 1)),
+          );
+          break;
+      }
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    Promise.resolve(p).then(
+      () => this.finishAsync(qi, chain, req, buf, gen, bytes, true),
+      () => this.finishAsync(qi, chain, req, buf, gen, bytes, false),
+    );
+  }
+
+  private finishAsync(
+    qi: number,
+    chain: DescriptorChain,
+    req: BlkRequest,
+    buf: Uint8Array | undefined,
+    gen: number,
+    bytes: number,
+    ok: boolean,
+  ): void {
+    this.inflight--;
+    this.inflightBytes -= bytes;
+    // A reset since submission: the chain belongs to a driver that is gone. Touch nothing.
+    if (gen !== this.generation || this.ctx === undefined) {
+      this.count("completionAfterReset");
+      return;
+    }
+    try {
+      const ctx = this.ctx;
+      const q = ctx.queues[qi];
+      if (q === undefined) return;
+      let status: number = ok ? BlkStatus.OK : BlkStatus.IOERR;
+      let written = 0;
+      if (!ok) this.count("backendError");
+      if (ok && req.kind === "read" && buf !== undefined) {
+        const w = chain.writer(ctx.mem);
+        written = w.write(buf);
+        if (w.faulted || written !== buf.length) status = BlkStatus.IOERR;
+        this.count("readBytes", written);
+      } else if (ok && req.kind === "write") this.count("writeBytes", bytes);
+      q.pushUsed(chain, this.complete(ctx.mem, chain, status, written));
+      this.signal(qi);
+      if (this.stalled.size > 0 && this.inflightBytes < this.maxInflightBytes) {
+        const again = [...this.stalled];
+        this.stalled.clear();
+        for (const i of again) this.queueNotify(i);
+      }
+    } catch (e) {
+      // Outside the transport's guard (a promise callback): never let it escape.
+      this.count("deviceInternalError");
+      this.host.needsReset(`internal: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
