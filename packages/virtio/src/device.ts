@@ -1,3 +1,4 @@
+import { Feature } from "./constants";
 import { type Features, hasFeature } from "./features";
 import type { GuestMemory } from "./memory";
 import type { QueueError } from "./queue/split";
@@ -5,7 +6,7 @@ import type { Virtqueue } from "./queue/virtqueue";
 
 /** What a transport offers the device it carries. */
 export interface DeviceHost {
-  /** The device's configuration space changed: bump the generation and interrupt (2.4.? / 4.2.2). */
+  /** The device's configuration space changed: bump the generation and interrupt (2.5 config generation; 4.2.2 / 4.1.4.3). */
   configChanged(): void;
   /** The device hit an error it cannot recover from: set DEVICE_NEEDS_RESET (2.1.1). */
   needsReset(reason: string): void;
@@ -112,8 +113,8 @@ export abstract class VirtioDevice {
   activate(ctx: DeviceContext): boolean {
     this.ctx = ctx;
     for (const q of ctx.queues) {
-      q.indirect = hasFeature(ctx.features, 28);
-      q.eventIdx = hasFeature(ctx.features, 29);
+      q.indirect = hasFeature(ctx.features, Feature.INDIRECT_DESC);
+      q.eventIdx = hasFeature(ctx.features, Feature.EVENT_IDX);
     }
     return this.onActivate(ctx);
   }

@@ -166,7 +166,7 @@ export class VirtioBalloon extends VirtioDevice {
   }
 
   protected onReset(): void {
-    // 5.5.6.1? A reset returns every ballooned page to the guest.
+    // A device reset returns every ballooned page: the driver starts again from an empty balloon.
     this.giveBackAll();
     this.roles = [];
     this.statsChain = undefined;
@@ -334,7 +334,7 @@ export class VirtioBalloon extends VirtioDevice {
     const q = ctx.queues[qi]!;
     let done = 0;
     for (let chain = q.pop(); chain !== undefined; chain = q.pop()) {
-      // 5.5.6.? free page reporting: each buffer is a run of free guest pages; the host may
+      // virtio 1.2 5.5 (free page reporting): each buffer is a run of free guest pages; the host may
       // drop their contents. Only whole 4 KiB pages inside the buffer are discarded.
       for (const s of [...chain.readable, ...chain.writable]) {
         const start = Math.ceil(s.addr / BALLOON_PAGE) * BALLOON_PAGE;

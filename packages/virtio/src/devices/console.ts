@@ -277,7 +277,7 @@ export class VirtioConsole extends VirtioDevice {
     if (done > 0 || q.error !== undefined) this.signal(CONTROL_RX);
   }
 
-  /** Messages from the driver on the control transmit queue (5.3.6.2.? driver side). */
+  /** Messages from the driver on the control transmit queue (5.3.6.2, driver to device). */
   private controlIn(): void {
     const ctx = this.ctx;
     const q = ctx?.queues[CONTROL_TX];

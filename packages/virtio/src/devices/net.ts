@@ -214,7 +214,7 @@ export class VirtioNet extends VirtioDevice {
     ) {
       return this.drop("rxFiltered");
     }
-    // 5.1.6.3.? "the device MUST NOT pass received packets that exceed mtu".
+    // 5.1.4.2: "the device MUST NOT pass received packets that exceed mtu".
     if (frame.length > this.maxRxFrame || frame.length < ETH_HLEN) return this.drop("rxBadLength");
     if (this.rxPending.length >= this.rxLimit) return this.drop("rxBacklogFull");
     this.rxPending.push(frame);

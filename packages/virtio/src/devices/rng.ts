@@ -43,7 +43,7 @@ export class VirtioRng extends VirtioDevice {
     if (ctx === undefined || q === undefined) return;
     let done = 0;
     for (let chain = q.pop(); chain !== undefined; chain = q.pop()) {
-      // 5.4.6.? "The device MUST place one or more random bytes into the buffer", as many as it
+      // 5.4.6.2: "The device MUST place one or more random bytes into the buffer", as many as it
       // can up to the buffer's length; device-readable parts are ignored.
       const w = chain.writer(ctx.mem);
       const n = Math.min(w.remaining, RNG_MAX_REQUEST);

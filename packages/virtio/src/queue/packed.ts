@@ -128,7 +128,7 @@ export class PackedQueue implements Virtqueue {
     let total = 0;
     const d = this.d16;
     for (let count = 0; ; count++) {
-      // 2.8.4? / 2.7.5.3.1 analogue: a chain never spans more than the ring.
+      // virtio 1.2 2.8 (as 2.7.5.3.1 for split rings): a chain never spans more than the ring.
       if (count >= this.size) return this.fail({ kind: "ChainTooLong", limit: this.size });
       if (!this.readDesc(this.descAddr, idx)) return undefined;
       const lo = d.getUint32(0, true);
@@ -253,7 +253,7 @@ export class PackedQueue implements Virtqueue {
   }
 
   /**
-   * 2.8.9? Used descriptor: id and len first, then flags with AVAIL and USED both equal to the
+   * virtio 1.2 2.8, used descriptors: id and len first, then flags with AVAIL and USED both equal to the
    * used wrap counter (the flags write publishes it). The used index advances by the number of
    * ring slots the chain took.
    */
@@ -277,7 +277,7 @@ export class PackedQueue implements Virtqueue {
     return true;
   }
 
-  /** 2.8.10 / 2.8.21.? the driver's event suppression: ENABLE, DISABLE, or DESC (with EVENT_IDX). */
+  /** virtio 1.2 2.8 (event suppression): the driver's event suppression: ENABLE, DISABLE, or DESC (with EVENT_IDX). */
   needsNotification(): boolean {
     if (!this.ready || this.error !== undefined || !this.pushed) return false;
     this.pushed = false;

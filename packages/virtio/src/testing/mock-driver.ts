@@ -364,7 +364,7 @@ export class MockDriver {
   }
 
   /**
-   * Read a device config field consistently (4.2.3.? / 2.5.1): retry while config_generation changes.
+   * Read a device config field consistently (2.5.1): retry while config_generation changes.
    */
   readConfigStable(offset: number, size: number): number {
     for (;;) {

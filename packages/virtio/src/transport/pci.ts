@@ -459,7 +459,7 @@ export class PciTransport {
     this.queueVectors.fill(VIRTIO_MSI_NO_VECTOR);
   }
 
-  /** 4.1.4.3.1? / 4.1.5.1.2: a vector the device cannot map reads back as NO_VECTOR. */
+  /** 4.1.5.1.2 (MSI-X vector configuration): a vector the device cannot map reads back as NO_VECTOR. */
   private vectorOrNone(v: number): number {
     v &= 0xffff;
     return v < this.msixVectors ? v : VIRTIO_MSI_NO_VECTOR;
@@ -491,7 +491,7 @@ export class PciTransport {
   private sendMsix(v: number): void {
     const t = this.msixTable;
     const functionMasked = (this.msixControl & 0x4000) !== 0;
-    // PCI 3.0 6.8.3.4? (MSI-X): a masked vector's message is held in the PBA until unmasked.
+    // PCI Local Bus 3.0 6.8.2 (MSI-X): a masked vector's message is held in the PBA until unmasked.
     if (functionMasked || (t[4 * v + 3]! & 1) !== 0 || (this.command & PciCommand.BUS_MASTER) === 0) {
       this.msixPending[v] = 1;
       return;
