@@ -141,7 +141,7 @@ for (const kind of TRANSPORTS) {
       expect(dev.stats.size).toBe(64);
     });
 
-    it("5.5.6.? free page reporting discards whole pages and returns the buffer", () => {
+    it("5.5 free page reporting discards whole pages and returns the buffer", () => {
       const { drv, spy, mem } = make();
       mem.bytes.fill(0x55, 0x40_0000, 0x40_4000);
       const rq = drv.queue(3);

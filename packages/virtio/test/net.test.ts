@@ -182,7 +182,7 @@ for (const kind of TRANSPORTS) {
       expect(rxFrames(b.drv)).toHaveLength(0);
     });
 
-    it("5.1.6.3.? frames larger than the MTU are not passed to the guest", () => {
+    it("5.1.4.2 frames larger than the MTU are not passed to the guest", () => {
       const { a, b } = pair({ mtu: 500 });
       post(b.drv, 2, 1536);
       a.drv.queue(1).add([hdr(), frame(MAC_B, MAC_A, 600)], [], 1);
