@@ -47,4 +47,23 @@ describe.skipIf(!NASM)("KVM_RUN through VMX: CPUID, MSRs, INIT/SIPI", () => {
     expect(s.cs.base).toBe(0x8000n);
     expect(ap.getRegs().rip).toBe(2n);
   });
+
+  it("KVM_SET_FPU's XMM registers and MXCSR reach the CPU and come back from KVM_GET_FPU", () => {
+    const m = machine();
+    m.ram.set([0xf4, 0xeb, 0xfd], 0x1000); // hlt; jmp back to the hlt
+    realMode(m, 0x1000);
+    const f = m.vcpu.getFpu();
+    f.xmm[0] = 0x78;
+    f.xmm[255] = 0x9a;
+    f.mxcsr = 0x1fa0;
+    m.vcpu.setFpu(f);
+    expect(runLog(m)).toEqual(["hlt"]);
+    expect(m.backend.cpu.xmm[0]).toBe(0x78);
+    expect(m.backend.cpu.mxcsr).toBe(0x1fa0);
+    m.backend.cpu.xmm[1] = 0x11223344; // as if the guest wrote XMM0 bits 63:32
+    expect(runLog(m)).toEqual(["hlt"]);
+    const g = m.vcpu.getFpu();
+    expect(Array.from(g.xmm.subarray(4, 8))).toEqual([0x44, 0x33, 0x22, 0x11]);
+    expect(g.xmm[255]).toBe(0x9a);
+  });
 });

@@ -230,7 +230,8 @@ export class VmxBackend implements VcpuBackend {
       return true;
     }
     if (this.cpu.executed - this.runStartInsns >= this.opts.maxRunInstructions) return true;
-    return this.vcpu.vm.clock.mode === "host" && hostNowMs() - this.runStartMs >= this.opts.maxRunMs;
+    // Host time bounds every run, whatever the guest clock: the host must never hang.
+    return hostNowMs() - this.runStartMs >= this.opts.maxRunMs;
   }
 
   /** Services every in-kernel timer (PIT, LAPIC) whose deadline passed. */
@@ -443,7 +444,7 @@ export class VmxBackend implements VcpuBackend {
     if (this.exitRequested || this.vcpu.runFields.immediateExit || Atomics.load(this.opts.kickWord, 0) !== 0)
       return true;
     if (this.cpu.executed - this.runStartInsns >= this.opts.maxRunInstructions) return true;
-    return vm.clock.mode === "host" && hostNowMs() - this.runStartMs >= this.opts.maxRunMs;
+    return hostNowMs() - this.runStartMs >= this.opts.maxRunMs;
   }
 
   /** Instructions until the next timer deadline (deterministic clock), capped by the slice size. */

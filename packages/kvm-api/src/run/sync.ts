@@ -57,6 +57,9 @@ function sregsEqual(a: S.KvmSregs, b: S.KvmSregs): boolean {
 export class StateSync {
   private lastRegs: S.KvmRegs | null = null;
   private lastSregs: S.KvmSregs | null = null;
+  /** XMM0-15 and MXCSR as last exchanged with userspace (KVM_GET/SET_FPU). */
+  private readonly lastXmm = new Uint32Array(64);
+  private lastMxcsr = -1;
   /** Bumped when userspace state was loaded (pending completions check it, as KVM checks RIP). */
   generation = 0;
 
@@ -65,6 +68,7 @@ export class StateSync {
   /** Loads userspace's registers into the CPU/VMCS if they changed since KVM_RUN last returned. */
   syncIn(): void {
     const vcpu = this.b.vcpu;
+    this.fpuIn();
     const r = vcpu.getRegs();
     const s = vcpu.getSregs();
     const lr = this.lastRegs;
@@ -87,6 +91,33 @@ export class StateSync {
     this.lastRegs = r;
     this.lastSregs = s;
     this.generation++;
+  }
+
+  /** KVM_SET_FPU's XMM registers and MXCSR into the CPU when userspace changed them. */
+  private fpuIn(): void {
+    const f = this.b.vcpu.getFpu();
+    const x = new Uint32Array(f.xmm.buffer, f.xmm.byteOffset, 64);
+    let same = f.mxcsr === this.lastMxcsr;
+    for (let i = 0; same && i < 64; i++) same = x[i] === this.lastXmm[i];
+    if (same) return;
+    this.b.cpu.xmm.set(x);
+    this.b.cpu.mxcsr = f.mxcsr & 0xffff;
+    this.lastXmm.set(x);
+    this.lastMxcsr = f.mxcsr;
+  }
+
+  /** The CPU's XMM registers and MXCSR back into the Vcpu's kvm_fpu when the guest changed them. */
+  private fpuOut(): void {
+    const cpu = this.b.cpu;
+    let same = cpu.mxcsr === this.lastMxcsr;
+    for (let i = 0; same && i < 64; i++) same = cpu.xmm[i] === this.lastXmm[i];
+    if (same) return;
+    const f = this.b.vcpu.getFpu();
+    f.xmm = new Uint8Array(cpu.xmm.slice().buffer);
+    f.mxcsr = cpu.mxcsr;
+    this.b.vcpu.setFpu(f);
+    this.lastXmm.set(cpu.xmm);
+    this.lastMxcsr = cpu.mxcsr;
   }
 
   /** The four PAE PDPTEs at CR3[31:5] (SDM 4.4.1), from guest memory. */
@@ -125,6 +156,7 @@ export class StateSync {
     }
     this.lastRegs = vcpu.getRegs();
     this.lastSregs = vcpu.getSregs();
+    this.fpuOut();
     const rf = vcpu.runFields;
     const rflags = v.get64(F.GUEST_RFLAGS);
     const ifFlag = (rflags & 0x200n) !== 0n;
