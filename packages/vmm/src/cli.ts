@@ -3,28 +3,30 @@
  * The `tskvm` command, in the habits of QEMU and kvmtool. `tskvm` alone is `tskvm run` with the
  * bundled guest. Every refusal is one line on stderr and a non-zero exit, and nothing is written:
  *   2  bad usage or configuration (unknown flag, bad size, contradictory options)
- *   1  a file cannot be used (missing, unreadable, not a kernel, initrd too large...)
- *   3  everything loaded, but executing the guest is not available yet
+ *   1  a file cannot be used (missing, unreadable, not a kernel, initrd too large...), or the
+ *      guest triple-faulted or KVM_RUN failed (the reason is printed)
+ *   0  the guest reset (Linux `reboot`) or was stopped (Ctrl-A x)
+ *   (value << 1) | 1 (low 8 bits)  the guest wrote `value` to isa-debug-exit (--debug-exit)
  */
 import { Command, CommanderError, Option } from "commander";
 import { ConfigError, DEFAULT_APPEND, MAX_CPUS, parseVmOptions, type VmOptionsInput } from "./config.js";
+import { CONSOLE_HELP, ConsoleEscape } from "./console.js";
 import { bundledGuest } from "./guests.js";
-import { MiB } from "./layout.js";
-import { createVm, ExecutionUnavailableError, VmError } from "./vm.js";
+import type { VmExit } from "./run.js";
+import { createVm, type Vm, VmError } from "./vm.js";
 
 export const EXIT_USAGE = 2;
 export const EXIT_LOAD = 1;
-export const EXIT_UNAVAILABLE = 3;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-const hex = (n: number) => `0x${n.toString(16)}`;
 
 /** Run the CLI on `argv` (without node and script); resolves to the exit status. */
 export async function main(
   argv: string[],
-  io: { out: (s: string) => void; err: (s: string) => void } = {
-    out: (s) => process.stdout.write(s),
+  io: { out: (s: string) => void; err: (s: string) => void; attachConsole?: (vm: Vm) => () => void } = {
+    out: (s) => process.stdout.write(s, "latin1"),
     err: (s) => process.stderr.write(s),
+    attachConsole: attachStdinConsole,
   },
 ): Promise<number> {
   const fail = (status: number, msg: string) => {
@@ -88,24 +90,55 @@ export async function main(
     if (e instanceof VmError) return fail(EXIT_LOAD, e.message);
     throw e;
   }
+  const detach = io.attachConsole?.(vm) ?? (() => {});
+  let end: VmExit;
   try {
-    await vm.run();
-    return 0;
-  } catch (e) {
+    end = await vm.run();
+  } finally {
+    detach();
     vm.close();
-    if (e instanceof ExecutionUnavailableError) {
-      const b = vm.boot;
-      const what =
-        b.protocol === "linux"
-          ? `Linux boot protocol ${b.version}, 64-bit entry ${hex(b.entry)}${b.initrd ? `, initrd ${b.initrd.size} bytes at ${hex(b.initrd.addr)}` : ""}`
-          : `multiboot (${b.format}), entry ${hex(b.entry)}`;
-      return fail(
-        EXIT_UNAVAILABLE,
-        `loaded ${config.kernel} (${what}) into ${config.memBytes / MiB} MiB with ${config.cpus} vCPU(s) and ${vm.virtio.length} virtio device(s), but ${e.message}`,
-      );
-    }
-    throw e;
   }
+  switch (end.kind) {
+    case "debug-exit":
+      // As QEMU: the process exit status is the low 8 bits of (value << 1) | 1.
+      return end.status & 0xff;
+    case "reset":
+    case "stopped":
+      return 0;
+    case "shutdown":
+      return fail(EXIT_LOAD, "the guest triple-faulted (KVM_EXIT_SHUTDOWN)");
+    case "error":
+      return fail(EXIT_LOAD, `the guest stopped: ${end.reason}`);
+  }
+}
+
+/**
+ * The terminal as the serial console: raw mode on a TTY with QEMU's Ctrl-A escapes (Ctrl-A x
+ * quits), plain bytes from a pipe otherwise. Returns the function that detaches it.
+ */
+export function attachStdinConsole(vm: Vm): () => void {
+  const stdin = process.stdin;
+  const tty = stdin.isTTY === true;
+  const esc = new ConsoleEscape();
+  if (tty) stdin.setRawMode(true);
+  const onData = (chunk: Buffer) => {
+    if (!tty) {
+      vm.sendSerial(new Uint8Array(chunk));
+      return;
+    }
+    for (const ev of esc.feed(new Uint8Array(chunk))) {
+      if (ev.kind === "data") vm.sendSerial(ev.bytes);
+      else if (ev.kind === "quit") void vm.control({ kind: "stop" });
+      else if (ev.kind === "help") process.stderr.write(`\r\n${CONSOLE_HELP.replaceAll("\n", "\r\n")}\r\n`);
+      // "break": the 16550 model has no break input yet.
+    }
+  };
+  stdin.on("data", onData);
+  return () => {
+    stdin.off("data", onData);
+    if (tty) stdin.setRawMode(false);
+    stdin.pause();
+  };
 }
 
 // Run when executed as the `tskvm` binary (not when imported by tests).
@@ -114,7 +147,8 @@ const invokedDirectly =
 if (invokedDirectly) {
   main(process.argv.slice(2)).then(
     (status) => {
-      process.exitCode = status;
+      // Exit explicitly: stdin or timers must not keep a finished VM's process alive.
+      process.exit(status);
     },
     (e: unknown) => {
       process.stderr.write(`tskvm: internal error: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -1,9 +1,9 @@
 /**
  * `createVm(config)`: the JS API. It checks every file the configuration names, loads the
  * kernel (bzImage or multiboot) and initrd into guest RAM, writes the MP table, builds the
- * legacy devices and places the virtio devices — everything short of running a vCPU. Running
- * needs the CPU, VMX and KVM layers; until they can, `run()` says so with
- * `ExecutionUnavailableError` rather than pretending to boot.
+ * legacy devices and the virtio devices, and creates the kvm-api VM (memory slots over the same
+ * buffers, irqchip, PIT, vCPUs with the boot state). `run()` then runs KVM_RUN until the guest
+ * exits through isa-debug-exit, resets, triple-faults, fails, or a `stop` action.
  */
 import { constants } from "node:fs";
 import { access, readFile, stat, writeFile } from "node:fs/promises";
@@ -15,7 +15,7 @@ import { HDRS_MAGIC, Hdr, LinuxLoadError, loadLinux, parseBzImage } from "./boot
 import type { MpTableLayout } from "./boot/mptable.js";
 import { findMultibootHeader, loadMultiboot, MultibootLoadError } from "./boot/multiboot.js";
 import type { VmConfig } from "./config.js";
-import { type IrqLine, MmioBus, NO_IRQ } from "./devices/bus.js";
+import { type IrqLine, MmioBus } from "./devices/bus.js";
 import { ramRanges } from "./layout.js";
 import {
   createLegacyDevices,
@@ -28,6 +28,7 @@ import {
   writePlatformTables,
 } from "./machine.js";
 import { GuestRam } from "./memory.js";
+import { createKvmMachine, type KvmMachine, runLoop, setBootState, type VmExit } from "./run.js";
 import { encodePng } from "./screenshot.js";
 import { createVirtioDevices, type VirtioDevices } from "./virtio-devices.js";
 
@@ -42,16 +43,6 @@ export class VmError extends Error {
   ) {
     super(message);
     this.name = "VmError";
-  }
-}
-
-/** Raised by `run()`: no layer below can execute guest code yet. */
-export class ExecutionUnavailableError extends Error {
-  constructor() {
-    super(
-      "executing the guest is not available yet: it needs the CPU, VMX and KVM layers (@tskvm/kvm-api), which cannot run a vCPU in this version",
-    );
-    this.name = "ExecutionUnavailableError";
   }
 }
 
@@ -92,8 +83,12 @@ export interface Vm {
   control(action: VmAction): Promise<ActionResult>;
   /** Release host resources (disk files). */
   close(): void;
-  /** Run the guest until it powers off, resets or fails. */
-  run(): Promise<never>;
+  /** Run the guest until it exits, resets or fails (or a `stop` action); resolves to how it ended. */
+  run(): Promise<VmExit>;
+  /** Console input for the serial line (queued; fed to the UART as its FIFO has room). */
+  sendSerial(bytes: Uint8Array): void;
+  /** The kvm-api side: the VM and its vCPUs. */
+  readonly kvm: KvmMachine;
 }
 
 export interface VmDeps {
@@ -271,12 +266,33 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
     throw new VmError("machine", (e as Error).message);
   }
 
-  // 4. Legacy devices. Interrupt lines go nowhere unless the caller gives an irqchip.
+  // 4. The kvm-api VM over the same RAM buffers; interrupt lines go to its irqchip.
+  let machine: KvmMachine;
+  try {
+    machine = createKvmMachine(memory, config.cpus);
+    setBootState(machine.vcpus[0]!, cpu);
+  } catch (e) {
+    throw new VmError("machine", `kvm-api: ${(e as Error).message}`);
+  }
+  const irq =
+    deps.irq ??
+    ((n: number): IrqLine => ({
+      set: (level) => {
+        machine.vm.irqLine(n, level);
+      },
+    }));
+  const msi: MsiSink = deps.msi ?? {
+    signalMsi: (addressLo, addressHi, data) => {
+      machine.vm.signalMsi({ addressLo, addressHi, data });
+    },
+  };
+
+  // 5. Legacy and virtio devices.
   const events: MachineEvent[] = [];
   const devices = createLegacyDevices({
     memBytes: config.memBytes,
     debugExit: config.debugExit,
-    irq: deps.irq ?? (() => NO_IRQ),
+    irq,
     onEvent: (e) => {
       events.push(e);
       deps.onEvent?.(e);
@@ -289,8 +305,8 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
   try {
     virtioDevices = createVirtioDevices(config, virtio, {
       memory,
-      irq: deps.irq ?? (() => NO_IRQ),
-      ...(deps.msi ? { msi: deps.msi } : {}),
+      irq,
+      msi,
       mmio,
       pci: devices.pci,
       onConsole:
@@ -305,6 +321,11 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
   }
 
   let state: VmLifecycle = { tag: "created" };
+  let stopRequested = false;
+  let resume: (() => void) | undefined;
+  let pausedUntil: Promise<void> | undefined;
+  const input: Uint8Array[] = [];
+  let seenEvents = 0;
   const refuse = (error: string): ActionResult => ({ ok: false, error });
   const notRunning = (what: string) => refuse(`${what}: the VM is not running (it is ${state.tag})`);
   return {
@@ -329,15 +350,22 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
       switch (action.kind) {
         case "stop":
           if (state.tag === "stopped") return refuse("stop: the VM is already stopped");
-          state = { tag: "stopped", reason: "stopped by request" };
+          stopRequested = true;
+          if (state.tag === "paused") resume?.();
+          if (state.tag === "created") state = { tag: "stopped", reason: "stopped by request" };
           return { ok: true };
         case "pause":
           if (state.tag !== "running") return notRunning("pause");
           state = { tag: "paused" };
+          pausedUntil = new Promise<void>((r) => {
+            resume = r;
+          });
           return { ok: true };
         case "resume":
           if (state.tag !== "paused") return refuse(`resume: the VM is not paused (it is ${state.tag})`);
           state = { tag: "running" };
+          pausedUntil = undefined;
+          resume?.();
           return { ok: true };
         case "balloon": {
           const b = virtioDevices.balloon;
@@ -364,8 +392,41 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
         }
       }
     },
-    run(): Promise<never> {
-      return Promise.reject(new ExecutionUnavailableError());
+    kvm: machine,
+    sendSerial(bytes: Uint8Array): void {
+      if (bytes.length > 0) input.push(bytes.slice());
+    },
+    async run(): Promise<VmExit> {
+      if (state.tag !== "created") throw new VmError("machine", `run: the VM is ${state.tag}`);
+      state = { tag: "running" };
+      const end = await runLoop({
+        machine,
+        ports: devices.ports,
+        mmio,
+        paused: () => pausedUntil,
+        beforeRun: () => {
+          // Feed queued console input as the receive FIFO has room (no byte is dropped).
+          while (input.length > 0) {
+            const head = input[0]!;
+            const n = devices.uart.receive(head);
+            if (n === head.length) input.shift();
+            else {
+              input[0] = head.subarray(n);
+              break;
+            }
+          }
+        },
+        pending: () => {
+          while (seenEvents < events.length) {
+            const e = events[seenEvents++]!;
+            if (e.kind === "debug-exit") return { kind: "debug-exit", status: e.status };
+            if (e.kind === "reset") return { kind: "reset" };
+          }
+          return stopRequested ? { kind: "stopped" } : undefined;
+        },
+      });
+      state = { tag: "stopped", reason: end.kind === "error" ? end.reason : end.kind };
+      return end;
     },
   };
 }

@@ -176,24 +176,33 @@ describe("tskvm run: bad input -> one clear line, non-zero exit, nothing written
 });
 
 describe("tskvm run: good input", () => {
-  it("with no arguments it loads the bundled guest, then says plainly that it cannot execute it yet", () => {
-    const r = tskvm();
-    expectRefusal(
-      r,
-      3,
-      /loaded .*bzImage \(Linux boot protocol 2\.15, 64-bit entry 0x100200, initrd 2022912 bytes at 0x[0-9a-f]+\).*not available yet/,
-    );
-  });
-
-  it("the multiboot test kernel loads as multiboot (ELF) with --debug-exit", () => {
+  it("issue 8 item 7: the multiboot test kernel runs and exits through isa-debug-exit with 33", () => {
     const r = tskvm(
       "--kernel",
       join(GUESTS, "multiboot-test/multiboot-test.elf"),
       "--debug-exit",
       "--mem",
       "32M",
+      "--append",
+      "cli",
     );
-    expectRefusal(r, 3, /multiboot \(elf\), entry 0x10000c/);
+    expect(r.stdout).toBe("tskvm multiboot-test: ok cmdline=cli\n");
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(33);
+  });
+
+  it("the a.out-kludge build too", () => {
+    const r = tskvm(
+      "--kernel",
+      join(GUESTS, "multiboot-test/multiboot-test-aout.bin"),
+      "--debug-exit",
+      "--mem",
+      "32M",
+      "--append",
+      "x",
+    );
+    expect(r.stdout).toBe("tskvm multiboot-test: ok cmdline=x\n");
+    expect(r.status).toBe(33);
   });
 
   it("--help prints usage and exits 0", () => {

@@ -6,7 +6,7 @@ import { parseVmOptions } from "../src/config.js";
 import { bundledGuest } from "../src/guests.js";
 import { MiB, VIRTIO_MMIO_BASE } from "../src/layout.js";
 import { kernelCmdline, MMIO_IRQS, placeVirtioDevices } from "../src/machine.js";
-import { createVm, ExecutionUnavailableError, VmError } from "../src/vm.js";
+import { createVm, VmError } from "../src/vm.js";
 
 const GUESTS = resolve(__dirname, "../../../guests");
 const bundled = bundledGuest(GUESTS);
@@ -33,7 +33,11 @@ describe("createVm (the JS API)", () => {
     // i8042 reset is a machine event.
     vm.devices.ports.write(0x64, 1, 0xfe);
     expect(vm.events).toEqual([{ kind: "reset" }]);
-    await expect(vm.run()).rejects.toBeInstanceOf(ExecutionUnavailableError);
+    // The kvm-api vCPU holds the boot state: 64-bit entry, RSI = zero page.
+    const regs = vm.kvm.vcpus[0]!.getRegs();
+    expect(regs.rip).toBe(0x100200n);
+    expect(regs.rsi).toBe(0x7000n);
+    expect(vm.kvm.vcpus).toHaveLength(2);
     vm.close();
   });
 
@@ -66,6 +70,43 @@ describe("createVm (the JS API)", () => {
       ok: false,
       error: "screenshot: the guest has not set up a scanout yet",
     });
+    vm.close();
+  });
+
+  it("issue 8 item 7: the multiboot test kernel runs on tskvm's own CPU/VMX/KVM stack and exits 33", async () => {
+    let serial = "";
+    const vm = await createVm(
+      parseVmOptions(
+        {
+          kernel: resolve(GUESTS, "multiboot-test/multiboot-test.elf"),
+          append: "run by tskvm",
+          debugExit: true,
+          mem: "32M",
+        },
+        bundled,
+      ),
+      { onSerial: (b) => (serial += String.fromCharCode(b)) },
+    );
+    expect(await vm.run()).toEqual({ kind: "debug-exit", status: 33 });
+    expect(serial).toBe("tskvm multiboot-test: ok cmdline=run by tskvm\n");
+    expect(vm.state).toEqual({ tag: "stopped", reason: "debug-exit" });
+    await expect(vm.run()).rejects.toBeInstanceOf(VmError);
+    vm.close();
+  });
+
+  it("the a.out build with EAX corrupted reports it through the serial port and exits 35", async () => {
+    let serial = "";
+    const vm = await createVm(
+      parseVmOptions(
+        { kernel: resolve(GUESTS, "multiboot-test/multiboot-test-aout.bin"), debugExit: true, mem: "32M" },
+        bundled,
+      ),
+      { onSerial: (b) => (serial += String.fromCharCode(b)) },
+    );
+    const r = vm.kvm.vcpus[0]!.getRegs();
+    vm.kvm.vcpus[0]!.setRegs({ ...r, rax: 0n });
+    expect(await vm.run()).toEqual({ kind: "debug-exit", status: 35 });
+    expect(serial).toBe("tskvm multiboot-test: bad magic in EAX\n");
     vm.close();
   });
 

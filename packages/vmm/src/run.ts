@@ -1,0 +1,194 @@
+/**
+ * Running a VM on `@tskvm/kvm-api`: the memory slots, the in-kernel irqchip and PIT, the vCPUs
+ * with the VMX backend (`attachVmxBackend`) and the boot state, then the KVM_RUN loop a VMM
+ * runs: port I/O and MMIO exits go to this package's buses, everything else ends the run with
+ * its reason. The loop yields to the event loop between KVM_RUN slices, so console input and
+ * control actions are handled while the guest runs.
+ */
+import {
+  attachVmxBackend,
+  Kvm,
+  type KvmExit,
+  type KvmSegment,
+  type Vm as KvmVm,
+  type Vcpu,
+} from "@tskvm/kvm-api";
+import type { BootCpuState, SegmentState } from "./boot/cpu-state.js";
+import type { MmioBus, PortBus } from "./devices/bus.js";
+import type { GuestRam } from "./memory.js";
+
+/** How a run ended. */
+export type VmExit =
+  /** isa-debug-exit: the guest chose this status ((value << 1) | 1). */
+  | { kind: "debug-exit"; status: number }
+  /** The guest reset the machine (i8042 0xFE: Linux's `reboot`). */
+  | { kind: "reset" }
+  /** A `stop` action ended the run. */
+  | { kind: "stopped" }
+  /** Triple fault (KVM_EXIT_SHUTDOWN). */
+  | { kind: "shutdown" }
+  /** KVM_RUN could not go on: entry failure, internal error, an exit no device handles. */
+  | { kind: "error"; reason: string };
+
+/** The kvm-api side of one VM. */
+export interface KvmMachine {
+  kvm: Kvm;
+  vm: KvmVm;
+  vcpus: Vcpu[];
+}
+
+/** KVM_CREATE_VM with one slot per RAM range (sharing the GuestRam buffers), irqchip, PIT, vCPUs. */
+export function createKvmMachine(memory: GuestRam, cpus: number): KvmMachine {
+  const kvm = new Kvm();
+  const vm = kvm.createVm();
+  memory.ranges.forEach((r, i) => {
+    const buf = memory.buffers[i]!;
+    vm.setUserMemoryRegion({
+      slot: i,
+      flags: 0,
+      guestPhysAddr: r.base,
+      memorySize: r.size,
+      memory: buf.buffer as ArrayBuffer,
+      memoryOffset: buf.byteOffset,
+    });
+  });
+  vm.createIrqchip();
+  vm.createPit2(0);
+  const cpuid = kvm.getSupportedCpuid();
+  const vcpus: Vcpu[] = [];
+  for (let id = 0; id < cpus; id++) {
+    const vcpu = vm.createVcpu(id);
+    vcpu.setCpuid2(cpuid);
+    attachVmxBackend(vcpu);
+    vcpus.push(vcpu);
+  }
+  return { kvm, vm, vcpus };
+}
+
+function kvmSegment(s: SegmentState): KvmSegment {
+  return {
+    base: BigInt(s.base),
+    limit: s.limit,
+    selector: s.selector,
+    type: s.type,
+    present: s.present ? 1 : 0,
+    dpl: s.dpl,
+    db: s.db ? 1 : 0,
+    s: s.s ? 1 : 0,
+    l: s.l ? 1 : 0,
+    g: s.g ? 1 : 0,
+    avl: 0,
+    unusable: s.present ? 0 : 1,
+  };
+}
+
+/** KVM_SET_SREGS + KVM_SET_REGS from a loader's entry state (the boot vCPU). */
+export function setBootState(vcpu: Vcpu, c: BootCpuState): void {
+  const s = vcpu.getSregs();
+  for (const n of ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"] as const) s[n] = kvmSegment(c[n]);
+  s.gdt = { base: BigInt(c.gdt.base), limit: c.gdt.limit };
+  s.idt = { base: BigInt(c.idt.base), limit: c.idt.limit };
+  s.cr0 = BigInt(c.cr0);
+  s.cr3 = BigInt(c.cr3);
+  s.cr4 = BigInt(c.cr4);
+  s.efer = BigInt(c.efer);
+  vcpu.setSregs(s);
+  const r = c.regs;
+  vcpu.setRegs({
+    rax: BigInt(r.rax),
+    rbx: BigInt(r.rbx),
+    rcx: BigInt(r.rcx),
+    rdx: BigInt(r.rdx),
+    rsi: BigInt(r.rsi),
+    rdi: BigInt(r.rdi),
+    rsp: BigInt(r.rsp),
+    rbp: BigInt(r.rbp),
+    r8: BigInt(r.r8),
+    r9: BigInt(r.r9),
+    r10: BigInt(r.r10),
+    r11: BigInt(r.r11),
+    r12: BigInt(r.r12),
+    r13: BigInt(r.r13),
+    r14: BigInt(r.r14),
+    r15: BigInt(r.r15),
+    rip: BigInt(r.rip),
+    rflags: BigInt(r.rflags),
+  });
+}
+
+export interface RunLoopOptions {
+  machine: KvmMachine;
+  ports: PortBus;
+  mmio: MmioBus;
+  /** Checked after every exit: a machine event or a stop ends the run with this. */
+  pending: () => VmExit | undefined;
+  /** While this returns a promise (paused), the loop waits for it. */
+  paused: () => Promise<void> | undefined;
+  /** Called before each KVM_RUN slice (feeds console input). */
+  beforeRun?: () => void;
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Complete one exit in userspace; a VmExit when the run cannot go on. */
+function completeExit(e: KvmExit, ports: PortBus, mmio: MmioBus): VmExit | undefined {
+  switch (e.kind) {
+    case "intr":
+    case "irq-window-open":
+      return undefined;
+    case "io":
+      for (let i = 0; i < e.count; i++) {
+        const d = e.data.subarray(i * e.size, (i + 1) * e.size);
+        if (e.direction === 1) {
+          let v = 0;
+          for (let k = 0; k < e.size; k++) v |= d[k]! << (8 * k);
+          ports.write(e.port, e.size, v >>> 0);
+        } else {
+          const v = ports.read(e.port, e.size);
+          for (let k = 0; k < e.size; k++) d[k] = (v >>> (8 * k)) & 0xff;
+        }
+      }
+      return undefined;
+    case "mmio":
+      if (e.isWrite) mmio.writeBytes(e.physAddr, e.data.subarray(0, e.len));
+      else mmio.readBytes(e.physAddr, e.data.subarray(0, e.len));
+      return undefined;
+    case "hlt":
+      // With the in-kernel irqchip KVM waits in HLT itself; this exit only comes with none.
+      return undefined;
+    case "shutdown":
+      return { kind: "shutdown" };
+    case "fail-entry":
+      return {
+        kind: "error",
+        reason: `KVM_EXIT_FAIL_ENTRY, hardware reason 0x${e.hardwareEntryFailureReason.toString(16)}`,
+      };
+    case "internal-error":
+      return {
+        kind: "error",
+        reason: `KVM_EXIT_INTERNAL_ERROR, suberror ${e.suberror} (${e.data.map((x) => `0x${x.toString(16)}`).join(", ")})`,
+      };
+    default:
+      return { kind: "error", reason: `unexpected exit ${e.kind}` };
+  }
+}
+
+/** The KVM_RUN loop over all vCPUs, round-robin, until something ends the run. */
+export async function runLoop(o: RunLoopOptions): Promise<VmExit> {
+  for (;;) {
+    for (const vcpu of o.machine.vcpus) {
+      const wait = o.paused();
+      if (wait) await wait;
+      o.beforeRun?.();
+      let e: KvmExit;
+      try {
+        e = vcpu.run();
+      } catch (err) {
+        return { kind: "error", reason: `KVM_RUN failed: ${(err as Error).message}` };
+      }
+      const end = completeExit(e, o.ports, o.mmio) ?? o.pending();
+      if (end) return end;
+    }
+    await yieldToEventLoop();
+  }
+}
