@@ -1,6 +1,13 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { Cpu, enterFlatLongMode, FlatMemory, IdentityTranslator, RunExit } from "../src/index.js";
+import {
+  Cpu,
+  enterFlatLongMode,
+  enterFlatProtectedMode,
+  FlatMemory,
+  IdentityTranslator,
+  RunExit,
+} from "../src/index.js";
 
 function hex(s: string): number[] {
   return s
@@ -170,14 +177,18 @@ describe("cpu basics", () => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
       return seed >>> 24;
     };
-    for (let t = 0; t < 200; t++) {
+    for (let t = 0; t < 400; t++) {
       const ram = new Uint8Array(1 << 16);
       for (let k = 0; k < ram.length; k++) ram[k] = rnd();
       const cpu = new Cpu({ memory: new FlatMemory(ram), translator: new IdentityTranslator() });
-      enterFlatLongMode(cpu, (t & 1) as 0 | 1 as 0);
+      // Real mode, 32-bit protected mode, 64-bit mode at CPL 0 and 3.
+      const kind = t % 4;
+      if (kind === 0) cpu.setRealModeEntry(0, 0x1000);
+      else if (kind === 1) enterFlatProtectedMode(cpu);
+      else enterFlatLongMode(cpu, kind === 2 ? 0 : 3);
       cpu.ripLo = 0x1000;
       const exit = cpu.run(2000);
-      expect(exit).not.toBe(RunExit.INTERNAL_ERROR);
+      expect(exit, cpu.internalError).not.toBe(RunExit.INTERNAL_ERROR);
     }
   });
 });

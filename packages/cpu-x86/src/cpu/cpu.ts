@@ -254,7 +254,9 @@ export class Cpu extends SysCpu {
    */
   run(budget: number): RunExit {
     this.exitReason = RunExit.BUDGET;
-    const end = this.executed + budget;
+    // Exceptions and injected events also consume budget, so a loop of faults (a handler that
+    // faults again, forever) cannot hang the host.
+    let end = this.executed + budget;
     while (this.executed < end) {
       if (this.shutdown) return RunExit.SHUTDOWN;
       if (this.stopRequested) {
@@ -272,6 +274,7 @@ export class Cpu extends SysCpu {
             return RunExit.INTERCEPT;
           if ((this.nmiPending || this.irqPending) && this.injectEvents()) {
             this.prevBlock = null;
+            end--;
             if (this.exitReason !== RunExit.BUDGET) return this.exitReason;
             continue;
           }
@@ -282,7 +285,10 @@ export class Cpu extends SysCpu {
         this.prevBlock = null;
         this.implicitSup = false;
         this.updateAccessMasks();
-        if (e === FAULT) this.handleFault();
+        if (e === FAULT) {
+          end--;
+          this.handleFault();
+        }
         else if (e === TRANSLATION_EXIT) return RunExit.TRANSLATION;
         else {
           this.internalError = e instanceof Error ? `${e.message}\n${e.stack ?? ""}` : String(e);
