@@ -134,28 +134,37 @@ export class StateSync {
     const vcpu = b.vcpu;
     const cpu = b.cpu;
     const v = b.unit.vmcs;
-    const regs = vcpu.getRegs();
+    // Only what changed goes back through KVM_SET_REGS/SREGS (their copies and checks dominate a
+    // userspace exit); `last*` mirror what the Vcpu holds.
+    const lr = this.lastRegs;
+    const regs = lr !== null ? { ...lr } : vcpu.getRegs();
     for (const [name, i] of GPR_INDEX)
       regs[name] = (BigInt(cpu.r[i * 2 + 1]! >>> 0) << 32n) | BigInt(cpu.r[i * 2]! >>> 0);
     regs.rip = v.get64(F.GUEST_RIP);
     regs.rsp = v.get64(F.GUEST_RSP);
     regs.rflags = v.get64(F.GUEST_RFLAGS);
-    vcpu.setRegs(regs);
-    const sregs = vmcsToSregs(v, cpu, vcpu.getSregs());
-    if (!vcpu.lapic) {
-      const bm: [bigint, bigint, bigint, bigint] = [0n, 0n, 0n, 0n];
-      const p = vcpu.pendingExternalVector;
-      if (p >= 0) bm[p >>> 6] = 1n << BigInt(p & 63);
-      sregs.interruptBitmap = bm;
+    if (lr === null || !regsEqual(regs, lr)) {
+      vcpu.setRegs(regs);
+      this.lastRegs = regs;
     }
-    try {
-      vcpu.setSregs(sregs);
-    } catch {
-      // A state KVM_SET_SREGS would refuse (the guest can reach CR4 values userspace may not set):
-      // userspace keeps the previous sregs; the running state is unaffected.
+    const ls = this.lastSregs;
+    const sregs = vmcsToSregs(v, cpu, ls ?? vcpu.getSregs());
+    if (ls === null || !sregsEqual(sregs, ls) || !vcpu.lapic) {
+      const full = vmcsToSregs(v, cpu, vcpu.getSregs());
+      if (!vcpu.lapic) {
+        const bm: [bigint, bigint, bigint, bigint] = [0n, 0n, 0n, 0n];
+        const p = vcpu.pendingExternalVector;
+        if (p >= 0) bm[p >>> 6] = 1n << BigInt(p & 63);
+        full.interruptBitmap = bm;
+      }
+      try {
+        vcpu.setSregs(full);
+      } catch {
+        // A state KVM_SET_SREGS would refuse (the guest can reach CR4 values userspace may not
+        // set): userspace keeps the previous sregs; the running state is unaffected.
+      }
+      this.lastSregs = vcpu.getSregs();
     }
-    this.lastRegs = vcpu.getRegs();
-    this.lastSregs = vcpu.getSregs();
     this.fpuOut();
     const rf = vcpu.runFields;
     const rflags = v.get64(F.GUEST_RFLAGS);
