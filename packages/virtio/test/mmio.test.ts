@@ -169,6 +169,41 @@ describe("virtio-mmio transport (virtio 1.2 4.2)", () => {
     expect(mmio.core.metrics["queueResetRejected"]).toBe(1);
   });
 
+  it("4.2.2.1 upon reset the device clears InterruptStatus and every QueueReady", () => {
+    const { drv, mmio, irq } = setup();
+    drv.init();
+    drv.queue(0).add([], [8], 1);
+    expect(mmio.read(MmioReg.INTERRUPT_STATUS, 4)).not.toBe(0);
+    mmio.write(MmioReg.STATUS, 4, 0);
+    expect(mmio.read(MmioReg.INTERRUPT_STATUS, 4)).toBe(0);
+    expect(irq.level).toBe(false);
+    mmio.write(MmioReg.QUEUE_SEL, 4, 0);
+    expect(mmio.read(MmioReg.QUEUE_READY, 4)).toBe(0);
+  });
+
+  it("4.2.2.1 the device does not access a queue whose QueueReady is zero", () => {
+    const { mmio, drv, mem } = setup();
+    drv.negotiate();
+    // A queue that is configured but never made ready: notifications must not touch it.
+    mmio.write(MmioReg.QUEUE_SEL, 4, 0);
+    mmio.write(MmioReg.QUEUE_NUM, 4, 8);
+    mmio.write(MmioReg.STATUS, 4, A | D | F | OK);
+    const before = mem.refused;
+    mmio.write(MmioReg.QUEUE_NOTIFY, 4, 0);
+    expect(mmio.core.metrics["notifyIgnored"]).toBe(1);
+    expect(mem.refused).toBe(before);
+  });
+
+  it("4.2.2.1 each event stays set in InterruptStatus until the driver acknowledges it", () => {
+    const { drv, mmio } = setup();
+    drv.init();
+    drv.queue(0).add([], [8], 1);
+    mmio.core.configChanged();
+    expect(mmio.read(MmioReg.INTERRUPT_STATUS, 4)).toBe(3);
+    mmio.write(MmioReg.INTERRUPT_ACK, 4, 2);
+    expect(mmio.read(MmioReg.INTERRUPT_STATUS, 4)).toBe(1);
+  });
+
   it("mmioKernelParam spells Linux's virtio_mmio.device= form", () => {
     expect(mmioKernelParam(0xd000_0000, 5)).toBe("virtio_mmio.device=4K@0xd0000000:5");
   });

@@ -105,6 +105,18 @@ describe("virtio-pci modern transport (virtio 1.2 4.1)", () => {
     expect(pci.barRead(0, BarLayout.MSIX_PBA, 4) & 1).toBe(0);
   });
 
+  it("4.1.4.3.2 the device presents 0 in queue_enable after reset, and device_feature 0 beyond its bits", () => {
+    const { pci, drv } = setup(false);
+    drv.init();
+    pci.barWrite(0, CommonCfg.DEVICE_STATUS, 1, 0);
+    pci.barWrite(0, CommonCfg.QUEUE_SELECT, 2, 0);
+    expect(pci.barRead(0, CommonCfg.QUEUE_ENABLE, 2)).toBe(0);
+    pci.barWrite(0, CommonCfg.DEVICE_FEATURE_SELECT, 4, 2);
+    expect(pci.barRead(0, CommonCfg.DEVICE_FEATURE, 4)).toBe(0);
+    pci.barWrite(0, CommonCfg.DEVICE_FEATURE_SELECT, 4, 1);
+    expect(pci.barRead(0, CommonCfg.DEVICE_FEATURE, 4) & 1).toBe(1); // VERSION_1 (bit 32)
+  });
+
   it("4.1.4.3 a vector beyond the table reads back as VIRTIO_MSI_NO_VECTOR", () => {
     const { pci, drv } = setup(true);
     drv.negotiate();
