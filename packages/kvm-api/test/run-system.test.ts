@@ -9,7 +9,7 @@ if (!NASM) console.warn("run-system: nasm is not installed (Debian: apt-get inst
 describe.skipIf(!NASM)("KVM_RUN through VMX: CPUID, MSRs, INIT/SIPI", () => {
   const bins: Record<string, Uint8Array> = {};
   beforeAll(() => {
-    for (const n of ["cpuid-msr", "smp-init-sipi"]) bins[n] = assemble(n);
+    for (const n of ["cpuid-msr", "smp-init-sipi", "events-userspace"]) bins[n] = assemble(n);
   });
 
   it("CPUID from the CPUID2 table (KVM leaves), kvmclock MSR in kernel, #GP for an unknown MSR", () => {
@@ -65,5 +65,28 @@ describe.skipIf(!NASM)("KVM_RUN through VMX: CPUID, MSRs, INIT/SIPI", () => {
     const g = m.vcpu.getFpu();
     expect(Array.from(g.xmm.subarray(4, 8))).toEqual([0x44, 0x33, 0x22, 0x11]);
     expect(g.xmm[255]).toBe(0x9a);
+  });
+
+  it("userspace irqchip: IRQ_WINDOW_OPEN after the STI shadow, KVM_INTERRUPT, KVM_NMI, REP OUTSB", () => {
+    const m = machine();
+    m.ram.set(bins["events-userspace"]!, 0x1000);
+    realMode(m, 0x1000);
+    expect(runLog(m, {}, 10, ["io out 0x10 1 01"])).toEqual(["io out 0x10 1 01"]);
+    m.vcpu.runFields.requestInterruptWindow = true;
+    expect(runLog(m, {}, 10, ["irq-window-open"])).toEqual(["io out 0x10 1 02", "irq-window-open"]);
+    expect(m.vcpu.runFields.readyForInterruptInjection).toBe(true);
+    m.vcpu.runFields.requestInterruptWindow = false;
+    m.vcpu.interrupt(0x30);
+    expect(runLog(m)).toEqual(["io out 0x30 1 30", "io out 0x10 1 03", "hlt"]);
+    m.vcpu.nmi();
+    expect(runLog(m)).toEqual([
+      "io out 0x22 1 22",
+      "io out 0x10 1 04",
+      "io out 0xe9 1 41",
+      "io out 0xe9 1 42",
+      "io out 0xe9 1 43",
+      "hlt",
+    ]);
+    expect(m.vcpu.getRegs().rcx & 0xffffn).toBe(0n);
   });
 });

@@ -129,7 +129,11 @@ export class NonRootHooks implements Intercepts {
       case IK.HLT:
         return this.decide(hltExit(v));
       case IK.IO: {
-        if (this.emulatingIo) return false;
+        // String I/O (INS/OUTS) is the kernel's to emulate anyway (handle_io -> the emulator): it
+        // runs inline through the CPU's PortIo (GuestBus) without a VM exit per instruction. The
+        // CPU's REP loop also decrements RCX when an iteration is intercepted, so an exit here
+        // would lose an iteration (reported to cpu-x86).
+        if (this.emulatingIo || b !== 0) return false;
         const port = a & 0xffff;
         const size = (a >>> 16) & 0xff;
         const input = (a >>> 24) & 1;
