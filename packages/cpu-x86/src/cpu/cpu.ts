@@ -214,9 +214,18 @@ export class Cpu extends SysCpu {
 
   /** Restores a snapshot (validated; throws `CpuStateError`) and drops cached translations and code. */
   override restore(s: CpuSnapshot): void {
+    if (s === null || typeof s !== "object") throw new CpuStateError("snapshot: expected an object");
+    if (s.x87 === null || typeof s.x87 !== "object") throw new CpuStateError("x87: expected an object");
     const x = X87.restore(s.x87);
     if (!(x instanceof X87)) throw new CpuStateError(`x87.${x.field}: bad value`);
-    super.restore(s);
+    // All or nothing: a snapshot that fails validation halfway leaves the CPU as it was.
+    const backup = super.save();
+    try {
+      super.restore(s);
+    } catch (e) {
+      super.restore(backup);
+      throw e;
+    }
     const mine = this.fpUnits.x87;
     mine.mant.set(x.mant);
     mine.se.set(x.se);
@@ -288,8 +297,7 @@ export class Cpu extends SysCpu {
         if (e === FAULT) {
           end--;
           this.handleFault();
-        }
-        else if (e === TRANSLATION_EXIT) return RunExit.TRANSLATION;
+        } else if (e === TRANSLATION_EXIT) return RunExit.TRANSLATION;
         else {
           this.internalError = e instanceof Error ? `${e.message}\n${e.stack ?? ""}` : String(e);
           return RunExit.INTERNAL_ERROR;
