@@ -5,9 +5,14 @@
  * `insn.fn`) is specialised to the block's mode. Semantics are exactly the interpreter's: the same
  * handlers run in the same order with the same state updates between them.
  *
+ * Register-only instructions whose handlers can neither fault nor look at RIP (ALU, MOV, shifts...
+ * on registers) skip the bookkeeping entirely: their RIP and retired-instruction updates are folded
+ * into the next instruction that may fault, or the end of the block.
+ *
  * Compiled code is dropped with its block (a write to the page invalidates the block; the
  * interpreter never calls a block whose `valid` is false).
  */
+import * as A from "./exec-int.js";
 import type { OpCpu, XInsn } from "./operands.js";
 
 /** A compiled block: runs the whole block from its first instruction. */
@@ -16,18 +21,81 @@ export type CompiledBlock = (c: OpCpu) => void;
 /** Executions of a block before it is compiled. */
 export const JIT_THRESHOLD = 64;
 
+/** Handlers that, on register operands only, never raise an exception and never read RIP. */
+const NO_FAULT_ON_REGISTERS = new Set<unknown>([
+  A.aluEG,
+  A.aluGE,
+  A.aluEI,
+  A.aluRR32,
+  A.testEG,
+  A.testEI,
+  A.incDecE,
+  A.notE,
+  A.negE,
+  A.mulE,
+  A.imulGE,
+  A.movEG,
+  A.movGE,
+  A.movRR32,
+  A.movRR64,
+  A.movEI,
+  A.movExt,
+  A.xchgEG,
+  A.xaddEG,
+  A.shiftE,
+  A.shiftDouble,
+  A.bitScan,
+  A.countBits,
+  A.setcc,
+  A.cmovcc,
+  A.signExtendAcc,
+  A.flagOp,
+  A.lahf,
+  A.sahf,
+  A.bswap,
+]);
+
+function simple(i: XInsn): boolean {
+  return !i.isMem && NO_FAULT_ON_REGISTERS.has(i.fn);
+}
+
 /**
- * Builds the function for `insns` decoded in `mode`. Each instruction: set curInsn and next RIP,
- * run its handler, commit RIP, count it, and leave early when the handler ended the block.
+ * Builds the function for `insns` decoded in `mode`. Each instruction that may fault: set curInsn
+ * and next RIP, run its handler, commit RIP, count it, and leave early when the handler ended the
+ * block.
  */
 export function compileBlock(insns: readonly XInsn[], mode: 16 | 32 | 64): CompiledBlock {
   const params: string[] = [];
   const args: unknown[] = [];
   let body = "";
+  let pendBytes = 0;
+  let pendCount = 0;
+  const advance = (bytes: number): string => {
+    if (mode === 64) {
+      return `n = (c.ripLo >>> 0) + ${bytes}; c.ripLo = n | 0; if (n > 4294967295) c.ripHi = (c.ripHi + 1) | 0;\n`;
+    }
+    return mode === 32
+      ? `c.ripLo = (c.ripLo + ${bytes}) | 0;\n`
+      : `c.ripLo = (c.ripLo + ${bytes}) & 0xffff;\n`;
+  };
+  const flush = (): void => {
+    if (pendCount === 0) return;
+    body += advance(pendBytes);
+    body += `c.executed += ${pendCount};\n`;
+    pendBytes = 0;
+    pendCount = 0;
+  };
   for (let k = 0; k < insns.length; k++) {
     const i = insns[k]!;
     params.push(`h${k}`, `i${k}`);
     args.push(i.fn, i);
+    if (simple(i)) {
+      body += `h${k}(c, i${k});\n`;
+      pendBytes += i.length;
+      pendCount++;
+      continue;
+    }
+    flush();
     body += `c.curInsn = i${k};\n`;
     if (mode === 64) {
       body += `n = (c.ripLo >>> 0) + ${i.length}; c.nipLo = n | 0; c.nipHi = n > 4294967295 ? (c.ripHi + 1) | 0 : c.ripHi;\n`;
@@ -39,6 +107,7 @@ export function compileBlock(insns: readonly XInsn[], mode: 16 | 32 | 64): Compi
     body += `h${k}(c, i${k});\nc.ripLo = c.nipLo; c.ripHi = c.nipHi; c.executed++;\n`;
     if (k + 1 < insns.length) body += "if (c.stopBlock || c.codeInvalidated) return;\n";
   }
+  flush();
   const factory = new Function(...params, `"use strict"; return function block(c) { let n = 0;\n${body}};`);
   return factory(...args) as CompiledBlock;
 }
