@@ -449,12 +449,13 @@ export class VmxBackend implements VcpuBackend {
 
   /** Instructions until the next timer deadline (deterministic clock), capped by the slice size. */
   private sliceBudget(): number {
-    const max = this.opts.sliceInstructions;
+    const left = this.opts.maxRunInstructions - (this.cpu.executed - this.runStartInsns);
+    const max = Math.max(1, Math.min(this.opts.sliceInstructions, left));
     const clock = this.vcpu.vm.clock;
     if (!(clock instanceof DeterministicClock)) return max;
-    const left = this.vcpu.vm.nextDeadlineNs() - clock.nowNs();
-    if (!Number.isFinite(left)) return max;
-    return Math.max(1, Math.min(max, Math.ceil(left / clock.nsPerInstruction)));
+    const ns = this.vcpu.vm.nextDeadlineNs() - clock.nowNs();
+    if (!Number.isFinite(ns)) return max;
+    return Math.max(1, Math.min(max, Math.ceil(ns / clock.nsPerInstruction)));
   }
 
   /** Steps RIP past an instruction completed in place (wrapping as the code size says). */
