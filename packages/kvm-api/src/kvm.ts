@@ -3,13 +3,14 @@
  * implements, the supported CPUID table and the MSR index list.
  */
 import { CAPABILITIES, KVM_API_VERSION } from "./caps.js";
+import { cpuX86Features } from "./cpu-features.js";
 import { type CpuFeatureSource, type CpuidEntry2, KVM_MAX_CPUID_ENTRIES, supportedCpuid } from "./cpuid.js";
 import { fail } from "./errors.js";
 import { KVM_API_MSRS } from "./vcpu.js";
 import { Vm, type VmOptions } from "./vm.js";
 
 export interface KvmOptions {
-  /** The CPU's features and MSRs (from @tskvm/cpu-x86 once it lands). */
+  /** The CPU's features and MSRs; by default those of the @tskvm/cpu-x86 CPU model that runs the guest. */
   cpu?: CpuFeatureSource;
   /** XCR0 components the CPU can save/restore (x87 always; SSE/AVX when the CPU has them). */
   xcr0Supported?: bigint;
@@ -36,7 +37,9 @@ export const KVM_VCPU_MMAP_SIZE = 8192;
  */
 export class Kvm {
   readonly xcr0Supported: bigint;
-  constructor(private readonly opts: KvmOptions = {}) {
+  private readonly opts: KvmOptions;
+  constructor(opts: KvmOptions = {}) {
+    this.opts = { ...opts, cpu: opts.cpu ?? cpuX86Features() };
     this.xcr0Supported = opts.xcr0Supported ?? 1n;
   }
 

@@ -1,3 +1,4 @@
+import { CpuidModel, Msr } from "@tskvm/cpu-x86";
 import { describe, expect, it } from "vitest";
 import * as C from "../src/caps.js";
 import { findCpuid, KVM_FEATURES_OFFERED } from "../src/cpuid.js";
@@ -182,9 +183,38 @@ describe("Kvm (system ioctls)", () => {
     expect(sig.eax).toBe(0x40000001);
     expect(findCpuid(t, 0x40000001, 0)!.eax).toBe(KVM_FEATURES_OFFERED);
     expect(KVM_FEATURES_OFFERED).toBe((1 << 0) | (1 << 1) | (1 << 3) | (1 << 24));
+    // Leaf 1: the cpu-x86 model's own bits plus the ones kvm-api implements (APIC, x2APIC,
+    // TSC-deadline, hypervisor).
     const leaf1 = findCpuid(t, 1, 0)!;
-    expect(leaf1.edx).toBe(1 << 9); // APIC: nothing of the CPU is claimed without a CPU source
-    expect(leaf1.ecx >>> 0).toBe(((1 << 21) | (1 << 24) | (1 << 31)) >>> 0);
+    const model = new CpuidModel();
+    expect(leaf1.edx >>> 0).toBe((model.features1Edx | (1 << 9)) >>> 0);
+    expect(leaf1.ecx >>> 0).toBe((model.features1Ecx | (1 << 21) | (1 << 24) | (1 << 31)) >>> 0);
+  });
+
+  it("the default CPU source is the cpu-x86 model: what an x86-64 Linux requires, as the CPU answers CPUID", () => {
+    const t = new Kvm().getSupportedCpuid();
+    const leaf1 = findCpuid(t, 1, 0)!;
+    // arch/x86/include/asm/required-features.h for CONFIG_X86_64: FPU, PAE, CX8, CMOV, FXSR, SSE, SSE2, LM, NX...
+    for (const bit of [0, 6, 8, 15, 24, 25, 26])
+      expect((leaf1.edx >>> bit) & 1, `CPUID.1:EDX[${bit}]`).toBe(1);
+    const ext = findCpuid(t, 0x80000001, 0)!;
+    expect((ext.edx >>> 29) & 1).toBe(1); // LM
+    expect((ext.edx >>> 20) & 1).toBe(1); // NX
+    // Every leaf in the table is what the CPU itself answers to CPUID.
+    const model = new CpuidModel();
+    const r = { eax: 0, ebx: 0, ecx: 0, edx: 0 };
+    for (const e of t.filter((x) => x.function < 0x40000000 || x.function >= 0x80000000)) {
+      if (e.function === 1) continue; // kvm-api adds its own bits there (checked above)
+      model.query(e.function, e.index, r, false);
+      expect([e.eax, e.ebx, e.ecx, e.edx], `leaf ${e.function.toString(16)}.${e.index}`).toEqual([
+        r.eax >>> 0,
+        r.ebx >>> 0,
+        r.ecx >>> 0,
+        r.edx >>> 0,
+      ]);
+    }
+    const msrs = new Kvm().getMsrIndexList();
+    for (const m of Object.values(Msr)) expect(msrs).toContain(m >>> 0);
   });
 
   it("a CPU feature source extends the table and the MSR index list", () => {
