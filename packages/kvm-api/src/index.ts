@@ -27,6 +27,7 @@ export {
 } from "./irqchip.js";
 export { KVM_VCPU_MMAP_SIZE, Kvm, type KvmOptions } from "./kvm.js";
 export * from "./memory.js";
+export * from "./run/index.js";
 export * from "./snapshot.js";
 export * from "./uapi/codec.js";
 export * as Ioctl from "./uapi/ioctl.js";
@@ -43,4 +44,3 @@ export * as Uapi from "./uapi/structs.js";
 export * from "./vcpu.js";
 export * from "./vcpu-state.js";
 export { type IrqchipState, type Irqfd, Vm, type VmOptions } from "./vm.js";
-export * from "./run/index.js";
