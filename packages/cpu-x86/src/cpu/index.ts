@@ -1,6 +1,6 @@
 // The public face of the CPU: state, the interfaces it declares, the memory path and the executor.
 
-export { Block, Cpu, type CpuOptions, FlatMemory, NO_PORTS, RunExit } from "./cpu.js";
+export { Block, Cpu, type CpuOptions, type CpuSnapshot, FlatMemory, NO_PORTS, RunExit } from "./cpu.js";
 export { CpuidModel, type CpuidResult } from "./cpuid.js";
 export { EventType } from "./exceptions.js";
 export { FlagsCpu, LF } from "./flags.js";
@@ -18,6 +18,7 @@ export {
   type Translator,
   type TscClock,
 } from "./interfaces.js";
+export { JIT_THRESHOLD } from "./jit.js";
 export { FAULT, IdentityTranslator, MemCpu, newTranslateResult, Vec } from "./memory.js";
 export { XInsn } from "./operands.js";
 export { enterFlatLongMode, enterFlatProtectedMode } from "./setup.js";
