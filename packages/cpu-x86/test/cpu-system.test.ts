@@ -86,6 +86,21 @@ describe("call gates (gates.S)", () => {
     expect(cpu.cpl).toBe(0);
     expect(cpu.segSel[Seg.CS]! & 0xffff).toBe(0x08);
   });
+
+  it("SDM 6.12.1: INT 0x80 through a DPL-3 trap gate switches to TSS.ESP0 and IRETD returns to CPL 3", () => {
+    const ram = new Uint8Array(1 << 20);
+    ram.set(readFileSync(new URL("./fixtures/cpu/gates.bin", import.meta.url)), 0x1000);
+    const cpu = new Cpu({ memory: new FlatMemory(ram) });
+    enterFlatProtectedMode(cpu);
+    cpu.ripLo = 0x1000;
+    cpu.r[8] = 0x7800;
+    expect(cpu.run(1000)).toBe(RunExit.HLT);
+    const dv = new DataView(ram.buffer);
+    expect(dv.getUint32(RES + 0x28, true)).toBe(0x7000 - 20); // EIP, CS, EFLAGS, ESP, SS on the inner stack
+    expect(dv.getUint32(RES + 0x2c, true)).toBe(0x23); // the user SS
+    expect(dv.getUint32(RES + 0x24, true)).toBe(0x6000); // user ESP back after IRETD
+    expect(dv.getUint32(RES + 0x30, true)).toBe(0); // CLI at CPL 3 with IOPL 0: #GP(0)
+  });
 });
 
 describe("interrupts", () => {
