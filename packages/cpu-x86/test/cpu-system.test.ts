@@ -103,6 +103,28 @@ describe("call gates (gates.S)", () => {
   });
 });
 
+describe("virtual-8086 mode (v86.S)", () => {
+  it("SDM 20.2, 20.3: IRETD with VM=1 enters virtual-8086 mode; INT n leaves it through a 32-bit gate", () => {
+    const ram = new Uint8Array(1 << 20);
+    ram.set(readFileSync(new URL("./fixtures/cpu/v86.bin", import.meta.url)), 0x1000);
+    const cpu = new Cpu({ memory: new FlatMemory(ram) });
+    enterFlatProtectedMode(cpu);
+    cpu.ripLo = 0x1000;
+    cpu.r[8] = 0x7800;
+    expect(cpu.run(1000)).toBe(RunExit.HLT);
+    const dv = new DataView(ram.buffer);
+    expect(dv.getUint16(0x3010, true)).toBe(0x1234); // DS:0x10 with DS = 0x300 (base 0x3000)
+    expect(dv.getUint16(0x3012, true)).toBe(0x1234); // read back through [BX]
+    expect(dv.getUint32(RES, true)).toBe(0x10 + 17); // return IP after INT 0x21 (17 bytes of V86 code)
+    expect(dv.getUint32(RES + 4, true)).toBe(0x200); // V86 CS
+    expect(dv.getUint32(RES + 8, true) & 0x20000).toBe(0x20000); // pushed EFLAGS.VM
+    expect(dv.getUint32(RES + 12, true)).toBe(0x300); // pushed ES
+    expect(dv.getUint32(RES + 16, true)).toBe(0x300); // pushed DS
+    expect(dv.getUint16(RES + 20, true)).toBe(0); // DS nulled for the handler
+    expect(cpu.cpl).toBe(0);
+  });
+});
+
 describe("interrupts", () => {
   it("SDM 6.8.3: STI delays an external interrupt by one instruction", () => {
     const ram = new Uint8Array(1 << 20);
