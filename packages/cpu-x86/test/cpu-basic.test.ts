@@ -165,6 +165,49 @@ describe("cpu basics", () => {
     }
   });
 
+  it("SDM Vol. 3 9.1.2.2: LOCK'd RMWs on shared memory go through Atomics and give the architected results", () => {
+    const ram = new Uint8Array(new SharedArrayBuffer(1 << 20));
+    const cpu = new Cpu({ memory: new FlatMemory(ram), translator: new IdentityTranslator() });
+    enterFlatLongMode(cpu, 0);
+    ram.set(
+      hex(
+        "48c7c300300000b805000000f00103b907000000f00fc14b04b800000000ba09000000f00fb1530866f00fba6b0e03f0fe431148b888776655443322114887431848be0000000001000000f0480fc17320f4",
+      ),
+      0x1000,
+    );
+    const dv = new DataView(ram.buffer);
+    dv.setUint32(0x3000, 10, true);
+    dv.setUint32(0x3004, 100, true);
+    dv.setUint32(0x3008, 0, true);
+    dv.setUint16(0x300e, 0x0001, true);
+    ram[0x3011] = 0xff;
+    dv.setBigUint64(0x3018, 42n, true);
+    dv.setBigUint64(0x3020, 0xffffffffn, true);
+    cpu.ripLo = 0x1000;
+    const real = Atomics.compareExchange;
+    let cas = 0;
+    (Atomics as { compareExchange: unknown }).compareExchange = (...a: unknown[]) => {
+      cas++;
+      return (real as (...x: unknown[]) => unknown)(...a);
+    };
+    try {
+      expect(cpu.run(100)).toBe(RunExit.HLT);
+    } finally {
+      (Atomics as { compareExchange: unknown }).compareExchange = real;
+    }
+    expect(cas).toBeGreaterThanOrEqual(6); // ADD, XADD, CMPXCHG, BTS, INC, XADD64 (XCHG64 too)
+    expect(dv.getUint32(0x3000, true)).toBe(15);
+    expect(dv.getUint32(0x3004, true)).toBe(107);
+    expect(cpu.r[2]).toBe(100); // XADD returned the old value in ecx
+    expect(dv.getUint32(0x3008, true)).toBe(9); // CMPXCHG matched eax = 0
+    expect(dv.getUint16(0x300e, true)).toBe(0x0009); // BTS bit 3
+    expect(ram[0x3011]).toBe(0); // INC byte wrapped
+    expect(dv.getBigUint64(0x3018, true)).toBe(0x1122334455667788n); // XCHG with memory
+    expect(cpu.r[0]).toBe(42);
+    expect(dv.getBigUint64(0x3020, true)).toBe(0x1ffffffffn); // XADD 64-bit with carry between halves
+    expect(cpu.r[12]).toBe(-1); // rsi low half = old 0xffffffff
+  });
+
   it("division by zero delivers #DE through the IDT; a missing IDT becomes a triple fault", () => {
     const { cpu } = long64("31c9 f7f1 f4");
     cpu.idtrLimit = 0;

@@ -16,6 +16,7 @@ import { X87, type X87State } from "../fpu/x87.js";
 import { SseState } from "../simd/state.js";
 import { prepare } from "./dispatch.js";
 import { EventType } from "./exceptions.js";
+import { wrapLock } from "./exec-lock.js";
 import { FpuBridge } from "./fpu-glue.js";
 import {
   InterceptKind,
@@ -452,6 +453,7 @@ export class Cpu extends SysCpu {
       const st = decode(bytes, p, mode, i);
       if (st === DecodeStatus.Truncated) break; // crosses into the next page: its own block
       const plain = prepare(i, st);
+      wrapLock(i);
       insns.push(i);
       p += i.length;
       if (!plain) break;
@@ -478,6 +480,7 @@ export class Cpu extends SysCpu {
       st = decode(buf.subarray(0, 15), 0, mode, this.crossInsn);
     }
     prepare(this.crossInsn, st);
+    wrapLock(this.crossInsn);
     return this.crossBlock;
   }
 }

@@ -19,6 +19,8 @@ export class XInsn extends Insn {
   k = 0;
   /** Effective segment of the memory operand (override or default). */
   sg: number = Seg.DS;
+  /** The ordinary handler of a LOCK-prefixed RMW routed through exec-lock.ts. */
+  inner: ((c: OpCpu, i: XInsn) => void) | null = null;
   /** x87/SIMD unit handler (fpu-glue.ts) when this is an x87, SSE or MMX instruction. */
   fpu: FpuHandler | null = null;
 }

@@ -20,7 +20,8 @@ const DATA_PFN = DATA_BASE / 4096;
 
 export class EmulatedRunner {
   readonly code = new Uint8Array(4096);
-  readonly data = new Uint8Array(4096);
+  /** Shared memory, so LOCK-prefixed instructions take the Atomics path (exec-lock.ts). */
+  readonly data = new Uint8Array(new SharedArrayBuffer(4096));
   readonly cpu: Cpu;
   private vec = -1;
   private err = 0;

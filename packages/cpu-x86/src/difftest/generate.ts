@@ -441,6 +441,8 @@ export function generate(
   if (rexKind === 1) rex = 0x48;
   else if (rexKind === 2) rex = 0x40 | (r.below(16) & 0xd); // W/R/B, never X (no index register)
   if (pfx === 2 && t.map === 0 && t.opcode >= 0xa4 && t.opcode <= 0xaf) code[n++] = r.below(2) ? 0xf3 : 0xf2;
+  // LOCK on memory forms (an unlockable form is #UD on both sides).
+  if (t.mem && r.below(5) === 0) code[n++] = 0xf0;
   const baseReg = 3 | (rex & 1 ? 8 : 0); // rbx or r11 as the memory base
   if (rex) code[n++] = rex;
   if (t.map >= 1) code[n++] = 0x0f;
