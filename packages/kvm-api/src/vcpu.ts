@@ -15,6 +15,10 @@ import * as S from "./vcpu-state.js";
 import type { Vm } from "./vm.js";
 
 export const MSR_IA32_TSC = 0x10;
+/** IA32_BIOS_SIGN_ID (SDM Vol. 4 table 2-2 "IA32_BIOS_SIGN_ID"): the microcode revision, bits 63:32. */
+export const MSR_IA32_UCODE_REV = 0x8b;
+/** KVM's default microcode revision (kvm_arch_vcpu_create: `microcode_version = 0x100000000ULL`). */
+export const DEFAULT_MICROCODE_VERSION = 0x100000000n;
 /** Default guest TSC rate when userspace sets none: 2 GHz. */
 export const DEFAULT_TSC_KHZ = 2_000_000;
 /** MSRs kvm-api itself implements (the CPU adds its own through CpuFeatureSource). */
@@ -22,6 +26,7 @@ export const KVM_API_MSRS = [
   MSR_IA32_TSC,
   MSR_IA32_APICBASE,
   MSR_IA32_TSC_DEADLINE,
+  MSR_IA32_UCODE_REV,
   0x11,
   0x12,
   0x4b564d00,
@@ -54,6 +59,8 @@ export class Vcpu {
   private debugRegs: S.KvmDebugRegs = { db: [0n, 0n, 0n, 0n], dr6: 0xffff0ff0n, dr7: 0x400n, flags: 0 };
   private cpuidTable: CpuidEntry2[] = [];
   private readonly cpuMsrs = new Map<number, bigint>();
+  /** IA32_BIOS_SIGN_ID as the guest reads it; only KVM_SET_MSRS changes it. */
+  private microcodeVersion = DEFAULT_MICROCODE_VERSION;
   /** IA32_APIC_BASE without an in-kernel LAPIC (KVM still keeps it). */
   private apicBaseNoLapic = 0xfee00000 + 0x800;
   mpState: number;
@@ -349,6 +356,8 @@ export class Vcpu {
         return BigInt(this.tsc());
       case MSR_IA32_APICBASE:
         return BigInt(this.apicBase);
+      case MSR_IA32_UCODE_REV:
+        return this.microcodeVersion;
     }
     const kc = this.kvmclock.rdmsr(index);
     if (kc !== undefined) return BigInt(kc);
@@ -372,6 +381,11 @@ export class Vcpu {
         if (this.lapic) return this.lapic.wrmsr(index, lo, hi, hostInitiated);
         if (lo & 0x2ff) return false;
         this.apicBaseNoLapic = Number(value);
+        return true;
+      case MSR_IA32_UCODE_REV:
+        // kvm_set_msr_common(): a guest write (Linux writes 0 before CPUID + RDMSR to latch the
+        // revision, SDM Vol. 3A 10.11.7.1) is accepted and ignored; userspace sets the value.
+        if (hostInitiated) this.microcodeVersion = value;
         return true;
     }
     if (this.kvmclock.wrmsr(index, Number(value), this.vm.memory)) return true;

@@ -167,6 +167,18 @@ describe("Vcpu: MSRs, CPUID, LAPIC state, interrupts", () => {
     expect(v.getMsrs(entries)).toBe(1);
     expect(entries[0]!.data).toBe(0xfee00900n);
   });
+  it("IA32_BIOS_SIGN_ID (0x8b): KVM's microcode revision 1 in bits 63:32; guest writes ignored, KVM_SET_MSRS sets it", () => {
+    const v = setup().createVcpu(0);
+    expect(v.hasMsr(0x8b)).toBe(true);
+    expect(v.vm.kvm.getMsrIndexList()).toContain(0x8b);
+    expect(v.readMsr(0x8b)).toBe(0x100000000n);
+    expect(v.writeMsr(0x8b, 0n)).toBe(true); // Linux's intel_get_microcode_revision() writes 0 first
+    expect(v.readMsr(0x8b)).toBe(0x100000000n);
+    expect(v.setMsrs([{ index: 0x8b, data: 0x2a00000000n }])).toBe(1);
+    const e = [{ index: 0x8b, data: 0n }];
+    expect(v.getMsrs(e)).toBe(1);
+    expect(e[0]!.data).toBe(0x2a00000000n);
+  });
   it("x2APIC MSRs reach the LAPIC via KVM_SET_MSRS in x2APIC mode", () => {
     const v = setup().createVcpu(0);
     expect(

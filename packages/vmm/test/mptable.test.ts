@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { buildMpTable, MpEntry, MpIntType, MpTableError, writeMpTable } from "../src/boot/mptable.js";
+import {
+  buildMpTable,
+  MP_ISA_BUS,
+  MP_PCI_BUS,
+  MpEntry,
+  MpIntType,
+  MpTableError,
+  writeMpTable,
+} from "../src/boot/mptable.js";
 import { IOAPIC_ADDR, LAPIC_ADDR, MiB, ramRanges } from "../src/layout.js";
 import { GuestRam } from "../src/memory.js";
 
@@ -63,13 +71,16 @@ describe("MP table (Intel MP spec 1.4)", () => {
     const buses = entries
       .filter((e) => e.type === MpEntry.BUS)
       .map((b) => new TextDecoder().decode(b.bytes.subarray(2, 8)));
-    expect(buses).toEqual(["ISA   ", "PCI   "]);
+    expect(buses).toEqual(["PCI   ", "ISA   "]);
+    const busIds = entries.filter((e) => e.type === MpEntry.BUS).map((b) => b.bytes[1]);
+    expect(busIds).toEqual([MP_PCI_BUS, MP_ISA_BUS]);
     const ints = entries.filter((e) => e.type === MpEntry.IO_INTERRUPT);
-    const com1 = ints.find((e) => e.bytes[4] === 0 && e.bytes[5] === 4)!;
+    const com1 = ints.find((e) => e.bytes[4] === MP_ISA_BUS && e.bytes[5] === 4)!;
     expect(com1.bytes[1]).toBe(MpIntType.INT);
     expect(com1.bytes[7]).toBe(4);
-    expect(ints.some((e) => e.bytes[5] === 2 && e.bytes[4] === 0)).toBe(false);
-    const pci = ints.find((e) => e.bytes[4] === 1)!;
+    expect(ints.some((e) => e.bytes[5] === 2 && e.bytes[4] === MP_ISA_BUS)).toBe(false);
+    // IO_APIC_get_PCI_irq_vector(bus 0, slot 3, pin 0): the source bus ID is the PCI bus number.
+    const pci = ints.find((e) => e.bytes[4] === 0 && e.bytes[5]! >> 2 === 3 && (e.bytes[5]! & 3) === 0)!;
     expect(pci.bytes[5]).toBe((3 << 2) | 0);
     expect(pci.bytes[7]).toBe(11);
     expect(pci.bytes[2]).toBe(0x0f); // active low, level

@@ -68,8 +68,17 @@ export const MP_MAX_CPUS = 32;
 /** The table lives in [639 KiB, 640 KiB): 1 KiB for the pointer and the config table. */
 const AREA = 1024;
 
-const ISA_BUS = 0;
-const PCI_BUS = 1;
+/**
+ * MP bus IDs. The PCI bus's ID must be its PCI bus number (0): Linux's
+ * IO_APIC_get_PCI_irq_vector() (arch/x86/kernel/apic/io_apic.c) matches an I/O interrupt entry's
+ * source bus ID against `dev->bus->number` directly, so with PCI as MP bus 1 every PCI INTx
+ * lookup failed ("can't find IRQ for PCI INT A; probably buggy MP table"). The ISA bus takes the
+ * next ID, as kvmtool's x86/mptable.c and SeaBIOS's mptable.c number them.
+ */
+export const MP_PCI_BUS = 0;
+export const MP_ISA_BUS = 1;
+const ISA_BUS = MP_ISA_BUS;
+const PCI_BUS = MP_PCI_BUS;
 
 function checksum(b: Uint8Array): number {
   let s = 0;
@@ -111,8 +120,9 @@ export function buildMpTable(
       dv.setUint8(1, id);
       for (let i = 0; i < 6; i++) dv.setUint8(2 + i, (name.padEnd(6, " ").charCodeAt(i) ?? 0x20) & 0xff);
     });
-  bus(ISA_BUS, "ISA");
+  // Bus entries in ascending ID order (MP 1.4, 4.3.2).
   bus(PCI_BUS, "PCI");
+  bus(ISA_BUS, "ISA");
   entry(8, (dv) => {
     dv.setUint8(0, MpEntry.IOAPIC);
     dv.setUint8(1, ioapicId);
