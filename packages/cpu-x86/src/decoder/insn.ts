@@ -30,7 +30,7 @@ export const Prefix = {
   ADDRSIZE: 1 << 4, // 67 present
   REX: 1 << 5, // a REX prefix that took effect (directly before the opcode, 64-bit mode)
   VEX: 1 << 6,
-  SEG: 1 << 7, // a segment override is present (`seg` holds the last one)
+  SEG: 1 << 7, // a segment override took effect (`seg` holds the last one; in 64-bit mode only FS/GS count)
 } as const;
 
 /** No register in a `base`/`index` slot. */
