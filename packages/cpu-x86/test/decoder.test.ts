@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { DecodeStatus, decode, formatIntel, Insn, Op } from "../src/index.js";
+import { DecodeStatus, decode, formatIntel, Insn, Op, Prefix } from "../src/index.js";
 
 const dir = join(import.meta.dirname, "fixtures/decoder");
 
@@ -86,5 +86,32 @@ describe("decode.ts inlined constants", () => {
     expect(asObj(dec.Fa!)).toEqual(gen.FA);
     expect(asObj(dec.Pf!)).toEqual(insnMod.Prefix);
     expect(asObj(dec.St!)).toEqual(insnMod.DecodeStatus);
+  });
+});
+
+describe("prefix bookkeeping", () => {
+  const insn = new Insn();
+  it("F3 consumed as a mandatory prefix is not REP; on a string instruction it is", () => {
+    decode(parseHex("f3 0f 58 c1"), 0, 64, insn); // addss
+    expect(insn.prefixes & Prefix.REP).toBe(0);
+    expect(insn.mandatory).toBe(2);
+    decode(parseHex("f3 a4"), 0, 64, insn); // rep movsb
+    expect(insn.prefixes & Prefix.REP).toBe(Prefix.REP);
+    expect(insn.mandatory).toBe(0);
+  });
+  it("66 consumed as a mandatory prefix still shows as OPSIZE but does not shrink the operand size", () => {
+    decode(parseHex("66 48 0f 7e c0"), 0, 64, insn); // movq rax, xmm0
+    expect(insn.prefixes & Prefix.OPSIZE).toBe(Prefix.OPSIZE);
+    expect(insn.mandatory).toBe(1);
+    expect(insn.opSize).toBe(8);
+  });
+  it("64-bit mode: DS/ES/CS/SS overrides are ignored, FS/GS are kept", () => {
+    decode(parseHex("64 3e 8b 00"), 0, 64, insn);
+    expect(insn.seg).toBe(4);
+    decode(parseHex("3e 8b 00"), 0, 64, insn);
+    expect(insn.seg).toBe(-1);
+    expect(insn.prefixes & Prefix.SEG).toBe(0);
+    decode(parseHex("3e 8b 00"), 0, 32, insn);
+    expect(insn.seg).toBe(3);
   });
 });

@@ -478,7 +478,8 @@ export function decode(bytes: Uint8Array, offset: number, mode: 16 | 32 | 64, ou
   out.mode = mode;
   out.opcode = b;
   out.map = map;
-  out.prefixes = pfx;
+  // insn.ts: REP/REPNE mean the prefix was not consumed as the form's mandatory prefix.
+  out.prefixes = attr & Fa.MPREP ? pfx & ~(Pf.REP | Pf.REPNE) : pfx;
   out.rex = (rexW << 3) | (rexR << 2) | (rexX << 1) | rexB;
   out.seg = seg;
   out.hasModrm = hasModrm;
