@@ -103,6 +103,28 @@ describe("call gates (gates.S)", () => {
   });
 });
 
+describe("task switches (tasks.S)", () => {
+  it("SDM 8.3: CALL to a TSS nests (NT, back link), IRETD returns, JMP through a task gate resumes the task", () => {
+    const ram = new Uint8Array(1 << 20);
+    ram.set(readFileSync(new URL("./fixtures/cpu/tasks.bin", import.meta.url)), 0x1000);
+    const cpu = new Cpu({ memory: new FlatMemory(ram) });
+    enterFlatProtectedMode(cpu);
+    cpu.ripLo = 0x1000;
+    cpu.r[8] = 0x7800;
+    expect(cpu.run(1000)).toBe(RunExit.HLT);
+    const dv = new DataView(ram.buffer);
+    expect(dv.getUint32(RES + 8, true)).toBe(0x2222); // task 2 ran
+    expect(dv.getUint32(RES + 12, true)).toBe(0x20); // its back link is task 1's TSS
+    expect(dv.getUint32(RES + 24, true) & 0x4000).toBe(0x4000); // NT set by the CALL
+    expect(dv.getUint32(RES, true)).toBe(0x1111); // task 1's registers restored from its TSS
+    expect(dv.getUint32(RES + 20, true)).toBe(0xb0b0);
+    expect(dv.getUint32(RES + 16, true)).toBe(0x3333); // task 2 resumed after its IRETD
+    expect(cpu.segSel[Seg.TR]! & 0xffff).toBe(0x28);
+    expect(cpu.cr0 & 8).toBe(8); // CR0.TS set by the task switch
+    expect(cpu.r[6]).toBe(0x5555); // EBX of task 2 as it was saved at its IRETD
+  });
+});
+
 describe("virtual-8086 mode (v86.S)", () => {
   it("SDM 20.2, 20.3: IRETD with VM=1 enters virtual-8086 mode; INT n leaves it through a 32-bit gate", () => {
     const ram = new Uint8Array(1 << 20);

@@ -17,6 +17,7 @@ import { SseState } from "../simd/state.js";
 import { prepare } from "./dispatch.js";
 import { EventType } from "./exceptions.js";
 import { wrapLock } from "./exec-lock.js";
+import { TaskSource, taskSwitch } from "./exec-task.js";
 import { FpuBridge } from "./fpu-glue.js";
 import {
   InterceptKind,
@@ -150,6 +151,9 @@ export class Cpu extends SysCpu {
   farOff = 0;
   farOffHi = 0;
   farSel = 0;
+  /** Task-switch scratch: the incoming GPRs and selectors (exec-task.ts). */
+  readonly taskScratch = new Int32Array(8);
+  readonly taskSelScratch = new Int32Array(6);
   /** Call-gate parameter scratch (up to 31 entries, exec-gates.ts). */
   readonly paramScratch = new Int32Array(32);
   private stopRequested = false;
@@ -169,6 +173,10 @@ export class Cpu extends SysCpu {
     this.clock = opts.clock ?? { now: () => this.executed };
     this.jit = opts.jit ?? true;
     this.reset();
+  }
+
+  override taskGate(sel: number, retLo: number, err: number): void {
+    taskSwitch(this, sel, TaskSource.INT, retLo, err);
   }
 
   override clockNow(): number {

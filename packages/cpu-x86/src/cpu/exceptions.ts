@@ -5,7 +5,7 @@
  * that becomes a shutdown. A fault in the middle of delivery rolls the registers back first, so the
  * second exception sees the state of the first.
  *
- * Deviation: task gates in the IDT are not implemented; delivering through one raises #GP(vector).
+ * Task gates in the IDT switch tasks through `taskGate` (exec-task.ts).
  */
 import { FAULT, Vec } from "./memory.js";
 import { SegCpu } from "./segments.js";
@@ -173,7 +173,7 @@ export class ExcCpu extends SegCpu {
     const gtype = (this.descHi >> 8) & 0x1f;
     const ok = wide
       ? gtype === 0xe || gtype === 0xf
-      : gtype === 6 || gtype === 7 || gtype === 0xe || gtype === 0xf;
+      : gtype === 5 || gtype === 6 || gtype === 7 || gtype === 0xe || gtype === 0xf;
     if (!ok) this.raise(Vec.GP, vec * 8 + 2 + ext);
     // Software interrupts check the gate's DPL against CPL (SDM 6.12.1.1).
     if (
@@ -219,6 +219,11 @@ export class ExcCpu extends SegCpu {
   ): void {
     const ext = this.ext(type);
     const gtype = this.readGate(vec, type, false);
+    if (gtype === 5) {
+      // Task gate: a task switch to the TSS it names (SDM 6.12.2).
+      this.taskGate(this.descLo >>> 16, retLo, hasErr ? err : -1);
+      return;
+    }
     const gate32 = (gtype & 8) !== 0;
     const sel = this.descLo >>> 16;
     const off = gate32 ? (this.descLo & 0xffff) | (this.descHi & 0xffff0000) : this.descLo & 0xffff;
@@ -333,6 +338,11 @@ export class ExcCpu extends SegCpu {
     this.ripLo = offLo;
     this.ripHi = offHi;
     this.finishDelivery(fl, isTrap);
+  }
+
+  /** Task switch through a task gate (overridden by Cpu with exec-task.ts). */
+  taskGate(sel: number, _retLo: number, _err: number): void {
+    this.raise(Vec.GP, sel & 0xfffc);
   }
 
   /** Mode bookkeeping after CS changed, with an explicit CPL. */

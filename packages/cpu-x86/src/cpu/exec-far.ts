@@ -7,6 +7,7 @@
 import type { Cpu } from "./cpu.js";
 import { viaCallGate } from "./exec-gates.js";
 import { writeFlags } from "./exec-system.js";
+import { TaskSource, taskSwitch } from "./exec-task.js";
 import { Vec } from "./memory.js";
 import type { XInsn } from "./operands.js";
 import { AR, CR0, EFER, F, M64, Seg } from "./state.js";
@@ -63,6 +64,16 @@ function checkFarCode(c: C, i: I, sel: number, isCall: boolean): number {
     const type = (hi >> 8) & 0x1f;
     if (type === 0x0c || type === 0x04) {
       viaCallGate(c, i, sel, isCall);
+      return -1;
+    }
+    const long = (c.efer & EFER.LMA) !== 0;
+    if (!long && (type === 0x09 || type === 0x05)) {
+      // A TSS or a task gate: a task switch (SDM Vol. 3 8.3), privilege-checked against the descriptor.
+      const dpl = (hi >> 13) & 3;
+      if (dpl < c.cpl || dpl < (sel & 3)) c.raise(Vec.GP, sel & 0xfffc);
+      if ((hi & 0x8000) === 0) c.raise(Vec.NP, sel & 0xfffc);
+      const tss = type === 0x05 ? c.descLo >>> 16 : sel;
+      taskSwitch(c, tss, isCall ? TaskSource.CALL : TaskSource.JMP, c.nipLo, -1);
       return -1;
     }
     c.raise(Vec.GP, sel & 0xfffc);
@@ -268,7 +279,13 @@ export function iret(c: C, i: I): void {
     c.stopBlock = true;
     return;
   }
-  if (c.flags & F.NT) c.raise(Vec.GP, 0); // task return: not implemented (64-bit mode: #GP(0) per SDM)
+  if (c.flags & F.NT) {
+    // Task return (SDM Vol. 2 IRET): to the task in the current TSS's back link; #GP(0) in IA-32e mode.
+    if (c.efer & EFER.LMA) c.raise(Vec.GP, 0);
+    const link = c.tssRead(0, 2);
+    taskSwitch(c, link, TaskSource.IRET, c.nipLo, -1);
+    return;
+  }
   const ip = c.peek(sz, 0);
   const ipHi = sz === 8 ? c.hiOut : 0;
   const cs = c.peek(sz, sz) & 0xffff;
