@@ -58,6 +58,19 @@ describe("4-level paging", () => {
     expect(out.errorCode).toBe(PfErr.P | PfErr.I);
   });
 
+  it("SDM 4.7: I/D is set for a fetch only with PAE and NXE both set, or with SMEP", () => {
+    // A not-present page, fetched: P = 0 whatever the mode; I/D depends on CR4.PAE, EFER.NXE and CR4.SMEP.
+    const lm = CR0.PE | CR0.PG;
+    const noNxe = new PageWalker(regs(lm, CR4.PAE, EFER.LME | EFER.LMA, 0x1000), new FlatMemory(m));
+    expect(noNxe.translate(0x800000, 0, Access.FETCH, out)).toBe(false);
+    expect(out.errorCode).toBe(0);
+    const smep = new PageWalker(regs(lm, CR4.PAE | CR4.SMEP, EFER.LME | EFER.LMA, 0x1000), new FlatMemory(m));
+    expect(smep.translate(0x800000, 0, Access.FETCH, out)).toBe(false);
+    expect(out.errorCode).toBe(PfErr.I);
+    expect(walker.translate(0x800000, 0, Access.FETCH, out)).toBe(false);
+    expect(out.errorCode).toBe(PfErr.I);
+  });
+
   it("SDM 4.7: a reserved bit (physical address above MAXPHYADDR) sets RSVD", () => {
     w64(m, 0x4000 + 16, 0x7001, 0x000f0000);
     expect(walker.translate(0x402000, 0, 0, out)).toBe(false);

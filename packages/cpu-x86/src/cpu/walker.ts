@@ -70,7 +70,10 @@ export class PageWalker implements Translator {
     const user = (access & Access.USER) !== 0 && (access & Access.IMPLICIT_SUPERVISOR) === 0;
     const fetch = (access & Access.FETCH) !== 0;
     const nxe = (r.efer & EFER.NXE) !== 0;
-    let ec = (write ? PfErr.W : 0) | (user ? PfErr.U : 0) | (fetch && (nxe || r.cr4 & CR4.PAE) ? PfErr.I : 0);
+    // SDM Vol. 3 4.7: I/D is set for a fetch only when CR4.SMEP = 1, or when both CR4.PAE = 1 and
+    // EFER.NXE = 1; a fetch under 32-bit paging or without NXE reports I/D = 0.
+    const idBit = fetch && ((nxe && (r.cr4 & CR4.PAE) !== 0) || (r.cr4 & CR4.SMEP) !== 0);
+    let ec = (write ? PfErr.W : 0) | (user ? PfErr.U : 0) | (idBit ? PfErr.I : 0);
     let rw = true;
     let us = true;
     let nx = false;
