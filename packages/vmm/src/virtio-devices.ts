@@ -186,7 +186,10 @@ export function createVirtioDevices(
           break;
         }
         case "balloon":
-          out.balloon = new VirtioBalloon(new GuestRamBalloon(deps.memory));
+          // deflate-on-oom off, as QEMU's and Firecracker's defaults: the guest then takes
+          // inflated pages out of MemTotal (Linux virtio_balloon.c adjust_managed_page_count),
+          // so the memory visibly leaves the guest, and only the host gives it back.
+          out.balloon = new VirtioBalloon(new GuestRamBalloon(deps.memory), { deflateOnOom: false });
           dev = out.balloon;
           break;
         case "gpu":
