@@ -173,13 +173,33 @@ function completeExit(e: KvmExit, ports: PortBus, mmio: MmioBus): VmExit | undef
   }
 }
 
-/** The KVM_RUN loop over all vCPUs, round-robin, until something ends the run. */
+/** KVM_MP_STATE_HALTED (uapi kvm.h). */
+const MP_STATE_HALTED = 3;
+/** Longest one asynchronous idle wait (host ms): bounds the latency of host-side events. */
+const IDLE_WAIT_MAX_MS = 10;
+
+/** A vCPU in HLT with nothing deliverable: KVM_RUN would only wait in the kernel. */
+function idle(vcpu: Vcpu): boolean {
+  return vcpu.mpState === MP_STATE_HALTED && !vcpu.hasInterrupt();
+}
+
+/**
+ * The KVM_RUN loop over all vCPUs, round-robin, until something ends the run. When every vCPU
+ * is halted with nothing to deliver, the loop waits for the next in-kernel timer deadline
+ * asynchronously (setTimeout) instead of entering KVM_RUN, whose halt wait blocks the thread:
+ * other VMs of the process (an in-process switch), console input and the control API run
+ * meanwhile. Expired timers are then serviced (`Vm.tick`, as kvm_vcpu_block's wakeup does).
+ */
 export async function runLoop(o: RunLoopOptions): Promise<VmExit> {
+  const vm = o.machine.vm;
   for (;;) {
+    let ran = false;
     for (const vcpu of o.machine.vcpus) {
       const wait = o.paused();
       if (wait) await wait;
       o.beforeRun?.();
+      if (idle(vcpu)) continue;
+      ran = true;
       let e: KvmExit;
       try {
         e = vcpu.run();
@@ -189,6 +209,17 @@ export async function runLoop(o: RunLoopOptions): Promise<VmExit> {
       const end = completeExit(e, o.ports, o.mmio) ?? o.pending();
       if (end) return end;
     }
-    await yieldToEventLoop();
+    if (ran) {
+      await yieldToEventLoop();
+      continue;
+    }
+    const end = o.pending();
+    if (end) return end;
+    const leftMs = (vm.nextDeadlineNs() - vm.clock.nowNs()) / 1e6;
+    if (leftMs >= 1) {
+      const ms = Math.min(IDLE_WAIT_MAX_MS, Math.floor(leftMs));
+      await new Promise<void>((resolve) => setTimeout(resolve, ms));
+    } else await yieldToEventLoop();
+    if (vm.nextDeadlineNs() <= vm.clock.nowNs()) vm.tick();
   }
 }

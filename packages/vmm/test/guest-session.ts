@@ -3,6 +3,7 @@
  * a pattern in the serial output with a timeout, type commands at the busybox shell and collect
  * what they print. Shared by the end-to-end tests (issue 8, "Done when").
  */
+import { appendFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { L2Switch } from "@tskvm/virtio";
 import { parseVmOptions, type VmOptionsInput } from "../src/config.js";
@@ -44,8 +45,16 @@ export class GuestSession {
     void echo;
   }
 
+  /** TSKVM_SERIAL_LOG=PREFIX: each session's serial output goes to PREFIX.<n>.log as it comes. */
+  private static count = 0;
+  private log: string | undefined;
+  private logBuf = "";
+
   static async start(opts: SessionOptions = {}): Promise<GuestSession> {
     const { switches, echo = process.env.TSKVM_ECHO === "1", ...input } = opts;
+    const log = process.env.TSKVM_SERIAL_LOG
+      ? `${process.env.TSKVM_SERIAL_LOG}.${GuestSession.count++}.log`
+      : undefined;
     const config = parseVmOptions(input, bundledGuest(GUESTS));
     let s: GuestSession | undefined;
     const pendingSerial: number[] = [];
@@ -63,12 +72,20 @@ export class GuestSession {
       ...(switches ? { switches } : {}),
     });
     s = new GuestSession(vm, echo);
+    s.log = log;
     for (const b of pendingSerial) s.onSerial(b);
     return s;
   }
 
   private onSerial(b: number): void {
     this.serial += String.fromCharCode(b);
+    if (this.log) {
+      this.logBuf += String.fromCharCode(b);
+      if (b === 10 || this.logBuf.length > 200 || this.logBuf.endsWith(PROMPT)) {
+        appendFileSync(this.log, this.logBuf, "latin1");
+        this.logBuf = "";
+      }
+    }
     this.wake();
   }
 
