@@ -5,7 +5,8 @@
  *   2  bad usage or configuration (unknown flag, bad size, contradictory options)
  *   1  a file cannot be used (missing, unreadable, not a kernel, initrd too large...), or the
  *      guest triple-faulted or KVM_RUN failed (the reason is printed)
- *   0  the guest reset (Linux `reboot`) or was stopped (Ctrl-A x)
+ *   0  the guest powered off (Linux `poweroff`: every vCPU halted with interrupts disabled),
+ *      reset (Linux `reboot`) or was stopped (Ctrl-A x)
  *   (value << 1) | 1 (low 8 bits)  the guest wrote `value` to isa-debug-exit (--debug-exit)
  */
 import { Command, CommanderError, Option } from "commander";
@@ -102,6 +103,7 @@ export async function main(
     case "debug-exit":
       // As QEMU: the process exit status is the low 8 bits of (value << 1) | 1.
       return end.status & 0xff;
+    case "halted":
     case "reset":
     case "stopped":
       return 0;

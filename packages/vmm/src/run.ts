@@ -27,6 +27,12 @@ export type VmExit =
   | { kind: "stopped" }
   /** Triple fault (KVM_EXIT_SHUTDOWN). */
   | { kind: "shutdown" }
+  /**
+   * Every vCPU stopped for good: halted with interrupts disabled and no NMI pending, or waiting
+   * for a SIPI nobody can send. This is how Linux powers off a machine without ACPI
+   * (`poweroff` -> "reboot: System halted", native_machine_halt -> stop_this_cpu).
+   */
+  | { kind: "halted" }
   /** KVM_RUN could not go on: entry failure, internal error, an exit no device handles. */
   | { kind: "error"; reason: string };
 
@@ -178,9 +184,29 @@ const MP_STATE_HALTED = 3;
 /** Longest one asynchronous idle wait (host ms): bounds the latency of host-side events. */
 const IDLE_WAIT_MAX_MS = 10;
 
+/** KVM_MP_STATE_UNINITIALIZED and KVM_MP_STATE_INIT_RECEIVED: an AP waiting for INIT/SIPI. */
+const MP_STATE_UNINITIALIZED = 1;
+const MP_STATE_INIT_RECEIVED = 2;
+const RFLAGS_IF = 1n << 9n;
+
 /** A vCPU in HLT with nothing deliverable: KVM_RUN would only wait in the kernel. */
 function idle(vcpu: Vcpu): boolean {
   return vcpu.mpState === MP_STATE_HALTED && !vcpu.hasInterrupt();
+}
+
+/**
+ * Nothing but another vCPU can wake this one: halted with RFLAGS.IF clear and no NMI pending
+ * (an external interrupt stays pending forever), or an AP waiting for INIT/SIPI.
+ */
+function stoppedForGood(vcpu: Vcpu): boolean {
+  const s = vcpu.mpState;
+  if (s === MP_STATE_UNINITIALIZED || s === MP_STATE_INIT_RECEIVED) return true;
+  return s === MP_STATE_HALTED && !vcpu.hasNmi() && (vcpu.getRegs().rflags & RFLAGS_IF) === 0n;
+}
+
+/** Every vCPU stopped for good and at least one halted: no vCPU is left to wake the others. */
+function machineHalted(vcpus: readonly Vcpu[]): boolean {
+  return vcpus.every(stoppedForGood) && vcpus.some((v) => v.mpState === MP_STATE_HALTED);
 }
 
 /**
@@ -209,6 +235,9 @@ export async function runLoop(o: RunLoopOptions): Promise<VmExit> {
       const end = completeExit(e, o.ports, o.mmio) ?? o.pending();
       if (end) return end;
     }
+    // Also after a round that ran: a vCPU halted with IF=0 but an interrupt pending is not idle,
+    // yet it is stopped for good all the same.
+    if (machineHalted(o.machine.vcpus)) return { kind: "halted" };
     if (ran) {
       await yieldToEventLoop();
       continue;

@@ -16,6 +16,7 @@ import {
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_APPEND } from "../src/config.js";
 
 const PKG = resolve(__dirname, "..");
 const GUESTS = resolve(PKG, "../../guests");
@@ -203,6 +204,14 @@ describe("tskvm run: good input", () => {
     );
     expect(r.stdout).toBe("tskvm multiboot-test: ok cmdline=x\n");
     expect(r.status).toBe(33);
+  });
+
+  it("a guest that halts with interrupts off (power-off without ACPI) ends the run with 0", () => {
+    // Without --debug-exit the test kernel's OUT to 0xf4 goes nowhere and it stops in CLI; HLT.
+    const r = tskvm("--kernel", join(GUESTS, "multiboot-test/multiboot-test.elf"), "--mem", "32M");
+    expect(r.stdout).toBe(`tskvm multiboot-test: ok cmdline=${DEFAULT_APPEND}\n`);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
   });
 
   it("--help prints usage and exits 0", () => {

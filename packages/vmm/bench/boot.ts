@@ -1,34 +1,36 @@
-#!/usr/bin/env node
 // Boot benchmark (issue 8, "Speed"): wall time from launch to the marker line the bundled guest's
 // /init prints (TSKVM-BOOT-OK), for tskvm and, in the same run, QEMU with TCG on the same kernel
 // and initramfs. Prints each median and the ratio.
-//   node packages/vmm/bench/boot.mjs [--runs N] [--kernel PATH] [--initrd PATH] [--mem 256M]
+//   npm run bench:boot -w @tskvm/vmm -- [--runs N] [--kernel PATH] [--initrd PATH] [--mem 256M]
+//   (= npx tsx packages/vmm/bench/boot.ts ...; it builds nothing: run `npx tsup` in packages/vmm first)
 // Installs Debian's qemu-system-x86 when qemu-system-x86_64 is missing and we are root.
-// Run `npx tsup` in packages/vmm first (it runs the built CLI).
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const guests = resolve(here, "../../../guests");
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(name);
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : def;
-};
-const runs = Number(opt("--runs", "5"));
-const kernel = opt("--kernel", join(guests, "bzImage"));
-const initrd = opt("--initrd", join(guests, "initramfs.cpio"));
-const mem = opt("--mem", "256M");
+const { values: opts } = parseArgs({
+  options: {
+    runs: { type: "string", default: "5" },
+    kernel: { type: "string", default: join(guests, "bzImage") },
+    initrd: { type: "string", default: join(guests, "initramfs.cpio") },
+    mem: { type: "string", default: "256M" },
+  },
+});
+const runs = Number(opts.runs);
+if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: a positive integer, not "${opts.runs}"`);
+const { kernel, initrd, mem } = opts;
 const MARKER = "TSKVM-BOOT-OK";
 const TIMEOUT_MS = 120_000;
 
-function haveQemu() {
+function haveQemu(): boolean {
   return spawnSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" }).status === 0;
 }
 
-function ensureQemu() {
+function ensureQemu(): boolean {
   if (haveQemu()) return true;
   if (process.getuid?.() !== 0) {
     console.log("qemu-system-x86_64 missing: apt-get install qemu-system-x86 (as root)");
@@ -44,14 +46,14 @@ function ensureQemu() {
 }
 
 /** Launch, wait for the marker on stdout; resolves to ms, or to a string saying why not. */
-function timeToMarker(cmd, argv) {
+function timeToMarker(cmd: string, argv: string[]): Promise<number | string> {
   return new Promise((resolvePromise) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, argv, { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
     let done = false;
-    const finish = (v) => {
+    const finish = (v: number | string) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
@@ -59,12 +61,12 @@ function timeToMarker(cmd, argv) {
       resolvePromise(v);
     };
     const timer = setTimeout(() => finish("timeout"), TIMEOUT_MS);
-    child.stdout.on("data", (d) => {
+    child.stdout.on("data", (d: Buffer) => {
       out += d.toString("latin1");
       if (out.includes(MARKER)) finish(Number(process.hrtime.bigint() - t0) / 1e6);
       if (out.length > 1 << 20) out = out.slice(-4096);
     });
-    child.stderr.on("data", (d) => {
+    child.stderr.on("data", (d: Buffer) => {
       err += d.toString();
     });
     child.on("exit", (code) =>
@@ -73,14 +75,14 @@ function timeToMarker(cmd, argv) {
   });
 }
 
-const median = (xs) => {
+const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-async function series(name, cmd, argv) {
-  const times = [];
+async function series(name: string, cmd: string, argv: string[]): Promise<number | undefined> {
+  const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const r = await timeToMarker(cmd, argv);
     if (typeof r === "string") {
@@ -98,7 +100,7 @@ async function series(name, cmd, argv) {
 
 const cli = resolve(here, "../dist/cli.js");
 console.log(`kernel ${kernel}\ninitrd ${initrd}\nmem ${mem}, ${runs} runs each`);
-let tskvm;
+let tskvm: number | undefined;
 if (existsSync(cli)) {
   tskvm = await series("tskvm", process.execPath, [
     cli,
@@ -113,7 +115,7 @@ if (existsSync(cli)) {
 } else {
   console.log("tskvm: packages/vmm/dist/cli.js missing (run npx tsup)");
 }
-let qemu;
+let qemu: number | undefined;
 if (ensureQemu()) {
   qemu = await series("qemu-tcg", "qemu-system-x86_64", [
     "-accel",
