@@ -71,6 +71,14 @@ export interface VmxConfig {
   ept: EptCaps;
   /** Secondary processor-based controls left out of this model (cleared from the allowed-1 bits). */
   disabledProc2: number;
+  /**
+   * Pin-based, primary processor-based, VM-exit and VM-entry controls left out (cleared from the
+   * allowed-1 bits): a nested hypervisor offers its guest only what it can virtualize.
+   */
+  disabledPin: number;
+  disabledProc: number;
+  disabledExit: number;
+  disabledEntry: number;
 }
 
 /** Our VMCS revision id: an arbitrary 31-bit value that no Intel part uses ("tsk"). */
@@ -86,6 +94,10 @@ export const DEFAULT_VMX_CONFIG: VmxConfig = {
   preemptionTimerRate: 5,
   ept: { executeOnly: true, pages2M: true, pages1G: true, accessDirty: false },
   disabledProc2: 0,
+  disabledPin: 0,
+  disabledProc: 0,
+  disabledExit: 0,
+  disabledEntry: 0,
 };
 
 /** Every pin-based control implemented here. */
@@ -190,15 +202,15 @@ export class VmxCaps {
     this.config = c;
     this.physAddrBits = c.physAddrBits;
     this.cr4Fixed1 = c.cr4Fixed1 | this.cr4Fixed0;
-    this.pin = { must1: PIN_DEFAULT1, may1: PIN_DEFAULT1 | IMPLEMENTED_PIN };
+    this.pin = { must1: PIN_DEFAULT1, may1: PIN_DEFAULT1 | (IMPLEMENTED_PIN & ~c.disabledPin) };
     this.truePin = this.pin;
-    this.proc = { must1: PROC_DEFAULT1, may1: PROC_DEFAULT1 | IMPLEMENTED_PROC };
+    this.proc = { must1: PROC_DEFAULT1, may1: PROC_DEFAULT1 | (IMPLEMENTED_PROC & ~c.disabledProc) };
     this.trueProc = { must1: PROC_TRUE_DEFAULT1, may1: this.proc.may1 };
     const proc2 = IMPLEMENTED_PROC2 & ~c.disabledProc2;
     this.proc2 = { must1: 0, may1: proc2 };
-    this.exit = { must1: EXIT_DEFAULT1, may1: EXIT_DEFAULT1 | IMPLEMENTED_EXIT };
+    this.exit = { must1: EXIT_DEFAULT1, may1: EXIT_DEFAULT1 | (IMPLEMENTED_EXIT & ~c.disabledExit) };
     this.trueExit = { must1: EXIT_TRUE_DEFAULT1, may1: this.exit.may1 };
-    this.entry = { must1: ENTRY_DEFAULT1, may1: ENTRY_DEFAULT1 | IMPLEMENTED_ENTRY };
+    this.entry = { must1: ENTRY_DEFAULT1, may1: ENTRY_DEFAULT1 | (IMPLEMENTED_ENTRY & ~c.disabledEntry) };
     this.trueEntry = { must1: ENTRY_TRUE_DEFAULT1, may1: this.entry.may1 };
     this.vmfunc = proc2 & Proc2.ENABLE_VMFUNC && proc2 & Proc2.ENABLE_EPT ? 1 : 0;
 

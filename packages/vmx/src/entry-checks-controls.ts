@@ -146,8 +146,9 @@ export function checkEntryControls(env: EntryCheckEnv): string | null {
   if (info & INTR_INFO_VALID) {
     const type = (info >>> 8) & 7;
     const vector = info & 0xff;
-    // Type 1 is reserved; type 7 (other event) exists because the monitor trap flag is supported.
-    if (type === 1) return "27.2.1.3 event injection: interruption type";
+    // Type 1 is reserved; type 7 (other event) exists only where the monitor trap flag does.
+    if (type === 1 || (type === IntrType.OTHER && (caps.proc.may1 & Proc.MONITOR_TRAP_FLAG) === 0))
+      return "27.2.1.3 event injection: interruption type";
     if (type === IntrType.NMI && vector !== 2) return "27.2.1.3 event injection: NMI vector is 2";
     if (type === IntrType.OTHER && vector !== 0) return "27.2.1.3 event injection: other-event vector is 0";
     if (type === IntrType.HW_EXCEPTION && vector > 31)

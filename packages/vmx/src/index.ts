@@ -14,5 +14,6 @@ export * from "./iface";
 export * from "./instructions";
 export * from "./intercepts";
 export * from "./msr-area";
+export * from "./nested";
 export * from "./util";
 export * from "./vmcs";
