@@ -50,6 +50,8 @@ export const CPUID1_EDX_APIC = 1 << 9;
 export const CPUID1_ECX_X2APIC = 1 << 21;
 export const CPUID1_ECX_TSC_DEADLINE = 1 << 24;
 export const CPUID1_ECX_HYPERVISOR = 1 << 31;
+/** CPUID.1:ECX.VMX: offered when nested VMX is on (KVM: kvm_cpu_cap VMX with `nested`). */
+export const CPUID1_ECX_VMX = 1 << 5;
 
 /** What the CPU package will report about itself; until it lands, nothing is claimed for it. */
 export interface CpuFeatureSource {
@@ -67,7 +69,7 @@ function copy(e: CpuidEntry2): CpuidEntry2 {
  * KVM_GET_SUPPORTED_CPUID: the CPU's leaves plus the kvm-api ones (APIC, x2APIC, TSC-deadline,
  * hypervisor bits in leaf 1; the KVM leaves). Without a CPU source only these are present.
  */
-export function supportedCpuid(cpu: CpuFeatureSource | undefined): CpuidEntry2[] {
+export function supportedCpuid(cpu: CpuFeatureSource | undefined, nested = false): CpuidEntry2[] {
   const out = (cpu?.supportedCpuid() ?? []).map(copy);
   let leaf1 = out.find((e) => e.function === 1);
   if (!leaf1) {
@@ -78,6 +80,8 @@ export function supportedCpuid(cpu: CpuFeatureSource | undefined): CpuidEntry2[]
   }
   leaf1.edx = (leaf1.edx | CPUID1_EDX_APIC) >>> 0;
   leaf1.ecx = (leaf1.ecx | CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE | CPUID1_ECX_HYPERVISOR) >>> 0;
+  if (nested) leaf1.ecx = (leaf1.ecx | CPUID1_ECX_VMX) >>> 0;
+  else leaf1.ecx = (leaf1.ecx & ~CPUID1_ECX_VMX) >>> 0;
   out.push({ function: KVM_CPUID_SIGNATURE, index: 0, flags: 0, eax: KVM_CPUID_FEATURES, ...KVM_SIGNATURE });
   out.push({
     function: KVM_CPUID_FEATURES,

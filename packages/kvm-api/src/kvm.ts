@@ -14,6 +14,11 @@ export interface KvmOptions {
   cpu?: CpuFeatureSource;
   /** XCR0 components the CPU can save/restore (x87 always; SSE/AVX when the CPU has them). */
   xcr0Supported?: bigint;
+  /**
+   * Nested VMX (kvm_intel's `nested` module parameter): KVM_GET_SUPPORTED_CPUID reports
+   * CPUID.1:ECX.VMX and vCPU backends let a guest whose CPUID has it run its own hypervisor.
+   */
+  nested?: boolean;
 }
 
 /**
@@ -37,10 +42,13 @@ export const KVM_VCPU_MMAP_SIZE = 8192;
  */
 export class Kvm {
   readonly xcr0Supported: bigint;
+  /** The `nested` option: nested VMX offered to guests. */
+  readonly nested: boolean;
   private readonly opts: KvmOptions;
   constructor(opts: KvmOptions = {}) {
     this.opts = { ...opts, cpu: opts.cpu ?? cpuX86Features() };
     this.xcr0Supported = opts.xcr0Supported ?? 1n;
+    this.nested = opts.nested ?? false;
   }
 
   /** KVM_GET_API_VERSION. */
@@ -66,7 +74,7 @@ export class Kvm {
 
   /** KVM_GET_SUPPORTED_CPUID: E2BIG when `maxEntries` cannot hold the table. */
   getSupportedCpuid(maxEntries = KVM_MAX_CPUID_ENTRIES): CpuidEntry2[] {
-    const t = supportedCpuid(this.opts.cpu);
+    const t = supportedCpuid(this.opts.cpu, this.nested);
     if (t.length > maxEntries) fail("E2BIG", "KVM_GET_SUPPORTED_CPUID", "TooSmall", `need ${t.length}`);
     return t;
   }

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { Kvm, type KvmExit, type Vcpu, type Vm } from "../src/index.js";
+import { Kvm, type KvmExit, type KvmOptions, type Vcpu, type Vm } from "../src/index.js";
 import { attachVmxBackend, type VmxBackend, type VmxBackendOptions } from "../src/run/index.js";
 
 export const REPO = resolve(__dirname, "../../..");
@@ -48,11 +48,12 @@ export interface MachineOptions {
   irqchip?: boolean;
   pit?: boolean;
   backend?: VmxBackendOptions;
+  kvm?: KvmOptions;
 }
 
 /** A deterministic-clock VM with RAM at GPA 0 and one vCPU with the VMX backend. */
 export function machine(opts: MachineOptions = {}): Machine {
-  const kvm = new Kvm();
+  const kvm = new Kvm(opts.kvm);
   const vm = kvm.createVm({ clock: "deterministic" });
   const size = opts.memSize ?? 4 << 20;
   const buf = new ArrayBuffer(size);

@@ -28,6 +28,7 @@ import { ExitHandlers } from "./exits.js";
 import { GuestBus } from "./guest-bus.js";
 import { NonRootHooks } from "./hooks.js";
 import { HOST_PHYS_BITS, HostMemory, WalkMemory } from "./host-memory.js";
+import { NestedVmx } from "./nested.js";
 import { StateSync } from "./sync.js";
 import { msrBitmap, programControls } from "./vmcs-setup.js";
 import { cpuToRecord, recordToCpu, VmxStateRecord } from "./vmx-state.js";
@@ -47,7 +48,10 @@ export interface VmxBackendOptions {
    * out to userspace with KVM_EXIT_INTR, as a signal does to a thread in KVM_RUN. Cleared on exit.
    */
   kickWord?: Int32Array;
-  /** Expose VMX to the guest (CR4.VMXE may be set). Default false. */
+  /**
+   * Nested VMX (KVM's `nested` module parameter): the guest may run its own hypervisor when its
+   * CPUID.1:ECX.VMX is also set (KVM_SET_CPUID2). Defaults to the Kvm's `nested` option.
+   */
   nestedVmx?: boolean;
 }
 
@@ -82,10 +86,10 @@ export class VmxBackend implements VcpuBackend {
   readonly cpu: Cpu;
   readonly sync: StateSync;
   readonly handlers: ExitHandlers;
+  readonly nested: NestedVmx;
   readonly opts: Required<Omit<VmxBackendOptions, "kickWord">> & { kickWord: Int32Array };
   /** VM-exit counts by basic reason (for tests and tuning). */
   readonly exitCounts = new Map<number, number>();
-  private launched = false;
   private eptStale = true;
   /** Set by irqchip kicks: something may be deliverable, leave the slice or the halt wait. */
   private wake = false;
@@ -104,7 +108,7 @@ export class VmxBackend implements VcpuBackend {
       maxRunMs: opts.maxRunMs ?? 50,
       maxRunInstructions: opts.maxRunInstructions ?? 50_000_000,
       maxHaltMs: opts.maxHaltMs ?? 10,
-      nestedVmx: opts.nestedVmx ?? false,
+      nestedVmx: opts.nestedVmx ?? vcpu.vm.kvm.nested,
       kickWord: opts.kickWord ?? new Int32Array(new SharedArrayBuffer(4)),
     };
     this.unit = new VmxUnit({ caps: this.caps, cpu: this.record, mem: this.host });
@@ -136,6 +140,7 @@ export class VmxBackend implements VcpuBackend {
       if (i === vcpu.index) this.wake = true;
     });
     this.vmxOn();
+    this.nested = new NestedVmx(this);
   }
 
   /** Makes the next (or current) `run()` return KVM_EXIT_INTR, like a signal to the vCPU thread. */
@@ -207,8 +212,11 @@ export class VmxBackend implements VcpuBackend {
       }
       this.serviceTimers();
       if (!this.bus.replaying && !this.hooks.emulatingIo) {
+        const l1 = this.nested.checkEvents();
+        if (l1 !== null) return this.sync.out(l1);
         const early = this.handlers.injectEvents();
         if (early !== null) return this.sync.out(early);
+        this.nested.rearmWindows();
       }
       const entered = this.enter();
       if (entered !== null) return this.sync.out(entered);
@@ -285,7 +293,12 @@ export class VmxBackend implements VcpuBackend {
   /** VMLAUNCH / VMRESUME and the guest-state load into the CPU. Returns a userspace exit on failure. */
   private enter(): KvmExit | null {
     const u = this.unit;
-    const o = this.launched ? u.vmresume() : u.vmlaunch();
+    const o = u.vmcs.launched ? u.vmresume() : u.vmlaunch();
+    if (o.kind !== "entered" && this.nested.l2Active) {
+      // vmcs02 failed L0's entry: L1 sees a VM-entry failure, and L0 enters L1 instead.
+      const r = this.nested.entryFailed();
+      return r ?? this.enter();
+    }
     switch (o.kind) {
       case "entered":
         break;
@@ -308,7 +321,6 @@ export class VmxBackend implements VcpuBackend {
       default:
         return this.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(o.kind.length)]);
     }
-    this.launched = true;
     const cpu = this.cpu;
     recordToCpu(this.record, cpu);
     const proc = u.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL);
@@ -378,6 +390,7 @@ export class VmxBackend implements VcpuBackend {
             intrErrorCode: e.intrErrorCode,
             instructionLength: e.instructionLength,
             guestPhysical: BigInt(e.guestPhysical),
+            ...(e.instructionInfo !== undefined ? { instructionInfo: e.instructionInfo } : {}),
           });
           return null;
         }

@@ -142,7 +142,8 @@ export class ExitHandlers {
   hasWakeEvent(): boolean {
     const vcpu = this.b.vcpu;
     if (vcpu.hasNmi()) return true;
-    return vcpu.hasInterrupt() && this.interruptible();
+    // With L1's external-interrupt exiting an interrupt ends L2's halt whatever L2's RFLAGS.IF.
+    return vcpu.hasInterrupt() && (this.interruptible() || this.b.nested.interruptExits());
   }
 
   /** RFLAGS.IF = 1 and no STI/MOV-SS blocking (vmx_interrupt_allowed). */
@@ -232,6 +233,9 @@ export class ExitHandlers {
     if (b.bus.posted.length > 0) return this.postedExit();
     const len = v.get32(F.VM_EXIT_INSTRUCTION_LEN);
     const qual = v.get64(F.EXIT_QUALIFICATION);
+    // An exit from L2 that L1 asked for goes to L1 (nested_vmx_reflect_vmexit).
+    const nested = b.nested;
+    if (nested.l2Active && nested.wantsExit(reason)) return nested.reflect(reason);
     switch (reason) {
       case ExitReason.EXTERNAL_INTERRUPT:
         b.serviceTimers();
@@ -286,7 +290,8 @@ export class ExitHandlers {
       case ExitReason.INVEPT:
       case ExitReason.INVVPID:
       case ExitReason.VMFUNC:
-        // handle_vmx_instruction() without nested VMX: #UD.
+        // handle_vmx_instruction(): emulated for L1 with nested VMX (nested.ts), else #UD.
+        if (nested.allowed()) return nested.instruction(reason, len);
         this.injectException(6, null);
         return null;
       case ExitReason.CR_ACCESS:
@@ -376,16 +381,20 @@ export class ExitHandlers {
   private kernelMsr(idx: number): boolean {
     return KVM_API_MSRS.includes(idx) || (idx >= 0x800 && idx <= 0x8ff);
   }
-  private readMsr(idx: number): bigint | undefined {
+  readMsr(idx: number): bigint | undefined {
     const vcpu = this.b.vcpu;
+    const n = this.b.nested.readMsr(idx);
+    if (n !== null) return n;
     if (this.kernelMsr(idx)) return vcpu.readMsr(idx);
     const cpu = this.b.cpu;
     if (cpu.readMsr(idx)) return (BigInt(cpu.msrHi >>> 0) << 32n) | BigInt(cpu.msrLo >>> 0);
     return vcpu.readMsr(idx);
   }
-  private writeMsr(idx: number, lo: number, hi: number): boolean {
+  writeMsr(idx: number, lo: number, hi: number): boolean {
     const vcpu = this.b.vcpu;
     const value = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    const n = this.b.nested.writeMsr(idx, value, () => this.readMsr(idx));
+    if (n !== null) return n;
     if (this.kernelMsr(idx)) return vcpu.writeMsr(idx, value);
     if (this.b.cpu.writeMsr(idx, lo, hi)) return true;
     return vcpu.writeMsr(idx, value);
@@ -442,7 +451,7 @@ export class ExitHandlers {
     }
     if (cr !== 0 && cr !== 4) return b.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(qual)]);
     // kvm_set_cr4(): CR4.VMXE only with nested VMX exposed.
-    if (cr === 4 && lo & Number(CR4_HOST_OWNED) && !b.opts.nestedVmx) {
+    if (cr === 4 && lo & Number(CR4_HOST_OWNED) && !b.nested.allowed()) {
       this.injectException(13, 0);
       return null;
     }
@@ -465,6 +474,8 @@ export class ExitHandlers {
       v.set64(F.CR4_READ_SHADOW, BigInt(lo >>> 0));
       v.set64(F.GUEST_CR4, BigInt(cpu.cr4 >>> 0));
     }
+    // For L2 the read shadow also carries L1's shadows (nested.ts).
+    if (b.nested.l2Active) b.nested.crWritten(cr, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
     this.skip(len);
     return null;
   }

@@ -7,7 +7,7 @@
  * host-owned bits, SDM 26.3) are completed here "in place": the hook performs them and asks the run
  * loop to step RIP past them without a VM exit.
  */
-import { type Cpu, InterceptKind as IK, type Intercepts, Op, Prefix } from "@tskvm/cpu-x86";
+import { type Cpu, InterceptKind as IK, type Intercepts, NO_REG, NO_SEG, Op, Prefix } from "@tskvm/cpu-x86";
 import {
   CrAccess,
   cltsExit,
@@ -44,6 +44,7 @@ import {
   rdtscpExit,
   type Vmcs,
   type VmxPhysMemory,
+  vmxInstructionInfo,
   wbinvdExit,
 } from "@tskvm/vmx";
 
@@ -56,6 +57,8 @@ export interface PendingExit {
   instructionLength: number;
   guestPhysical: number;
   guestLinear: bigint | undefined;
+  /** VM-exit instruction information (SDM 28.2.5), for instructions that have it. */
+  instructionInfo: number | undefined;
 }
 
 /** VMX instruction -> basic exit reason in non-root operation (SDM 26.1.2). */
@@ -85,6 +88,7 @@ export class NonRootHooks implements Intercepts {
     instructionLength: 0,
     guestPhysical: 0,
     guestLinear: undefined,
+    instructionInfo: undefined,
   };
   /** Set by the hook: the instruction was completed in place; step RIP and keep running. */
   inPlace = false;
@@ -110,6 +114,7 @@ export class NonRootHooks implements Intercepts {
     e.intrErrorCode = undefined;
     e.guestLinear = undefined;
     e.guestPhysical = 0;
+    e.instructionInfo = undefined;
     e.instructionLength = withLength ? (this.cpu.curInsn?.length ?? 0) : 0;
     return true;
   }
@@ -191,7 +196,7 @@ export class NonRootHooks implements Intercepts {
         return this.decide(descriptorTableExit(v, a >= 4));
       case IK.VMX_INSN: {
         const r = VMX_INSN_EXIT.get(a);
-        return r === undefined ? false : this.take(r);
+        return r === undefined ? false : this.vmxInstruction(r);
       }
       case IK.EXCEPTION:
         return this.exception(a, b);
@@ -239,6 +244,42 @@ export class NonRootHooks implements Intercepts {
     this.exit.intrInfo = exceptionExitInfo(vec, type, err < 0 ? null : err);
     this.exit.intrErrorCode = err < 0 ? undefined : err;
     this.exit.instructionLength = len;
+    return true;
+  }
+
+  /**
+   * A VMX instruction exit with its instruction information and, for a memory operand, the
+   * displacement as qualification (SDM 28.2.1, 28.2.5 Table 28-13/28-14), as L0 decodes the operand
+   * from them (KVM get_vmx_mem_address). Deviation: a RIP-relative operand has no encoding there;
+   * it is reported with base and index invalid and the qualification = next RIP + displacement.
+   */
+  private vmxInstruction(reason: number): boolean {
+    const i = this.cpu.curInsn;
+    this.take(reason);
+    if (i === null || !i.hasModrm) return true;
+    if (!i.isMem) {
+      this.exit.instructionInfo = vmxInstructionInfo({ reg1: i.rm }, i.reg);
+      return true;
+    }
+    const rip = i.ripRel;
+    // Default segment: SS with an rSP/rBP base, else DS (SDM Vol. 1 3.7.4).
+    const seg = i.seg !== NO_SEG ? i.seg : i.base === 4 || i.base === 5 ? 2 : 3;
+    this.exit.instructionInfo = vmxInstructionInfo(
+      {
+        scale: i.scale,
+        addrSize: i.addrSize === 2 ? 0 : i.addrSize === 4 ? 1 : 2,
+        seg,
+        index: rip || i.index === NO_REG ? null : i.index,
+        base: rip || i.base === NO_REG ? null : i.base,
+      },
+      i.reg,
+    );
+    let disp = BigInt.asUintN(64, BigInt(i.disp | 0));
+    if (rip) {
+      const next = (BigInt(this.cpu.ripHi >>> 0) << 32n) | BigInt(this.cpu.ripLo >>> 0);
+      disp = BigInt.asUintN(64, next + BigInt(i.length) + BigInt(i.disp | 0));
+    }
+    this.exit.qualification = disp;
     return true;
   }
 

@@ -1,0 +1,304 @@
+/**
+ * The processor state of L1 (and, while it runs, of L2) as the guest hypervisor's virtual VMX unit
+ * sees it: a `VmxCpuState` over the guest-state area of the VMCS L0 currently runs (vmcs01 for L1,
+ * vmcs02 for L2). When L1 exits to L0 for a VMX instruction, its state is exactly that guest-state
+ * area (the VM exit stored it there, SDM 28.3), so L1's VMLAUNCH loads L2's state into it and a VM
+ * exit from L2 to L1 stores L2's state from it and loads L1's host state into it: the vmx package's
+ * entry and exit code runs unchanged on behalf of L1 (as Bochs runs the same code for every level).
+ *
+ * CR0/CR4: L0 owns CR0.NE and CR4.VMXE (forced to 1 in VMX operation, vmcs-setup.ts). The value the
+ * guest believes in is the read shadow for L1; for L2 the read shadow also carries L1's shadows for
+ * the bits L1 owns, so L2's own value of L0's bits is kept here (`l2Cr0`/`l2Cr4`).
+ */
+import {
+  F,
+  guestSegFields,
+  mergedReadShadow,
+  type Seg,
+  type Vmcs,
+  type VmxCpuState,
+  type VmxDescTable,
+  type VmxSegment,
+} from "@tskvm/vmx";
+import { CR0_HOST_OWNED, CR4_HOST_OWNED, setIa32eEntry } from "./vmcs-setup.js";
+
+/** The MSR access the view needs for VMX MSR-load/store areas and IA32_FEATURE_CONTROL. */
+export interface ViewMsrs {
+  read(index: number): bigint | undefined;
+  write(index: number, value: bigint): boolean;
+}
+
+/** Which guest the current L0 VMCS runs. */
+export type Level = "l1" | "l2";
+
+export class NestedCpuView implements VmxCpuState {
+  level: Level = "l1";
+  /** L2's own CR0/CR4 (its view of the bits L0 owns) while level is "l2". */
+  l2Cr0 = 0n;
+  l2Cr4 = 0n;
+
+  constructor(
+    private readonly vmcs: Vmcs,
+    /** vmcs12 (L1's current VMCS): its guest/host masks and read shadows for L2. */
+    private readonly vmcs12: () => Vmcs,
+    private readonly msrs: ViewMsrs,
+  ) {}
+
+  get rsp(): bigint {
+    return this.vmcs.get64(F.GUEST_RSP);
+  }
+  set rsp(v: bigint) {
+    this.vmcs.set64(F.GUEST_RSP, v);
+  }
+  get rip(): bigint {
+    return this.vmcs.get64(F.GUEST_RIP);
+  }
+  set rip(v: bigint) {
+    this.vmcs.set64(F.GUEST_RIP, v);
+  }
+  get rflags(): bigint {
+    return this.vmcs.get64(F.GUEST_RFLAGS);
+  }
+  set rflags(v: bigint) {
+    this.vmcs.set64(F.GUEST_RFLAGS, v);
+  }
+
+  private getCr(cr: 0 | 4): bigint {
+    const v = this.vmcs;
+    const owned = cr === 0 ? CR0_HOST_OWNED : CR4_HOST_OWNED;
+    const actual = v.get64(cr === 0 ? F.GUEST_CR0 : F.GUEST_CR4);
+    const own = this.level === "l2" ? (cr === 0 ? this.l2Cr0 : this.l2Cr4) : v.get64(shadowOf(cr));
+    return (actual & ~owned) | (own & owned);
+  }
+  private setCr(cr: 0 | 4, value: bigint): void {
+    const v = this.vmcs;
+    const owned = cr === 0 ? CR0_HOST_OWNED : CR4_HOST_OWNED;
+    v.set64(cr === 0 ? F.GUEST_CR0 : F.GUEST_CR4, value | owned);
+    if (this.level === "l1") {
+      v.set64(shadowOf(cr), value);
+      return;
+    }
+    if (cr === 0) this.l2Cr0 = value;
+    else this.l2Cr4 = value;
+    this.mergeShadow(cr);
+  }
+  /** vmcs02's read shadow: L1's shadow for L1-owned bits, L2's own value elsewhere. */
+  mergeShadow(cr: 0 | 4): void {
+    const v12 = this.vmcs12();
+    const mask = cr === 0 ? F.CR0_GUEST_HOST_MASK : F.CR4_GUEST_HOST_MASK;
+    const own = cr === 0 ? this.l2Cr0 : this.l2Cr4;
+    this.vmcs.set64(shadowOf(cr), mergedReadShadow(own, v12.get64(mask), v12.get64(shadowOf(cr))));
+  }
+
+  get cr0(): bigint {
+    return this.getCr(0);
+  }
+  set cr0(v: bigint) {
+    this.setCr(0, v);
+  }
+  get cr4(): bigint {
+    return this.getCr(4);
+  }
+  set cr4(v: bigint) {
+    this.setCr(4, v);
+  }
+  get cr3(): bigint {
+    return this.vmcs.get64(F.GUEST_CR3);
+  }
+  set cr3(v: bigint) {
+    this.vmcs.set64(F.GUEST_CR3, v);
+  }
+  get dr7(): bigint {
+    return this.vmcs.get64(F.GUEST_DR7);
+  }
+  set dr7(v: bigint) {
+    this.vmcs.set64(F.GUEST_DR7, v);
+  }
+  /** CPL is SS.DPL (SDM 25.4.1). */
+  get cpl(): number {
+    return (this.vmcs.get32(F.GUEST_SS_AR_BYTES) >>> 5) & 3;
+  }
+  getSegment(s: Seg): VmxSegment {
+    const f = guestSegFields(s);
+    const v = this.vmcs;
+    return { selector: v.get32(f.sel), base: v.get64(f.base), limit: v.get32(f.limit), ar: v.get32(f.ar) };
+  }
+  setSegment(s: Seg, seg: VmxSegment): void {
+    const f = guestSegFields(s);
+    const v = this.vmcs;
+    v.set32(f.sel, seg.selector);
+    v.set64(f.base, seg.base);
+    v.set32(f.limit, seg.limit);
+    v.set32(f.ar, seg.ar);
+  }
+  get gdtr(): VmxDescTable {
+    return { base: this.vmcs.get64(F.GUEST_GDTR_BASE), limit: this.vmcs.get32(F.GUEST_GDTR_LIMIT) };
+  }
+  set gdtr(t: VmxDescTable) {
+    this.vmcs.set64(F.GUEST_GDTR_BASE, t.base);
+    this.vmcs.set32(F.GUEST_GDTR_LIMIT, t.limit);
+  }
+  get idtr(): VmxDescTable {
+    return { base: this.vmcs.get64(F.GUEST_IDTR_BASE), limit: this.vmcs.get32(F.GUEST_IDTR_LIMIT) };
+  }
+  set idtr(t: VmxDescTable) {
+    this.vmcs.set64(F.GUEST_IDTR_BASE, t.base);
+    this.vmcs.set32(F.GUEST_IDTR_LIMIT, t.limit);
+  }
+  get debugctl(): bigint {
+    return this.vmcs.get64(F.GUEST_IA32_DEBUGCTL);
+  }
+  set debugctl(v: bigint) {
+    this.vmcs.set64(F.GUEST_IA32_DEBUGCTL, v);
+  }
+  get sysenterCs(): number {
+    return this.vmcs.get32(F.GUEST_SYSENTER_CS);
+  }
+  set sysenterCs(v: number) {
+    this.vmcs.set32(F.GUEST_SYSENTER_CS, v);
+  }
+  get sysenterEsp(): bigint {
+    return this.vmcs.get64(F.GUEST_SYSENTER_ESP);
+  }
+  set sysenterEsp(v: bigint) {
+    this.vmcs.set64(F.GUEST_SYSENTER_ESP, v);
+  }
+  get sysenterEip(): bigint {
+    return this.vmcs.get64(F.GUEST_SYSENTER_EIP);
+  }
+  set sysenterEip(v: bigint) {
+    this.vmcs.set64(F.GUEST_SYSENTER_EIP, v);
+  }
+  /** L0 always loads and saves EFER (vmcs-setup.ts); "IA-32e mode guest" follows LMA. */
+  get efer(): bigint {
+    return this.vmcs.get64(F.GUEST_IA32_EFER);
+  }
+  set efer(v: bigint) {
+    this.vmcs.set64(F.GUEST_IA32_EFER, v);
+    setIa32eEntry(this.vmcs, (v & 0x400n) !== 0n);
+  }
+  get pat(): bigint {
+    return this.vmcs.get64(F.GUEST_IA32_PAT);
+  }
+  set pat(v: bigint) {
+    this.vmcs.set64(F.GUEST_IA32_PAT, v);
+  }
+  get interruptibility(): number {
+    return this.vmcs.get32(F.GUEST_INTERRUPTIBILITY_INFO);
+  }
+  set interruptibility(v: number) {
+    this.vmcs.set32(F.GUEST_INTERRUPTIBILITY_INFO, v);
+  }
+  get activityState(): number {
+    return this.vmcs.get32(F.GUEST_ACTIVITY_STATE);
+  }
+  set activityState(v: number) {
+    this.vmcs.set32(F.GUEST_ACTIVITY_STATE, v);
+  }
+  get pendingDebugExceptions(): bigint {
+    return this.vmcs.get64(F.GUEST_PENDING_DBG_EXCEPTIONS);
+  }
+  set pendingDebugExceptions(v: bigint) {
+    this.vmcs.set64(F.GUEST_PENDING_DBG_EXCEPTIONS, v);
+  }
+  get pdptes(): [bigint, bigint, bigint, bigint] {
+    const v = this.vmcs;
+    return [
+      v.get64(F.GUEST_PDPTE0),
+      v.get64(F.GUEST_PDPTE1),
+      v.get64(F.GUEST_PDPTE2),
+      v.get64(F.GUEST_PDPTE3),
+    ];
+  }
+  set pdptes(p: [bigint, bigint, bigint, bigint]) {
+    const v = this.vmcs;
+    v.set64(F.GUEST_PDPTE0, p[0]);
+    v.set64(F.GUEST_PDPTE1, p[1]);
+    v.set64(F.GUEST_PDPTE2, p[2]);
+    v.set64(F.GUEST_PDPTE3, p[3]);
+  }
+
+  readMsr(index: number): bigint | undefined {
+    const m = VMCS_MSRS.get(index);
+    if (m !== undefined) return m.get(this);
+    return this.msrs.read(index);
+  }
+  /** MSR-load areas: MSRs that live in the guest-state area go there, the rest to the vCPU. */
+  writeMsr(index: number, value: bigint): boolean {
+    const m = VMCS_MSRS.get(index);
+    if (m === undefined) return this.msrs.write(index, value);
+    // WRMSR's #GP conditions (SDM 27.4): EFER reserved bits, PAT memory types 2, 3 and > 7.
+    if (index === 0xc0000080 && (value & ~0xd01n) !== 0n) return false;
+    if (
+      index === 0x277 &&
+      [0, 1, 2, 3, 4, 5, 6, 7].some((i) => !PAT_TYPES.has(Number((value >> BigInt(8 * i)) & 0xffn)))
+    )
+      return false;
+    m.set(this, value);
+    return true;
+  }
+}
+
+const PAT_TYPES = new Set([0, 1, 4, 5, 6, 7]);
+
+function shadowOf(cr: 0 | 4): number {
+  return cr === 0 ? F.CR0_READ_SHADOW : F.CR4_READ_SHADOW;
+}
+
+/** MSRs whose current value is part of the guest-state area while a guest runs (SDM 25.4.1). */
+const VMCS_MSRS = new Map<number, { get(c: NestedCpuView): bigint; set(c: NestedCpuView, v: bigint): void }>([
+  [
+    0x174,
+    {
+      get: (c) => BigInt(c.sysenterCs),
+      set: (c, v) => {
+        c.sysenterCs = Number(v & 0xffffffffn);
+      },
+    },
+  ],
+  [
+    0x175,
+    {
+      get: (c) => c.sysenterEsp,
+      set: (c, v) => {
+        c.sysenterEsp = v;
+      },
+    },
+  ],
+  [
+    0x176,
+    {
+      get: (c) => c.sysenterEip,
+      set: (c, v) => {
+        c.sysenterEip = v;
+      },
+    },
+  ],
+  [
+    0x1d9,
+    {
+      get: (c) => c.debugctl,
+      set: (c, v) => {
+        c.debugctl = v;
+      },
+    },
+  ],
+  [
+    0x277,
+    {
+      get: (c) => c.pat,
+      set: (c, v) => {
+        c.pat = v;
+      },
+    },
+  ],
+  [
+    0xc0000080,
+    {
+      get: (c) => c.efer,
+      set: (c, v) => {
+        c.efer = v;
+      },
+    },
+  ],
+]);
