@@ -31,37 +31,51 @@ export interface ViewMsrs {
 /** Which guest the current L0 VMCS runs. */
 export type Level = "l1" | "l2";
 
+/** Guest-state fields the view exposes as plain properties: name -> (encoding, 64-bit). */
+const FIELDS = {
+  rsp: F.GUEST_RSP,
+  rip: F.GUEST_RIP,
+  rflags: F.GUEST_RFLAGS,
+  cr3: F.GUEST_CR3,
+  dr7: F.GUEST_DR7,
+  debugctl: F.GUEST_IA32_DEBUGCTL,
+  sysenterEsp: F.GUEST_SYSENTER_ESP,
+  sysenterEip: F.GUEST_SYSENTER_EIP,
+  pat: F.GUEST_IA32_PAT,
+  pendingDebugExceptions: F.GUEST_PENDING_DBG_EXCEPTIONS,
+} as const;
+const FIELDS32 = {
+  sysenterCs: F.GUEST_SYSENTER_CS,
+  interruptibility: F.GUEST_INTERRUPTIBILITY_INFO,
+  activityState: F.GUEST_ACTIVITY_STATE,
+} as const;
+
 export class NestedCpuView implements VmxCpuState {
   level: Level = "l1";
   /** L2's own CR0/CR4 (its view of the bits L0 owns) while level is "l2". */
   l2Cr0 = 0n;
   l2Cr4 = 0n;
+  // Plain guest-state fields: accessors defined below from FIELDS / FIELDS32.
+  declare rsp: bigint;
+  declare rip: bigint;
+  declare rflags: bigint;
+  declare cr3: bigint;
+  declare dr7: bigint;
+  declare debugctl: bigint;
+  declare sysenterEsp: bigint;
+  declare sysenterEip: bigint;
+  declare pat: bigint;
+  declare pendingDebugExceptions: bigint;
+  declare sysenterCs: number;
+  declare interruptibility: number;
+  declare activityState: number;
 
   constructor(
-    private readonly vmcs: Vmcs,
+    readonly vmcs: Vmcs,
     /** vmcs12 (L1's current VMCS): its guest/host masks and read shadows for L2. */
     private readonly vmcs12: () => Vmcs,
     private readonly msrs: ViewMsrs,
   ) {}
-
-  get rsp(): bigint {
-    return this.vmcs.get64(F.GUEST_RSP);
-  }
-  set rsp(v: bigint) {
-    this.vmcs.set64(F.GUEST_RSP, v);
-  }
-  get rip(): bigint {
-    return this.vmcs.get64(F.GUEST_RIP);
-  }
-  set rip(v: bigint) {
-    this.vmcs.set64(F.GUEST_RIP, v);
-  }
-  get rflags(): bigint {
-    return this.vmcs.get64(F.GUEST_RFLAGS);
-  }
-  set rflags(v: bigint) {
-    this.vmcs.set64(F.GUEST_RFLAGS, v);
-  }
 
   private getCr(cr: 0 | 4): bigint {
     const v = this.vmcs;
@@ -102,18 +116,6 @@ export class NestedCpuView implements VmxCpuState {
   set cr4(v: bigint) {
     this.setCr(4, v);
   }
-  get cr3(): bigint {
-    return this.vmcs.get64(F.GUEST_CR3);
-  }
-  set cr3(v: bigint) {
-    this.vmcs.set64(F.GUEST_CR3, v);
-  }
-  get dr7(): bigint {
-    return this.vmcs.get64(F.GUEST_DR7);
-  }
-  set dr7(v: bigint) {
-    this.vmcs.set64(F.GUEST_DR7, v);
-  }
   /** CPL is SS.DPL (SDM 25.4.1). */
   get cpl(): number {
     return (this.vmcs.get32(F.GUEST_SS_AR_BYTES) >>> 5) & 3;
@@ -145,30 +147,6 @@ export class NestedCpuView implements VmxCpuState {
     this.vmcs.set64(F.GUEST_IDTR_BASE, t.base);
     this.vmcs.set32(F.GUEST_IDTR_LIMIT, t.limit);
   }
-  get debugctl(): bigint {
-    return this.vmcs.get64(F.GUEST_IA32_DEBUGCTL);
-  }
-  set debugctl(v: bigint) {
-    this.vmcs.set64(F.GUEST_IA32_DEBUGCTL, v);
-  }
-  get sysenterCs(): number {
-    return this.vmcs.get32(F.GUEST_SYSENTER_CS);
-  }
-  set sysenterCs(v: number) {
-    this.vmcs.set32(F.GUEST_SYSENTER_CS, v);
-  }
-  get sysenterEsp(): bigint {
-    return this.vmcs.get64(F.GUEST_SYSENTER_ESP);
-  }
-  set sysenterEsp(v: bigint) {
-    this.vmcs.set64(F.GUEST_SYSENTER_ESP, v);
-  }
-  get sysenterEip(): bigint {
-    return this.vmcs.get64(F.GUEST_SYSENTER_EIP);
-  }
-  set sysenterEip(v: bigint) {
-    this.vmcs.set64(F.GUEST_SYSENTER_EIP, v);
-  }
   /** L0 always loads and saves EFER (vmcs-setup.ts); "IA-32e mode guest" follows LMA. */
   get efer(): bigint {
     return this.vmcs.get64(F.GUEST_IA32_EFER);
@@ -176,30 +154,6 @@ export class NestedCpuView implements VmxCpuState {
   set efer(v: bigint) {
     this.vmcs.set64(F.GUEST_IA32_EFER, v);
     setIa32eEntry(this.vmcs, (v & 0x400n) !== 0n);
-  }
-  get pat(): bigint {
-    return this.vmcs.get64(F.GUEST_IA32_PAT);
-  }
-  set pat(v: bigint) {
-    this.vmcs.set64(F.GUEST_IA32_PAT, v);
-  }
-  get interruptibility(): number {
-    return this.vmcs.get32(F.GUEST_INTERRUPTIBILITY_INFO);
-  }
-  set interruptibility(v: number) {
-    this.vmcs.set32(F.GUEST_INTERRUPTIBILITY_INFO, v);
-  }
-  get activityState(): number {
-    return this.vmcs.get32(F.GUEST_ACTIVITY_STATE);
-  }
-  set activityState(v: number) {
-    this.vmcs.set32(F.GUEST_ACTIVITY_STATE, v);
-  }
-  get pendingDebugExceptions(): bigint {
-    return this.vmcs.get64(F.GUEST_PENDING_DBG_EXCEPTIONS);
-  }
-  set pendingDebugExceptions(v: bigint) {
-    this.vmcs.set64(F.GUEST_PENDING_DBG_EXCEPTIONS, v);
   }
   get pdptes(): [bigint, bigint, bigint, bigint] {
     const v = this.vmcs;
@@ -211,94 +165,60 @@ export class NestedCpuView implements VmxCpuState {
     ];
   }
   set pdptes(p: [bigint, bigint, bigint, bigint]) {
-    const v = this.vmcs;
-    v.set64(F.GUEST_PDPTE0, p[0]);
-    v.set64(F.GUEST_PDPTE1, p[1]);
-    v.set64(F.GUEST_PDPTE2, p[2]);
-    v.set64(F.GUEST_PDPTE3, p[3]);
+    for (let i = 0; i < 4; i++) this.vmcs.set64(F.GUEST_PDPTE0 + 2 * i, p[i]!);
   }
 
   readMsr(index: number): bigint | undefined {
-    const m = VMCS_MSRS.get(index);
-    if (m !== undefined) return m.get(this);
-    return this.msrs.read(index);
+    const p = VMCS_MSRS.get(index);
+    if (p === undefined) return this.msrs.read(index);
+    return p === "sysenterCs" ? BigInt(this.sysenterCs) : this[p];
   }
   /** MSR-load areas: MSRs that live in the guest-state area go there, the rest to the vCPU. */
   writeMsr(index: number, value: bigint): boolean {
-    const m = VMCS_MSRS.get(index);
-    if (m === undefined) return this.msrs.write(index, value);
+    const p = VMCS_MSRS.get(index);
+    if (p === undefined) return this.msrs.write(index, value);
     // WRMSR's #GP conditions (SDM 27.4): EFER reserved bits, PAT memory types 2, 3 and > 7.
-    if (index === 0xc0000080 && (value & ~0xd01n) !== 0n) return false;
+    if (p === "efer" && (value & ~0xd01n) !== 0n) return false;
     if (
-      index === 0x277 &&
+      p === "pat" &&
       [0, 1, 2, 3, 4, 5, 6, 7].some((i) => !PAT_TYPES.has(Number((value >> BigInt(8 * i)) & 0xffn)))
     )
       return false;
-    m.set(this, value);
+    if (p === "sysenterCs") this.sysenterCs = Number(value & 0xffffffffn);
+    else this[p] = value;
     return true;
   }
 }
+
+const ACCESSORS: [string, number, boolean][] = [
+  ...Object.entries(FIELDS).map(([n, e]): [string, number, boolean] => [n, e, true]),
+  ...Object.entries(FIELDS32).map(([n, e]): [string, number, boolean] => [n, e, false]),
+];
+for (const [name, enc, wide] of ACCESSORS)
+  Object.defineProperty(NestedCpuView.prototype, name, {
+    get(this: NestedCpuView): bigint | number {
+      return wide ? this.vmcs.get64(enc) : this.vmcs.get32(enc);
+    },
+    set(this: NestedCpuView, v: bigint | number) {
+      if (typeof v === "bigint") this.vmcs.set64(enc, v);
+      else this.vmcs.set32(enc, v);
+    },
+  });
+
+/** MSRs whose current value is part of the guest-state area while a guest runs (SDM 25.4.1). */
+const VMCS_MSRS = new Map<number, "sysenterCs" | "sysenterEsp" | "sysenterEip" | "debugctl" | "pat" | "efer">(
+  [
+    [0x174, "sysenterCs"],
+    [0x175, "sysenterEsp"],
+    [0x176, "sysenterEip"],
+    [0x1d9, "debugctl"],
+    [0x277, "pat"],
+    [0xc0000080, "efer"],
+  ],
+);
 
 const PAT_TYPES = new Set([0, 1, 4, 5, 6, 7]);
 
 function shadowOf(cr: 0 | 4): number {
   return cr === 0 ? F.CR0_READ_SHADOW : F.CR4_READ_SHADOW;
 }
-
-/** MSRs whose current value is part of the guest-state area while a guest runs (SDM 25.4.1). */
-const VMCS_MSRS = new Map<number, { get(c: NestedCpuView): bigint; set(c: NestedCpuView, v: bigint): void }>([
-  [
-    0x174,
-    {
-      get: (c) => BigInt(c.sysenterCs),
-      set: (c, v) => {
-        c.sysenterCs = Number(v & 0xffffffffn);
-      },
-    },
-  ],
-  [
-    0x175,
-    {
-      get: (c) => c.sysenterEsp,
-      set: (c, v) => {
-        c.sysenterEsp = v;
-      },
-    },
-  ],
-  [
-    0x176,
-    {
-      get: (c) => c.sysenterEip,
-      set: (c, v) => {
-        c.sysenterEip = v;
-      },
-    },
-  ],
-  [
-    0x1d9,
-    {
-      get: (c) => c.debugctl,
-      set: (c, v) => {
-        c.debugctl = v;
-      },
-    },
-  ],
-  [
-    0x277,
-    {
-      get: (c) => c.pat,
-      set: (c, v) => {
-        c.pat = v;
-      },
-    },
-  ],
-  [
-    0xc0000080,
-    {
-      get: (c) => c.efer,
-      set: (c, v) => {
-        c.efer = v;
-      },
-    },
-  ],
-]);
