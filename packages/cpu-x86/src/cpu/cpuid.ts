@@ -33,8 +33,20 @@ export const CPUID_1_ECX_BASE =
   (1 << 30); // RDRAND
 export const CPUID_7_EBX_BASE =
   (1 << 0) | // FSGSBASE
+  (1 << 7) | // SMEP
   (1 << 9) | // ERMS (REP MOVSB/STOSB)
-  (1 << 18); // RDSEED
+  (1 << 18) | // RDSEED
+  (1 << 20); // SMAP (and STAC/CLAC)
+/** CPUID.(7,0):EBX.SMAP. */
+export const CPUID_7_EBX_SMAP = 1 << 20;
+/**
+ * CPUID.(7,0):ECX.PKU: protection keys, RDPKRU/WRPKRU, CR4.PKE. Implemented but off by default: the XSAVE
+ * PKRU component (9) is not, and no real CPU has one without the other. `features7Ecx |= CPUID_7_ECX_PKU`
+ * turns it on.
+ */
+export const CPUID_7_ECX_PKU = 1 << 3;
+/** CPUID.(7,0):ECX.OSPKE: CR4.PKE, filled in at CPUID time. */
+const CPUID_7_ECX_OSPKE = 1 << 4;
 export const CPUID_81_EDX_BASE =
   (1 << 11) | // SYSCALL/SYSRET
   (1 << 20) | // NX
@@ -62,6 +74,7 @@ export class CpuidModel {
   features1Edx = CPUID_1_EDX_BASE;
   features1Ecx = CPUID_1_ECX_BASE;
   features7Ebx = CPUID_7_EBX_BASE;
+  features7Ecx = 0;
   features81Edx = CPUID_81_EDX_BASE;
   features81Ecx = CPUID_81_ECX_BASE;
   apicId = 0;
@@ -77,7 +90,8 @@ export class CpuidModel {
     return v | 0;
   }
 
-  query(leaf: number, sub: number, out: CpuidResult, osxsave: boolean): void {
+  /** Answers CPUID; `osxsave` / `ospke` are CR4.OSXSAVE / CR4.PKE, which CPUID reflects. */
+  query(leaf: number, sub: number, out: CpuidResult, osxsave: boolean, ospke = false): void {
     out.eax = out.ebx = out.ecx = out.edx = 0;
     leaf >>>= 0;
     const maxExt = 0x80000008;
@@ -98,7 +112,11 @@ export class CpuidModel {
         out.edx = this.features1Edx;
         return;
       case 7:
-        if (sub === 0) out.ebx = this.features7Ebx;
+        if (sub === 0) {
+          out.ebx = this.features7Ebx;
+          out.ecx =
+            this.features7Ecx | (ospke && this.features7Ecx & CPUID_7_ECX_PKU ? CPUID_7_ECX_OSPKE : 0);
+        }
         return;
       case 0xd:
         if (sub === 0) {

@@ -615,6 +615,17 @@ export function prepare(i: XInsn, st: number): boolean {
     case Op.XGETBV:
       i.fn = h(S.xgetbv);
       return false;
+    case Op.CLAC:
+    case Op.STAC:
+      i.k = op === Op.STAC ? 1 : 0;
+      i.fn = h(S.stac);
+      return false;
+    case Op.RDPKRU:
+      i.fn = h(S.rdpkru);
+      return false;
+    case Op.WRPKRU:
+      i.fn = h(S.wrpkru);
+      return false;
     case Op.XSETBV:
       i.fn = h(S.xsetbv);
       return false;

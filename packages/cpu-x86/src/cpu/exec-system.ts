@@ -5,6 +5,7 @@
  * interceptable one offers itself to `cpu.intercept` first.
  */
 import type { Cpu } from "./cpu.js";
+import { CPUID_7_EBX_SMAP } from "./cpuid.js";
 import { EventType } from "./exceptions.js";
 import { InterceptKind as IK } from "./interfaces.js";
 import { Vec } from "./memory.js";
@@ -120,7 +121,7 @@ export function inOut(c: C, i: I): void {
 export function cpuid(c: C, _i: I): void {
   if (c.intercept(IK.CPUID, c.r[0]!, c.r[2]!)) return;
   const o = c.cpuidOut;
-  c.cpuidModel.query(c.r[0]!, c.r[2]!, o, (c.cr4 & CR4.OSXSAVE) !== 0);
+  c.cpuidModel.query(c.r[0]!, c.r[2]!, o, (c.cr4 & CR4.OSXSAVE) !== 0, (c.cr4 & CR4.PKE) !== 0);
   c.setReg(4, 0, o.eax, 0, _i);
   c.setReg(4, 3, o.ebx, 0, _i);
   c.setReg(4, 1, o.ecx, 0, _i);
@@ -241,17 +242,47 @@ export function smsw(c: C, i: I): void {
 export function invlpg(c: C, i: I): void {
   requireCpl0(c);
   c.ea(i, 0);
-  c.lin(i.sg, c.eaLo, c.eaHi, 1, false);
-  if (c.intercept(IK.INVLPG, c.la, c.laHi)) return;
-  // Large pages may cover many TLB entries; flush all to be exact (SDM Vol. 3 4.10.4.1).
-  c.tlbFlushAll();
+  // No segment checks (SDM Vol. 2 INVLPG lists none): the linear address is offset + base.
+  let lo = c.eaLo;
+  let hi = c.eaHi;
+  if (c.codeMode === 64) {
+    c.lin(i.sg, lo, hi, 1, false);
+    lo = c.la;
+    hi = c.laHi;
+  } else {
+    lo = (lo + c.segBaseLo[i.sg]!) | 0;
+    hi = 0;
+  }
+  if (c.intercept(IK.INVLPG, lo, hi)) return;
+  // A non-canonical address is a no-op in 64-bit mode (SDM Vol. 2 INVLPG).
+  if (c.codeMode === 64 && ((hi >> 15) + 1) >>> 1 !== 0) return;
+  c.tlbFlushPage(lo, hi);
 }
 
+/**
+ * INVPCID (SDM Vol. 2): type 0 one address, 1 one PCID, 2 everything, 3 everything but globals. The TLB is
+ * not tagged with PCIDs, so types 0 and 1 drop more than the SDM asks for (always allowed).
+ */
 export function invpcid(c: C, i: I): void {
   requireCpl0(c);
   if (c.intercept(IK.INVPCID, 0, 0)) return;
+  const typeHi = c.codeMode === 64 ? c.r[i.reg * 2 + 1]! : 0;
+  const type = c.r[i.reg * 2]! >>> 0;
   c.memAddr(i, 0, 16, false);
-  c.tlbFlushAll();
+  const pcid = c.rd64(c.la, c.laHi);
+  const rsvd = c.hiOut;
+  const a = (c.la >>> 0) + 8;
+  const linLo = c.rd64(a | 0, c.codeMode === 64 && a > 0xffffffff ? (c.laHi + 1) | 0 : c.laHi);
+  const linHi = c.hiOut;
+  // #GP(0): type above 3, descriptor bits 63:12 set, a PCID other than 0 with CR4.PCIDE = 0 (types 0, 1),
+  // a non-canonical address (type 0).
+  if (typeHi !== 0 || type > 3 || (pcid & ~0xfff) !== 0 || rsvd !== 0) c.raise(Vec.GP, 0);
+  if (type <= 1 && (pcid & 0xfff) !== 0 && (c.cr4 & CR4.PCIDE) === 0) c.raise(Vec.GP, 0);
+  if (type === 0) {
+    if (((linHi >> 15) + 1) >>> 1 !== 0) c.raise(Vec.GP, 0);
+    c.tlbFlushPage(linLo, linHi);
+  } else if (type === 2) c.tlbFlushAll();
+  else c.tlbFlushNonGlobal();
 }
 
 export function wbinvd(c: C, i: I): void {
@@ -454,6 +485,34 @@ export function xsetbv(c: C, _i: I): void {
     c.raise(Vec.GP, 0);
   c.xcr0Lo = lo;
   c.xcr0Hi = 0;
+}
+
+/** CLAC (k=0) / STAC (k=1): RFLAGS.AC for SMAP; #UD above CPL 0 or without SMAP (SDM Vol. 2 CLAC, STAC). */
+export function stac(c: C, i: I): void {
+  if ((c.cpuidModel.features7Ebx & CPUID_7_EBX_SMAP) === 0 || c.cpl !== 0) c.raise(Vec.UD);
+  c.flags = i.k === 1 ? c.flags | F.AC : c.flags & ~F.AC;
+  c.updateAccessMasks();
+}
+
+/** RDPKRU: EDX:EAX = 0:PKRU; #UD with CR4.PKE = 0, #GP(0) with ECX != 0 (SDM Vol. 2 RDPKRU). */
+export function rdpkru(c: C, i: I): void {
+  if ((c.cr4 & CR4.PKE) === 0) c.raise(Vec.UD);
+  if (c.r[2] !== 0) c.raise(Vec.GP, 0);
+  c.setReg(4, 0, c.pkru, 0, i);
+  c.setReg(4, 2, 0, 0, i);
+}
+
+/**
+ * WRPKRU: PKRU = EAX at any CPL; #UD with CR4.PKE = 0, #GP(0) with ECX or EDX != 0. The TLB keeps rights
+ * per entry, so the entries of user pages (the ones PKRU guards) go.
+ */
+export function wrpkru(c: C, _i: I): void {
+  if ((c.cr4 & CR4.PKE) === 0) c.raise(Vec.UD);
+  if (c.r[2] !== 0 || c.r[4] !== 0) c.raise(Vec.GP, 0);
+  if (c.pkru !== c.r[0]) {
+    c.pkru = c.r[0]!;
+    c.tlbFlushUser();
+  }
 }
 
 /** MONITOR (k=0) / MWAIT (k=1): MWAIT behaves as a NOP-like wait point (no monitor hardware). */

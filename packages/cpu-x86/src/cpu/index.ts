@@ -1,7 +1,7 @@
 // The public face of the CPU: state, the interfaces it declares, the memory path and the executor.
 
 export { Block, Cpu, type CpuOptions, type CpuSnapshot, FlatMemory, NO_PORTS, RunExit } from "./cpu.js";
-export { CpuidModel, type CpuidResult } from "./cpuid.js";
+export { CPUID_7_ECX_PKU, CpuidModel, type CpuidResult } from "./cpuid.js";
 export { EventType } from "./exceptions.js";
 export { FlagsCpu, LF } from "./flags.js";
 export {

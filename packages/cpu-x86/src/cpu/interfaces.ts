@@ -73,6 +73,8 @@ export interface PagingRegs {
   readonly cr3Hi: number;
   readonly cr4: number;
   readonly efer: number;
+  /** PKRU (protection keys for user pages, read when CR4.PKE = 1); absent means 0. */
+  readonly pkru?: number;
 }
 
 /**

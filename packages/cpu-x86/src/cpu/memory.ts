@@ -60,8 +60,18 @@ const P_WS = 4;
 const P_WU = 8;
 const P_XS = 16;
 const P_XU = 32;
+/**
+ * Supervisor read / write with CR4.SMAP = 1 and RFLAGS.AC = 1 (explicit accesses, SDM Vol. 3 4.6.1): set
+ * for every page but the ones SMAP would forbid without AC, so STAC/CLAC only switch masks.
+ */
+const P_RSA = 64;
+const P_WSA = 128;
+/** In no entry: the fast-path mask while alignment checking is on sends every data access to the slow path. */
+const P_NEVER = 1 << 30;
 const P_SLOW_SHIFT = 8;
 const P_MMIO = 1 << 16;
+/** A global translation (G = 1 with CR4.PGE = 1): kept by MOV to CR3 (SDM Vol. 3 4.10.2.4). */
+const P_GLOBAL = 1 << 17;
 
 const ACC_READ = 0;
 const ACC_WRITE = 1;
@@ -108,10 +118,20 @@ export class MemCpu extends FlagsCpu {
   readonly tlbOff = new Int32Array(TLB_SIZE);
   readonly tlbPfn = new Float64Array(TLB_SIZE);
   readonly tlbView: Uint8Array[] = new Array(TLB_SIZE).fill(new Uint8Array(0));
+  /** log2 of the size of the page each entry came from (12, 21, 22 or 30): INVLPG drops a whole large page. */
+  readonly tlbSpan = new Int8Array(TLB_SIZE);
+  /** Upper bounds on the entries from large pages and on the global entries (0: none, skip the scans). */
+  private tlbLarge = 0;
+  private tlbGlobals = 0;
   /** Bits of tlbPerm that allow a fast read / write / fetch at the current privilege. */
   rMask = P_RS;
   wMask = P_WS;
   xMask = P_XS;
+  /** The bits a read / write needs (`rMask` / `wMask` unless alignment checking diverts the fast path). */
+  rNeed = P_RS;
+  wNeed = P_WS;
+  /** CR0.AM = 1, RFLAGS.AC = 1 and CPL 3: misaligned data accesses raise #AC(0) (SDM Vol. 3 6.15, Interrupt 17). */
+  acCheck = false;
   /** Set while the CPU makes implicit supervisor accesses (descriptor tables, TSS, IDT). */
   implicitSup = false;
 
@@ -154,25 +174,105 @@ export class MemCpu extends FlagsCpu {
     throw FAULT;
   }
 
-  /** Recomputes the fast-path permission masks after a CPL change. */
+  /**
+   * Recomputes the permission masks after a change of CPL, CR0.AM, CR4.SMAP, RFLAGS.AC or of the implicit
+   * supervisor state. Implicit supervisor accesses ignore AC for SMAP (SDM Vol. 3 4.6.1) and are never
+   * alignment-checked.
+   */
   updateAccessMasks(): void {
-    const user = this.cpl === 3 && !this.implicitSup;
-    this.rMask = user ? P_RU : P_RS;
-    this.wMask = user ? P_WU : P_WS;
-    this.xMask = user ? P_XU : P_XS;
+    const ac = (this.flags & F.AC) !== 0;
+    if (this.cpl === 3 && !this.implicitSup) {
+      this.rNeed = P_RU;
+      this.wNeed = P_WU;
+      this.xMask = P_XU;
+      this.acCheck = ac && (this.cr0 & CR0.AM) !== 0;
+    } else {
+      const smapAc = ac && !this.implicitSup && (this.cr4 & CR4.SMAP) !== 0;
+      this.rNeed = smapAc ? P_RSA : P_RS;
+      this.wNeed = smapAc ? P_WSA : P_WS;
+      this.xMask = P_XS;
+      this.acCheck = false;
+    }
+    this.rMask = this.acCheck ? P_NEVER : this.rNeed;
+    this.wMask = this.acCheck ? P_NEVER : this.wNeed;
   }
 
-  /** Flushes the whole TLB (MOV CR3 / CR0.PG / CR4 paging bits, SDM Vol. 3 4.10.4). */
+  /** RFLAGS.AC selects the SMAP and alignment-check masks. */
+  override setRflags(v: number): void {
+    const old = this.flags;
+    super.setRflags(v);
+    if ((old ^ this.flags) & F.AC) this.updateAccessMasks();
+  }
+
+  /** Raises #AC(0) for a misaligned data access of `size` bytes while alignment checking is on. */
+  checkAlign(lo: number, size: number): void {
+    if (this.acCheck && (lo & (size - 1)) !== 0) this.raise(Vec.AC, 0);
+  }
+
+  /** Flushes the whole TLB, global entries included (CR0.PG/WP, CR4.PGE and paging-mode changes, SDM Vol. 3 4.10.4.1). */
   tlbFlushAll(): void {
     this.tlbTagLo.fill(1);
+    this.tlbLarge = 0;
+    this.tlbGlobals = 0;
     this.linkEpoch++;
   }
 
-  /** Drops the entry for one linear page (INVLPG). */
+  /**
+   * Flushes every entry but the global ones (MOV to CR3, SDM Vol. 3 4.10.4.1). The TLB is not tagged with
+   * PCIDs, so this is also what MOV to CR3 with CR4.PCIDE = 1 does, bit 63 set or not: the previous PCID's
+   * entries must not serve the new one, and dropping more than the SDM requires is always allowed.
+   */
+  tlbFlushNonGlobal(): void {
+    if (this.tlbGlobals === 0) {
+      this.tlbFlushAll();
+      return;
+    }
+    let globals = 0;
+    let large = 0;
+    const tags = this.tlbTagLo;
+    const perm = this.tlbPerm;
+    for (let i = 0; i < TLB_SIZE; i++) {
+      if (tags[i] === 1) continue;
+      if ((perm[i]! & P_GLOBAL) === 0) tags[i] = 1;
+      else {
+        globals++;
+        if (this.tlbSpan[i]! > 12) large++;
+      }
+    }
+    this.tlbGlobals = globals;
+    this.tlbLarge = large;
+    this.linkEpoch++;
+  }
+
+  /**
+   * INVLPG: drops every entry of the page holding linear (lo, hi), global or not, whatever its size: the
+   * entries of a 2 MiB / 4 MiB / 1 GiB page are per 4 KiB, so all of them go (SDM Vol. 3 4.10.4.1).
+   * Decoded blocks are cached per physical page and stay; only block links (by linear RIP) are dropped.
+   */
   tlbFlushPage(lo: number, hi: number): void {
     const i = ((lo >>> 12) ^ hi) & TLB_MASK;
     if (this.tlbTagLo[i] === (lo & ~0xfff) && this.tlbTagHi[i] === hi) this.tlbTagLo[i] = 1;
+    if (this.tlbLarge !== 0) {
+      const tags = this.tlbTagLo;
+      let large = 0;
+      for (let k = 0; k < TLB_SIZE; k++) {
+        const span = this.tlbSpan[k]!;
+        if (span <= 12 || tags[k] === 1) continue;
+        if (this.tlbTagHi[k] === hi && (tags[k]! ^ lo) >>> span === 0) tags[k] = 1;
+        else large++;
+      }
+      this.tlbLarge = large;
+    }
     this.linkEpoch++;
+  }
+
+  /** Drops every entry for a user-mode page (their rights depend on PKRU, which just changed). */
+  tlbFlushUser(): void {
+    const perm = this.tlbPerm;
+    for (let i = 0; i < TLB_SIZE; i++) {
+      const p = perm[i]! & P_MMIO ? perm[i]! >> P_SLOW_SHIFT : perm[i]!;
+      if (p & (P_RU | P_XU)) this.tlbTagLo[i] = 1;
+    }
   }
 
   /** Drops decoded code and write-protection for physical page `pfn` (someone wrote it). */
@@ -195,8 +295,9 @@ export class MemCpu extends FlagsCpu {
 
   /** Removes write permission from every TLB entry for `pfn` (a page just got decoded code). */
   protectCodePage(pfn: number): void {
+    const w = P_WS | P_WU | P_WSA;
     for (let i = 0; i < TLB_SIZE; i++) {
-      if (this.tlbPfn[i] === pfn) this.tlbPerm[i]! &= ~(P_WS | P_WU | ((P_WS | P_WU) << P_SLOW_SHIFT));
+      if (this.tlbPfn[i] === pfn) this.tlbPerm[i]! &= ~(w | (w << P_SLOW_SHIFT));
     }
   }
 
@@ -206,7 +307,7 @@ export class MemCpu extends FlagsCpu {
    */
   tlbLookup(lo: number, hi: number, acc: number): number {
     const i = ((lo >>> 12) ^ hi) & TLB_MASK;
-    const need = acc === ACC_READ ? this.rMask : acc === ACC_WRITE ? this.wMask : this.xMask;
+    const need = acc === ACC_READ ? this.rNeed : acc === ACC_WRITE ? this.wNeed : this.xMask;
     if (this.tlbTagLo[i] === (lo & ~0xfff) && this.tlbTagHi[i] === hi) {
       const p = this.tlbPerm[i]!;
       if ((p & need) !== 0 || ((p & P_MMIO) !== 0 && ((p >> P_SLOW_SHIFT) & need) !== 0)) return i;
@@ -218,11 +319,12 @@ export class MemCpu extends FlagsCpu {
     const user = this.cpl === 3 && !this.implicitSup;
     let paddr: number;
     let perm: number;
+    let span = 12;
     if ((this.cr0 & CR0.PG) === 0) {
       // Paging off: linear = physical (SDM Vol. 3 4.1.1); only 32-bit linear addresses exist here.
       paddr = lo >>> 0;
       if (hi !== 0) paddr += (hi >>> 0) * 4294967296;
-      perm = P_RS | P_RU | P_WS | P_WU | P_XS | P_XU;
+      perm = P_RS | P_RU | P_WS | P_WU | P_XS | P_XU | P_RSA | P_WSA;
     } else {
       // Non-canonical: #SS(0) for stack-segment references, #GP(0) otherwise (SDM Vol. 1 3.3.7.1).
       if (this.efer & EFER.LMA && ((hi >> 15) + 1) >>> 1 !== 0) this.raise(this.laSeg === 2 ? 12 : 13, 0);
@@ -234,58 +336,77 @@ export class MemCpu extends FlagsCpu {
       t.fault = TranslateFault.NONE;
       if (!this.translator.translate(lo, hi, access, t)) {
         if (t.fault === TranslateFault.EXIT) throw TRANSLATION_EXIT;
+        // SDM Vol. 3 4.10.4.1: a #PF invalidates the TLB entries for the faulting linear address.
+        if (this.tlbTagLo[i] === (lo & ~0xfff) && this.tlbTagHi[i] === hi) this.tlbTagLo[i] = 1;
         this.pfLo = lo;
         this.pfHi = hi;
         this.raise(14, t.errorCode);
       }
       paddr = t.paddr - (t.paddr % 4096);
-      const wp = (this.cr0 & CR0.WP) !== 0;
-      const nx = t.nx && (this.efer & EFER.NXE) !== 0;
-      perm = P_RS;
-      if (t.user) perm |= P_RU;
-      // Write permission only after a write translation, so the walker has set the D bit (SDM 4.8).
-      if (acc === ACC_WRITE) {
-        if (t.writable || !wp) perm |= P_WS;
-        if (t.user && t.writable) perm |= P_WU;
+      span = 31 - Math.clz32(t.pageSize);
+      perm = this.pagePerm(t.writable, t.user, t.nx, acc === ACC_WRITE);
+      // G is ignored unless CR4.PGE = 1 (SDM Vol. 3 4.10.2.4).
+      if (t.global && this.cr4 & CR4.PGE) {
+        perm |= P_GLOBAL;
+        this.tlbGlobals++;
       }
-      if (!nx) {
-        // SMEP (CR4 bit 20) is not exposed in CPUID; supervisor fetches from user pages are allowed.
-        perm |= P_XS;
-        if (t.user) perm |= P_XU;
-      }
-      if ((this.cr4 & CR4.SMAP) !== 0 && t.user && !user && (this.flags & F.AC) === 0) perm &= ~(P_RS | P_WS);
+      if (span > 12) this.tlbLarge++;
     }
     const pfn = Math.floor(paddr / 4096);
     if (acc === ACC_WRITE && this.codePages.size !== 0 && this.codePages.has(pfn))
       this.invalidateCodePage(pfn);
-    else if (this.codePages.has(pfn)) perm &= ~(P_WS | P_WU);
+    else if (this.codePages.has(pfn)) perm &= ~(P_WS | P_WU | P_WSA);
     const rv = this.ramView;
     if (this.mem.ramPage(pfn, rv)) {
       this.tlbView[i] = rv.u8;
       this.tlbOff[i] = rv.offset;
     } else {
-      perm = (perm << P_SLOW_SHIFT) | P_MMIO;
+      perm = ((perm & ~P_GLOBAL) << P_SLOW_SHIFT) | P_MMIO | (perm & P_GLOBAL);
     }
     this.tlbTagLo[i] = lo & ~0xfff;
     this.tlbTagHi[i] = hi;
     this.tlbPerm[i] = perm;
     this.tlbPfn[i] = pfn;
-    // The access must be allowed now, or it is a protection fault.
-    const need = acc === ACC_READ ? this.rMask : acc === ACC_WRITE ? this.wMask : this.xMask;
+    this.tlbSpan[i] = span;
+    // The access must be allowed now, or it is a protection fault (a translator that does not check
+    // every right the TLB applies, e.g. SMEP or SMAP).
+    const need = acc === ACC_READ ? this.rNeed : acc === ACC_WRITE ? this.wNeed : this.xMask;
     const eff = perm & P_MMIO ? perm >> P_SLOW_SHIFT : perm;
     if ((eff & need) === 0) {
       this.tlbTagLo[i] = 1;
       if ((this.cr0 & CR0.PG) === 0) this.raise(13, 0);
-      // Protection violation: P=1, W/R, U/S, I/D (SDM Vol. 3 4.7).
+      // Protection violation: P=1, W/R, U/S, and I/D for fetches with SMEP or PAE+NXE (SDM Vol. 3 4.7).
       let ec = 1;
       if (acc === ACC_WRITE) ec |= 2;
       if (user) ec |= 4;
-      if (acc === ACC_FETCH) ec |= 16;
+      if (acc === ACC_FETCH && (this.cr4 & CR4.SMEP || (this.cr4 & CR4.PAE && this.efer & EFER.NXE)))
+        ec |= 16;
       this.pfLo = lo;
       this.pfHi = hi;
       this.raise(14, ec);
     }
     return i;
+  }
+
+  /**
+   * TLB rights of a translation (SDM Vol. 3 4.6): reads always; writes only after a write translation
+   * (so the walker has set D, SDM 4.8), supervisor writes to read-only pages with CR0.WP = 0; fetches
+   * unless XD (with EFER.NXE); SMEP forbids supervisor fetches from user pages, SMAP supervisor data
+   * accesses to them unless AC = 1 (the `P_RSA` / `P_WSA` bits).
+   */
+  private pagePerm(writable: boolean, userPage: boolean, xd: boolean, write: boolean): number {
+    let perm = P_RS | P_RSA;
+    if (userPage) perm |= P_RU;
+    if (write) {
+      if (writable || (this.cr0 & CR0.WP) === 0) perm |= P_WS | P_WSA;
+      if (userPage && writable) perm |= P_WU;
+    }
+    if (!xd || (this.efer & EFER.NXE) === 0) {
+      if (!userPage || (this.cr4 & CR4.SMEP) === 0) perm |= P_XS;
+      if (userPage) perm |= P_XU;
+    }
+    if (userPage && this.cr4 & CR4.SMAP) perm &= ~(P_RS | P_WS);
+    return perm;
   }
 
   // ---------------------------------------------------------------- reads
@@ -346,6 +467,7 @@ export class MemCpu extends FlagsCpu {
       this.hiOut = u8[o + 4]! | (u8[o + 5]! << 8) | (u8[o + 6]! << 16) | (u8[o + 7]! << 24);
       return u8[o]! | (u8[o + 1]! << 8) | (u8[o + 2]! << 16) | (u8[o + 3]! << 24);
     }
+    if (this.acCheck) this.checkAlign(lo, 8);
     if ((lo & 0xfff) > 0xff8) this.checkCanonicalEnd(lo, hi, 8);
     const l = this.rd32(lo, hi);
     const a = (lo >>> 0) + 4;
@@ -359,6 +481,7 @@ export class MemCpu extends FlagsCpu {
   }
 
   private rdSlow(lo: number, hi: number, size: number): number {
+    if (this.acCheck) this.checkAlign(lo, size);
     const off = lo & 0xfff;
     if (off + size <= 4096) {
       const i = this.tlbLookup(lo, hi, ACC_READ);
@@ -443,6 +566,7 @@ export class MemCpu extends FlagsCpu {
   }
 
   wr64(lo: number, hi: number, vlo: number, vhi: number): void {
+    if (this.acCheck) this.checkAlign(lo, 8);
     if ((lo & 0xfff) > 0xff8) {
       this.checkCanonicalEnd(lo, hi, 8);
       // Check both pages before writing either, so a fault leaves memory unchanged.
@@ -472,6 +596,7 @@ export class MemCpu extends FlagsCpu {
   }
 
   private wrSlow(lo: number, hi: number, v: number, size: number): void {
+    if (this.acCheck) this.checkAlign(lo, size);
     const off = lo & 0xfff;
     if (off + size <= 4096) {
       const i = this.tlbLookup(lo, hi, ACC_WRITE);

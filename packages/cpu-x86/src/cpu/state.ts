@@ -90,6 +90,8 @@ export const CR4 = {
   OSXSAVE: 1 << 18,
   SMEP: 1 << 20,
   SMAP: 1 << 21,
+  /** Protection keys for user-mode pages (PKRU, SDM Vol. 3 4.6.2). */
+  PKE: 1 << 22,
 } as const;
 
 /** EFER bits (SDM Vol. 3 2.2.1). */
@@ -209,6 +211,8 @@ export interface CpuStateSnapshot {
   dr6: number;
   dr7: number;
   xcr0: Hex64;
+  /** PKRU (absent in snapshots taken before protection keys: 0). */
+  pkru?: number;
   tsc: Hex64;
   sysenterCs: number;
   msrs: Record<Msr64Name, Hex64>;
@@ -306,6 +310,8 @@ export class CpuState {
   dr7 = 0x400;
   xcr0Lo = 1;
   xcr0Hi = 0;
+  /** Protection-key rights for user pages (SDM Vol. 3 4.6.2): AD = bit 2k, WD = bit 2k + 1. */
+  pkru = 0;
   sysenterCs = 0;
   /** Named 64-bit MSRs (see `MSR64_NAMES`), halves. */
   readonly msr64 = new Int32Array(MSR64_NAMES.length * 2);
@@ -379,6 +385,7 @@ export class CpuState {
     this.dr7 = 0x400;
     this.xcr0Lo = 1;
     this.xcr0Hi = 0;
+    this.pkru = 0;
     this.sysenterCs = 0;
     this.msr64.fill(0);
     this.msr64[M64.pat * 2] = 0x00070406;
@@ -474,6 +481,7 @@ export class CpuState {
       dr6: this.dr6 >>> 0,
       dr7: this.dr7 >>> 0,
       xcr0: hex64(this.xcr0Lo, this.xcr0Hi),
+      pkru: this.pkru >>> 0,
       tsc: hex64((this.tscOffset % 2 ** 32) | 0, Math.floor(this.tscOffset / 2 ** 32) | 0),
       sysenterCs: this.sysenterCs >>> 0,
       msrs,
@@ -531,6 +539,7 @@ export class CpuState {
     this.dr6 = num(s.dr6, "dr6") | 0;
     this.dr7 = num(s.dr7, "dr7") | 0;
     [this.xcr0Lo, this.xcr0Hi] = parseHex64(s.xcr0, "xcr0");
+    this.pkru = s.pkru === undefined ? 0 : num(s.pkru, "pkru") | 0;
     const [tl, th] = parseHex64(s.tsc, "tsc");
     this.tscOffset = (th >>> 0) * 2 ** 32 + (tl >>> 0);
     this.sysenterCs = num(s.sysenterCs, "sysenterCs") & 0xffff;

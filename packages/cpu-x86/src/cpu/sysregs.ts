@@ -2,7 +2,7 @@
  * Control registers, MSRs, the TSC and the I/O permission check (SDM Vol. 3 2.5, 2.2.1, 17.17,
  * Vol. 1 19.5): the writes that change the paging mode or the operating mode, with their #GP rules.
  */
-import { CpuidModel, type CpuidResult } from "./cpuid.js";
+import { CPUID_7_ECX_PKU, CpuidModel, type CpuidResult } from "./cpuid.js";
 import { Vec } from "./memory.js";
 import { OpCpu } from "./operands.js";
 import { AR, CR0, CR4, EFER, F, M64, Msr, Seg } from "./state.js";
@@ -79,20 +79,29 @@ export class SysCpu extends OpCpu {
         return;
       case 3:
         if (this.efer & EFER.LMA) {
-          if (hi >>> 0 >= 1 << (this.cpuidModel.physBits - 32) && (this.cr4 & CR4.PCIDE) === 0)
-            this.raise(Vec.GP, 0);
+          // With CR4.PCIDE = 1, bit 63 of the source only asks not to flush; CR3 bit 63 stays 0. Bits
+          // 62:MAXPHYADDR are reserved (SDM Vol. 2 MOV CR, Vol. 3 4.10.4.1).
+          if (this.cr4 & CR4.PCIDE) hi &= 0x7fffffff;
+          if (hi >>> 0 >= 1 << (this.cpuidModel.physBits - 32)) this.raise(Vec.GP, 0);
         } else hi = 0;
         this.cr3Lo = lo;
         this.cr3Hi = hi;
-        this.tlbFlushAll();
+        // Global translations survive (SDM Vol. 3 4.10.4.1); see tlbFlushNonGlobal for PCIDs.
+        this.tlbFlushNonGlobal();
         return;
       case 4: {
-        if (hi !== 0 || (lo & ~CR4_VALID) !== 0) this.raise(Vec.GP, 0);
+        // CR4.PKE is reserved unless CPUID reports PKU.
+        const pke = this.cpuidModel.features7Ecx & CPUID_7_ECX_PKU ? CR4.PKE : 0;
+        if (hi !== 0 || (lo & ~(CR4_VALID | pke)) !== 0) this.raise(Vec.GP, 0);
         if (this.efer & EFER.LMA && (lo & CR4.PAE) === 0) this.raise(Vec.GP, 0);
         if (lo & CR4.PCIDE && (this.cr3Lo & 0xfff) !== 0) this.raise(Vec.GP, 0);
         const old = this.cr4;
         this.cr4 = lo;
-        if ((old ^ lo) & (CR4.PAE | CR4.PSE | CR4.PGE | CR4.PCIDE | CR4.SMEP | CR4.SMAP)) this.tlbFlushAll();
+        // SDM Vol. 3 4.10.4.1 names PGE, PCIDE 1 -> 0 and SMEP 0 -> 1; the TLB entries also hold the
+        // rights SMAP, SMEP and PKE give, so any change of those drops everything.
+        if ((old ^ lo) & (CR4.PAE | CR4.PSE | CR4.PGE | CR4.PCIDE | CR4.SMEP | CR4.SMAP | CR4.PKE))
+          this.tlbFlushAll();
+        this.updateAccessMasks();
         return;
       }
       default:

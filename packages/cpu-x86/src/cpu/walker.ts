@@ -4,8 +4,10 @@
  * reserved-bit checks on the bits this walker relies on, and the #PF error code (SDM 4.7).
  * `@tskvm/mmu-ept` provides the full walker (EPT, PCID, PKRU); this one keeps the CPU testable alone.
  *
- * Deviations: protection keys and 5-level paging are not implemented (neither is exposed in CPUID);
- * PAE PDPTEs are read on every walk instead of being cached at MOV CR3 (SDM 4.4.1).
+ * SMEP, SMAP and protection keys for user pages (CR4.PKE with `regs.pkru`) are checked as SDM 4.6 says.
+ *
+ * Deviations: 5-level paging and supervisor protection keys (PKS) are not implemented (neither is
+ * exposed in CPUID); PAE PDPTEs are read on every walk instead of being cached at MOV CR3 (SDM 4.4.1).
  */
 import {
   Access,
@@ -27,7 +29,7 @@ const PTE_PS = 0x80;
 const PTE_G = 0x100;
 
 /** #PF error-code bits (SDM Vol. 3 Figure 4-12). */
-export const PfErr = { P: 1, W: 2, U: 4, RSVD: 8, I: 16 } as const;
+export const PfErr = { P: 1, W: 2, U: 4, RSVD: 8, I: 16, PK: 32 } as const;
 
 export class PageWalker implements Translator {
   private readonly view: RamView = { u8: new Uint8Array(0), offset: 0 };
@@ -81,6 +83,8 @@ export class PageWalker implements Translator {
     let paddr: number;
     let pageSize: number;
     let global = false;
+    /** The leaf's protection key (4-level paging only, SDM 4.6.2), or -1. */
+    let pkey = -1;
     const physMask = 2 ** this.maxPhysBits;
     const entries: number[] = [];
     const fail = (rsvd: boolean, present: boolean): boolean => {
@@ -160,6 +164,7 @@ export class PageWalker implements Translator {
           const offLo = (linLo & (pageSize - 1)) >>> 0;
           paddr = base + frameLo + offLo;
           global = (lo & PTE_G) !== 0;
+          if (r.efer & EFER.LMA) pkey = (hi >>> 27) & 15;
           break;
         }
         if (level === 4 && lo & PTE_PS) return fail(true, true);
@@ -169,10 +174,25 @@ export class PageWalker implements Translator {
     }
     // Access rights (SDM 4.6): user accesses need U/S everywhere; writes need R/W unless supervisor
     // with CR0.WP=0; fetches need XD clear.
-    const present = true;
-    if (user && !us) return fail(false, present);
-    if (write && !rw && (user || r.cr0 & CR0.WP)) return fail(false, present);
-    if (fetch && nx) return fail(false, present);
+    let bad = (user && !us) || (write && !rw && (user || (r.cr0 & CR0.WP) !== 0)) || (fetch && nx);
+    if (!user && us) {
+      // SMEP: no supervisor fetch from a user page. SMAP: no supervisor data access to one, unless
+      // RFLAGS.AC = 1 and the access is explicit (SDM 4.6.1).
+      const implicit = (access & Access.IMPLICIT_SUPERVISOR) !== 0;
+      if (fetch && r.cr4 & CR4.SMEP) bad = true;
+      if (!fetch && r.cr4 & CR4.SMAP && (implicit || (access & Access.AC) === 0)) bad = true;
+    }
+    if (pkey >= 0 && us && !fetch && r.cr4 & CR4.PKE) {
+      // SDM 4.6.2: PKRU[2k] (AD) forbids data accesses to user pages with key k; PKRU[2k+1] (WD) forbids
+      // user writes, and supervisor writes with CR0.WP = 1. SDM 4.7 sets PK whenever this holds,
+      // whatever the other rights say.
+      const bits = ((r.pkru ?? 0) >>> (pkey * 2)) & 3;
+      if (bits & 1 || (bits & 2 && write && (user || r.cr0 & CR0.WP))) {
+        ec |= PfErr.PK;
+        bad = true;
+      }
+    }
+    if (bad) return fail(false, true);
     // Accessed on every level, dirty on the leaf for writes (SDM 4.8).
     for (let k = 0; k < entries.length; k += 2) {
       const a = entries[k]!;
