@@ -69,6 +69,8 @@ export function stringOp(c: Cpu, i: XInsn): void {
   for (let n = 0; n < CHUNK; n++) {
     if (countZero(c, asz)) return;
     once(c, k, sz, asz, srcSeg, delta, i);
+    // An intercepted iteration (an INS/OUTS VM exit) did nothing: RCX stays for its re-execution.
+    if (c.exitReason === 3 /* RunExit.INTERCEPT */) return;
     decCount(c, asz);
     if (cond && c.zf() === repne) return;
     if (c.stopBlock) return; // an I/O intercept stopped in the middle
