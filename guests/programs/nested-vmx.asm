@@ -4,15 +4,17 @@
 ; SMX) and CR4.VMXE, reads the revision id from IA32_VMX_BASIC, VMXON, VMCLEAR, VMPTRLD, VMWRITEs a
 ; whole VMCS (controls adjusted by the TRUE capability MSRs, 64-bit host and guest) and VMLAUNCHes.
 ; L2: CPUID, OUT 0x19 (not in L1's I/O bitmap: straight to L0's userspace), OUT 0x80 (in the bitmap),
-; HLT. L1's exit handler reports each exit reason on port 0x11, emulates CPUID, reports the I/O exit
-; qualification (0x12) and L2's AL (0x13), steps L2's RIP by the exit instruction length, VMRESUMEs.
+; REP OUTSB of "ab" to 0x81 (in the bitmap) and to 0x19 (not), HLT. L1's exit handler reports each
+; exit reason on port 0x11, emulates CPUID, reports the I/O exit qualification (0x12) and L2's AL or
+; the OUTSB byte it emulates (0x13), steps L2's RIP by the exit instruction length, VMRESUMEs.
 ;
 ; Ports: 0x11 exit reason (4), 0x12 I/O qualification (4), 0x13 L2's AL (1), 0x15 exception vector
 ; in L1 (1, then HLT), 0x16 RFLAGS & 0x8d5 after a VMX instruction (4), 0x17 VM-instruction error (4),
 ; 0x18 = 0xdd done (then HLT), 0x1f unexpected failure step (1, then HLT).
 ;
 ; Cases and their exits:
-;   0 full run: 0x11=10, 0x19=77, 0x11=30, 0x12=0x00800040, 0x13=42, 0x11=12, 0x18=dd, HLT
+;   0 full run: 0x11=10, 0x19=77, 0x11=30, 0x12=0x00800040, 0x13=42, then twice 0x11=30,
+;     0x12=0x00810030, 0x13=61/62; 0x19=61, 0x19=62, 0x11=12, 0x18=dd, HLT
 ;   1 VMXON with CR4.VMXE=0: 0x15=6 (#UD), HLT
 ;   2 VMPTRLD of a region with a bad revision id: 0x16=0x40 (ZF), 0x17=11, HLT
 ;   3 after L2's HLT: VMLAUNCH of the launched VMCS: 0x16=0x40, 0x17=4; VMCLEAR, VMPTRLD, VMRESUME:
@@ -171,7 +173,7 @@ build_vmcs:
     mov ecx, 0x800
     xor eax, eax
     rep stosd
-    mov byte [IOBITMAP_A + 0x80 / 8], 1
+    mov byte [IOBITMAP_A + 0x80 / 8], 3  ; ports 0x80 and 0x81
     ; controls = (wanted | allowed-0) & allowed-1 of the TRUE capability MSRs
     mov ecx, 0x48d
     xor r8d, r8d
@@ -275,8 +277,18 @@ l2_entry:
     out 0x19, al                    ; not in the bitmap: L0 handles it (userspace exit)
     mov al, 0x42
     out 0x80, al                    ; in the bitmap: exit to L1
+    mov esi, msg
+    mov ecx, 2
+    mov dx, 0x81
+    rep outsb                       ; in the bitmap: one exit to L1 per iteration
+    mov esi, msg
+    mov ecx, 2
+    mov dx, 0x19
+    rep outsb                       ; not in the bitmap: L0 emulates it
+    mov [RESULT + 12], ecx
     hlt                             ; HLT exiting: exit to L1
     jmp $
+msg: db 0x61, 0x62
 
 ; ---- L1's VM-exit handler (HOST_RIP) ----
 exit_handler:
@@ -284,6 +296,8 @@ exit_handler:
     mov [SAVE + 8], rcx
     mov [SAVE + 16], rdx
     mov [SAVE + 24], rbx
+    mov [SAVE + 32], rsi
+    mov [SAVE + 40], rdi
     mov esi, 0x4402                 ; VM_EXIT_REASON
     vmread rdi, rsi
     mov eax, edi
@@ -313,8 +327,18 @@ exit_handler:
     vmread rdi, rsi
     mov eax, edi
     out 0x12, eax
+    test edi, 0x10                  ; string I/O?
+    jnz .outs
     mov al, [SAVE]
     out 0x13, al
+    jmp .advance
+.outs:                              ; one OUTSB iteration on L2's behalf (DF = 0, 64-bit RSI)
+    mov rsi, [SAVE + 32]
+    mov al, [rsi]
+    out 0x13, al
+    inc qword [SAVE + 32]
+    dec qword [SAVE + 8]
+    jnz .resume                     ; RCX not 0: L2 re-executes the REP OUTSB
     jmp .advance
 .hlt:
     cmp byte [CASE], 3
@@ -332,10 +356,13 @@ exit_handler:
     add rdx, rax
     vmwrite rsi, rdx
     jbe fail_vmwrite
+.resume:
     mov rax, [SAVE]
     mov rcx, [SAVE + 8]
     mov rdx, [SAVE + 16]
     mov rbx, [SAVE + 24]
+    mov rsi, [SAVE + 32]
+    mov rdi, [SAVE + 40]
     vmresume
     mov al, 0xe5                    ; VMRESUME failed
     out 0x1f, al

@@ -50,6 +50,17 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
       "io out 0x11 4 1e000000", // I/O instruction (30) for port 0x80
       "io out 0x12 4 40008000", // qualification: port 0x80, 1 byte, OUT, immediate (SDM Table 28-5)
       "io out 0x13 1 42", // L2's AL, read by L1 from the shared registers
+      // REP OUTSB to port 0x81: one exit per iteration (qualification: string, REP, port 0x81);
+      // L1 emulates each iteration and leaves RIP on the instruction until RCX is 0.
+      "io out 0x11 4 1e000000",
+      "io out 0x12 4 30008100",
+      "io out 0x13 1 61",
+      "io out 0x11 4 1e000000",
+      "io out 0x12 4 30008100",
+      "io out 0x13 1 62",
+      // REP OUTSB to port 0x19: not L1's, L0 emulates it for L2 (one userspace exit per byte).
+      "io out 0x19 1 61",
+      "io out 0x19 1 62",
       "io out 0x11 4 0c000000", // HLT (12)
       "io out 0x18 1 dd", // L1: VMCLEAR, VMXOFF succeeded
       "hlt",
@@ -60,6 +71,7 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     m.vcpu.cpuid(0, 0, t);
     const expected = new TextDecoder().decode(new Uint8Array(new Uint32Array([t[1]!, t[3]!, t[2]!]).buffer));
     expect(vendor).toBe(expected);
+    expect(new DataView(m.ram.buffer).getUint32(RESULT + 12, true)).toBe(0); // RCX after REP OUTSB
     // vmcs12 in L1's memory holds the last exit: HLT at L2's HLT instruction, 1 byte long.
     const v = vmcs12(m);
     expect(v.get32(F.VM_EXIT_REASON)).toBe(ExitReason.HLT);

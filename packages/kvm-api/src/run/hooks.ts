@@ -99,6 +99,8 @@ export class NonRootHooks implements Intercepts {
   abort: { reason: number; qualification: bigint; gpa: number } | null = null;
   /** Suppresses I/O exits for one instruction: the kernel emulates a string I/O by re-executing it. */
   emulatingIo = false;
+  /** Does L1 intercept this port for the running L2 (nested.ts)? String I/O exits only then. */
+  l1StringIo: (port: number, size: number) => boolean = () => false;
   cpu!: Cpu;
 
   constructor(
@@ -138,19 +140,28 @@ export class NonRootHooks implements Intercepts {
         // runs inline through the CPU's PortIo (GuestBus) without a VM exit per instruction. The
         // CPU's REP loop also decrements RCX when an iteration is intercepted, so an exit here
         // would lose an iteration (reported to cpu-x86).
-        if (this.emulatingIo || b !== 0) return false;
+        // For L2, string I/O to a port L1 intercepts exits (to be reflected to L1).
+        if (this.emulatingIo) return false;
         const port = a & 0xffff;
         const size = (a >>> 16) & 0xff;
         const input = (a >>> 24) & 1;
-        if (ioExit(v, this.mem, port, size) === NO_EXIT) return false;
-        const i = cpu.curInsn;
         const string = b !== 0;
+        if (string ? !this.l1StringIo(port, size) : ioExit(v, this.mem, port, size) === NO_EXIT) return false;
+        const i = cpu.curInsn;
         const rep = string && i !== null && (i.prefixes & (Prefix.REP | Prefix.REPNE)) !== 0;
         const imm = !string && i !== null && (i.opcode & 8) === 0;
-        return this.take(
+        this.take(
           ExitReason.IO_INSTRUCTION,
           BigInt(ioQualification(port, size, input === 1, string, rep, imm)),
         );
+        if (string && i !== null) {
+          // INS/OUTS instruction information (SDM Table 28-8, IA32_VMX_BASIC[54] = 1): address size
+          // and, for OUTS, the segment.
+          const seg = i.seg !== NO_SEG ? i.seg : 3;
+          this.exit.instructionInfo =
+            (((i.addrSize === 2 ? 0 : i.addrSize === 4 ? 1 : 2) << 7) | (seg << 15)) >>> 0;
+        }
+        return true;
       }
       case IK.RDMSR:
       case IK.WRMSR:

@@ -34,8 +34,10 @@ import {
   INTR_INFO_VALID,
   IntrType,
   in64BitMode,
+  ioExit,
   l1WantsExit,
   NMI_EXIT_INFO,
+  NO_EXIT,
   Pin,
   Proc,
   Proc2,
@@ -138,6 +140,8 @@ export class NestedVmx {
     new DataView(rev.buffer).setUint32(0, b.caps.config.revisionId, true);
     b.host.write(this.vmcs02, rev);
     this.mem = new L1PhysMemory(b);
+    b.hooks.l1StringIo = (port, size) =>
+      this.l2Active && ioExit(this.unit.vmcs, this.mem, port, size) !== NO_EXIT;
   }
 
   /**
