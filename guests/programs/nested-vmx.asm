@@ -22,6 +22,9 @@
 ;   4 reserved pin-based control bits set: 0x16=0x40, 0x17=7, HLT
 ;   5 64-bit host with HOST_CR4.PAE=0: 0x16=0x40, 0x17=8, HLT
 ;   6 GUEST_RFLAGS bit 1 clear: VM-entry failure: 0x11=0x80000021, 0x18=dd, HLT
+;   7 VMWRITE the dword count at 0x7000 of (field, value) qword pairs from 0x7008, then VMLAUNCH
+;   8 (irqchip + PIT) external-interrupt exiting with acknowledge on exit, L2 spins: 0x11=1,
+;     0x12=0x80000020 (vector 0x20 from the PIT through the 8259A), 0x18=dd
 bits 16
 org 0x1000
 
@@ -35,6 +38,7 @@ IOBITMAP_B  equ 0x26000
 L1_STACK    equ 0x28000
 HOST_STACK  equ 0x30000
 RESULT      equ 0x9000
+FUZZ        equ 0x7000
 SAVE        equ 0x9100
 
 start:
@@ -149,8 +153,50 @@ lm64:
     VMWR 0x6c04, rax                ; case 5: HOST_CR4 without PAE for a 64-bit host
 .c6:
     cmp byte [CASE], 6
-    jne .launch
+    jne .c7
     VMW 0x6820, 0                   ; case 6: GUEST_RFLAGS bit 1 clear
+.c7:
+    cmp byte [CASE], 7
+    jne .c8
+    mov rbx, FUZZ + 8               ; case 7: VMWRITE the (field, value) pairs the test put at FUZZ
+    mov r9d, [FUZZ]
+.fuzz:
+    test r9d, r9d
+    jz .launch
+    mov rdx, [rbx]
+    mov rax, [rbx + 8]
+    vmwrite rdx, rax                ; a VMfail (no such field, read-only) is fine here
+    add rbx, 16
+    dec r9d
+    jmp .fuzz
+.c8:
+    cmp byte [CASE], 8
+    jne .launch
+    mov al, 0x11                    ; case 8: 8259A ICW1-ICW4, vectors 0x20-0x27, only IRQ0 unmasked
+    out 0x20, al
+    mov al, 0x20
+    out 0x21, al
+    mov al, 4
+    out 0x21, al
+    mov al, 1
+    out 0x21, al
+    mov al, 0xfe
+    out 0x21, al
+    mov al, 0x34                    ; PIT channel 0, mode 2, count 0x400
+    out 0x43, al
+    xor al, al
+    out 0x40, al
+    mov al, 4
+    out 0x40, al
+    mov ecx, 0x48d
+    mov r8d, 1                      ; external-interrupt exiting
+    call adjust
+    VMWR 0x4000, rax
+    mov ecx, 0x48f
+    mov r8d, (1 << 9) | (1 << 15)   ; host address-space size, acknowledge interrupt on exit
+    call adjust
+    VMWR 0x400c, rax
+    VMW 0x681e, l2_spin
 .launch:
     vmlaunch
     call report                     ; VMfail: flags and error
@@ -289,6 +335,8 @@ l2_entry:
     hlt                             ; HLT exiting: exit to L1
     jmp $
 msg: db 0x61, 0x62
+l2_spin:
+    jmp l2_spin                     ; case 8: L2 spins with RFLAGS.IF = 0
 
 ; ---- L1's VM-exit handler (HOST_RIP) ----
 exit_handler:
@@ -310,6 +358,8 @@ exit_handler:
     je .io
     cmp edi, 12
     je .hlt
+    cmp edi, 1
+    je .intr
     mov al, 0xee
     out 0x1f, al
     hlt
@@ -340,6 +390,12 @@ exit_handler:
     dec qword [SAVE + 8]
     jnz .resume                     ; RCX not 0: L2 re-executes the REP OUTSB
     jmp .advance
+.intr:                              ; external interrupt: report the interruption information
+    mov esi, 0x4404                 ; VM_EXIT_INTR_INFO
+    vmread rdi, rsi
+    mov eax, edi
+    out 0x12, eax
+    jmp done
 .hlt:
     cmp byte [CASE], 3
     je case3
