@@ -24,6 +24,9 @@ export function prepareUnits(i: XInsn): boolean {
   }
   const mp = i.mandatory;
   switch (op) {
+    case Op.FWAIT:
+      i.fn = h(G.fwait);
+      return true;
     case Op.MOVUPS:
     case Op.MOVUPD:
     case Op.MOVAPS:

@@ -355,6 +355,7 @@ export function cmpxchg8b(c: C, i: I): void {
   const r = c.r;
   if (i.k === 0) {
     c.memAddr(i, 0, 8, true);
+    if (c.acCheck) c.checkAlign(c.la, 8);
     const lo = c.rd32(c.la, c.laHi);
     const a2 = (c.la + 4) | 0;
     const hi = c.rd32(a2, c.laHi);

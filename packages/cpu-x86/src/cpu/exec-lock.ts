@@ -63,6 +63,7 @@ export function lockedRmw(c: OpCpu, i: XInsn): boolean {
   if (i.op === Op.CMPXCHG16B) return false;
   c.memAddr(i, 0, sz, true);
   const la = c.la;
+  if (c.acCheck) c.checkAlign(la, sz);
   const off = la & 0xfff;
   if (off + sz > 4096) return false;
   c.probeWrite(la, c.laHi);

@@ -88,6 +88,8 @@ export function stringOp(c: Cpu, i: XInsn): void {
  * element loop (MMIO, tiny remainders). Leaves RIP on the instruction if the count is not exhausted.
  */
 function fastRep(c: Cpu, i: XInsn, k: number, sz: number, asz: number, srcSeg: number): boolean {
+  // Alignment checking (#AC) applies per element: the element loop does it.
+  if (c.acCheck && sz > 1) return false;
   const r = c.r;
   let budget = 65536;
   while (budget > 0) {

@@ -3,9 +3,11 @@
  * back into (memory operand, GPRs, flags, exceptions), the system pre-checks of SDM Vol. 3 2.5 /
  * Table 2-2 and Vol. 1 13.2 (#NM on CR0.TS, #UD on CR0.EM or CR4.OSFXSR clear, #GP on misaligned
  * 16-byte operands), and the SSE/MMX data moves the units leave to the executor (MOV*, PINSR*,
- * PEXTR*, EXTRACTPS).
+ * PEXTR*, EXTRACTPS); #MF for a pending x87 exception at the next waiting x87 or MMX instruction, and
+ * #AC for misaligned x87/SSE/MMX operands at CPL 3 with CR0.AM and RFLAGS.AC.
  *
- * Deviation: a pending unmasked x87 exception is not turned into #MF at the next waiting instruction.
+ * Deviation: with CR0.NE = 0 a pending x87 exception is not reported (the FERR# pin / IRQ13 of the
+ * PC-compatible scheme, SDM Vol. 1 D.1, is not modelled): the instruction runs as if none were pending.
  */
 import { Prefix } from "../decoder/insn.js";
 import type { FpuHost } from "../fpu/host.js";
@@ -29,6 +31,45 @@ const UNALIGNED = new Set<number>([
   Op.PCMPESTRM64,
 ]);
 
+/** The x87 instructions that do not wait: no #MF for a pending exception (SDM Vol. 1 8.3.12). */
+const NO_WAIT = new Set<number>([
+  Op.FNINIT,
+  Op.FNCLEX,
+  Op.FNSTSW,
+  Op.FNSTCW,
+  Op.FNSTENV,
+  Op.FNSAVE,
+  Op.FNENI,
+  Op.FNDISI,
+  Op.FNSETPM,
+]);
+
+/**
+ * Alignment an operand of `bytes` needs for #AC (SDM Vol. 3 Table 6-7): words 2, doublewords and
+ * singles 4, quadwords, doubles and extended reals 8, FSTENV/FSAVE images 2 (16-bit) or 4 (32-bit),
+ * 16-byte SSE operands 16 (the forms that allow misalignment too, as the host CPU shows; the others
+ * take #GP first). FXSAVE/XSAVE images have their own #GP rules and are not checked.
+ */
+function acAlignment(bytes: number): number {
+  switch (bytes) {
+    case 2:
+    case 14:
+    case 94:
+      return 2;
+    case 4:
+    case 28:
+    case 108:
+      return 4;
+    case 8:
+    case 10:
+      return 8;
+    case 16:
+      return 16;
+    default:
+      return 1;
+  }
+}
+
 /** The executor side of the x87/SIMD handlers' interface, for the instruction in `cur`. */
 export class FpuBridge implements FpuHost {
   cur: XInsn | null = null;
@@ -38,8 +79,12 @@ export class FpuBridge implements FpuHost {
     const c = this.c;
     const i = this.cur!;
     c.memAddr(i, 0, Math.min(bytes, 8), write);
-    if (bytes === 16 && (c.eaLo & 15) !== 0 && !UNALIGNED.has(i.op)) c.raise(Vec.GP, 0);
+    // #GP(0) for a misaligned 16-byte operand of the aligned forms, FXSAVE/FXRSTOR image (16) and
+    // XSAVE area (64), before any #AC (SDM Vol. 2 FXSAVE, XSAVE; the host CPU agrees).
+    const align = bytes === 16 ? (UNALIGNED.has(i.op) ? 0 : 16) : bytes === 512 ? 16 : bytes >= 576 ? 64 : 0;
+    if (align !== 0 && (c.eaLo & (align - 1)) !== 0) c.raise(Vec.GP, 0);
     if (bytes > 8) c.memAddr(i, 0, bytes, write);
+    if (c.acCheck) c.checkAlign(c.la, acAlignment(bytes));
   }
 
   readMem(bytes: number, buf: Uint8Array): boolean {
@@ -111,17 +156,30 @@ export class FpuBridge implements FpuHost {
   }
 }
 
-/** x87 instruction (D8-DF, FWAIT): #NM when CR0.EM or CR0.TS (SDM Vol. 3 Table 2-2). */
+/**
+ * #MF before a waiting x87 or MMX instruction while an unmasked x87 exception is pending (SW.ES) and
+ * CR0.NE = 1 (SDM Vol. 1 8.6, Vol. 3 6.15 Interrupt 16): a fault on that instruction; FIP/FDP still
+ * name the one that caused the exception.
+ */
+function pendingX87(c: Cpu): void {
+  if (c.cr0 & CR0.NE && c.fpUnits.x87.pendingException()) c.raise(Vec.MF);
+}
+
+/** x87 instruction (D8-DF): #NM when CR0.EM or CR0.TS (SDM Vol. 3 Table 2-2), then #MF. */
 export function x87Exec(c: Cpu, i: XInsn): void {
-  if (i.op === Op.FWAIT) {
-    if ((c.cr0 & (CR0.MP | CR0.TS)) === (CR0.MP | CR0.TS)) c.raise(Vec.NM);
-  } else if (c.cr0 & (CR0.EM | CR0.TS)) c.raise(Vec.NM);
+  if (c.cr0 & (CR0.EM | CR0.TS)) c.raise(Vec.NM);
+  if (!NO_WAIT.has(i.op)) pendingX87(c);
   const b = c.fpuBridge;
   b.cur = i;
   i.fpu!(c.fpUnits, b, i);
-  if (i.op !== Op.FWAIT)
-    c.fpUnits.x87.fop =
-      ((i.opcode & 7) << 8) | (i.hasModrm ? (i.mod << 6) | ((i.reg & 7) << 3) | (i.rm & 7) : 0);
+  c.fpUnits.x87.fop =
+    ((i.opcode & 7) << 8) | (i.hasModrm ? (i.mod << 6) | ((i.reg & 7) << 3) | (i.rm & 7) : 0);
+}
+
+/** FWAIT: #NM only when CR0.MP and CR0.TS are both set, then #MF; otherwise nothing (SDM Vol. 2 WAIT). */
+export function fwait(c: Cpu, _i: XInsn): void {
+  if ((c.cr0 & (CR0.MP | CR0.TS)) === (CR0.MP | CR0.TS)) c.raise(Vec.NM);
+  pendingX87(c);
 }
 
 /** An MMX form: no 66/F2/F3 mandatory prefix in the 0F map. */
@@ -138,6 +196,7 @@ function simdChecks(c: Cpu, i: XInsn): void {
   if (c.cr0 & CR0.EM) c.raise(Vec.UD);
   if (!isMmx(i) && (c.cr4 & CR4.OSFXSR) === 0) c.raise(Vec.UD);
   if (c.cr0 & CR0.TS) c.raise(Vec.NM);
+  if (isMmx(i)) pendingX87(c);
 }
 
 export function simdExec(c: Cpu, i: XInsn): void {

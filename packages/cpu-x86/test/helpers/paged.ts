@@ -19,12 +19,16 @@ export interface Fault {
 }
 
 export class PagedMachine {
-  readonly ram = new Uint8Array(8 << 20);
-  readonly dv = new DataView(this.ram.buffer);
-  readonly cpu = new Cpu({ memory: new FlatMemory(this.ram) });
+  readonly ram: Uint8Array;
+  readonly dv: DataView;
+  readonly cpu: Cpu;
   faults: Fault[] = [];
 
-  constructor(cpl: 0 | 3 = 0) {
+  /** `shared`: RAM in a SharedArrayBuffer (LOCK'd instructions then take the Atomics path). */
+  constructor(cpl: 0 | 3 = 0, shared = false) {
+    this.ram = new Uint8Array(shared ? new SharedArrayBuffer(8 << 20) : new ArrayBuffer(8 << 20));
+    this.dv = new DataView(this.ram.buffer);
+    this.cpu = new Cpu({ memory: new FlatMemory(this.ram) });
     this.w64(PML4, PDPT | PTE.P | PTE.W | PTE.U);
     this.w64(PDPT, PD | PTE.P | PTE.W | PTE.U);
     this.w64(PD, PT | PTE.P | PTE.W | PTE.U);
