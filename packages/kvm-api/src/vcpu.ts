@@ -50,6 +50,8 @@ export class Vcpu {
   /** The request/status header of kvm_run. */
   readonly runFields: KvmRunFields = freshRunFields();
   backend: VcpuBackend | undefined;
+  /** True while INIT must stay pending (set by the backend: nested VMX's root operation). */
+  initLatched: () => boolean = () => false;
   private regs: S.KvmRegs = S.resetRegs();
   private sregs: S.KvmSregs;
   private fpu: S.KvmFpu = S.resetFpu();
@@ -137,6 +139,8 @@ export class Vcpu {
   acceptEvents(): void {
     const l = this.lapic;
     if (!l?.pendingEvents) return;
+    // SDM 24.8: INIT is blocked in VMX root operation (KVM latches it); the backend says when.
+    if (l.pendingEvents & PENDING_INIT && this.initLatched()) return;
     if (l.pendingEvents & PENDING_INIT) {
       l.pendingEvents &= ~PENDING_INIT;
       this.initReset();

@@ -1,5 +1,6 @@
 import { ExitReason, F, VMCS_FIELDS, Vmcs } from "@tskvm/vmx";
 import { beforeAll, describe, expect, it } from "vitest";
+import { PENDING_INIT } from "../src/devices/lapic.js";
 import { nestedCaps } from "../src/run/nested.js";
 import { assemble, hasTool, type Machine, machine, realMode, runLog } from "./run-helpers.js";
 
@@ -189,6 +190,21 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     expect(keys).toMatch(/io out 0x17 4 08000000/);
     expect(keys).toMatch(/io out 0x11 4 21000080\|io out 0x18 1 dd/); // entry failure, bad guest state
     expect(keys).toMatch(/io out 0x11 4 0c000000\|io out 0x18 1 dd/); // L2 ran to its HLT
+  });
+
+  it("SDM 24.8/26.2: INIT exits from L2 to L1 and stays blocked in VMX root operation", () => {
+    const m = nestedMachine(0, true, true);
+    const stop = ["hlt", "shutdown", "internal-error", "io out 0x19 1 77"];
+    expect(runLog(m, {}, 40, stop).at(-1)).toBe("io out 0x19 1 77"); // L2 is running
+    m.vcpu.lapic!.pendingEvents |= PENDING_INIT;
+    expect(runLog(m, {}, 40, [...stop, "io out 0x1f 1 ee"])).toEqual([
+      "io out 0x11 4 03000000", // INIT signal (3), reflected to L1
+      "io out 0x1f 1 ee", // the test's L1 does not handle it
+    ]);
+    expect(m.backend.nested.l2Active).toBe(false);
+    // L1 runs on in VMX root operation: the INIT is latched, not a reset.
+    expect(m.vcpu.lapic!.pendingEvents & PENDING_INIT).toBe(PENDING_INIT);
+    expect(m.vcpu.getSregs().cs.selector).toBe(0x18);
   });
 
   it("without nested VMX: IA32_FEATURE_CONTROL's VMX bit is #GP and the VMX MSRs do not exist", () => {

@@ -49,6 +49,7 @@ import {
   type VmxPhysMemory,
   VmxUnit,
 } from "@tskvm/vmx";
+import { PENDING_INIT } from "../devices/lapic.js";
 import { KVM_EXIT_SHUTDOWN, type KvmExit } from "../exits.js";
 import type { VmxBackend } from "./engine.js";
 import { NestedCpuView } from "./nested-view.js";
@@ -142,6 +143,8 @@ export class NestedVmx {
     this.mem = new L1PhysMemory(b);
     b.hooks.l1StringIo = (port, size) =>
       this.l2Active && ioExit(this.unit.vmcs, this.mem, port, size) !== NO_EXIT;
+    // SDM 24.8: INIT is blocked in VMX root operation; in non-root operation it exits (26.2).
+    b.vcpu.initLatched = () => this.unit12?.inVmxOperation === true;
   }
 
   /**
@@ -546,6 +549,9 @@ export class NestedVmx {
     const b = this.b;
     const vcpu = b.vcpu;
     if (b.entryEventPending()) return null;
+    // 26.2: INIT in VMX non-root operation exits unconditionally; it stays latched for L1.
+    if ((vcpu.lapic?.pendingEvents ?? 0) & PENDING_INIT)
+      return this.exitToL1({ reason: ExitReason.INIT_SIGNAL });
     const pin12 = this.unit.vmcs.get32(F.PIN_BASED_VM_EXEC_CONTROL);
     if (vcpu.hasNmi() && pin12 & Pin.NMI_EXITING) {
       vcpu.acknowledgeNmi();
