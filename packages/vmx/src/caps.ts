@@ -79,6 +79,8 @@ export interface VmxConfig {
   disabledProc: number;
   disabledExit: number;
   disabledEntry: number;
+  /** The wait-for-SIPI activity state is supported (IA32_VMX_MISC bit 8). */
+  waitForSipi: boolean;
 }
 
 /** Our VMCS revision id: an arbitrary 31-bit value that no Intel part uses ("tsk"). */
@@ -98,6 +100,7 @@ export const DEFAULT_VMX_CONFIG: VmxConfig = {
   disabledProc: 0,
   disabledExit: 0,
   disabledEntry: 0,
+  waitForSipi: true,
 };
 
 /** Every pin-based control implemented here. */
@@ -247,7 +250,7 @@ export class VmxCaps {
     // exit-information fields fails; bit 30 = 0: software events need instruction length >= 1.
     this.msrs.set(
       M.MISC,
-      BigInt((c.preemptionTimerRate & 0x1f) | (1 << 5) | (1 << 6) | (1 << 8) | (4 << 16)),
+      BigInt((c.preemptionTimerRate & 0x1f) | (1 << 5) | (1 << 6) | (c.waitForSipi ? 1 << 8 : 0) | (4 << 16)),
     );
     this.msrs.set(M.CR0_FIXED0, BigInt(this.cr0Fixed0));
     this.msrs.set(M.CR0_FIXED1, BigInt(this.cr0Fixed1));

@@ -177,6 +177,15 @@ describe("nested VMX: helpers", () => {
     expect(caps.eptVpidCapHi & 1).toBe(1);
   });
 
+  it("A.6/27.3.1.5: without wait-for-SIPI in IA32_VMX_MISC, a guest in that state fails entry", () => {
+    const r = rig(new VmxCaps({ waitForSipi: false }));
+    expect(r.caps.readMsr(VmxMsr.MISC)! & 0x100n).toBe(0n);
+    validVmcs(r);
+    r.unit.vmcs.set32(F.GUEST_ACTIVITY_STATE, 3);
+    expect(r.unit.vmlaunch().kind).toBe("entry-failed");
+    expect(r.unit.vmcs.get32(F.VM_EXIT_REASON)).toBe(0x80000021);
+  });
+
   it("27.2.1.3: event type 7 (other event) is an invalid injection without the monitor trap flag", () => {
     const r = rig(new VmxCaps({ disabledProc: Proc.MONITOR_TRAP_FLAG }));
     validVmcs(r);

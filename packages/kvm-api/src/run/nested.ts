@@ -90,6 +90,8 @@ export function nestedCaps(physAddrBits: number): VmxCaps {
     disabledProc: Proc.USE_TSC_OFFSETTING | Proc.USE_TPR_SHADOW | Proc.MONITOR_TRAP_FLAG,
     disabledProc2: IMPLEMENTED_PROC2 & ~L1_PROC2,
     disabledExit: ExitCtl.SAVE_PREEMPTION_TIMER,
+    // The run loop keeps wait-for-SIPI as an MP state of the vCPU, not as a state L2 can be in.
+    waitForSipi: false,
   });
 }
 
@@ -506,10 +508,8 @@ export class NestedVmx {
       qualification: v.get64(F.EXIT_QUALIFICATION),
       intrInfo: v.get32(F.VM_EXIT_INTR_INFO),
       intrErrorCode: v.get32(F.VM_EXIT_INTR_ERROR_CODE),
-      gpr: (n) => {
-        const r = this.b.cpu.r;
-        return (BigInt(r[n * 2 + 1]! >>> 0) << 32n) | BigInt(r[n * 2]! >>> 0);
-      },
+      // L2's register as the instruction used it: 32 bits outside 64-bit mode.
+      gpr: (n) => this.gpr(n),
     });
   }
 
