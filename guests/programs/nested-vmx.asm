@@ -8,7 +8,8 @@
 ; exit reason on port 0x11, emulates CPUID, reports the I/O exit qualification (0x12) and L2's AL or
 ; the OUTSB byte it emulates (0x13), steps L2's RIP by the exit instruction length, VMRESUMEs.
 ;
-; Ports: 0x11 exit reason (4), 0x12 I/O qualification (4), 0x13 L2's AL (1), 0x15 exception vector
+; Ports: 0x11 exit reason (4), 0x12 exit qualification (4), 0x13 L2's AL (1), 0x14 guest-physical
+; address (4), 0x15 exception vector
 ; in L1 (1, then HLT), 0x16 RFLAGS & 0x8d5 after a VMX instruction (4), 0x17 VM-instruction error (4),
 ; 0x18 = 0xdd done (then HLT), 0x1f unexpected failure step (1, then HLT).
 ;
@@ -25,6 +26,10 @@
 ;   7 VMWRITE the dword count at 0x7000 of (field, value) qword pairs from 0x7008, then VMLAUNCH
 ;   8 (irqchip + PIT) external-interrupt exiting with acknowledge on exit, L2 spins: 0x11=1,
 ;     0x12=0x80000020 (vector 0x20 from the PIT through the 8259A), 0x18=dd
+;   9 EPT for L2: its store to GPA 6 MiB lands at L1's 2 MiB; its read of GPA 0x200010 is an EPT
+;     violation: 0x11=48, 0x12=qualification, 0x14=0x200010 (guest-physical address), 0x18=dd
+;  10 L2 clears CR4.VMXE: #GP in L2 (its handler, L1's code: 0x15=13), HLT in the handler exits to
+;     L1: 0x11=12, 0x18=dd
 bits 16
 org 0x1000
 
@@ -39,6 +44,7 @@ L1_STACK    equ 0x28000
 HOST_STACK  equ 0x30000
 RESULT      equ 0x9000
 FUZZ        equ 0x7000
+EPT_PML4    equ 0x40000
 SAVE        equ 0x9100
 
 start:
@@ -66,6 +72,7 @@ pm32:
     mov dword [0x11000], 0x12003
     mov dword [0x12000], 0x000083
     mov dword [0x12008], 0x200083
+    mov dword [0x12018], 0x600083   ; 6 MiB: not RAM for L1, L2's EPT maps it (case 9)
     mov eax, cr4
     or eax, 0x20
     mov cr4, eax
@@ -171,7 +178,7 @@ lm64:
     jmp .fuzz
 .c8:
     cmp byte [CASE], 8
-    jne .launch
+    jne .c9
     mov al, 0x11                    ; case 8: 8259A ICW1-ICW4, vectors 0x20-0x27, only IRQ0 unmasked
     out 0x20, al
     mov al, 0x20
@@ -197,6 +204,32 @@ lm64:
     call adjust
     VMWR 0x400c, rax
     VMW 0x681e, l2_spin
+.c9:
+    cmp byte [CASE], 9
+    jne .c10
+    ; case 9: EPT for L2 at 0x40000: GPA 0-2 MiB identity, 2-4 MiB not present, 6-8 MiB -> 2 MiB
+    mov edi, EPT_PML4
+    mov ecx, 0xc00
+    xor eax, eax
+    rep stosd
+    mov dword [EPT_PML4], EPT_PML4 + 0x1007
+    mov dword [EPT_PML4 + 0x1000], EPT_PML4 + 0x2007
+    mov dword [EPT_PML4 + 0x2000], 0x0000b7        ; 2 MiB page, WB, RWX
+    mov dword [EPT_PML4 + 0x2000 + 3 * 8], 0x2000b7
+    mov ecx, 0x48e
+    mov r8d, (1 << 7) | (1 << 25) | (1 << 31)      ; + activate secondary controls
+    call adjust
+    VMWR 0x4002, rax
+    mov ecx, 0x48b
+    mov r8d, 1 << 1                                ; enable EPT
+    call adjust
+    VMWR 0x401e, rax
+    VMW 0x201a, EPT_PML4 | (3 << 3) | 6            ; EPTP: 4 levels, WB
+    VMW 0x681e, l2_ept
+.c10:
+    cmp byte [CASE], 10
+    jne .launch
+    VMW 0x681e, l2_vmxe             ; case 10
 .launch:
     vmlaunch
     call report                     ; VMfail: flags and error
@@ -337,6 +370,15 @@ l2_entry:
 msg: db 0x61, 0x62
 l2_spin:
     jmp l2_spin                     ; case 8: L2 spins with RFLAGS.IF = 0
+l2_ept:                             ; case 9: through L1's EPT
+    mov dword [0x600000], 0x600dcafe    ; L2 GPA 6 MiB = L1 GPA 2 MiB
+    mov eax, [0x200010]             ; not present in L1's EPT: EPT violation to L1
+    hlt
+l2_vmxe:                            ; case 10: CR4.VMXE is fixed to 1 in VMX non-root operation
+    mov rax, cr4
+    btr eax, 13
+    mov cr4, rax                    ; #GP in L2 (L1's IDT: port 0x15), then its HLT exits to L1
+    hlt
 
 ; ---- L1's VM-exit handler (HOST_RIP) ----
 exit_handler:
@@ -360,6 +402,8 @@ exit_handler:
     je .hlt
     cmp edi, 1
     je .intr
+    cmp edi, 48
+    je .ept
     mov al, 0xee
     out 0x1f, al
     hlt
@@ -395,6 +439,16 @@ exit_handler:
     vmread rdi, rsi
     mov eax, edi
     out 0x12, eax
+    jmp done
+.ept:                               ; EPT violation: qualification and guest-physical address
+    mov esi, 0x6400
+    vmread rdi, rsi
+    mov eax, edi
+    out 0x12, eax
+    mov esi, 0x2400                 ; GUEST_PHYSICAL_ADDRESS
+    vmread rdi, rsi
+    mov eax, edi
+    out 0x14, eax
     jmp done
 .hlt:
     cmp byte [CASE], 3

@@ -192,6 +192,37 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     expect(keys).toMatch(/io out 0x11 4 0c000000\|io out 0x18 1 dd/); // L2 ran to its HLT
   });
 
+  it("EPT on EPT: L2's guest-physical addresses go through L1's EPT; its violations exit to L1", () => {
+    const m = nestedMachine(9);
+    const log = runLog(m);
+    expect(log).toEqual([
+      "io out 0x11 4 30000000", // EPT violation (48)
+      log[1], // qualification, checked below
+      "io out 0x14 4 10002000", // guest-physical address 0x200010
+      "io out 0x18 1 dd",
+      "hlt",
+    ]);
+    // SDM Table 28-7: a data read (bit 0), not present (bits 5:3 = 0), linear address valid (7) and
+    // the access was to the translated address, not a paging structure (8).
+    const qual = Number.parseInt(log[1]!.split(" ")[4]!.match(/../g)!.reverse().join(""), 16);
+    expect(qual & 0x1bf).toBe(0x181);
+    // L2's store to its GPA 6 MiB landed at L1's 2 MiB (L1's EPT maps one to the other).
+    expect(new DataView(m.ram.buffer).getUint32(0x200000, true)).toBe(0x600dcafe);
+    // vmcs12 is still current (cached by L1's VMX unit; no VMCLEAR in this case).
+    const v = m.backend.nested.unit.vmcs;
+    expect(v.get64(F.GUEST_PHYSICAL_ADDRESS)).toBe(0x200010n);
+    expect(v.get64(F.GUEST_LINEAR_ADDRESS)).toBe(0x200010n);
+  });
+
+  it("SDM 24.8: L2 clearing CR4.VMXE (a VMX fixed-1 bit L1 does not intercept) is #GP in L2", () => {
+    expect(runLog(nestedMachine(10))).toEqual([
+      "io out 0x15 1 0d", // L2's #GP handler (it shares L1's IDT); port 0x15 is not L1's
+      "io out 0x11 4 0c000000", // the handler's HLT exits to L1
+      "io out 0x18 1 dd",
+      "hlt",
+    ]);
+  });
+
   it("SDM 24.8/26.2: INIT exits from L2 to L1 and stays blocked in VMX root operation", () => {
     const m = nestedMachine(0, true, true);
     const stop = ["hlt", "shutdown", "internal-error", "io out 0x19 1 77"];

@@ -8,7 +8,7 @@
  * Also here: moving the guest-state area between two VMCSs (the guest of vmcs01 becomes the guest of
  * vmcs02 and back), and merging the CR0/CR4 read shadows.
  */
-import { ExitReason, IntrType, Proc } from "./controls";
+import { ExitReason, IntrType, Proc, Proc2 } from "./controls";
 import { F, FieldType, VMCS_FIELDS } from "./fields";
 import type { VmxPhysMemory } from "./iface";
 import {
@@ -33,6 +33,7 @@ import {
   NO_EXIT,
   nmiExits,
   pauseExit,
+  proc2Of,
   rdpmcExit,
   rdrandExit,
   rdseedExit,
@@ -99,8 +100,9 @@ const BY_CONTROL = new Map<number, (v: Vmcs) => number>([
 
 /**
  * Does L1 want this L2 exit (SDM chapter 26 asked against vmcs12)? `mem` is L1's guest-physical
- * memory, where vmcs12's I/O and MSR bitmaps live. Exit reasons L1 cannot have enabled (EPT,
- * APIC access, preemption timer, MTF: not offered to L1) and external interrupts (L0's own) are L0's.
+ * memory, where vmcs12's I/O and MSR bitmaps live. EPT exits are L1's when vmcs12 enables EPT (L0
+ * then walks L1's EPT for L2). Exit reasons L1 cannot have enabled (APIC access, preemption timer,
+ * MTF: not offered to L1) and external interrupts (L0's own) are L0's.
  */
 export function l1WantsExit(v12: Vmcs, mem: VmxPhysMemory, e: L2Exit): boolean {
   const r = e.reason;
@@ -127,9 +129,12 @@ export function l1WantsExit(v12: Vmcs, mem: VmxPhysMemory, e: L2Exit): boolean {
     case ExitReason.RDMSR:
     case ExitReason.WRMSR:
       return msrExit(v12, mem, Number(e.gpr(1) & 0xffffffffn), r === ExitReason.WRMSR) !== NO_EXIT;
-    case ExitReason.EXTERNAL_INTERRUPT:
     case ExitReason.EPT_VIOLATION:
     case ExitReason.EPT_MISCONFIG:
+      // With EPT in vmcs12, L2's guest-physical addresses go through L1's EPT first: a violation or
+      // misconfiguration there is L1's (L0's own mappings of L1's memory never fault for RAM).
+      return (proc2Of(v12) & Proc2.ENABLE_EPT) !== 0;
+    case ExitReason.EXTERNAL_INTERRUPT:
     case ExitReason.VMFUNC:
     case ExitReason.APIC_ACCESS:
     case ExitReason.TPR_BELOW_THRESHOLD:

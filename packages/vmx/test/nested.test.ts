@@ -141,6 +141,16 @@ describe("nested VMX: does L1 want an exit from L2 (SDM ch. 26 against vmcs12)",
     expect(l1WantsExit(v, mem, exit(ExitReason.EPT_VIOLATION))).toBe(false);
     expect(l1WantsExit(v, mem, exit(ExitReason.EPT_MISCONFIG))).toBe(false);
   });
+
+  it("EPT exits are L1's when vmcs12 enables EPT (L2's addresses went through L1's EPT)", () => {
+    const v = vmcs12(Proc.ACTIVATE_SECONDARY);
+    v.set32(F.SECONDARY_VM_EXEC_CONTROL, Proc2.ENABLE_EPT);
+    expect(l1WantsExit(v, mem, exit(ExitReason.EPT_VIOLATION))).toBe(true);
+    expect(l1WantsExit(v, mem, exit(ExitReason.EPT_MISCONFIG))).toBe(true);
+    // "Enable EPT" without "activate secondary controls" is not in effect.
+    v.set32(F.CPU_BASED_VM_EXEC_CONTROL, 0);
+    expect(l1WantsExit(v, mem, exit(ExitReason.EPT_VIOLATION))).toBe(false);
+  });
 });
 
 describe("nested VMX: helpers", () => {

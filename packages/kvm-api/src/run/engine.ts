@@ -59,7 +59,8 @@ export interface VmxBackendOptions {
 class EptTranslator implements Translator {
   linLo = 0;
   linHi = 0;
-  constructor(readonly mmu: Mmu) {}
+  /** The walker in use: L0's EPT over guest paging, or for L2 with nested EPT L1's (nested.ts). */
+  constructor(public mmu: Mmu) {}
   translate(linLo: number, linHi: number, access: number, out: TranslateResult): boolean {
     if (this.mmu.translate(linLo, linHi, access, out)) return true;
     if (out.fault === TranslateFault.EXIT) {
@@ -396,7 +397,7 @@ export class VmxBackend implements VcpuBackend {
         }
         case RunExit.TRANSLATION: {
           const t = this.translator;
-          const m = this.mmu;
+          const m = t.mmu;
           this.vmExit({
             reason: m.exitReason,
             qualification: BigInt(m.exitQual >>> 0),

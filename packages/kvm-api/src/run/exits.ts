@@ -450,8 +450,10 @@ export class ExitHandlers {
       return null;
     }
     if (cr !== 0 && cr !== 4) return b.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(qual)]);
-    // kvm_set_cr4(): CR4.VMXE only with nested VMX exposed.
-    if (cr === 4 && lo & Number(CR4_HOST_OWNED) && !b.nested.allowed()) {
+    // kvm_set_cr4(): CR4.VMXE only with nested VMX exposed; L2 keeps its VMX fixed bits.
+    const l2Bad =
+      b.nested.l2Active && !b.nested.crWriteAllowed(cr, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
+    if (l2Bad || (cr === 4 && lo & Number(CR4_HOST_OWNED) && !b.nested.allowed())) {
       this.injectException(13, 0);
       return null;
     }

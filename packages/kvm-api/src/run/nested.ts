@@ -16,11 +16,15 @@
  *   information into vmcs12 and loads vmcs12's host state; the guest-state area moves back to
  *   vmcs01. Otherwise L0 handles the exit for L2 and resumes it.
  *
- * Limits (README "Nested VMX"): L1 gets no EPT, unrestricted guest, VMCS shadowing, TPR shadow,
- * APIC virtualization, TSC offsetting/scaling, MTF or preemption timer (the capability MSRs say so,
- * so VM entry refuses them with VMfailValid 7); L2 shares L1's guest-physical space. No L3.
+ * - With EPT in vmcs12, L2 runs with L0's CPU translating through a second walker over L1's EPT
+ *   (EPT on EPT: L0's own EPT is an identity map of L1's memory, so the composition is L1's EPT).
+ *
+ * Limits (README "Nested VMX"): L1 gets no unrestricted guest, VMCS shadowing, VM functions, TPR
+ * shadow, APIC virtualization, TSC offsetting/scaling, MTF or preemption timer (the capability MSRs
+ * say so, so VM entry refuses them with VMfailValid 7). No L3.
  */
 import { Access, TranslateFault, type TranslateResult } from "@tskvm/cpu-x86";
+import { Mmu } from "@tskvm/mmu-ept";
 import {
   canonical,
   copyGuestState,
@@ -52,11 +56,13 @@ import {
 import { PENDING_INIT } from "../devices/lapic.js";
 import { KVM_EXIT_SHUTDOWN, type KvmExit } from "../exits.js";
 import type { VmxBackend } from "./engine.js";
+import { HostMemory, WalkMemory } from "./host-memory.js";
 import { NestedCpuView } from "./nested-view.js";
 import { CR0_HOST_OWNED, CR4_HOST_OWNED, EXCEPTION_BITMAP_BASE, setIa32eEntry } from "./vmcs-setup.js";
 
 /** Secondary controls L1 may use for L2: those L0 can give it without EPT of its own. */
 const L1_PROC2 =
+  Proc2.ENABLE_EPT |
   Proc2.ENABLE_RDTSCP |
   Proc2.ENABLE_VPID |
   Proc2.WBINVD_EXITING |
@@ -75,6 +81,9 @@ const L1_PROC_EXITS =
   Proc.CR3_STORE_EXITING |
   Proc.MOV_DR_EXITING |
   Proc.PAUSE_EXITING;
+
+/** CR0.PE and PG: fixed to 1 for L2 (IA32_VMX_CR0_FIXED0 without unrestricted guest). */
+const CR0_FIXED_L2 = 0x80000001n;
 
 /** VPID vmcs02 runs L2 with (L1 runs with 1): the CPU's TLB is dropped on every switch anyway. */
 const L2_VPID = 2;
@@ -135,6 +144,7 @@ export class NestedVmx {
     errorCode: 0,
   };
   private readonly cpuidOut = new Uint32Array(4);
+  private l2Mmu: Mmu | null = null;
 
   constructor(private readonly b: VmxBackend) {
     this.vmcs01 = b.unit.currentPointer;
@@ -454,8 +464,11 @@ export class NestedVmx {
     const proc2_12 = proc12 & Proc.ACTIVATE_SECONDARY ? v12.get32(F.SECONDARY_VM_EXEC_CONTROL) : 0;
     v.set32(
       F.SECONDARY_VM_EXEC_CONTROL,
-      (v.get32(F.SECONDARY_VM_EXEC_CONTROL) & ~(Proc2.ENABLE_RDTSCP | Proc2.ENABLE_INVPCID)) |
-        (proc2_12 & L1_PROC2 & ~Proc2.ENABLE_VPID),
+      // No unrestricted guest for L2 (not offered to L1): PE and PG stay 1, so L2's linear
+      // addresses always go through its paging and, with nested EPT, through L1's EPT.
+      (v.get32(F.SECONDARY_VM_EXEC_CONTROL) &
+        ~(Proc2.ENABLE_RDTSCP | Proc2.ENABLE_INVPCID | Proc2.UNRESTRICTED_GUEST)) |
+        (proc2_12 & L1_PROC2 & ~(Proc2.ENABLE_VPID | Proc2.ENABLE_EPT)),
     );
     v.set32(F.VIRTUAL_PROCESSOR_ID, L2_VPID);
     v.set32(F.CR3_TARGET_COUNT, v12.get32(F.CR3_TARGET_COUNT));
@@ -463,13 +476,23 @@ export class NestedVmx {
     v.set32(F.EXCEPTION_BITMAP, EXCEPTION_BITMAP_BASE | v12.get32(F.EXCEPTION_BITMAP));
     v.set32(F.PAGE_FAULT_ERROR_CODE_MASK, v12.get32(F.PAGE_FAULT_ERROR_CODE_MASK));
     v.set32(F.PAGE_FAULT_ERROR_CODE_MATCH, v12.get32(F.PAGE_FAULT_ERROR_CODE_MATCH));
-    v.set64(F.CR0_GUEST_HOST_MASK, CR0_HOST_OWNED | v12.get64(F.CR0_GUEST_HOST_MASK));
+    v.set64(F.CR0_GUEST_HOST_MASK, CR0_HOST_OWNED | CR0_FIXED_L2 | v12.get64(F.CR0_GUEST_HOST_MASK));
     v.set64(F.CR4_GUEST_HOST_MASK, CR4_HOST_OWNED | v12.get64(F.CR4_GUEST_HOST_MASK));
     view.level = "l2";
     view.l2Cr0 = l2Cr0;
     view.l2Cr4 = l2Cr4;
     view.mergeShadow(0);
     view.mergeShadow(4);
+    // EPT on EPT: L2's guest-physical addresses go through L1's EPT (vmcs12's EPTP, walked in L1's
+    // memory with L1's MAXPHYADDR, so it can never name L0's private window) and the result is an
+    // L1 guest-physical address, which L0's own map sends to RAM or MMIO as for L1 (the identity
+    // EPT of L0 composes trivially). vmcs02 keeps L0's EPTP for its own entry checks.
+    if (proc2_12 & Proc2.ENABLE_EPT) {
+      const eptp = v12.get64(F.EPT_POINTER);
+      const m = this.mmu12();
+      m.setEptp({ lo: Number(eptp & 0xffffffffn) | 0, hi: Number(eptp >> 32n) | 0 });
+      b.translator.mmu = m;
+    }
     // 27.6: vmcs12's event injection is delivered by vmcs02's entry.
     const inj = v12.get32(F.VM_ENTRY_INTR_INFO_FIELD);
     v.set32(F.VM_ENTRY_INTR_INFO_FIELD, inj & INTR_INFO_VALID ? inj : 0);
@@ -496,8 +519,19 @@ export class NestedVmx {
     v.set64(F.CR4_READ_SHADOW, view.l2Cr4);
     setIa32eEntry(v, (v.get64(F.GUEST_IA32_EFER) & 0x400n) !== 0n);
     v.set32(F.VM_ENTRY_INTR_INFO_FIELD, 0);
+    b.translator.mmu = b.mmu;
     b.cpu.flushTranslations();
     return r.kind === "abort" ? { kind: "shutdown", reason: KVM_EXIT_SHUTDOWN } : null;
+  }
+
+  /** The walker for L2 under L1's EPT: guest paging over L1's EPT, in L1's RAM only. */
+  private mmu12(): Mmu {
+    if (this.l2Mmu === null)
+      this.l2Mmu = new Mmu(this.b.cpu, new WalkMemory(this.b.vcpu.vm.memory, new HostMemory()), {
+        tlb: false,
+        maxPhyAddr: this.caps.physAddrBits,
+      });
+    return this.l2Mmu;
   }
 
   /** Does L1 want the exit L0 just took from L2? */
@@ -527,6 +561,7 @@ export class NestedVmx {
       instructionLength: v.get32(F.VM_EXIT_INSTRUCTION_LEN),
       instructionInfo: v.get32(F.VMX_INSTRUCTION_INFO),
       guestLinear: v.get64(F.GUEST_LINEAR_ADDRESS),
+      guestPhysical: v.get64(F.GUEST_PHYSICAL_ADDRESS),
     });
   }
 
@@ -581,6 +616,15 @@ export class NestedVmx {
       this.unit.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL) &
       (Proc.INTR_WINDOW_EXITING | Proc.NMI_WINDOW_EXITING);
     v.set32(F.CPU_BASED_VM_EXEC_CONTROL, v.get32(F.CPU_BASED_VM_EXEC_CONTROL) | want);
+  }
+
+  /**
+   * A MOV to CR0/CR4 by L2 that L1 does not intercept and L0 completes: false when it would clear a
+   * bit the VMX fixed-0 MSRs L1 sees keep at 1 (PE, NE, PG; VMXE), which is #GP (SDM 24.8, 26.3).
+   */
+  crWriteAllowed(cr: number, value: bigint): boolean {
+    const fixed0 = cr === 0 ? BigInt(this.caps.cr0Fixed0) : cr === 4 ? BigInt(this.caps.cr4Fixed0) : 0n;
+    return (value & fixed0) === fixed0;
   }
 
   /** L0 completed a MOV to CR0/CR4 for L2: L2's own value, and the merged read shadow. */
