@@ -28,6 +28,8 @@
 ;     0x12=0x80000020 (vector 0x20 from the PIT through the 8259A), 0x18=dd
 ;   9 EPT for L2: its store to GPA 6 MiB lands at L1's 2 MiB; its read of GPA 0x200010 is an EPT
 ;     violation: 0x11=48, 0x12=qualification, 0x14=0x200010 (guest-physical address), 0x18=dd
+;  11 VMPTRLD with its operand on an unmapped page: 0x15=14 (#PF in L1, CR2 = 0x800000), HLT
+;  12 VMPTRLD with a non-canonical operand: 0x15=13 (#GP), HLT
 ;  10 L2 clears CR4.VMXE: #GP in L2 (its handler, L1's code: 0x15=13), HLT in the handler exits to
 ;     L1: 0x11=12, 0x18=dd
 bits 16
@@ -137,6 +139,15 @@ lm64:
     mov [VMCS_B], eax
     vmxon [vmxon_ptr]
     CHECK vmxon
+    cmp byte [CASE], 11
+    jne .c12
+    vmptrld [0x800000]              ; case 11: operand on a page L1's paging does not map: #PF
+.c12:
+    cmp byte [CASE], 12
+    jne .c0
+    mov rax, 0x8000000000000000
+    vmptrld [rax]                   ; case 12: non-canonical operand: #GP(0)
+.c0:
     vmclear [vmcs_a_ptr]
     CHECK vmclear
     vmptrld [vmcs_a_ptr]

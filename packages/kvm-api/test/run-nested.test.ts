@@ -96,6 +96,13 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     expect(runLog(nestedMachine(1))).toEqual(["io out 0x15 1 06", "hlt"]);
   });
 
+  it("SDM 31.3: a VMX instruction's memory operand faults in L1 (#PF with CR2, #GP non-canonical)", () => {
+    const pf = nestedMachine(11);
+    expect(runLog(pf)).toEqual(["io out 0x15 1 0e", "hlt"]);
+    expect(pf.vcpu.getSregs().cr2).toBe(0x800000n);
+    expect(runLog(nestedMachine(12))).toEqual(["io out 0x15 1 0d", "hlt"]);
+  });
+
   it("SDM 31.3 VMPTRLD: a region with a foreign revision id is VMfailValid(11)", () => {
     expect(runLog(nestedMachine(2))).toEqual(["io out 0x16 4 40000000", "io out 0x17 4 0b000000", "hlt"]);
   });
