@@ -30,6 +30,7 @@ export const CPUID_1_ECX_BASE =
   (1 << 13) | // CMPXCHG16B
   (1 << 22) | // MOVBE
   (1 << 23) | // POPCNT
+  (1 << 26) | // XSAVE (x87 and SSE components; OSXSAVE, bit 27, follows CR4.OSXSAVE)
   (1 << 30); // RDRAND
 export const CPUID_7_EBX_BASE =
   (1 << 0) | // FSGSBASE
@@ -37,6 +38,13 @@ export const CPUID_7_EBX_BASE =
   (1 << 9) | // ERMS (REP MOVSB/STOSB)
   (1 << 18) | // RDSEED
   (1 << 20); // SMAP (and STAC/CLAC)
+/** CPUID.1:ECX.XSAVE. */
+export const CPUID_1_ECX_XSAVE = 1 << 26;
+/** CPUID.(0DH,1):EAX: XSAVEOPT (bit 0) and XSAVEC with the compacted XRSTOR (bit 1). */
+export const CPUID_D1_EAX_XSAVEOPT = 1 << 0;
+export const CPUID_D1_EAX_XSAVEC = 1 << 1;
+/** Bytes of an XSAVE area holding the legacy region (x87, SSE) and the header (SDM Vol. 1 13.4). */
+const XSAVE_AREA_LEGACY = 576;
 /** CPUID.(7,0):EBX.SMAP. */
 export const CPUID_7_EBX_SMAP = 1 << 20;
 /**
@@ -81,8 +89,10 @@ export class CpuidModel {
   physBits = 40;
   linBits = 48;
   maxLeaf = 0xd;
-  /** XCR0 bits supported (x87, SSE). XSAVE itself is not advertised in CPUID.1:ECX yet. */
+  /** XCR0 bits supported (x87, SSE): CPUID.(0DH,0):EAX. */
   xcr0Mask = 3;
+  /** CPUID.(0DH,1):EAX: the XSAVE instructions beyond XSAVE/XRSTOR (no XGETBV ECX=1, no XSAVES). */
+  xsaveExtensions = CPUID_D1_EAX_XSAVEOPT | CPUID_D1_EAX_XSAVEC;
 
   private str4(s: string, at: number): number {
     let v = 0;
@@ -108,7 +118,7 @@ export class CpuidModel {
       case 1:
         out.eax = this.signature;
         out.ebx = (this.apicId << 24) | (1 << 16) | (8 << 8); // CLFLUSH line 8*8 = 64 bytes
-        out.ecx = this.features1Ecx | (osxsave ? 1 << 27 : 0);
+        out.ecx = this.features1Ecx | (osxsave && this.features1Ecx & CPUID_1_ECX_XSAVE ? 1 << 27 : 0);
         out.edx = this.features1Edx;
         return;
       case 7:
@@ -119,9 +129,16 @@ export class CpuidModel {
         }
         return;
       case 0xd:
+        // SDM Vol. 1 13.2: sub-leaf 0 = supported XCR0 bits and area sizes (for the enabled and for
+        // all supported components: the legacy region and header, x87 and SSE living in the former);
+        // sub-leaf 1 = XSAVEOPT/XSAVEC and the compacted size. Components 0 and 1 have no sub-leaf.
+        if ((this.features1Ecx & CPUID_1_ECX_XSAVE) === 0) return;
         if (sub === 0) {
           out.eax = this.xcr0Mask;
-          out.ebx = out.ecx = 576;
+          out.ebx = out.ecx = XSAVE_AREA_LEGACY;
+        } else if (sub === 1) {
+          out.eax = this.xsaveExtensions;
+          out.ebx = XSAVE_AREA_LEGACY;
         }
         return;
       case 0x80000000:

@@ -27,6 +27,17 @@ export function prepareUnits(i: XInsn): boolean {
     case Op.FWAIT:
       i.fn = h(G.fwait);
       return true;
+    case Op.XSAVE:
+    case Op.XSAVE64:
+    case Op.XSAVEOPT:
+    case Op.XSAVEOPT64:
+    case Op.XSAVEC:
+    case Op.XSAVEC64:
+    case Op.XRSTOR:
+    case Op.XRSTOR64:
+      i.fpu = SIMD_HANDLERS[op]!;
+      i.fn = h(G.xsaveExec);
+      return true;
     case Op.MOVUPS:
     case Op.MOVUPD:
     case Op.MOVAPS:

@@ -13,6 +13,7 @@ import { Prefix } from "../decoder/insn.js";
 import type { FpuHost } from "../fpu/host.js";
 import { Op } from "../generated/ops.js";
 import type { Cpu } from "./cpu.js";
+import { CPUID_1_ECX_XSAVE, CPUID_D1_EAX_XSAVEC, CPUID_D1_EAX_XSAVEOPT } from "./cpuid.js";
 import { Vec } from "./memory.js";
 import type { XInsn } from "./operands.js";
 import { CR0, CR4, F } from "./state.js";
@@ -43,6 +44,9 @@ const NO_WAIT = new Set<number>([
   Op.FNDISI,
   Op.FNSETPM,
 ]);
+
+/** The waiting x87 control instructions: they leave FOP, FIP and FDP alone (SDM Vol. 1 8.1.8). */
+const CONTROL = new Set<number>([Op.FLDCW, Op.FLDENV, Op.FRSTOR]);
 
 /**
  * Alignment an operand of `bytes` needs for #AC (SDM Vol. 3 Table 6-7): words 2, doublewords and
@@ -151,6 +155,9 @@ export class FpuBridge implements FpuHost {
   xcr0Hi(): number {
     return this.c.xcr0Hi;
   }
+  xsaveCompaction(): boolean {
+    return (this.c.cpuidModel.xsaveExtensions & CPUID_D1_EAX_XSAVEC) !== 0;
+  }
   raise(vector: number, errorCode: number): void {
     this.c.raise(vector, vector === Vec.GP ? errorCode : -1);
   }
@@ -172,8 +179,10 @@ export function x87Exec(c: Cpu, i: XInsn): void {
   const b = c.fpuBridge;
   b.cur = i;
   i.fpu!(c.fpUnits, b, i);
-  c.fpUnits.x87.fop =
-    ((i.opcode & 7) << 8) | (i.hasModrm ? (i.mod << 6) | ((i.reg & 7) << 3) | (i.rm & 7) : 0);
+  // FOP names the last non-control instruction (SDM Vol. 1 8.1.8).
+  if (!NO_WAIT.has(i.op) && !CONTROL.has(i.op))
+    c.fpUnits.x87.fop =
+      ((i.opcode & 7) << 8) | (i.hasModrm ? (i.mod << 6) | ((i.reg & 7) << 3) | (i.rm & 7) : 0);
 }
 
 /** FWAIT: #NM only when CR0.MP and CR0.TS are both set, then #MF; otherwise nothing (SDM Vol. 2 WAIT). */
@@ -197,6 +206,27 @@ function simdChecks(c: Cpu, i: XInsn): void {
   if (!isMmx(i) && (c.cr4 & CR4.OSFXSR) === 0) c.raise(Vec.UD);
   if (c.cr0 & CR0.TS) c.raise(Vec.NM);
   if (isMmx(i)) pendingX87(c);
+}
+
+/**
+ * XSAVE, XSAVEOPT, XSAVEC, XRSTOR: #UD unless CPUID reports the instruction and CR4.OSXSAVE = 1, #NM with
+ * CR0.TS (CR0.EM and CR4.OSFXSR do not matter; SDM Vol. 1 13.7-13.10); the 64-byte alignment #GP is in
+ * `FpuBridge.addr`.
+ */
+export function xsaveExec(c: Cpu, i: XInsn): void {
+  const m = c.cpuidModel;
+  const ext =
+    i.op === Op.XSAVEOPT || i.op === Op.XSAVEOPT64
+      ? CPUID_D1_EAX_XSAVEOPT
+      : i.op === Op.XSAVEC || i.op === Op.XSAVEC64
+        ? CPUID_D1_EAX_XSAVEC
+        : 0;
+  if ((m.features1Ecx & CPUID_1_ECX_XSAVE) === 0 || (m.xsaveExtensions & ext) !== ext) c.raise(Vec.UD);
+  if ((c.cr4 & CR4.OSXSAVE) === 0) c.raise(Vec.UD);
+  if (c.cr0 & CR0.TS) c.raise(Vec.NM);
+  const b = c.fpuBridge;
+  b.cur = i;
+  i.fpu!(c.fpUnits, b, i);
 }
 
 export function simdExec(c: Cpu, i: XInsn): void {

@@ -2,7 +2,7 @@
  * Control registers, MSRs, the TSC and the I/O permission check (SDM Vol. 3 2.5, 2.2.1, 17.17,
  * Vol. 1 19.5): the writes that change the paging mode or the operating mode, with their #GP rules.
  */
-import { CPUID_7_ECX_PKU, CpuidModel, type CpuidResult } from "./cpuid.js";
+import { CPUID_1_ECX_XSAVE, CPUID_7_ECX_PKU, CpuidModel, type CpuidResult } from "./cpuid.js";
 import { Vec } from "./memory.js";
 import { OpCpu } from "./operands.js";
 import { AR, CR0, CR4, EFER, F, M64, Msr, Seg } from "./state.js";
@@ -90,9 +90,12 @@ export class SysCpu extends OpCpu {
         this.tlbFlushNonGlobal();
         return;
       case 4: {
-        // CR4.PKE is reserved unless CPUID reports PKU.
-        const pke = this.cpuidModel.features7Ecx & CPUID_7_ECX_PKU ? CR4.PKE : 0;
-        if (hi !== 0 || (lo & ~(CR4_VALID | pke)) !== 0) this.raise(Vec.GP, 0);
+        // CR4.PKE and CR4.OSXSAVE are reserved unless CPUID reports PKU / XSAVE.
+        const m = this.cpuidModel;
+        const valid =
+          (CR4_VALID & ~(m.features1Ecx & CPUID_1_ECX_XSAVE ? 0 : CR4.OSXSAVE)) |
+          (m.features7Ecx & CPUID_7_ECX_PKU ? CR4.PKE : 0);
+        if (hi !== 0 || (lo & ~valid) !== 0) this.raise(Vec.GP, 0);
         if (this.efer & EFER.LMA && (lo & CR4.PAE) === 0) this.raise(Vec.GP, 0);
         if (lo & CR4.PCIDE && (this.cr3Lo & 0xfff) !== 0) this.raise(Vec.GP, 0);
         const old = this.cr4;

@@ -33,6 +33,8 @@ export interface FpuHost {
   /** XCR0 (for XSAVE/XRSTOR); low and high halves. */
   xcr0Lo(): number;
   xcr0Hi(): number;
+  /** The compacted XSAVE form is supported (XSAVEC, CPUID.(0DH,1):EAX[1]); absent means no. */
+  xsaveCompaction?(): boolean;
   /** Raise an exception; the handler returns right after. */
   raise(vector: number, errorCode: number): void;
 }

@@ -1,7 +1,8 @@
 /**
  * Memory images of the x87/SSE state: FNSTENV/FLDENV and FNSAVE/FRSTOR (SDM Vol. 1 §8.1.10,
  * Figures 8-9..8-12), FXSAVE/FXRSTOR (Vol. 2 FXSAVE, Tables 10-2 and 10-3), and the legacy region +
- * header of XSAVE/XRSTOR for the x87 (bit 0) and SSE (bit 1) components (Vol. 1 §13.4-13.8).
+ * header of XSAVE/XSAVEOPT/XSAVEC/XRSTOR for the x87 (bit 0) and SSE (bit 1) components, standard and
+ * compacted forms (Vol. 1 §13.4-13.10; with no component above 1 both forms lay out the same bytes).
  * The executor reads/writes the guest bytes; these functions only fill or parse a Uint8Array.
  */
 import { Mxcsr, type SseState } from "../simd/state.js";
@@ -12,7 +13,10 @@ export const ImageStatus = {
   Ok: 0,
   /** A reserved MXCSR bit is set (FXRSTOR, XRSTOR). */
   BadMxcsr: 1,
-  /** XRSTOR header: XSTATE_BV not a subset of XCR0, compacted form, or reserved header bytes set. */
+  /**
+   * XRSTOR header: XSTATE_BV not a subset of XCR0 (standard) or of XCOMP_BV (compacted), XCOMP_BV beyond
+   * XCR0, the compacted form without XSAVEC support, or reserved header bytes set.
+   */
   BadHeader: 2,
 } as const;
 export type ImageStatus = (typeof ImageStatus)[keyof typeof ImageStatus];
@@ -209,7 +213,7 @@ function writeFxX87(x: X87, out: Uint8Array, off: number, rexW: boolean): void {
 }
 
 function readFxX87(x: X87, src: Uint8Array, off: number, rexW: boolean): void {
-  x.cw = r16(src, off) & 0x1f7f;
+  x.cw = (r16(src, off) & 0x1f3f) | 0x40; // reserved bit 6 reads as 1, as X87.setCw
   x.setSw(r16(src, off + 2));
   const ftw = src[off + 4]!;
   x.fop = r16(src, off + 6) & 0x7ff;
@@ -283,11 +287,18 @@ function sseIsInit(s: SseState): boolean {
   return true;
 }
 
+/** MXCSR after RESET and in the initial SSE configuration. */
+const MXCSR_INIT = 0x1f80;
+
 /**
- * XSAVE (standard form) of the x87 and SSE components selected by `rfbm` (= EDX:EAX & XCR0, low
- * bits). Writes their legacy-region parts and XSTATE_BV bits 0/1 (1 = not in the initial
- * configuration, SDM Vol. 1 §13.6); other header bytes are untouched. MXCSR and MXCSR_MASK are
- * saved when RFBM[1] or RFBM[2] is set.
+ * XSAVE / XSAVEOPT (standard form, `compacted` false) and XSAVEC (compacted) of the x87 and SSE
+ * components selected by `rfbm` (= EDX:EAX & XCR0, low bits). XINUSE[i] is "not in the initial
+ * configuration" (SDM Vol. 1 §13.6).
+ * - Standard (§13.7): writes the legacy-region parts of every component in RFBM, MXCSR and MXCSR_MASK
+ *   when RFBM[1] or RFBM[2] is set, and XSTATE_BV bits 0/1 = XINUSE; other header bytes are untouched.
+ * - Compacted (§13.10): saves component i only when RFBM[i] = 1 and XINUSE[i] = 1 (for SSE, MXCSR
+ *   other than 1F80H counts as in use); writes XSTATE_BV = RFBM & XINUSE and XCOMP_BV = bit 63 | RFBM,
+ *   and no other header byte. Compaction moves nothing for components 0 and 1 (legacy region).
  */
 export function xsave(
   x: X87,
@@ -297,24 +308,40 @@ export function xsave(
   rfbm: number,
   rexW: boolean,
   nXmm: number,
+  compacted = false,
 ): void {
-  if (rfbm & XCOMP_X87) writeFxX87(x, out, off, rexW);
-  if (rfbm & 6) {
+  const x87Used = !x87IsInit(x);
+  const sseUsed = !sseIsInit(s) || (compacted && s.mxcsr !== MXCSR_INIT);
+  const saveX87 = rfbm & XCOMP_X87 && (!compacted || x87Used);
+  const saveSse = rfbm & XCOMP_SSE && (!compacted || sseUsed);
+  if (saveX87) writeFxX87(x, out, off, rexW);
+  if (compacted ? saveSse : rfbm & 6) {
     w32(out, off + 24, s.mxcsr);
     w32(out, off + 28, Mxcsr.MASK);
   }
-  if (rfbm & XCOMP_SSE) writeXmm(s, out, off, nXmm);
-  let bv = out[off + 512]!;
-  if (rfbm & XCOMP_X87) bv = x87IsInit(x) ? bv & ~1 : bv | 1;
-  if (rfbm & XCOMP_SSE) bv = sseIsInit(s) ? bv & ~2 : bv | 2;
-  out[off + 512] = bv;
+  if (saveSse) writeXmm(s, out, off, nXmm);
+  const h = off + 512;
+  if (compacted) {
+    w32(out, h, (saveX87 ? XCOMP_X87 : 0) | (saveSse ? XCOMP_SSE : 0));
+    w32(out, h + 4, 0);
+    w32(out, h + 8, rfbm & (XCOMP_X87 | XCOMP_SSE));
+    w32(out, h + 12, 0x80000000);
+    return;
+  }
+  let bv = out[h]!;
+  if (rfbm & XCOMP_X87) bv = x87Used ? bv | 1 : bv & ~1;
+  if (rfbm & XCOMP_SSE) bv = sseUsed ? bv | 2 : bv & ~2;
+  out[h] = bv;
 }
 
 /**
- * XRSTOR (standard form). `xcr0` is the enabled-feature mask (low 32 bits suffice for these
- * components, `xcr0Hi` the upper half). Checks of SDM Vol. 1 §13.8: XCOMP_BV must be 0 (the
- * compacted form needs XSAVEC, not exposed), header bytes 16..63 zero, XSTATE_BV within XCR0,
- * MXCSR reserved bits clear. Components with RFBM set and XSTATE_BV clear are initialized.
+ * XRSTOR, both forms (SDM Vol. 1 §13.8). `xcr0` is the enabled-feature mask (low 32 bits suffice for
+ * these components, `xcr0Hi` the upper half); `compaction` says whether the CPU has XSAVEC (CPUID.(0DH,
+ * 1):EAX[1]), without which XCOMP_BV must be 0. Header checks: bytes 16..63 zero; standard form:
+ * XCOMP_BV 0, XSTATE_BV within XCR0; compacted form (XCOMP_BV[63] = 1): XCOMP_BV[62:0] within XCR0,
+ * XSTATE_BV within XCOMP_BV. A reserved MXCSR bit is #GP. Components with RFBM set and XSTATE_BV clear
+ * are initialized. The standard form loads MXCSR whenever RFBM[1] or RFBM[2] is set; the compacted one
+ * only with the SSE component, and sets it to 1F80H when that is initialized. Nothing changes on #GP.
  */
 export function xrstor(
   x: X87,
@@ -326,15 +353,22 @@ export function xrstor(
   xcr0Hi: number,
   rexW: boolean,
   nXmm: number,
+  compaction = false,
 ): ImageStatus {
   const h = off + 512;
   const bvLo = r32(src, h);
   const bvHi = r32(src, h + 4);
-  if (r32(src, h + 8) !== 0 || r32(src, h + 12) !== 0) return ImageStatus.BadHeader;
+  const compLo = r32(src, h + 8);
+  const compHi = r32(src, h + 12);
+  const compacted = compHi >= 0x80000000;
   for (let i = 16; i < 64; i++) if (src[h + i] !== 0) return ImageStatus.BadHeader;
-  if (bvLo & ~xcr0 || bvHi & ~xcr0Hi) return ImageStatus.BadHeader;
+  if (compacted) {
+    if (!compaction || compLo & ~xcr0 || compHi & 0x7fffffff & ~xcr0Hi) return ImageStatus.BadHeader;
+    if (bvLo & ~compLo || bvHi & ~(compHi & 0x7fffffff)) return ImageStatus.BadHeader;
+  } else if (compLo !== 0 || compHi !== 0 || bvLo & ~xcr0 || bvHi & ~xcr0Hi) return ImageStatus.BadHeader;
   const mx = r32(src, off + 24);
-  if (rfbm & 6 && mx & ~Mxcsr.MASK) return ImageStatus.BadMxcsr;
+  const loadMx = compacted ? rfbm & XCOMP_SSE && bvLo & XCOMP_SSE : rfbm & 6;
+  if (loadMx && mx & ~Mxcsr.MASK) return ImageStatus.BadMxcsr;
   if (rfbm & XCOMP_X87) {
     if (bvLo & XCOMP_X87) {
       readFxX87(x, src, off, rexW);
@@ -345,7 +379,8 @@ export function xrstor(
       x.se.fill(0);
     }
   }
-  if (rfbm & 6) s.mxcsr = mx;
+  if (loadMx) s.mxcsr = mx;
+  else if (compacted && rfbm & XCOMP_SSE) s.mxcsr = MXCSR_INIT;
   if (rfbm & XCOMP_SSE) {
     if (bvLo & XCOMP_SSE) readXmm(s, src, off, nXmm);
     else s.u32.fill(0);

@@ -240,7 +240,8 @@ export class X87 {
 
   /** FLDCW: also recomputes ES/B against the new masks (SDM Vol. 1 §8.1.5). */
   setCw(v: number): void {
-    this.cw = v & 0x1f7f;
+    // Bit 6 is reserved and reads as 1 (the host CPU: FLDCW 0 -> FNSTCW 0040H); bits 15:13 read 0.
+    this.cw = (v & 0x1f3f) | 0x40;
     if (this.sw & ~this.cw & 0x3f) this.sw |= Sw.ES | Sw.B;
     else this.sw &= ~(Sw.ES | Sw.B);
   }

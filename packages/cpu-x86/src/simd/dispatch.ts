@@ -410,6 +410,11 @@ export const SIMD_HANDLERS: Partial<Record<number, SimdHandler>> = {
   [Op.FXRSTOR64]: fxr(true),
   [Op.XSAVE]: xs(false),
   [Op.XSAVE64]: xs(true),
+  // XSAVEOPT without the init/modified optimizations is XSAVE (SDM Vol. 1 §13.9 lets it write more).
+  [Op.XSAVEOPT]: xs(false),
+  [Op.XSAVEOPT64]: xs(true),
+  [Op.XSAVEC]: xs(false, true),
+  [Op.XSAVEC64]: xs(true, true),
   [Op.XRSTOR]: xr(false),
   [Op.XRSTOR64]: xr(true),
 };
@@ -480,11 +485,13 @@ function fxr(w: boolean): SimdHandler {
   };
 }
 
-function xs(w: boolean): SimdHandler {
+/** XSAVE/XSAVEOPT (standard) or XSAVEC (`compacted`). */
+function xs(w: boolean, compacted = false): SimdHandler {
   return (u, h, i) => {
-    // XSAVE merges into the existing area: read it first (the header keeps other components' bits).
+    // XSAVE merges into the existing area: read it first (the header keeps other components' bits,
+    // XSAVEC leaves components it does not save alone).
     if (!h.readMem(576, u.buf)) return;
-    xsave(u.x87, u.sse, u.buf, 0, h.gprLo(0) & h.xcr0Lo(), w, nXmm(i));
+    xsave(u.x87, u.sse, u.buf, 0, h.gprLo(0) & h.xcr0Lo(), w, nXmm(i), compacted);
     h.writeMem(576, u.buf);
   };
 }
@@ -492,7 +499,9 @@ function xs(w: boolean): SimdHandler {
 function xr(w: boolean): SimdHandler {
   return (u, h, i) => {
     if (!h.readMem(576, u.buf)) return;
-    const st = xrstor(u.x87, u.sse, u.buf, 0, h.gprLo(0) & h.xcr0Lo(), h.xcr0Lo(), h.xcr0Hi(), w, nXmm(i));
+    const rfbm = h.gprLo(0) & h.xcr0Lo();
+    const comp = h.xsaveCompaction?.() ?? false;
+    const st = xrstor(u.x87, u.sse, u.buf, 0, rfbm, h.xcr0Lo(), h.xcr0Hi(), w, nXmm(i), comp);
     if (st !== ImageStatus.Ok) h.raise(FpuVector.GP, 0);
   };
 }

@@ -64,6 +64,7 @@ export class PagedMachine {
   /** Places code at CODE (or `at`) and points RIP at it. */
   load(bytes: number[], at = CODE): void {
     this.ram.set(bytes, at);
+    this.cpu.notifyPhysicalWrite(at, bytes.length);
     this.cpu.ripLo = at;
     this.cpu.ripHi = 0;
   }
