@@ -10,6 +10,7 @@ export * from "./entry-checks-host";
 export * from "./exit";
 export * from "./exit-info";
 export * from "./fields";
+export * from "./flat64";
 export * from "./iface";
 export * from "./instructions";
 export * from "./intercepts";

@@ -6,8 +6,9 @@
  */
 import { VmxCaps } from "./caps";
 import { EntryCtl, ExitCtl } from "./controls";
-import { F, type Seg } from "./fields";
-import type { VmxCpuState, VmxDescTable, VmxPhysMemory, VmxSegment } from "./iface";
+import { F } from "./fields";
+import { FlatCpuState, setFlat64Host } from "./flat64";
+import type { VmxDescTable, VmxPhysMemory } from "./iface";
 import { VmxUnit } from "./instructions";
 
 /** Physical memory as one Uint8Array; reads past the end return 0xFF (an open bus). */
@@ -37,50 +38,21 @@ export class FlatMemory implements VmxPhysMemory {
 }
 
 /** A 64-bit-mode ring-0 CPU with VMX enabled; MSRs in a map (undefined index -> #GP). */
-export class TestCpu implements VmxCpuState {
-  rsp = 0x7000n;
-  rip = 0x100000n;
-  rflags = 2n;
-  cr0 = 0x80000031n;
-  cr3 = 0x3000n;
-  cr4 = 0x2020n;
-  dr7 = 0x400n;
-  segs: VmxSegment[] = [
-    { selector: 0x10, base: 0n, limit: 0xffffffff, ar: 0xc093 },
-    { selector: 0x08, base: 0n, limit: 0xffffffff, ar: 0xa09b },
-    { selector: 0x10, base: 0n, limit: 0xffffffff, ar: 0xc093 },
-    { selector: 0x10, base: 0n, limit: 0xffffffff, ar: 0xc093 },
-    { selector: 0x10, base: 0n, limit: 0xffffffff, ar: 0xc093 },
-    { selector: 0x10, base: 0n, limit: 0xffffffff, ar: 0xc093 },
-    { selector: 0, base: 0n, limit: 0, ar: 0x10000 },
-    { selector: 0x18, base: 0n, limit: 0x67, ar: 0x8b },
-  ];
-  gdtr: VmxDescTable = { base: 0n, limit: 0x27 };
-  idtr: VmxDescTable = { base: 0n, limit: 0xfff };
-  debugctl = 0n;
-  sysenterCs = 0;
-  sysenterEsp = 0n;
-  sysenterEip = 0n;
-  efer = 0xd01n;
-  pat = 0x0007040600070406n;
-  interruptibility = 0;
-  activityState = 0;
-  pendingDebugExceptions = 0n;
-  pdptes: [bigint, bigint, bigint, bigint] = [0n, 0n, 0n, 0n];
+export class TestCpu extends FlatCpuState {
+  override rsp = 0x7000n;
+  override rip = 0x100000n;
+  override cr3 = 0x3000n;
+  override gdtr: VmxDescTable = { base: 0n, limit: 0x27 };
+  override idtr: VmxDescTable = { base: 0n, limit: 0xfff };
   msrs = new Map<number, bigint>([
     [0x3a, 5n],
     [0x10, 0n],
     [0x174, 0n],
     [0xc0000102, 0n],
   ]);
-  get cpl(): number {
+  /** CS.RPL here, so tests can drop to CPL 3 with one selector. */
+  override get cpl(): number {
     return this.segs[1]!.selector & 3;
-  }
-  getSegment(s: Seg): VmxSegment {
-    return { ...this.segs[s]! };
-  }
-  setSegment(s: Seg, v: VmxSegment): void {
-    this.segs[s] = { ...v };
   }
   readMsr(index: number): bigint | undefined {
     return this.msrs.get(index);
@@ -126,22 +98,7 @@ export function validVmcs(r: Rig): void {
   v.set32(F.CPU_BASED_VM_EXEC_CONTROL, c.trueProc.must1);
   v.set32(F.VM_EXIT_CONTROLS, c.trueExit.must1 | ExitCtl.HOST_ADDR_SPACE_SIZE);
   v.set32(F.VM_ENTRY_CONTROLS, c.trueEntry.must1 | EntryCtl.IA32E_MODE_GUEST);
-  // Host state.
-  v.set64(F.HOST_CR0, 0x80000031n);
-  v.set64(F.HOST_CR3, 0x3000n);
-  v.set64(F.HOST_CR4, 0x2020n);
-  v.set32(F.HOST_CS_SELECTOR, 0x08);
-  for (const f of [
-    F.HOST_SS_SELECTOR,
-    F.HOST_DS_SELECTOR,
-    F.HOST_ES_SELECTOR,
-    F.HOST_FS_SELECTOR,
-    F.HOST_GS_SELECTOR,
-  ])
-    v.set32(f, 0x10);
-  v.set32(F.HOST_TR_SELECTOR, 0x18);
-  v.set64(F.HOST_RIP, 0x200000n);
-  v.set64(F.HOST_RSP, 0x8000n);
+  setFlat64Host(v, { cr3: 0x3000n, rip: 0x200000n, rsp: 0x8000n });
   // Guest state: flat 64-bit ring 0.
   v.set64(F.GUEST_CR0, 0x80000031n);
   v.set64(F.GUEST_CR3, 0x5000n);

@@ -6,14 +6,17 @@
  */
 import type { Cpu } from "@tskvm/cpu-x86";
 import {
+  DEFAULT_PAT,
   EntryCtl,
   ExitCtl,
   F,
+  FLAT64_EFER,
   guestSegFields,
   Pin,
   Proc,
   Proc2,
   Seg,
+  setFlat64Host,
   type Vmcs,
   type VmxCaps,
 } from "@tskvm/vmx";
@@ -114,24 +117,10 @@ export function programControls(v: Vmcs, caps: VmxCaps, pages: HostPages, eptp: 
   v.set64(F.CR4_GUEST_HOST_MASK, CR4_HOST_OWNED);
   v.set64(F.VMCS_LINK_POINTER, 0xffffffffffffffffn);
   // Host state: the 64-bit kernel context VM exits return to (never executed as x86 code here).
-  v.set64(F.HOST_CR0, 0x80000031n);
-  v.set64(F.HOST_CR3, BigInt(pages.hostCr3));
-  v.set64(F.HOST_CR4, 0x2020n);
-  v.set32(F.HOST_CS_SELECTOR, 0x08);
-  for (const f of [
-    F.HOST_SS_SELECTOR,
-    F.HOST_DS_SELECTOR,
-    F.HOST_ES_SELECTOR,
-    F.HOST_FS_SELECTOR,
-    F.HOST_GS_SELECTOR,
-  ])
-    v.set32(f, 0x10);
-  v.set32(F.HOST_TR_SELECTOR, 0x18);
-  v.set64(F.HOST_IA32_EFER, 0xd01n);
-  v.set64(F.HOST_IA32_PAT, 0x0007040600070406n);
-  v.set64(F.HOST_RIP, 0xffffffff81000000n);
-  v.set64(F.HOST_RSP, 0xffffffff81800000n);
-  v.set64(F.GUEST_IA32_PAT, 0x0007040600070406n);
+  setFlat64Host(v, { cr3: BigInt(pages.hostCr3), rip: 0xffffffff81000000n, rsp: 0xffffffff81800000n });
+  v.set64(F.HOST_IA32_EFER, FLAT64_EFER);
+  v.set64(F.HOST_IA32_PAT, DEFAULT_PAT);
+  v.set64(F.GUEST_IA32_PAT, DEFAULT_PAT);
 }
 
 /** `kvm_segment` -> VMX access rights (vmx_segment_access_rights()). */

@@ -10,14 +10,7 @@
  * does on hardware (SDM Vol. 3C 29.4.2), and are dropped only when the paging registers differ.
  */
 import { type Cpu, Seg as CSeg, Msr } from "@tskvm/cpu-x86";
-import {
-  Activity,
-  Interruptibility,
-  Seg,
-  type VmxCpuState,
-  type VmxDescTable,
-  type VmxSegment,
-} from "@tskvm/vmx";
+import { Activity, FlatCpuState, Interruptibility } from "@tskvm/vmx";
 
 const M32 = 0xffffffffn;
 const lo32 = (v: bigint): number => Number(v & M32) | 0;
@@ -28,47 +21,7 @@ const join = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | Big
 const HOST_FEATURE_CONTROL = 5n;
 
 /** A plain VmxCpuState. Starts as the 64-bit ring-0 host the kernel's VMCS host area describes. */
-export class VmxStateRecord implements VmxCpuState {
-  rsp = 0n;
-  rip = 0n;
-  rflags = 2n;
-  cr0 = 0x80000031n;
-  cr3 = 0n;
-  cr4 = 0x2020n;
-  dr7 = 0x400n;
-  readonly segs: VmxSegment[] = [
-    { selector: 0x10, base: 0n, limit: 0xffffffff, ar: 0xc093 },
-    { selector: 0x08, base: 0n, limit: 0xffffffff, ar: 0xa09b },
-    { selector: 0x10, base: 0n, limit: 0xffffffff, ar: 0xc093 },
-    { selector: 0x10, base: 0n, limit: 0xffffffff, ar: 0xc093 },
-    { selector: 0x10, base: 0n, limit: 0xffffffff, ar: 0xc093 },
-    { selector: 0x10, base: 0n, limit: 0xffffffff, ar: 0xc093 },
-    { selector: 0, base: 0n, limit: 0, ar: 0x10000 },
-    { selector: 0x18, base: 0n, limit: 0x67, ar: 0x8b },
-  ];
-  gdtr: VmxDescTable = { base: 0n, limit: 0xffff };
-  idtr: VmxDescTable = { base: 0n, limit: 0xffff };
-  debugctl = 0n;
-  sysenterCs = 0;
-  sysenterEsp = 0n;
-  sysenterEip = 0n;
-  efer = 0xd01n;
-  pat = 0x0007040600070406n;
-  interruptibility = 0;
-  activityState = 0;
-  pendingDebugExceptions = 0n;
-  pdptes: [bigint, bigint, bigint, bigint] = [0n, 0n, 0n, 0n];
-
-  /** CPL is SS.DPL (SDM Vol. 3C 25.4.1). */
-  get cpl(): number {
-    return (this.segs[Seg.SS]!.ar >>> 5) & 3;
-  }
-  getSegment(s: Seg): VmxSegment {
-    return { ...this.segs[s]! };
-  }
-  setSegment(s: Seg, v: VmxSegment): void {
-    this.segs[s] = { ...v };
-  }
+export class VmxStateRecord extends FlatCpuState {
   readMsr(index: number): bigint | undefined {
     if (index === 0x3a) return HOST_FEATURE_CONTROL;
     return undefined;
