@@ -30,6 +30,7 @@
 ;     violation: 0x11=48, 0x12=qualification, 0x14=0x200010 (guest-physical address), 0x18=dd
 ;  11 VMPTRLD with its operand on an unmapped page: 0x15=14 (#PF in L1, CR2 = 0x800000), HLT
 ;  12 VMPTRLD with a non-canonical operand: 0x15=13 (#GP), HLT
+;  13 VMPTRST in compatibility mode: 0x15=6 (#UD), HLT
 ;  10 L2 clears CR4.VMXE: #GP in L2 (its handler, L1's code: 0x15=13), HLT in the handler exits to
 ;     L1: 0x11=12, 0x18=dd
 bits 16
@@ -160,6 +161,13 @@ lm64:
     hlt
 .build:
     call build_vmcs
+    vmptrst [RESULT + 24]           ; the current VMCS pointer, to memory
+    cmp byte [CASE], 13
+    jne .c4
+    push 0x08
+    push compat
+    retfq                           ; case 13: to compatibility mode (CS 0x08: 32-bit code)
+.c4:
     cmp byte [CASE], 4
     jne .c5
     VMW 0x4000, 0xffffffff          ; case 4: PIN_BASED_VM_EXEC_CONTROL, reserved bits set
@@ -312,7 +320,10 @@ build_vmcs:
     mov rax, cr4
     VMWR 0x6804, rax
     VMW 0x681a, 0x400               ; DR7
-    VMW 0x681c, L2_STACK
+    mov qword [SAVE + 64], L2_STACK
+    mov edx, 0x681c                 ; GUEST_RSP from a memory operand
+    vmwrite rdx, [SAVE + 64]
+    jbe fail_vmwrite
     VMW 0x681e, l2_entry
     VMW 0x6820, 2                   ; RFLAGS
     VMW 0x0802, 0x18                ; CS selector, limit, access rights
@@ -379,6 +390,11 @@ l2_entry:
     hlt                             ; HLT exiting: exit to L1
     jmp $
 msg: db 0x61, 0x62
+bits 32
+compat:
+    vmptrst [RESULT + 32]           ; #UD in compatibility mode (SDM 31.3)
+    hlt
+bits 64
 l2_spin:
     jmp l2_spin                     ; case 8: L2 spins with RFLAGS.IF = 0
 l2_ept:                             ; case 9: through L1's EPT
@@ -419,6 +435,8 @@ exit_handler:
     out 0x1f, al
     hlt
 .cpuid:                             ; CPUID on L2's behalf: its EAX/ECX in, EAX-EDX out
+    mov esi, 0x440c
+    vmread [RESULT + 16], rsi       ; the exit instruction length, to memory
     mov rax, [SAVE]
     mov rcx, [SAVE + 8]
     cpuid

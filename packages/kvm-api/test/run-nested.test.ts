@@ -78,7 +78,10 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     m.vcpu.cpuid(0, 0, t);
     const expected = new TextDecoder().decode(new Uint8Array(new Uint32Array([t[1]!, t[3]!, t[2]!]).buffer));
     expect(vendor).toBe(expected);
-    expect(new DataView(m.ram.buffer).getUint32(RESULT + 12, true)).toBe(0); // RCX after REP OUTSB
+    const dv = new DataView(m.ram.buffer);
+    expect(dv.getUint32(RESULT + 12, true)).toBe(0); // RCX after REP OUTSB
+    expect(dv.getBigUint64(RESULT + 16, true)).toBe(2n); // VMREAD to memory: CPUID's length
+    expect(dv.getBigUint64(RESULT + 24, true)).toBe(BigInt(VMCS_A)); // VMPTRST
     // vmcs12 in L1's memory holds the last exit: HLT at L2's HLT instruction, 1 byte long.
     const v = vmcs12(m);
     expect(v.get32(F.VM_EXIT_REASON)).toBe(ExitReason.HLT);
@@ -101,6 +104,10 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     expect(runLog(pf)).toEqual(["io out 0x15 1 0e", "hlt"]);
     expect(pf.vcpu.getSregs().cr2).toBe(0x800000n);
     expect(runLog(nestedMachine(12))).toEqual(["io out 0x15 1 0d", "hlt"]);
+  });
+
+  it("SDM 31.3: VMX instructions are #UD in compatibility mode", () => {
+    expect(runLog(nestedMachine(13))).toEqual(["io out 0x15 1 06", "hlt"]);
   });
 
   it("SDM 31.3 VMPTRLD: a region with a foreign revision id is VMfailValid(11)", () => {

@@ -235,7 +235,9 @@ export class ExitHandlers {
     const qual = v.get64(F.EXIT_QUALIFICATION);
     // An exit from L2 that L1 asked for goes to L1 (nested_vmx_reflect_vmexit).
     const nested = b.nested;
-    if (nested.l2Active && nested.wantsExit(reason)) return nested.reflect(reason);
+    // (Not a HLT exit of length 0: that is L2 entered in the HLT activity state, which waits here.)
+    if (nested.l2Active && !(reason === ExitReason.HLT && len === 0) && nested.wantsExit(reason))
+      return nested.reflect(reason);
     switch (reason) {
       case ExitReason.EXTERNAL_INTERRUPT:
         b.serviceTimers();
