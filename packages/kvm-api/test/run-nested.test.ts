@@ -2,7 +2,7 @@ import { ExitReason, F, VMCS_FIELDS, Vmcs } from "@tskvm/vmx";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PENDING_INIT } from "../src/devices/lapic.js";
 import { nestedCaps } from "../src/run/nested.js";
-import { assemble, hasTool, type Machine, machine, realMode, runLog } from "./run-helpers.js";
+import { assemble, flat32, hasTool, type Machine, machine, realMode, runLog } from "./run-helpers.js";
 
 const NASM = hasTool("nasm");
 if (!NASM) console.warn("run-nested: nasm is not installed (Debian: apt-get install nasm); skipped");
@@ -14,8 +14,10 @@ const RESULT = 0x9000;
 
 describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own guest)", () => {
   let bin: Uint8Array;
+  let bin32: Uint8Array;
   beforeAll(() => {
     bin = assemble("nested-vmx");
+    bin32 = assemble("nested-vmx32");
   });
 
   /** A VM with nested VMX on (Kvm `nested`) and the supported CPUID table (it has VMX) set. */
@@ -250,6 +252,34 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     // L1 runs on in VMX root operation: the INIT is latched, not a reset.
     expect(m.vcpu.lapic!.pendingEvents & PENDING_INIT).toBe(PENDING_INIT);
     expect(m.vcpu.getSregs().cs.selector).toBe(0x18);
+  });
+
+  it("a 32-bit guest hypervisor: 32-bit operands, a 32-bit host and L2", () => {
+    const m = machine({ kvm: { nested: true } });
+    m.vcpu.setCpuid2(m.kvm.getSupportedCpuid());
+    m.ram.set(bin32, 0x1000);
+    flat32(m, 0x1000);
+    expect(runLog(m)).toEqual([
+      "io out 0x11 4 0a000000",
+      "io out 0x11 4 1e000000",
+      "io out 0x12 4 40008000", // VMREAD to a 32-bit memory operand
+      "io out 0x11 4 0c000000",
+      "io out 0x18 1 dd",
+      "hlt",
+    ]);
+    const t = new Uint32Array(4);
+    m.vcpu.cpuid(0, 0, t);
+    expect(new DataView(m.ram.buffer).getUint32(0x9000, true)).toBe(t[1]);
+    expect(m.backend.nested.unit.inVmxOperation).toBe(false);
+  });
+
+  it("SDM 31.3: outside 64-bit mode a memory operand past its segment's limit is #GP(0)", () => {
+    const m = machine({ kvm: { nested: true } });
+    m.vcpu.setCpuid2(m.kvm.getSupportedCpuid());
+    m.ram.set(bin32, 0x1000);
+    m.ram[CASE] = 1;
+    flat32(m, 0x1000);
+    expect(runLog(m)).toEqual(["io out 0x15 1 0d", "hlt"]);
   });
 
   it("without nested VMX: IA32_FEATURE_CONTROL's VMX bit is #GP and the VMX MSRs do not exist", () => {
