@@ -15,7 +15,6 @@
  *   decisions asked again against vmcs12): the virtual unit's VM exit stores L2's state and exit
  *   information into vmcs12 and loads vmcs12's host state; the guest-state area moves back to
  *   vmcs01. Otherwise L0 handles the exit for L2 and resumes it.
- *
  * - With EPT in vmcs12, L2 runs with L0's CPU translating through a second walker over L1's EPT
  *   (EPT on EPT: L0's own EPT is an identity map of L1's memory, so the composition is L1's EPT).
  *
@@ -60,7 +59,7 @@ import { HostMemory, WalkMemory } from "./host-memory.js";
 import { NestedCpuView } from "./nested-view.js";
 import { CR0_HOST_OWNED, CR4_HOST_OWNED, EXCEPTION_BITMAP_BASE, setIa32eEntry } from "./vmcs-setup.js";
 
-/** Secondary controls L1 may use for L2: those L0 can give it without EPT of its own. */
+/** Secondary controls L0 offers L1 for L2 (KVM's nested secondary controls, minus what is not here). */
 const L1_PROC2 =
   Proc2.ENABLE_EPT |
   Proc2.ENABLE_RDTSCP |
