@@ -9,8 +9,7 @@
 ; the OUTSB byte it emulates (0x13), steps L2's RIP by the exit instruction length, VMRESUMEs.
 ;
 ; Ports: 0x11 exit reason (4), 0x12 exit qualification (4), 0x13 L2's AL (1), 0x14 guest-physical
-; address (4), 0x15 exception vector
-; in L1 (1, then HLT), 0x16 RFLAGS & 0x8d5 after a VMX instruction (4), 0x17 VM-instruction error (4),
+; address (4), 0x15 exception vector in L1 (1, then HLT), 0x16 RFLAGS & 0x8d5 after a VMX instruction (4), 0x17 VM-instruction error (4),
 ; 0x18 = 0xdd done (then HLT), 0x1f unexpected failure step (1, then HLT).
 ;
 ; Cases and their exits:
@@ -28,11 +27,12 @@
 ;     0x12=0x80000020 (vector 0x20 from the PIT through the 8259A), 0x18=dd
 ;   9 EPT for L2: its store to GPA 6 MiB lands at L1's 2 MiB; its read of GPA 0x200010 is an EPT
 ;     violation: 0x11=48, 0x12=qualification, 0x14=0x200010 (guest-physical address), 0x18=dd
+;  10 L2 clears CR4.VMXE: #GP in L2 (its handler, L1's code: 0x15=13), HLT in the handler exits to
+;     L1: 0x11=12, 0x18=dd
 ;  11 VMPTRLD with its operand on an unmapped page: 0x15=14 (#PF in L1, CR2 = 0x800000), HLT
 ;  12 VMPTRLD with a non-canonical operand: 0x15=13 (#GP), HLT
 ;  13 VMPTRST in compatibility mode: 0x15=6 (#UD), HLT
-;  10 L2 clears CR4.VMXE: #GP in L2 (its handler, L1's code: 0x15=13), HLT in the handler exits to
-;     L1: 0x11=12, 0x18=dd
+; Case 0 also leaves VMREAD-to-memory (CPUID's length) at 0x9010 and VMPTRST's pointer at 0x9018.
 bits 16
 org 0x1000
 
