@@ -9,8 +9,9 @@
 ; the OUTSB byte it emulates (0x13), steps L2's RIP by the exit instruction length, VMRESUMEs.
 ;
 ; Ports: 0x11 exit reason (4), 0x12 exit qualification (4), 0x13 L2's AL (1), 0x14 guest-physical
-; address (4), 0x15 exception vector in L1 (1, then HLT), 0x16 RFLAGS & 0x8d5 after a VMX instruction (4), 0x17 VM-instruction error (4),
-; 0x18 = 0xdd done (then HLT), 0x1f unexpected failure step (1, then HLT).
+; address (4), 0x15 exception vector in L1 (1, then HLT), 0x16 RFLAGS & 0x8d5 after a VMX
+; instruction (4), 0x17 VM-instruction error (4), 0x18 = 0xdd done (then HLT), 0x1f unexpected
+; failure step (1, then HLT).
 ;
 ; Cases and their exits:
 ;   0 full run: 0x11=10, 0x19=77, 0x11=30, 0x12=0x00800040, 0x13=42, then twice 0x11=30,
