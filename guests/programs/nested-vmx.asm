@@ -33,6 +33,7 @@
 ;  11 VMPTRLD with its operand on an unmapped page: 0x15=14 (#PF in L1, CR2 = 0x800000), HLT
 ;  12 VMPTRLD with a non-canonical operand: 0x15=13 (#GP), HLT
 ;  13 VMPTRST in compatibility mode: 0x15=6 (#UD), HLT
+;  14 L2 runs the bytes at 0x50000 with every exception intercepted: each exit reaches L1's handler
 ; Case 0 also leaves VMREAD-to-memory (CPUID's length) at 0x9010 and VMPTRST's pointer at 0x9018.
 bits 16
 org 0x1000
@@ -49,6 +50,7 @@ HOST_STACK  equ 0x30000
 RESULT      equ 0x9000
 FUZZ        equ 0x7000
 EPT_PML4    equ 0x40000
+L2_CODE     equ 0x50000
 SAVE        equ 0x9100
 
 start:
@@ -248,8 +250,13 @@ lm64:
     VMW 0x681e, l2_ept
 .c10:
     cmp byte [CASE], 10
-    jne .launch
+    jne .c14
     VMW 0x681e, l2_vmxe             ; case 10
+.c14:
+    cmp byte [CASE], 14
+    jne .launch
+    VMW 0x681e, L2_CODE             ; case 14: L2 runs whatever the test put at L2_CODE,
+    VMW 0x4004, 0xffffffff          ; every exception exits to L1
 .launch:
     vmlaunch
     call report                     ; VMfail: flags and error

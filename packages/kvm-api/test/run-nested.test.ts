@@ -180,11 +180,11 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
       }
     };
     const outcomes = new Map<string, number>();
-    for (let iter = 0; iter < 120; iter++) {
+    for (let iter = 0; iter < (process.env.TSKVM_LONG ? 2000 : 120); iter++) {
       const m = nestedMachine(7);
       const vmcs01 = m.backend.unit.currentPointer;
       const dv = new DataView(m.ram.buffer);
-      const n = 1 + Math.floor(rnd() * 4);
+      const n = 1 + Math.floor(rnd() * (process.env.TSKVM_LONG ? 24 : 4));
       dv.setUint32(0x7000, n, true);
       for (let k = 0; k < n; k++) {
         dv.setBigUint64(0x7008 + 16 * k, BigInt(encs[Math.floor(rnd() * encs.length)]!), true);
@@ -280,6 +280,27 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     m.ram[CASE] = 1;
     flat32(m, 0x1000);
     expect(runLog(m)).toEqual(["io out 0x15 1 0d", "hlt"]);
+  });
+
+  it("guest input is hostile: random L2 code under L1 (every exception intercepted) never breaks L0", () => {
+    let seed = 0x6c32;
+    const rnd = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) | 0;
+      return (seed >>> 16) & 0xff;
+    };
+    const reasons = new Map<string, number>();
+    for (let iter = 0; iter < (process.env.TSKVM_LONG ? 1000 : 60); iter++) {
+      const m = nestedMachine(14);
+      const vmcs01 = m.backend.unit.currentPointer;
+      for (let i = 0; i < 64; i++) m.ram[0x50000 + i] = rnd();
+      const log = runLog(m, {}, 40, ["hlt", "shutdown", "fail-entry", "internal-error", "io out 0x1f 1 ee"]);
+      const first = log.find((l) => l.startsWith("io out 0x11")) ?? log.at(-1) ?? "none";
+      reasons.set(first, (reasons.get(first) ?? 0) + 1);
+      if (!m.backend.nested.l2Active) expect(m.backend.unit.currentPointer).toBe(vmcs01);
+      expect(log.at(-1) ?? "").not.toMatch(/^internal-error 4/);
+    }
+    // Exceptions (0) and other exits of L2 were reflected to L1's handler.
+    expect([...reasons.keys()].join("\n")).toMatch(/io out 0x11 4 00000000/);
   });
 
   it("without nested VMX: IA32_FEATURE_CONTROL's VMX bit is #GP and the VMX MSRs do not exist", () => {
