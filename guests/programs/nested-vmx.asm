@@ -34,6 +34,7 @@
 ;  12 VMPTRLD with a non-canonical operand: 0x15=13 (#GP), HLT
 ;  13 VMPTRST in compatibility mode: 0x15=6 (#UD), HLT
 ;  14 L2 runs the bytes at 0x50000 with every exception intercepted: each exit reaches L1's handler
+;  15 case 0 with L1 owning CR0.TS (mask and read shadow 1) while L2's CR0.TS is 0
 ; Case 0 also leaves VMREAD-to-memory (CPUID's length) at 0x9010 and VMPTRST's pointer at 0x9018.
 bits 16
 org 0x1000
@@ -254,9 +255,14 @@ lm64:
     VMW 0x681e, l2_vmxe             ; case 10
 .c14:
     cmp byte [CASE], 14
-    jne .launch
+    jne .c15
     VMW 0x681e, L2_CODE             ; case 14: L2 runs whatever the test put at L2_CODE,
     VMW 0x4004, 0xffffffff          ; every exception exits to L1
+.c15:
+    cmp byte [CASE], 15
+    jne .launch
+    VMW 0x6000, 8                   ; case 15: L1 owns CR0.TS (guest/host mask) and shows L2 TS = 1
+    VMW 0x6004, 8
 .launch:
     vmlaunch
     call report                     ; VMfail: flags and error

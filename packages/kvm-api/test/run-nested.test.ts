@@ -303,6 +303,26 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     expect([...reasons.keys()].join("\n")).toMatch(/io out 0x11 4 00000000/);
   });
 
+  it("KVM_GET/SET_SREGS while L2 runs show L2's own CR0, not the read shadow L1 gave it", () => {
+    const m = nestedMachine(15);
+    const stop = ["hlt", "shutdown", "internal-error", "io out 0x19 1 77"];
+    expect(runLog(m, {}, 40, stop).at(-1)).toBe("io out 0x19 1 77"); // L2 is running
+    expect(m.backend.nested.l2Active).toBe(true);
+    const s = m.vcpu.getSregs();
+    expect(s.cr0 & 8n).toBe(0n); // L2's TS; L1's shadow says 1
+    expect(s.cr4 & 0x2000n).toBe(0x2000n); // L2's CR4.VMXE (from vmcs12)
+    // Userspace writes the registers back (as a VMM does after an exit): L2 keeps its CR0 and
+    // L1's shadow stays in force.
+    m.vcpu.setSregs(s);
+    m.vcpu.setRegs({ ...m.vcpu.getRegs(), rbx: 0x1234n });
+    m.backend.requestExit();
+    expect(m.vcpu.run().kind).toBe("intr"); // the registers are loaded, L2 has not run
+    const v02 = m.backend.unit.vmcs;
+    expect(v02.get64(F.GUEST_CR0) & 8n).toBe(0n);
+    expect(v02.get64(F.CR0_READ_SHADOW) & 8n).toBe(8n);
+    expect(runLog(m).slice(-3)).toEqual(["io out 0x11 4 0c000000", "io out 0x18 1 dd", "hlt"]);
+  });
+
   it("without nested VMX: IA32_FEATURE_CONTROL's VMX bit is #GP and the VMX MSRs do not exist", () => {
     const m = nestedMachine(0, false);
     expect(runLog(m)).toEqual(["io out 0x15 1 0d", "hlt"]);

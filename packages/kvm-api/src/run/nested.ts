@@ -54,6 +54,7 @@ import {
 } from "@tskvm/vmx";
 import { PENDING_INIT } from "../devices/lapic.js";
 import { KVM_EXIT_SHUTDOWN, type KvmExit } from "../exits.js";
+import type { KvmSregs } from "../vcpu-state.js";
 import type { VmxBackend } from "./engine.js";
 import { HostMemory, WalkMemory } from "./host-memory.js";
 import { NestedCpuView } from "./nested-view.js";
@@ -624,6 +625,23 @@ export class NestedVmx {
   crWriteAllowed(cr: number, value: bigint): boolean {
     const fixed0 = cr === 0 ? BigInt(this.caps.cr0Fixed0) : cr === 4 ? BigInt(this.caps.cr4Fixed0) : 0n;
     return (value & fixed0) === fixed0;
+  }
+
+  /**
+   * KVM_GET_SREGS while L2 runs: L2's own CR0/CR4 (as KVM's vcpu->arch.cr0 in guest mode), not the
+   * read shadows L1 gave it. Unchanged when L2 is not running.
+   */
+  l2Sregs(s: KvmSregs): KvmSregs {
+    if (!this.l2Active) return s;
+    const view = this.view;
+    return { ...s, cr0: view.cr0, cr4: view.cr4 };
+  }
+
+  /** KVM_SET_SREGS while L2 runs: its CR0/CR4 are L2's own; vmcs02's read shadows stay merged. */
+  sregsLoaded(cr0: bigint, cr4: bigint): void {
+    if (!this.l2Active) return;
+    this.crWritten(0, cr0);
+    this.crWritten(4, cr4);
   }
 
   /** L0 completed a MOV to CR0/CR4 for L2: L2's own value, and the merged read shadow. */

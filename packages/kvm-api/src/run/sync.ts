@@ -84,6 +84,7 @@ export class StateSync {
     v.set64(F.GUEST_RSP, r.rsp);
     v.set64(F.GUEST_RFLAGS, r.rflags | 2n);
     sregsToVmcs(v, s, cpu, (cr3) => this.pdptes(cr3));
+    this.b.nested.sregsLoaded(s.cr0, s.cr4);
     v.set64(F.GUEST_DR7, vcpu.getDebugRegs().dr7);
     // A fresh register state starts with no blocking and active (KVM_SET_REGS/SREGS semantics).
     v.set32(F.GUEST_INTERRUPTIBILITY_INFO, v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & Interruptibility.NMI);
@@ -148,9 +149,9 @@ export class StateSync {
       this.lastRegs = regs;
     }
     const ls = this.lastSregs;
-    const sregs = vmcsToSregs(v, cpu, ls ?? vcpu.getSregs());
+    const sregs = this.b.nested.l2Sregs(vmcsToSregs(v, cpu, ls ?? vcpu.getSregs()));
     if (ls === null || !sregsEqual(sregs, ls) || !vcpu.lapic) {
-      const full = vmcsToSregs(v, cpu, vcpu.getSregs());
+      const full = this.b.nested.l2Sregs(vmcsToSregs(v, cpu, vcpu.getSregs()));
       if (!vcpu.lapic) {
         const bm: [bigint, bigint, bigint, bigint] = [0n, 0n, 0n, 0n];
         const p = vcpu.pendingExternalVector;
