@@ -13,6 +13,7 @@ import type { PitState } from "./devices/pit.js";
 import { fail } from "./errors.js";
 import type { IrqRoutingEntry } from "./irq-routing.js";
 import type { Kvm } from "./kvm.js";
+import type { NestedState } from "./run/nested.js";
 import { MSR_IA32_TSC } from "./vcpu.js";
 import type { Vm, VmOptions } from "./vm.js";
 
@@ -76,6 +77,8 @@ export interface VcpuSnapshot {
   debugRegs: ReturnType<Vm["vcpus"][number]["getDebugRegs"]>;
   tscKhz: number;
   hasRun: boolean;
+  /** Nested VMX (KVM_GET_NESTED_STATE); null or absent without it. */
+  nested?: NestedState | null;
 }
 
 export interface VmSnapshot {
@@ -129,6 +132,7 @@ export function saveVm(vm: Vm): VmSnapshot {
         debugRegs: v.getDebugRegs(),
         tscKhz: v.tscKhz,
         hasRun: v.hasRun,
+        nested: v.getNestedState(),
       };
     }),
   };
@@ -176,6 +180,7 @@ export function restoreVm(
     v.setVcpuEvents(c.events);
     v.setDebugRegs(c.debugRegs);
     v.hasRun = c.hasRun;
+    if (c.nested) v.setNestedState(c.nested);
   }
   if (snap.irqchip) {
     const chip = vm.irqchip!;

@@ -11,6 +11,7 @@ import { Lapic, PENDING_INIT, PENDING_SIPI } from "./devices/lapic.js";
 import { KVM_APIC_REG_SIZE, MSR_IA32_APICBASE, MSR_IA32_TSC_DEADLINE } from "./devices/lapic-regs.js";
 import { fail } from "./errors.js";
 import { freshRunFields, type KvmExit, type KvmRunFields } from "./exits.js";
+import type { NestedState } from "./run/nested.js";
 import * as S from "./vcpu-state.js";
 import type { Vm } from "./vm.js";
 
@@ -42,6 +43,9 @@ export interface MsrEntry {
 /** What runs the guest: implemented by the VMX/CPU composition. */
 export interface VcpuBackend {
   run(vcpu: Vcpu): KvmExit;
+  /** KVM_GET_NESTED_STATE / KVM_SET_NESTED_STATE, for backends with nested VMX. */
+  getNestedState?(): NestedState | null;
+  setNestedState?(s: NestedState): void;
 }
 
 export class Vcpu {
@@ -50,6 +54,24 @@ export class Vcpu {
   /** The request/status header of kvm_run. */
   readonly runFields: KvmRunFields = freshRunFields();
   backend: VcpuBackend | undefined;
+  private pendingNested: NestedState | null = null;
+
+  /** KVM_GET_NESTED_STATE: the backend's nested VMX state (null without nested VMX in use). */
+  getNestedState(): NestedState | null {
+    return this.backend?.getNestedState?.() ?? null;
+  }
+  /** KVM_SET_NESTED_STATE: applied by the backend now, or by the one attached next (restore). */
+  setNestedState(s: NestedState): void {
+    if (this.backend?.setNestedState) this.backend.setNestedState(s);
+    else this.pendingNested = s;
+  }
+  /** For a backend being attached: the nested state set before it existed. */
+  takePendingNestedState(): NestedState | null {
+    const s = this.pendingNested;
+    this.pendingNested = null;
+    return s;
+  }
+
   /** True while INIT must stay pending (set by the backend: nested VMX's root operation). */
   initLatched: () => boolean = () => false;
   private regs: S.KvmRegs = S.resetRegs();

@@ -1,7 +1,9 @@
-import { ExitReason, F, VMCS_FIELDS, Vmcs } from "@tskvm/vmx";
+import { ExitReason, F, VMCS_FIELDS, Vmcs, VmxStateError } from "@tskvm/vmx";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PENDING_INIT } from "../src/devices/lapic.js";
-import { nestedCaps } from "../src/run/nested.js";
+import { Kvm } from "../src/index.js";
+import { attachVmxBackend, nestedCaps } from "../src/run/index.js";
+import { fromJsonable, restoreVm, saveVm, toJsonable, type VmSnapshot } from "../src/snapshot.js";
 import { assemble, flat32, hasTool, type Machine, machine, realMode, runLog } from "./run-helpers.js";
 
 const NASM = hasTool("nasm");
@@ -321,6 +323,74 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     expect(v02.get64(F.GUEST_CR0) & 8n).toBe(0n);
     expect(v02.get64(F.CR0_READ_SHADOW) & 8n).toBe(8n);
     expect(runLog(m).slice(-3)).toEqual(["io out 0x11 4 0c000000", "io out 0x18 1 dd", "hlt"]);
+  });
+
+  /**
+   * Runs case 0 to `at`, completes that exit (as a VMM does before saving: KVM_RUN with
+   * immediate_exit), snapshots through JSON, restores into a fresh VM and backend, and returns the
+   * rest of the run.
+   */
+  function snapshotAt(at: string): { before: string[]; after: string[]; restored: Machine } {
+    const m = nestedMachine(0);
+    const before = runLog(m, {}, 40, ["hlt", "shutdown", "internal-error", at]);
+    m.backend.requestExit();
+    expect(m.vcpu.run().kind).toBe("intr");
+    const json = JSON.stringify(toJsonable(saveVm(m.vm)));
+    const kvm = new Kvm({ nested: true });
+    const ram = m.ram.slice().buffer;
+    const vm = restoreVm(kvm, fromJsonable<VmSnapshot>(JSON.parse(json)), () => ram, {
+      clock: "deterministic",
+    });
+    const vcpu = vm.vcpus[0]!;
+    const backend = attachVmxBackend(vcpu, { maxRunInstructions: 200_000 });
+    const restored: Machine = { kvm, vm, vcpu, ram: new Uint8Array(ram), backend };
+    return { before, after: runLog(restored), restored };
+  }
+
+  const FULL_RUN = [
+    "io out 0x11 4 0a000000",
+    "io out 0x19 1 77",
+    "io out 0x11 4 1e000000",
+    "io out 0x12 4 40008000",
+    "io out 0x13 1 42",
+  ];
+
+  it("KVM_GET/SET_NESTED_STATE: a snapshot while L2 runs resumes L2 under L1 in a new VM", () => {
+    const { before, after, restored } = snapshotAt("io out 0x19 1 77");
+    expect(before).toEqual(FULL_RUN.slice(0, 2));
+    expect(after.slice(0, 3)).toEqual(FULL_RUN.slice(2));
+    expect(after.slice(-3)).toEqual(["io out 0x11 4 0c000000", "io out 0x18 1 dd", "hlt"]);
+    expect(restored.backend.nested.l2Active).toBe(false);
+  });
+
+  it("KVM_GET/SET_NESTED_STATE: a snapshot while L1 is in VMX root operation keeps its VMX state", () => {
+    const { before, after } = snapshotAt("io out 0x11 4 0a000000");
+    expect(before).toEqual(FULL_RUN.slice(0, 1));
+    expect(after.slice(0, 4)).toEqual(FULL_RUN.slice(1));
+    expect(after.slice(-3)).toEqual(["io out 0x11 4 0c000000", "io out 0x18 1 dd", "hlt"]);
+  });
+
+  it("KVM_SET_NESTED_STATE validates: bad unit state or vmcs12 controls are refused, nothing changes", () => {
+    const m = nestedMachine(0);
+    runLog(m, {}, 40, ["io out 0x19 1 77"]);
+    m.backend.requestExit();
+    m.vcpu.run();
+    const good = m.vcpu.getNestedState()!;
+    expect(good.unit.nonRoot).toBe(true);
+    const fresh = nestedMachine(0);
+    expect(() => fresh.vcpu.setNestedState({ ...good, unit: { ...good.unit, vmcs: "zz" } })).toThrow(
+      VmxStateError,
+    );
+    // vmcs12 with reserved pin-based control bits: VM entry would refuse it, so does the restore.
+    const bad = new Vmcs();
+    bad.bytes.set(Uint8Array.from(good.unit.vmcs.match(/../g)!, (h) => Number.parseInt(h, 16)));
+    bad.set32(F.PIN_BASED_VM_EXEC_CONTROL, 0xffffffff);
+    const hex = Array.from(bad.bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    expect(() => fresh.vcpu.setNestedState({ ...good, unit: { ...good.unit, vmcs: hex } })).toThrow(/27.2.1/);
+    expect(fresh.backend.nested.l2Active).toBe(false);
+    expect(fresh.vcpu.getNestedState()).toBeNull();
+    // Without nested VMX for the vCPU there is nothing to restore into.
+    expect(() => nestedMachine(0, false).vcpu.setNestedState(good)).toThrow(VmxStateError);
   });
 
   it("without nested VMX: IA32_FEATURE_CONTROL's VMX bit is #GP and the VMX MSRs do not exist", () => {

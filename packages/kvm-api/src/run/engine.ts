@@ -28,7 +28,7 @@ import { ExitHandlers } from "./exits.js";
 import { GuestBus } from "./guest-bus.js";
 import { NonRootHooks } from "./hooks.js";
 import { HOST_PHYS_BITS, HostMemory, WalkMemory } from "./host-memory.js";
-import { NestedVmx } from "./nested.js";
+import { type NestedState, NestedVmx } from "./nested.js";
 import { StateSync } from "./sync.js";
 import { msrBitmap, programControls } from "./vmcs-setup.js";
 import { cpuToRecord, recordToCpu, VmxStateRecord } from "./vmx-state.js";
@@ -142,6 +142,18 @@ export class VmxBackend implements VcpuBackend {
     });
     this.vmxOn();
     this.nested = new NestedVmx(this);
+    const pending = vcpu.takePendingNestedState();
+    if (pending !== null) this.nested.setState(pending);
+  }
+
+  /** KVM_GET_NESTED_STATE. */
+  getNestedState(): NestedState | null {
+    return this.nested.getState();
+  }
+
+  /** KVM_SET_NESTED_STATE (throws VmxStateError). */
+  setNestedState(s: NestedState): void {
+    this.nested.setState(s);
   }
 
   /** Makes the next (or current) `run()` return KVM_EXIT_INTR, like a signal to the vCPU thread. */

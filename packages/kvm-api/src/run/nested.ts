@@ -26,11 +26,14 @@ import { Access, TranslateFault, type TranslateResult } from "@tskvm/cpu-x86";
 import { Mmu } from "@tskvm/mmu-ept";
 import {
   canonical,
+  checkControls,
+  checkHostState,
   copyGuestState,
   EXIT_REASON_ENTRY_FAILURE,
   ExitCtl,
   type ExitInfo,
   ExitReason,
+  entryEnv,
   F,
   FeatureControl,
   IMPLEMENTED_PROC2,
@@ -50,7 +53,9 @@ import {
   VmxMsr,
   type VmxOutcome,
   type VmxPhysMemory,
+  VmxStateError,
   VmxUnit,
+  type VmxUnitState,
 } from "@tskvm/vmx";
 import { PENDING_INIT } from "../devices/lapic.js";
 import { KVM_EXIT_SHUTDOWN, type KvmExit } from "../exits.js";
@@ -102,6 +107,15 @@ export function nestedCaps(physAddrBits: number): VmxCaps {
     // The run loop keeps wait-for-SIPI as an MP state of the vCPU, not as a state L2 can be in.
     waitForSipi: false,
   });
+}
+
+/** Nested VMX state for snapshots (KVM_GET/SET_NESTED_STATE), plain JSON through `toJsonable`. */
+export interface NestedState {
+  /** L1's virtual VMX unit: VMX operation, VMXON and vmcs12 pointers, the cached vmcs12. */
+  unit: VmxUnitState;
+  /** L2's own CR0/CR4 (its view of the bits L0 owns) while L2 runs. */
+  l2Cr0: bigint;
+  l2Cr4: bigint;
 }
 
 /** A fault the emulation of an L1 instruction raises in L1 (the operand's #GP, #SS or #PF). */
@@ -189,8 +203,9 @@ export class NestedVmx {
     return this.parts().view;
   }
 
-  private parts(): { unit: VmxUnit; view: NestedCpuView } {
-    if (this.unit12 !== null && this.view12 !== null) return { unit: this.unit12, view: this.view12 };
+  private parts(restore?: VmxUnitState): { unit: VmxUnit; view: NestedCpuView } {
+    if (restore === undefined && this.unit12 !== null && this.view12 !== null)
+      return { unit: this.unit12, view: this.view12 };
     const handlers = this.b.handlers;
     let unit12: VmxUnit | null = null;
     const view = new NestedCpuView(this.b.unit.vmcs, () => unit12!.vmcs, {
@@ -198,12 +213,8 @@ export class NestedVmx {
       write: (i, v) => handlers.writeMsr(i, Number(v & 0xffffffffn) | 0, Number(v >> 32n) | 0),
     });
     const flush = () => this.b.cpu.flushTranslations();
-    const unit = new VmxUnit({
-      caps: this.caps,
-      cpu: view,
-      mem: this.mem,
-      tlb: { invept: flush, invvpid: flush },
-    });
+    const deps = { caps: this.caps, cpu: view, mem: this.mem, tlb: { invept: flush, invvpid: flush } };
+    const unit = restore === undefined ? new VmxUnit(deps) : VmxUnit.restore(deps, restore);
     unit12 = unit;
     this.unit12 = unit;
     this.view12 = view;
@@ -441,10 +452,7 @@ export class NestedVmx {
    * whose controls are L0's for L1 merged with L1's for L2.
    */
   private enterL2(): void {
-    const b = this.b;
-    const v = b.unit.vmcs;
-    const v12 = this.unit.vmcs;
-    const view = this.view;
+    const v = this.b.unit.vmcs;
     this.scratch.copyFrom(v);
     const l2Cr0 = v.get64(F.CR0_READ_SHADOW);
     const l2Cr4 = v.get64(F.CR4_READ_SHADOW);
@@ -452,6 +460,21 @@ export class NestedVmx {
     // Every field of vmcs01 (L0's controls and host state, L2's guest state); vmcs02's own header
     // (revision, launch state) stays.
     v.words.set(this.scratch.words.subarray(4), 4);
+    this.prepareVmcs02(l2Cr0, l2Cr4);
+    // 27.6: vmcs12's event injection is delivered by vmcs02's entry.
+    const v12 = this.unit.vmcs;
+    const inj = v12.get32(F.VM_ENTRY_INTR_INFO_FIELD);
+    v.set32(F.VM_ENTRY_INTR_INFO_FIELD, inj & INTR_INFO_VALID ? inj : 0);
+    v.set32(F.VM_ENTRY_EXCEPTION_ERROR_CODE, v12.get32(F.VM_ENTRY_EXCEPTION_ERROR_CODE));
+    v.set32(F.VM_ENTRY_INSTRUCTION_LEN, v12.get32(F.VM_ENTRY_INSTRUCTION_LEN));
+  }
+
+  /** vmcs02 (current, holding L0's controls) gets L1's controls merged in; L2's view of CR0/CR4. */
+  private prepareVmcs02(l2Cr0: bigint, l2Cr4: bigint): void {
+    const b = this.b;
+    const v = b.unit.vmcs;
+    const v12 = this.unit.vmcs;
+    const view = this.view;
     const proc12 = v12.get32(F.CPU_BASED_VM_EXEC_CONTROL);
     // I/O and MSR accesses all exit to L0, which asks vmcs12's bitmaps (nested_vmx_exit_handled_io
     // and _msr): vmcs02 uses no bitmaps. Window exiting is re-armed by the injection logic.
@@ -493,11 +516,6 @@ export class NestedVmx {
       m.setEptp({ lo: Number(eptp & 0xffffffffn) | 0, hi: Number(eptp >> 32n) | 0 });
       b.translator.mmu = m;
     }
-    // 27.6: vmcs12's event injection is delivered by vmcs02's entry.
-    const inj = v12.get32(F.VM_ENTRY_INTR_INFO_FIELD);
-    v.set32(F.VM_ENTRY_INTR_INFO_FIELD, inj & INTR_INFO_VALID ? inj : 0);
-    v.set32(F.VM_ENTRY_EXCEPTION_ERROR_CODE, v12.get32(F.VM_ENTRY_EXCEPTION_ERROR_CODE));
-    v.set32(F.VM_ENTRY_INSTRUCTION_LEN, v12.get32(F.VM_ENTRY_INSTRUCTION_LEN));
     b.cpu.flushTranslations();
   }
 
@@ -532,6 +550,55 @@ export class NestedVmx {
         maxPhyAddr: this.caps.physAddrBits,
       });
     return this.l2Mmu;
+  }
+
+  /**
+   * KVM_GET_NESTED_STATE: L1's VMX operation (its unit's state with the cached vmcs12) and L2's own
+   * CR0/CR4; null when L1 is not in VMX operation. L2's other registers are the vCPU's registers.
+   */
+  getState(): NestedState | null {
+    const u = this.unit12;
+    if (u === null || !u.inVmxOperation) return null;
+    const view = this.view;
+    return { unit: u.save(), l2Cr0: view.l2Cr0, l2Cr4: view.l2Cr4 };
+  }
+
+  /**
+   * KVM_SET_NESTED_STATE, before the vCPU runs again: L1's unit as saved and, when L2 was running,
+   * vmcs02 prepared again from L0's controls and vmcs12 (nested_vmx_enter_non_root_mode without the
+   * entry: the registers userspace restores are L2's). Validates as VM entry would; throws
+   * VmxStateError and changes nothing on a bad state.
+   */
+  setState(s: NestedState): void {
+    if (!this.allowed()) throw new VmxStateError("nested VMX is not enabled for this vCPU");
+    if (this.l2Active) throw new VmxStateError("L2 is running");
+    if (typeof s?.l2Cr0 !== "bigint" || typeof s.l2Cr4 !== "bigint") throw new VmxStateError("l2Cr0/l2Cr4");
+    const keep = { unit: this.unit12, view: this.view12 };
+    let unit: VmxUnit;
+    try {
+      unit = this.parts(s.unit).unit;
+    } catch (e) {
+      this.unit12 = keep.unit;
+      this.view12 = keep.view;
+      throw e;
+    }
+    if (unit.nonRoot) {
+      // The processor mode at the original VMLAUNCH was L1's, which the state does not carry: take
+      // the one vmcs12's host address-space size returns to.
+      const hostLma = (unit.vmcs.get32(F.VM_EXIT_CONTROLS) & ExitCtl.HOST_ADDR_SPACE_SIZE) !== 0;
+      const env = { ...entryEnv(unit), hostLma };
+      const bad = checkControls(env) ?? checkHostState(env);
+      if (bad !== null) {
+        this.unit12 = keep.unit;
+        this.view12 = keep.view;
+        throw new VmxStateError(bad);
+      }
+      const v = this.b.unit.vmcs;
+      this.scratch.copyFrom(v);
+      this.switchTo(this.vmcs02);
+      v.words.set(this.scratch.words.subarray(4), 4);
+      this.prepareVmcs02(s.l2Cr0, s.l2Cr4);
+    }
   }
 
   /** Does L1 want the exit L0 just took from L2? */
