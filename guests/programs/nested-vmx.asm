@@ -35,6 +35,7 @@
 ;  13 VMPTRST in compatibility mode: 0x15=6 (#UD), HLT
 ;  14 L2 runs the bytes at 0x50000 with every exception intercepted: each exit reaches L1's handler
 ;  15 case 0 with L1 owning CR0.TS (mask and read shadow 1) while L2's CR0.TS is 0
+;  16 L1 intercepts #PF; L2 reads 0x812345 (unmapped): 0x11=0, 0x12=0x812345, 0x14=0x80000b0e, 0x18=dd
 ; Case 0 also leaves VMREAD-to-memory (CPUID's length) at 0x9010 and VMPTRST's pointer at 0x9018.
 bits 16
 org 0x1000
@@ -260,9 +261,14 @@ lm64:
     VMW 0x4004, 0xffffffff          ; every exception exits to L1
 .c15:
     cmp byte [CASE], 15
-    jne .launch
+    jne .c16
     VMW 0x6000, 8                   ; case 15: L1 owns CR0.TS (guest/host mask) and shows L2 TS = 1
     VMW 0x6004, 8
+.c16:
+    cmp byte [CASE], 16
+    jne .launch
+    VMW 0x681e, l2_pf               ; case 16: L1 intercepts #PF
+    VMW 0x4004, 1 << 14
 .launch:
     vmlaunch
     call report                     ; VMfail: flags and error
@@ -415,6 +421,9 @@ l2_ept:                             ; case 9: through L1's EPT
     mov dword [0x600000], 0x600dcafe    ; L2 GPA 6 MiB = L1 GPA 2 MiB
     mov eax, [0x200010]             ; not present in L1's EPT: EPT violation to L1
     hlt
+l2_pf:                              ; case 16: a read of an unmapped linear address
+    mov eax, [0x812345]
+    hlt
 l2_vmxe:                            ; case 10: CR4.VMXE is fixed to 1 in VMX non-root operation
     mov rax, cr4
     btr eax, 13
@@ -445,6 +454,8 @@ exit_handler:
     je .intr
     cmp edi, 48
     je .ept
+    test edi, edi
+    jz .exc
     mov al, 0xee
     out 0x1f, al
     hlt
@@ -482,6 +493,16 @@ exit_handler:
     vmread rdi, rsi
     mov eax, edi
     out 0x12, eax
+    jmp done
+.exc:                               ; exception: qualification (#PF: linear address), interruption info
+    mov esi, 0x6400
+    vmread rdi, rsi
+    mov eax, edi
+    out 0x12, eax
+    mov esi, 0x4404                 ; VM_EXIT_INTR_INFO
+    vmread rdi, rsi
+    mov eax, edi
+    out 0x14, eax
     jmp done
 .ept:                               ; EPT violation: qualification and guest-physical address
     mov esi, 0x6400

@@ -232,6 +232,20 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     expect(v.get64(F.GUEST_LINEAR_ADDRESS)).toBe(0x200010n);
   });
 
+  it("SDM 26.2/28.2.1: a #PF L1 intercepts exits with the linear address, CR2 untouched", () => {
+    const m = nestedMachine(16);
+    const cr2 = m.vcpu.getSregs().cr2;
+    expect(runLog(m)).toEqual([
+      "io out 0x11 4 00000000", // exception or NMI (0)
+      "io out 0x12 4 45238100", // qualification: the linear address 0x812345
+      "io out 0x14 4 0e0b0080", // valid, hardware exception, error code delivered, vector 14
+      "io out 0x18 1 dd",
+      "hlt",
+    ]);
+    expect(m.backend.nested.unit.vmcs.get32(F.VM_EXIT_INTR_ERROR_CODE)).toBe(0); // not present, read, CPL 0
+    expect(m.vcpu.getSregs().cr2).toBe(cr2);
+  });
+
   it("SDM 24.8: L2 clearing CR4.VMXE (a VMX fixed-1 bit L1 does not intercept) is #GP in L2", () => {
     expect(runLog(nestedMachine(10))).toEqual([
       "io out 0x15 1 0d", // L2's #GP handler (it shares L1's IDT); port 0x15 is not L1's

@@ -251,7 +251,8 @@ export class NonRootHooks implements Intercepts {
       type = IntrType.PRIV_SW_EXCEPTION;
       len = i.length;
     }
-    this.take(ExitReason.EXCEPTION_NMI, vec === 14 ? this.cr2() : 0n, false);
+    // #PF: the qualification is the faulting linear address; CR2 is not written (SDM 27.1, 28.2.1).
+    this.take(ExitReason.EXCEPTION_NMI, vec === 14 ? this.pfAddress() : 0n, false);
     this.exit.intrInfo = exceptionExitInfo(vec, type, err < 0 ? null : err);
     this.exit.intrErrorCode = err < 0 ? undefined : err;
     this.exit.instructionLength = len;
@@ -294,8 +295,8 @@ export class NonRootHooks implements Intercepts {
     return true;
   }
 
-  private cr2(): bigint {
-    return (BigInt(this.cpu.cr2Hi >>> 0) << 32n) | BigInt(this.cpu.cr2Lo >>> 0);
+  private pfAddress(): bigint {
+    return (BigInt(this.cpu.pfHi >>> 0) << 32n) | BigInt(this.cpu.pfLo >>> 0);
   }
 
   /** MOV to/from CRn (SDM 26.1.3 and 26.3). */
