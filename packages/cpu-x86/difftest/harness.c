@@ -14,7 +14,12 @@
 //
 // 32-bit snippets: when the high dword of in_rec.rflags is 32, the snippet runs in compatibility mode
 // (CS = 0x23, Linux's 32-bit user code segment, set in the signal frame); DS and ES are loaded with
-// the flat user data selector 0x2b at startup so 32-bit code can address memory.
+// the flat user data selector 0x2b so 32-bit code can address memory.
+//
+// 16-bit snippets (high dword 16): two LDT entries made with modify_ldt, a 16-bit code segment based at
+// CODE_BASE (selector 0x07) and a 16-bit data segment based at DATA_BASE (0x0f), both 64 KiB; the
+// signal frame gets CS 0x07 and SS 0x0f (UC_STRICT_RESTORE_SS), DS and ES are loaded with 0x0f before
+// the snippet. RIP is then the 16-bit offset in the code segment. 64-bit code ignores DS/ES bases.
 //
 // Build: gcc -O2 -o harness harness.c
 #define _GNU_SOURCE
@@ -24,8 +29,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <asm/ldt.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
+
+#ifndef UC_STRICT_RESTORE_SS
+#define UC_STRICT_RESTORE_SS 0x4
+#endif
+#define SEL_CODE16 0x07
+#define SEL_DATA16 0x0f
 
 #define CODE_BASE 0x20000000UL
 #define DATA_BASE 0x10000000UL
@@ -68,6 +81,25 @@ static struct out_rec cur_out;
 static gregset_t saved_gregs;
 static struct _libc_fpstate saved_fp;
 static uint32_t code_len;
+static uint32_t mode; // 0 (64-bit), 32 or 16
+
+/** Where the snippet starts, as RIP: a linear address, or the offset in the 16-bit code segment. */
+static uint64_t code_start(void) { return mode == 16 ? 0 : CODE_BASE; }
+
+static int ldt_entry(unsigned n, unsigned long base, int code) {
+  struct user_desc d;
+  memset(&d, 0, sizeof d);
+  d.entry_number = n;
+  d.base_addr = (unsigned)base;
+  d.limit = 0xffff;
+  d.seg_32bit = 0;
+  d.contents = code ? MODIFY_LDT_CONTENTS_CODE : MODIFY_LDT_CONTENTS_DATA;
+  d.read_exec_only = 0;
+  d.limit_in_pages = 0;
+  d.seg_not_present = 0;
+  d.useable = 1;
+  return (int)syscall(SYS_modify_ldt, 1, &d, sizeof d);
+}
 
 static void handler(int sig, siginfo_t *si, void *ctx) {
   ucontext_t *uc = (ucontext_t *)ctx;
@@ -80,8 +112,13 @@ static void handler(int sig, siginfo_t *si, void *ctx) {
     saved_gregs[REG_RIP] += 2; // past UD2
     for (int i = 0; i < 16; i++) g[greg_index[i]] = (greg_t)cur_in.regs[i];
     g[REG_EFL] = (greg_t)(cur_in.rflags & 0xffffffffu);
-    if ((cur_in.rflags >> 32) == 32) g[REG_CSGSFS] = (g[REG_CSGSFS] & ~(greg_t)0xffff) | 0x23;
-    g[REG_RIP] = (greg_t)CODE_BASE;
+    if (mode == 32) g[REG_CSGSFS] = (g[REG_CSGSFS] & ~(greg_t)0xffff) | 0x23;
+    if (mode == 16) {
+      // CS in bits 15:0, SS in bits 63:48 of the packed cs/gs/fs/ss word.
+      g[REG_CSGSFS] = (g[REG_CSGSFS] & (greg_t)0x0000ffffffff0000ULL) | SEL_CODE16 | ((greg_t)SEL_DATA16 << 48);
+      uc->uc_flags |= UC_STRICT_RESTORE_SS;
+    }
+    g[REG_RIP] = (greg_t)code_start();
     memcpy(fp->_xmm, cur_in.xmm, sizeof(cur_in.xmm));
     fp->mxcsr = cur_in.mxcsr;
     phase = 1;
@@ -96,7 +133,7 @@ static void handler(int sig, siginfo_t *si, void *ctx) {
   cur_out.trapno = (int32_t)g[REG_TRAPNO];
   cur_out.err = (uint64_t)g[REG_ERR];
   cur_out.addr = (uint64_t)si->si_addr;
-  if (sig == SIGTRAP && cur_out.trapno == 3 && cur_out.rip == CODE_BASE + code_len + 1) {
+  if (sig == SIGTRAP && cur_out.trapno == 3 && cur_out.rip == code_start() + code_len + 1) {
     cur_out.trapno = -1; // the final INT3
     cur_out.rip -= 1;
   }
@@ -125,11 +162,17 @@ int main(void) {
   int sigs[] = {SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE};
   for (unsigned i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) sigaction(sigs[i], &sa, NULL);
   memset(code, 0xcc, PAGE);
-  __asm__ volatile("mov %0, %%ds\n\tmov %0, %%es" ::"r"(0x2b) : "memory");
+  if (ldt_entry(0, CODE_BASE, 1) != 0 || ldt_entry(1, DATA_BASE, 0) != 0) {
+    fprintf(stderr, "harness: modify_ldt failed\n");
+    return 2;
+  }
   static uint8_t zero_page[PAGE];
   setvbuf(stdout, NULL, _IOFBF, 1 << 20);
   while (fread(&cur_in, sizeof(cur_in), 1, stdin) == 1) {
     code_len = cur_in.code_len > CODE_MAX ? CODE_MAX : cur_in.code_len;
+    mode = (uint32_t)(cur_in.rflags >> 32);
+    uint32_t dsel = mode == 16 ? SEL_DATA16 : 0x2b;
+    __asm__ volatile("mov %0, %%ds\n\tmov %0, %%es" ::"r"(dsel) : "memory");
     memcpy(code, cur_in.code, code_len);
     memset(data, 0, PAGE);
     memcpy(data + WIN_OFF, cur_in.mem, WIN);

@@ -107,11 +107,22 @@ function counter(c: C, asz: number): boolean {
 
 /** LOOP (k=0), LOOPE (k=1), LOOPNE (k=2). */
 export function loop(c: C, i: I): void {
+  const r = c.r;
+  const lo = r[2]!;
+  const hi = r[3]!;
   const nz = counter(c, i.addrSize);
   if (!nz) return;
   if (i.k === 1 && !c.zf()) return;
   if (i.k === 2 && c.zf()) return;
+  // A target outside CS is #GP(0) with rCX as it was (a fault leaves no trace; the 16-bit difftest
+  // against the host found this): check it before the new count is committed.
+  const nlo = r[2]!;
+  const nhi = r[3]!;
+  r[2] = lo;
+  r[3] = hi;
   relTarget(c, i);
+  r[2] = nlo;
+  r[3] = nhi;
 }
 
 export function jrcxz(c: C, i: I): void {

@@ -592,7 +592,12 @@ export function bitTest(c: C, i: I): void {
       }
     }
     c.lin(i.sg, lo, hi, sz, op !== 0);
-    if (op !== 0) c.probeWrite(c.la, c.laHi); // BTS/BTR/BTC fault as writes
+    if (op !== 0) {
+      // BTS/BTR/BTC fault as writes, on either page of a page-crossing operand (16-bit difftest).
+      c.probeWrite(c.la, c.laHi);
+      const e = (c.la >>> 0) + sz - 1;
+      c.probeWrite(e | 0, e > 0xffffffff ? (c.laHi + 1) | 0 : c.laHi);
+    }
     v = c.readLin(sz);
     vh = c.opHi;
   }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // difftest: runs generated x86-64 snippets on the host CPU (native harness) and on cpu-x86, and reports
-// the first differences. Usage: npm run difftest -w @tskvm/cpu-x86 -- --seed S --count N [--show K] [--mode 32|64]
+// the first differences. Usage: npm run difftest -w @tskvm/cpu-x86 -- --seed S --count N [--show K] [--mode 16|32|64]
 import { runDifftest } from "./run.js";
 
 function arg(name: string, def: number): number {
@@ -18,8 +18,8 @@ const seed = arg("seed", 1);
 const count = arg("count", 10000);
 const show = arg("show", 10);
 const mode = arg("mode", 64);
-if (mode !== 32 && mode !== 64) {
-  console.error("difftest: --mode is 32 or 64");
+if (mode !== 16 && mode !== 32 && mode !== 64) {
+  console.error("difftest: --mode is 16, 32 or 64");
   process.exit(2);
 }
 const t0 = performance.now();

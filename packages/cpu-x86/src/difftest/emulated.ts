@@ -13,7 +13,16 @@ import {
 } from "../cpu/interfaces.js";
 import { enterFlatLongMode } from "../cpu/setup.js";
 import { AR } from "../cpu/state.js";
-import { CODE_BASE, DATA_BASE, type SnippetIn, type SnippetOut, WIN, WIN_OFF } from "./records.js";
+import {
+  CODE_BASE,
+  DATA_BASE,
+  SEL_CODE16,
+  SEL_DATA16,
+  type SnippetIn,
+  type SnippetOut,
+  WIN,
+  WIN_OFF,
+} from "./records.js";
 
 const CODE_PFN = CODE_BASE / 4096;
 const DATA_PFN = DATA_BASE / 4096;
@@ -92,11 +101,29 @@ export class EmulatedRunner {
       c.segCacheAll();
       c.updateMode();
     }
+    if (s.mode === 16) {
+      // The harness's LDT segments: 16-bit code at CODE_BASE, 16-bit data (SS, DS, ES) at DATA_BASE,
+      // 64 KiB each, DPL 3.
+      const dpl3 = 3 << AR.DPL_SHIFT;
+      c.segSel[1] = SEL_CODE16;
+      c.segBaseLo[1] = CODE_BASE;
+      c.segLimit[1] = 0xffff;
+      c.segAttr[1] = AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | dpl3;
+      for (const sg of [0, 2, 3]) {
+        c.segSel[sg] = SEL_DATA16;
+        c.segBaseLo[sg] = DATA_BASE;
+        c.segLimit[sg] = 0xffff;
+        c.segAttr[sg] = AR.P | AR.S | AR.RW | AR.ACCESSED | dpl3;
+      }
+      c.segCacheAll();
+      c.updateMode();
+    }
     c.r.set(s.regs);
     c.setRflags(s.rflags);
     c.xmm.set(s.xmm);
     c.mxcsr = s.mxcsr;
-    c.ripLo = CODE_BASE;
+    const start = s.mode === 16 ? 0 : CODE_BASE;
+    c.ripLo = start;
     c.ripHi = 0;
     c.halted = false;
     c.shutdown = false;
@@ -112,7 +139,7 @@ export class EmulatedRunner {
     o.addrLo = 0;
     o.addrHi = 0;
     if (exit === RunExit.INTERCEPT) {
-      if (this.vec === 3 && c.ripLo === CODE_BASE + s.code.length && c.ripHi === 0) o.trapno = -1;
+      if (this.vec === 3 && c.ripLo === start + s.code.length && c.ripHi === 0) o.trapno = -1;
       else {
         // INT3 and INTO are traps: the state is after the instruction.
         if ((this.vec === 3 || this.vec === 4) && c.curInsn) {

@@ -10,7 +10,7 @@ import { decode } from "../decoder/decode.js";
 import { DecodeStatus, Insn } from "../decoder/insn.js";
 import { Op } from "../generated/ops.js";
 import { SIMD_HANDLERS } from "../simd/dispatch.js";
-import { CODE_BASE, CODE_MAX, type SnippetIn, WIN, WIN_BASE } from "./records.js";
+import { CODE_BASE, CODE_MAX, type DiffMode, type SnippetIn, WIN, WIN_BASE, WIN_OFF } from "./records.js";
 
 /** Integer instructions that run the same at CPL 3 on the host and here. */
 const ALLOWED = new Set<number>([
@@ -161,7 +161,7 @@ const ALLOWED = new Set<number>([
   Op.INT3,
 ]);
 
-/** Legacy-only instructions compared in 32-bit compatibility mode. */
+/** Legacy-only instructions compared in 32-bit compatibility mode and 16-bit code. */
 const LEGACY32 = new Set<number>([
   Op.DAA,
   Op.DAS,
@@ -355,7 +355,7 @@ function mmxForm(map: number, pfx: number, opcode: number): boolean {
 }
 
 /** Builds the template list from the decoder: one per slot whose decoded op is allowed. */
-export function buildTemplates(mode: 32 | 64 = 64): Template[] {
+export function buildTemplates(mode: DiffMode = 64): Template[] {
   const out: Template[] = [];
   const insn = new Insn();
   const buf = new Uint8Array(24);
@@ -369,7 +369,7 @@ export function buildTemplates(mode: 32 | 64 = 64): Template[] {
         // Segment-register pushes/pops and far pointers load from the host's GDT.
         if (
           map === 0 &&
-          mode === 32 &&
+          mode !== 64 &&
           [0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f, 0x9a, 0xc4, 0xc5, 0xea].includes(opcode)
         )
           continue;
@@ -387,7 +387,7 @@ export function buildTemplates(mode: 32 | 64 = 64): Template[] {
             buf[n++] = mem ? 0x43 | (reg << 3) : 0xc0 | (reg << 3) | 1; // [rbx+disp8] or rcx/xmm1
             buf.fill(0x11, n);
             if (decode(buf, 0, mode, insn) !== DecodeStatus.Ok) continue;
-            if (!ALLOWED.has(insn.op) && !(mode === 32 && LEGACY32.has(insn.op))) continue;
+            if (!ALLOWED.has(insn.op) && !(mode !== 64 && LEGACY32.has(insn.op))) continue;
             // Opcodes without ModRM decode the same for every reg: keep one.
             if (!insn.hasModrm && (reg !== 0 || mem)) continue;
             const key = `${map}.${pfx}.${opcode}.${insn.hasModrm ? reg : 0}.${insn.hasModrm && mem}`;
@@ -427,7 +427,7 @@ export function generate(
   index: number,
   s: SnippetIn,
   insn: Insn,
-  mode: 32 | 64 = 64,
+  mode: DiffMode = 64,
 ): boolean {
   s.mode = mode;
   const t = templates[index % templates.length]!;
@@ -436,7 +436,7 @@ export function generate(
   const pfx = t.pfx !== 0 ? 0 : r.below(6);
   if (t.pfx !== 0) code[n++] = t.pfx;
   else if (pfx === 1) code[n++] = 0x66;
-  const rexKind = mode === 32 ? 0 : r.below(4);
+  const rexKind = mode === 64 ? r.below(4) : 0;
   let rex = 0;
   if (rexKind === 1) rex = 0x48;
   else if (rexKind === 2) rex = 0x40 | (r.below(16) & 0xd); // W/R/B, never X (no index register)
@@ -449,7 +449,8 @@ export function generate(
   if (t.map === 2) code[n++] = 0x38;
   if (t.map === 3) code[n++] = 0x3a;
   code[n++] = t.opcode;
-  const rm = t.mem ? 3 : r.below(8);
+  // Memory operand: [rbx/r11 + disp8], or [bx + disp8] (rm = 7) with 16-bit addressing.
+  const rm = t.mem ? (mode === 16 ? 7 : 3) : r.below(8);
   const mod = t.mem ? 1 : 3;
   code[n++] = (mod << 6) | (t.reg << 3) | rm;
   if (t.mem) code[n++] = (r.below(200) - 100) & 0xff; // disp8
@@ -457,7 +458,7 @@ export function generate(
     code[n++] = r.below(4) === 0 ? EDGE32[r.below(EDGE32.length)]! & 0xff : r.below(256);
   const st = decode(code, 0, mode, insn);
   if (st !== DecodeStatus.Ok) return false;
-  if (!ALLOWED.has(insn.op) && !(mode === 32 && LEGACY32.has(insn.op))) return false;
+  if (!ALLOWED.has(insn.op) && !(mode !== 64 && LEGACY32.has(insn.op))) return false;
   if (insn.op === Op.MOV && insn.map === 0 && insn.opcode === 0x8e) return false; // loads from Linux's GDT
   // 0F 0D with a register operand: Intel treats it as a reserved NOP, AMD raises #UD (vendor difference).
   if (insn.map === 1 && insn.opcode === 0x0d) return false;
@@ -511,12 +512,14 @@ export function generate(
   s.op = insn.op;
   const regs = s.regs;
   for (let k = 0; k < 16; k++) randReg64(r, regs, k);
-  if (mode === 32) for (let k = 0; k < 16; k++) regs[2 * k + 1] = 0;
-  // Pointers into the window: memory base, rSI/rDI for strings, rSP for the stack.
-  const mid = WIN_BASE + 512;
+  if (mode !== 64) for (let k = 0; k < 16; k++) regs[2 * k + 1] = 0;
+  // Pointers into the window: memory base, rSI/rDI for strings, rSP for the stack. 16-bit code
+  // addresses it through segments based at DATA_BASE, so there they are offsets in the data page.
+  const win = mode === 16 ? WIN_OFF : WIN_BASE;
+  const mid = win + 512;
   regs[2 * baseReg] = mid + r.below(64) - 32;
   regs[2 * baseReg + 1] = 0;
-  regs[2 * 4] = WIN_BASE + WIN - 128 - 8 * r.below(4);
+  regs[2 * 4] = win + WIN - 128 - 8 * r.below(4);
   regs[2 * 4 + 1] = 0;
   if (STRINGS.has(insn.op) || insn.op === Op.XLATB) {
     regs[12] = mid - 200 + r.below(100);
@@ -532,6 +535,13 @@ export function generate(
   }
   if (SHIFTS.has(insn.op)) regs[2] = SHIFT_COUNTS[r.below(SHIFT_COUNTS.length)]! | (r.u32() & 0xff00);
   if (regs16Count) regs[2] = (regs[2]! & ~0xff) | r.below(17);
+  // 16-bit code: an indirect near JMP/CALL or a RET lands in the code page one time in 16; never
+  // inside the snippet (that would run its bytes again). The target is a register, the word/dword at
+  // [bx+disp8], or the one on top of the stack.
+  const indirect = insn.map === 0 && insn.opcode === 0xff && ((insn.reg & 7) === 2 || (insn.reg & 7) === 4);
+  const ret = insn.op === Op.RET;
+  let target = -1;
+  if (mode === 16 && (indirect || ret)) target = len + 1 + r.below(0x10000 - len - 1);
   // Arithmetic flags random; DF sometimes; IF always (user mode); never AC or TF.
   s.rflags = 0x202 | (r.u32() & 0x8d5) | (r.below(4) === 0 ? 0x400 : 0);
   const FLOATS = [
@@ -546,6 +556,16 @@ export function generate(
   // MXCSR: all exceptions masked; sometimes another rounding mode, FTZ or DAZ.
   s.mxcsr = 0x1f80 | (r.below(4) === 0 ? r.u32() & 0xe040 : 0);
   for (let k = 0; k < WIN; k++) s.mem[k] = r.below(3) === 0 ? 0 : r.below(256);
+  if (target >= 0) {
+    if (ret || insn.isMem) {
+      const at = ((ret ? regs[2 * 4]! : regs[2 * 3]! + insn.disp) & 0xffff) - WIN_OFF;
+      if (at < 0 || at + 4 > WIN) return false;
+      for (let k = 0; k < 4; k++) s.mem[at + k] = k < 2 ? (target >> (8 * k)) & 0xff : 0;
+    } else {
+      regs[2 * (insn.rm & 7)] = target;
+      regs[2 * (insn.rm & 7) + 1] = 0;
+    }
+  }
   void CODE_BASE;
   return true;
 }

@@ -10,6 +10,12 @@ export const WIN = 1024;
 export const CODE_MAX = 32;
 export const WIN_BASE = DATA_BASE + WIN_OFF;
 
+/** Modes the snippets run in. */
+export type DiffMode = 16 | 32 | 64;
+/** Selectors and bases of the harness's 16-bit LDT segments (code at CODE_BASE, data at DATA_BASE). */
+export const SEL_CODE16 = 0x07;
+export const SEL_DATA16 = 0x0f;
+
 export const IN_SIZE = 16 * 8 + 8 + 256 + 4 + 4 + CODE_MAX + WIN;
 export const OUT_SIZE = 16 * 8 + 8 + 8 + 256 + 4 + 4 + 8 + 8 + WIN + 4 + 4;
 
@@ -23,8 +29,8 @@ export interface SnippetIn {
   mem: Uint8Array; // WIN
   /** Op id of the instruction under test (for flag masks and reports). */
   op: number;
-  /** 64-bit mode, or 32-bit compatibility mode. */
-  mode: 32 | 64;
+  /** 64-bit mode, 32-bit compatibility mode, or 16-bit code (compatibility mode with 16-bit segments). */
+  mode: DiffMode;
 }
 
 /** One snippet's end state. `trapno` -1 = ran to the end. */
@@ -66,7 +72,7 @@ export function encodeIn(s: SnippetIn, buf: Uint8Array, at: number): void {
   const dv = new DataView(buf.buffer, buf.byteOffset + at, IN_SIZE);
   for (let i = 0; i < 32; i++) dv.setInt32(i * 4, s.regs[i]!, true);
   dv.setUint32(128, s.rflags >>> 0, true);
-  dv.setUint32(132, s.mode === 32 ? 32 : 0, true); // the harness's mode flag (high dword of rflags)
+  dv.setUint32(132, s.mode === 64 ? 0 : s.mode, true); // the harness's mode flag (high dword of rflags)
   for (let i = 0; i < 64; i++) dv.setUint32(136 + i * 4, s.xmm[i]!, true);
   dv.setUint32(392, s.mxcsr >>> 0, true);
   dv.setUint32(396, s.code.length, true);

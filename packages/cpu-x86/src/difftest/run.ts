@@ -7,7 +7,7 @@ import { compare, describe } from "./compare.js";
 import { EmulatedRunner } from "./emulated.js";
 import { buildTemplates, generate, Rng } from "./generate.js";
 import { buildHarness, runNative } from "./native.js";
-import { decodeOut, newOut, OUT_SIZE, type SnippetIn, WIN } from "./records.js";
+import { type DiffMode, decodeOut, newOut, OUT_SIZE, type SnippetIn, WIN } from "./records.js";
 
 export interface DifftestFailure {
   index: number;
@@ -29,8 +29,8 @@ export interface DifftestOptions {
   batch?: number;
   /** Keep at most this many failures with details. */
   keep?: number;
-  /** 64 (default) or 32 (compatibility mode). */
-  mode?: 32 | 64;
+  /** 64 (default), 32 (compatibility mode) or 16 (16-bit code segment in compatibility mode). */
+  mode?: DiffMode;
 }
 
 function newSnippet(): SnippetIn {
