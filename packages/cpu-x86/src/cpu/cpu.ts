@@ -65,7 +65,7 @@ export type RunExit = (typeof RunExit)[keyof typeof RunExit];
 export class Block {
   /** False once its page's code was dropped (links to it are then ignored). */
   valid = true;
-  /** Executions so far (the block is compiled at JIT_THRESHOLD) and the compiled form. */
+  /** Executions so far (the block is compiled at `jitThreshold`) and the compiled form. */
   hits = 0;
   compiled: CompiledBlock | null = null;
   /** Decode mode the block was built for. */
@@ -116,6 +116,8 @@ export interface CpuOptions {
   clock?: TscClock;
   /** Compile hot blocks (default true). */
   jit?: boolean;
+  /** Executions of a block before it is compiled (default `JIT_THRESHOLD`; at least 1). */
+  jitThreshold?: number;
 }
 
 export class Cpu extends SysCpu {
@@ -136,6 +138,8 @@ export class Cpu extends SysCpu {
   nmiWindowExiting = false;
   /** Compile hot blocks to JS functions (jit.ts); off runs the plain interpreter. */
   jit = true;
+  /** Executions of a block before it is compiled. */
+  jitThreshold = JIT_THRESHOLD;
   /** Instructions retired since construction. */
   executed = 0;
   exitReason: RunExit = RunExit.BUDGET;
@@ -172,6 +176,7 @@ export class Cpu extends SysCpu {
     this.interrupts = opts.interrupts ?? null;
     this.clock = opts.clock ?? { now: () => this.executed };
     this.jit = opts.jit ?? true;
+    this.jitThreshold = Math.max(1, Math.floor(opts.jitThreshold ?? JIT_THRESHOLD));
     this.reset();
   }
 
@@ -401,7 +406,7 @@ export class Cpu extends SysCpu {
       if (!this.stopBlock && !this.codeInvalidated && b.valid) this.prevBlock = b;
       return;
     }
-    if (this.jit && b.pfn >= 0 && ++b.hits === JIT_THRESHOLD) b.compiled = compileBlock(insns, b.mode);
+    if (this.jit && b.pfn >= 0 && ++b.hits === this.jitThreshold) b.compiled = compileBlock(insns, b.mode);
     const n = Math.min(insns.length, limit);
     this.curCodePfn = b.pfn;
     this.codeInvalidated = false;

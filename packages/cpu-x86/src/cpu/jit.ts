@@ -18,8 +18,15 @@ import type { OpCpu, XInsn } from "./operands.js";
 /** A compiled block: runs the whole block from its first instruction. */
 export type CompiledBlock = (c: OpCpu) => void;
 
-/** Executions of a block before it is compiled. */
-export const JIT_THRESHOLD = 64;
+/**
+ * Executions of a block before it is compiled (the default of `CpuOptions.jitThreshold`). A compiled
+ * block only pays off after V8 optimises it, and optimising a block with its handlers inlined costs
+ * milliseconds of compiler time: booting Linux compiled ~7,800 blocks at a threshold of 64 and took
+ * 2.5x the CPU time of the plain interpreter (25 s vs 9-10 s to the initramfs marker), while loops
+ * that run millions of times still gain 20-35% (BENCHMARKS.md). So only blocks hot enough to repay
+ * that compile are compiled.
+ */
+export const JIT_THRESHOLD = 20_000;
 
 /** Handlers that, on register operands only, never raise an exception and never read RIP. */
 const NO_FAULT_ON_REGISTERS = new Set<unknown>([
