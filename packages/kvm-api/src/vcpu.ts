@@ -75,6 +75,12 @@ export class Vcpu {
   /** True while INIT must stay pending (set by the backend: nested VMX's root operation). */
   initLatched: () => boolean = () => false;
   private regs: S.KvmRegs = S.resetRegs();
+  /**
+   * Bumped whenever the registers the backend loads on KVM_RUN (regs, sregs, FPU, debug registers)
+   * change outside the running guest: the SET ioctls, INIT and SIPI. The backend reloads them only
+   * when this moved since it last wrote them back (KVM's regs_dirty, coarsely).
+   */
+  stateGeneration = 0;
   private sregs: S.KvmSregs;
   private fpu: S.KvmFpu = S.resetFpu();
   private xsave = new Uint8Array(4096);
@@ -176,6 +182,7 @@ export class Vcpu {
         const v = l.sipiVector;
         this.sregs.cs = { ...this.sregs.cs, selector: v << 8, base: BigInt(v << 12) };
         this.regs.rip = 0n;
+        this.stateGeneration++;
         this.mpState = S.KVM_MP_STATE_RUNNABLE;
       }
     }
@@ -189,6 +196,7 @@ export class Vcpu {
     this.sregs = { ...S.resetSregs(apicBase), efer };
     this.lapic?.reset(true);
     this.events = S.emptyEvents();
+    this.stateGeneration++;
   }
 
   // ---- registers ----
@@ -202,6 +210,7 @@ export class Vcpu {
       if (typeof v !== "bigint" || v < 0n || v >> 64n) fail("EINVAL", "KVM_SET_REGS", "BadValue", n);
     }
     this.regs = { ...r };
+    this.stateGeneration++;
   }
 
   getSregs(): S.KvmSregs {
@@ -226,6 +235,7 @@ export class Vcpu {
       this.pendingExternalVector = vec;
     }
     this.sregs = structuredClone(s);
+    this.stateGeneration++;
   }
 
   private setApicBaseHost(v: bigint): boolean {
@@ -240,6 +250,7 @@ export class Vcpu {
   setFpu(f: S.KvmFpu): void {
     if (f.fpr.length !== 128 || f.xmm.length !== 256) fail("EINVAL", "KVM_SET_FPU", "BadLength");
     this.fpu = { ...f, fpr: f.fpr.slice(), xmm: f.xmm.slice() };
+    this.stateGeneration++;
   }
 
   /** KVM_GET_XSAVE: the 4 KiB XSAVE image (legacy area, header, extended components). */
@@ -295,6 +306,7 @@ export class Vcpu {
   setDebugRegs(d: S.KvmDebugRegs): void {
     S.checkDebugRegs(d);
     this.debugRegs = structuredClone(d);
+    this.stateGeneration++;
   }
 
   // ---- MP state, NMI, interrupt ----

@@ -18,6 +18,8 @@ import { createVm, type Vm, VmError } from "./vm.js";
 
 export const EXIT_USAGE = 2;
 export const EXIT_LOAD = 1;
+/** Longest a serial byte waits before it is written to stdout (ms). */
+const SERIAL_FLUSH_MS = 2;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -84,9 +86,26 @@ export async function main(
     if (e instanceof ConfigError) return fail(EXIT_USAGE, e.message);
     throw e;
   }
+  // Serial bytes leave in batches, at most SERIAL_FLUSH_MS after the first of them, not one
+  // write per character (every character is a port-I/O exit of its own).
+  let serial = "";
+  let flushQueued = false;
+  const flushSerial = () => {
+    flushQueued = false;
+    if (serial === "") return;
+    io.out(serial);
+    serial = "";
+  };
+  const onSerial = (b: number) => {
+    serial += String.fromCharCode(b);
+    if (!flushQueued) {
+      flushQueued = true;
+      setTimeout(flushSerial, SERIAL_FLUSH_MS);
+    }
+  };
   let vm: Awaited<ReturnType<typeof createVm>>;
   try {
-    vm = await createVm(config, { onSerial: (b) => io.out(String.fromCharCode(b)) });
+    vm = await createVm(config, { onSerial });
   } catch (e) {
     if (e instanceof VmError) return fail(EXIT_LOAD, e.message);
     throw e;
@@ -96,6 +115,7 @@ export async function main(
   try {
     end = await vm.run();
   } finally {
+    flushSerial();
     detach();
     vm.close();
   }

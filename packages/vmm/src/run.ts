@@ -135,6 +135,8 @@ export interface RunLoopOptions {
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Host time between two yields of a running VM to the event loop (console input, actions). */
+const YIELD_INTERVAL_MS = 2;
 
 /** Complete one exit in userspace; a VmExit when the run cannot go on. */
 function completeExit(e: KvmExit, ports: PortBus, mmio: MmioBus): VmExit | undefined {
@@ -218,6 +220,7 @@ function machineHalted(vcpus: readonly Vcpu[]): boolean {
  */
 export async function runLoop(o: RunLoopOptions): Promise<VmExit> {
   const vm = o.machine.vm;
+  let lastYield = performance.now();
   for (;;) {
     let ran = false;
     for (const vcpu of o.machine.vcpus) {
@@ -239,7 +242,11 @@ export async function runLoop(o: RunLoopOptions): Promise<VmExit> {
     // yet it is stopped for good all the same.
     if (machineHalted(o.machine.vcpus)) return { kind: "halted" };
     if (ran) {
-      await yieldToEventLoop();
+      const now = performance.now();
+      if (now - lastYield >= YIELD_INTERVAL_MS) {
+        await yieldToEventLoop();
+        lastYield = performance.now();
+      }
       continue;
     }
     const end = o.pending();

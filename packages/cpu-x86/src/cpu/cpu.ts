@@ -62,6 +62,10 @@ export const RunExit = {
 export type RunExit = (typeof RunExit)[keyof typeof RunExit];
 
 /** A decoded straight-line block: runs until its last instruction (a branch, or the page end). */
+/** Jump-cache entries (a power of two). */
+const JC_SIZE = 4096;
+const JC_MASK = JC_SIZE - 1;
+
 export class Block {
   /** False once its page's code was dropped (links to it are then ignored). */
   valid = true;
@@ -166,6 +170,15 @@ export class Cpu extends SysCpu {
   private readonly crossBlock = new Block([this.crossInsn], -1);
   /** The block that ran last and ended normally (its links are tried first). */
   private prevBlock: Block | null = null;
+  /**
+   * Jump cache (QEMU's tb_jmp_cache): the last block found at a RIP, direct-mapped by RIP, for the
+   * branches whose targets the two links of a block do not hold (returns, indirect calls). An entry
+   * serves while `linkEpoch` is the one it was filled in, the same rule the links follow.
+   */
+  private readonly jcBlock: (Block | null)[] = new Array<Block | null>(JC_SIZE).fill(null);
+  private readonly jcLo = new Int32Array(JC_SIZE);
+  private readonly jcHi = new Int32Array(JC_SIZE);
+  private readonly jcEpoch = new Int32Array(JC_SIZE).fill(-1);
 
   constructor(opts: CpuOptions) {
     super(opts.memory, opts.translator ?? { translate: () => false });
@@ -379,7 +392,27 @@ export class Cpu extends SysCpu {
     if (b === null) {
       const lo = this.ripLo;
       const hi = this.ripHi;
-      b = this.currentBlock();
+      // Keyed by linear address: in real mode the same IP under another CS is other code.
+      const lin = this.codeMode === 64 ? lo : (lo + this.segBaseLo[Seg.CS]!) | 0;
+      const j = (lin ^ (lin >>> 10) ^ hi) & JC_MASK;
+      const cached = this.jcBlock[j]!;
+      if (
+        cached !== null &&
+        this.jcLo[j] === lin &&
+        this.jcHi[j] === hi &&
+        this.jcEpoch[j] === this.linkEpoch &&
+        cached.valid
+      ) {
+        b = cached;
+      } else {
+        b = this.currentBlock();
+        if (b.pfn >= 0) {
+          this.jcBlock[j] = b;
+          this.jcLo[j] = lin;
+          this.jcHi[j] = hi;
+          this.jcEpoch[j] = this.linkEpoch;
+        }
+      }
       if (prev !== null && b.pfn >= 0) {
         if (prev.epoch !== this.linkEpoch) {
           prev.epoch = this.linkEpoch;

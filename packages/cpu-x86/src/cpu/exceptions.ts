@@ -154,6 +154,7 @@ export class ExcCpu extends SegCpu {
     this.push(2, retLo & 0xffff, 0);
     this.setRflags(fl & ~(F.IF | F.TF | F.AC | F.RF));
     this.loadReal(Seg.CS, cs);
+    this.updateMode(); // a new CS base: block links by IP no longer hold
     this.ripLo = ip;
     this.ripHi = 0;
   }

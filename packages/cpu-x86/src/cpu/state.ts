@@ -349,6 +349,11 @@ export class CpuState {
    * flush); block links made under an older epoch are not followed.
    */
   linkEpoch = 0;
+  /** What `linkEpoch` was last bumped for: decode mode, CPL, CS base and limit. */
+  private linkMode = -1;
+  private linkCpl = -1;
+  private linkCsBase = 0;
+  private linkCsLimit = 0;
 
   constructor() {
     this.resetState();
@@ -419,7 +424,6 @@ export class CpuState {
    * once a protected-mode CS is loaded, and stays 0 right after CR0.PE is set).
    */
   updateMode(): void {
-    this.linkEpoch++;
     const csAttr = this.segAttr[Seg.CS]!;
     if ((this.cr0 & CR0.PE) === 0) {
       this.cpl = 0;
@@ -431,6 +435,22 @@ export class CpuState {
       this.codeMode = this.efer & EFER.LMA && csAttr & AR.L ? 64 : csAttr & AR.DB ? 32 : 16;
     }
     this.stackSize = this.codeMode === 64 ? 8 : this.segAttr[Seg.SS]! & AR.DB ? 4 : 2;
+    // Links and the jump cache hold while the fetch context is the same: a VM entry, an interrupt
+    // or an IRET that stays in the same code segment at the same CPL keeps them.
+    const base = this.segBaseLo[Seg.CS]!;
+    const limit = this.segLimit[Seg.CS]!;
+    if (
+      this.codeMode !== this.linkMode ||
+      this.cpl !== this.linkCpl ||
+      base !== this.linkCsBase ||
+      limit !== this.linkCsLimit
+    ) {
+      this.linkMode = this.codeMode;
+      this.linkCpl = this.cpl;
+      this.linkCsBase = base;
+      this.linkCsLimit = limit;
+      this.linkEpoch++;
+    }
   }
 
   /** Plain named-field snapshot of the integer and SSE state. */

@@ -62,17 +62,22 @@ export class StateSync {
   private lastMxcsr = -1;
   /** Bumped when userspace state was loaded (pending completions check it, as KVM checks RIP). */
   generation = 0;
+  /** `vcpu.stateGeneration` when the Vcpu last matched the running state (after `out`/`syncIn`). */
+  private seenGeneration = -1;
 
   constructor(private readonly b: VmxBackend) {}
 
   /** Loads userspace's registers into the CPU/VMCS if they changed since KVM_RUN last returned. */
   syncIn(): void {
     const vcpu = this.b.vcpu;
+    // Nothing was set since the state was last exchanged: skip the copies and compares.
+    if (vcpu.stateGeneration === this.seenGeneration) return;
     this.fpuIn();
     const r = vcpu.getRegs();
     const s = vcpu.getSregs();
     const lr = this.lastRegs;
     const ls = this.lastSregs;
+    this.seenGeneration = vcpu.stateGeneration;
     if (lr !== null && ls !== null && regsEqual(r, lr) && sregsEqual(s, ls)) return;
     const cpu = this.b.cpu;
     const v = this.b.unit.vmcs;
@@ -167,6 +172,7 @@ export class StateSync {
       this.lastSregs = vcpu.getSregs();
     }
     this.fpuOut();
+    this.seenGeneration = vcpu.stateGeneration;
     const rf = vcpu.runFields;
     const rflags = v.get64(F.GUEST_RFLAGS);
     const ifFlag = (rflags & 0x200n) !== 0n;
