@@ -5,7 +5,7 @@
 //   (= npx tsx packages/vmm/bench/boot.ts ...; it builds nothing: run `npx tsup` in packages/vmm first)
 // Installs Debian's qemu-system-x86 when qemu-system-x86_64 is missing and we are root.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -45,15 +45,35 @@ function ensureQemu(): boolean {
   return haveQemu();
 }
 
-/** Launch, wait for the marker on stdout; resolves to ms, or to a string saying why not. */
-function timeToMarker(cmd: string, argv: string[]): Promise<number | string> {
+/**
+ * CPU time (user + system, ms) the process has used so far, from /proc/PID/stat (fields 14-15,
+ * in clock ticks of 1/100 s on Linux): on a shared machine a steadier figure than wall time.
+ */
+function cpuMs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface Sample {
+  wallMs: number;
+  cpuMs: number;
+}
+
+/** Launch, wait for the marker on stdout; resolves to the times, or to a string saying why not. */
+function timeToMarker(cmd: string, argv: string[]): Promise<Sample | string> {
   return new Promise((resolvePromise) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, argv, { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
     let done = false;
-    const finish = (v: number | string) => {
+    const finish = (v: Sample | string) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
@@ -63,7 +83,8 @@ function timeToMarker(cmd: string, argv: string[]): Promise<number | string> {
     const timer = setTimeout(() => finish("timeout"), TIMEOUT_MS);
     child.stdout.on("data", (d: Buffer) => {
       out += d.toString("latin1");
-      if (out.includes(MARKER)) finish(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (out.includes(MARKER))
+        finish({ wallMs: Number(process.hrtime.bigint() - t0) / 1e6, cpuMs: cpuMs(child.pid) });
       if (out.length > 1 << 20) out = out.slice(-4096);
     });
     child.stderr.on("data", (d: Buffer) => {
@@ -83,17 +104,20 @@ const median = (xs: number[]): number => {
 
 async function series(name: string, cmd: string, argv: string[]): Promise<number | undefined> {
   const times: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < runs; i++) {
     const r = await timeToMarker(cmd, argv);
     if (typeof r === "string") {
       console.log(`${name}: ${r}`);
       return undefined;
     }
-    times.push(r);
+    times.push(r.wallMs);
+    cpu.push(r.cpuMs);
   }
   const med = median(times);
+  const s3 = (ms: number) => (ms / 1000).toFixed(3);
   console.log(
-    `${name}: median ${(med / 1000).toFixed(3)} s over ${runs} runs [${times.map((t) => (t / 1000).toFixed(3)).join(", ")}]`,
+    `${name}: median ${s3(med)} s over ${runs} runs [${times.map(s3).join(", ")}]; process CPU time median ${s3(median(cpu))} s [${cpu.map(s3).join(", ")}]`,
   );
   return med;
 }
