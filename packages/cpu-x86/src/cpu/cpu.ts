@@ -164,6 +164,12 @@ export class Cpu extends SysCpu {
   readonly taskSelScratch = new Int32Array(6);
   /** Call-gate parameter scratch (up to 31 entries, exec-gates.ts). */
   readonly paramScratch = new Int32Array(32);
+  /**
+   * DR6 B0-B3 of the #DB an instruction breakpoint is raising (SDM Vol. 3 18.2.3): merged into DR6
+   * when the #DB is delivered; under VMX the intercept hook reports them as the exit qualification
+   * instead (SDM Vol. 3C 28.2.1, DR6 unchanged). 0 for every other exception.
+   */
+  dbHits = 0;
   private stopRequested = false;
   private readonly scratch = new Uint8Array(16);
   private readonly crossInsn = new XInsn();
@@ -304,7 +310,8 @@ export class Cpu extends SysCpu {
           // One instruction runs before interrupts are recognised (SDM Vol. 3 6.8.3).
           this.interruptShadow = 0;
           this.prevBlock = null;
-          this.runBlock(1);
+          if ((this.dr7 & 0xff) !== 0) this.stepWithBreakpoints();
+          else this.runBlock(1);
         } else {
           if ((this.interruptWindowExiting || this.nmiWindowExiting) && this.windowExit())
             return RunExit.INTERCEPT;
@@ -315,7 +322,10 @@ export class Cpu extends SysCpu {
             continue;
           }
           if (this.halted) return RunExit.HLT;
-          this.runBlock(end - this.executed);
+          // An enabled DR0-3 (DR7 L/G bits) makes the CPU go one instruction at a time, checking
+          // each fetch address; without one this is the only cost per block.
+          if ((this.dr7 & 0xff) !== 0) this.stepWithBreakpoints();
+          else this.runBlock(end - this.executed);
         }
       } catch (e) {
         this.prevBlock = null;
@@ -366,11 +376,47 @@ export class Cpu extends SysCpu {
     return false;
   }
 
+  /**
+   * One instruction under enabled DR7 breakpoints. Instruction breakpoints (DR7 R/Wn = 00) are
+   * faults taken before the instruction executes (SDM Vol. 3 18.3.1.1), unless RFLAGS.RF is set;
+   * the processor clears RF once an instruction completes (SDM Vol. 3 18.3.1.1, "RF"). Data and
+   * I/O breakpoints (R/Wn = 01, 10, 11) are not modelled.
+   */
+  private stepWithBreakpoints(): void {
+    const rf = (this.flags & F.RF) !== 0;
+    if (!rf) {
+      const d7 = this.dr7;
+      const lin = this.codeMode === 64 ? this.ripLo : (this.ripLo + this.segBaseLo[Seg.CS]!) | 0;
+      const hi = this.codeMode === 64 ? this.ripHi : 0;
+      let hits = 0;
+      for (let n = 0; n < 4; n++) {
+        if (((d7 >>> (2 * n)) & 3) === 0 || ((d7 >>> (16 + 4 * n)) & 3) !== 0) continue;
+        const dHi = this.codeMode === 64 ? this.dr[2 * n + 1]! : 0;
+        if (this.dr[2 * n] === lin && dHi === hi) hits |= 1 << n;
+      }
+      if (hits !== 0) {
+        this.dbHits = hits;
+        this.raise(Vec.DB);
+      }
+    }
+    this.runBlock(1);
+    if (rf && this.exitReason === RunExit.BUDGET) this.flags &= ~F.RF;
+  }
+
   /** Delivers the exception recorded by `raise` (or hands it to the intercept hook). */
   private handleFault(): void {
     const vec = this.faultVec;
     const err = this.faultHasErr ? this.faultErr : -1;
-    if (this.hooks !== null && this.intercept(InterceptKind.EXCEPTION, vec, err)) return;
+    const hits = this.dbHits;
+    if (this.hooks !== null && this.intercept(InterceptKind.EXCEPTION, vec, err)) {
+      this.dbHits = 0;
+      return;
+    }
+    if (hits !== 0) {
+      // SDM Vol. 3 18.2.3: B0-B3 report the breakpoints hit; the processor never clears DR6.
+      this.dr6 |= hits;
+      this.dbHits = 0;
+    }
     if (vec === Vec.PF) {
       this.cr2Lo = this.pfLo;
       this.cr2Hi = this.pfHi;
