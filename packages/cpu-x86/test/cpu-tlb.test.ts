@@ -132,6 +132,29 @@ describe("other invalidations", () => {
     expect(m.run()).toEqual({ vec: Vec.PF, err: 0 });
   });
 
+  it("SDM 4.10.4.1: after a #PF on a code page, a jump there fetches through the new translation", () => {
+    const m = new PagedMachine();
+    const X = 0x120000;
+    m.ram.set([0xb8, 1, 0, 0, 0, ...I.hlt], 0x130000); // mov eax, 1; hlt
+    m.ram.set([0xb8, 2, 0, 0, 0, ...I.hlt], 0x140000); // mov eax, 2; hlt
+    m.map(X, 0x130000, PTE.P | PTE.W);
+    m.setReg(3, X);
+    m.load([...I.jmpRbx]);
+    for (let k = 0; k < 3; k++) {
+      m.cpu.ripLo = CODE;
+      expect(m.run()).toBeNull();
+    }
+    expect(m.reg(0)).toBe(1);
+    // Not present behind the TLB's back; a write faults and invalidates the page's translation.
+    m.map(X, 0x130000, 0);
+    m.load([...I.movMemRbxRax], CODE + 0x100);
+    expect(m.run()).toEqual({ vec: Vec.PF, err: 2 });
+    m.map(X, 0x140000, PTE.P | PTE.W);
+    m.cpu.ripLo = CODE;
+    expect(m.run()).toBeNull();
+    expect(m.reg(0)).toBe(2);
+  });
+
   it("INVPCID: type 3 keeps globals, type 2 drops them, type 4 is #GP(0)", () => {
     const m = twoPages(PTE.P | PTE.W | PTE.G, PTE.P | PTE.W);
     m.cpu.cr4 |= CR4.PGE;

@@ -336,8 +336,13 @@ export class MemCpu extends FlagsCpu {
       t.fault = TranslateFault.NONE;
       if (!this.translator.translate(lo, hi, access, t)) {
         if (t.fault === TranslateFault.EXIT) throw TRANSLATION_EXIT;
-        // SDM Vol. 3 4.10.4.1: a #PF invalidates the TLB entries for the faulting linear address.
-        if (this.tlbTagLo[i] === (lo & ~0xfff) && this.tlbTagHi[i] === hi) this.tlbTagLo[i] = 1;
+        // SDM Vol. 3 4.10.4.1: a #PF invalidates the TLB entries for the faulting linear address. Block
+        // links and the jump cache stand for fetch translations too: an executable entry drops them.
+        if (this.tlbTagLo[i] === (lo & ~0xfff) && this.tlbTagHi[i] === hi) {
+          const x = P_XS | P_XU;
+          if (this.tlbPerm[i]! & (x | (x << P_SLOW_SHIFT))) this.linkEpoch++;
+          this.tlbTagLo[i] = 1;
+        }
         this.pfLo = lo;
         this.pfHi = hi;
         this.raise(14, t.errorCode);
