@@ -21,6 +21,9 @@
 // signal frame gets CS 0x07 and SS 0x0f (UC_STRICT_RESTORE_SS), DS and ES are loaded with 0x0f before
 // the snippet. RIP is then the 16-bit offset in the code segment. 64-bit code ignores DS/ES bases.
 //
+// x87 state: `fx` is bytes 0..159 of an FXSAVE image (FCW, FSW, abridged FTW, FOP, FIP, FDP, MXCSR
+// slot unused, ST0..ST7), loaded into and read back from the signal frame's fpstate (same format).
+//
 // Build: gcc -O2 -o harness harness.c
 #define _GNU_SOURCE
 #include <signal.h>
@@ -46,6 +49,7 @@
 #define WIN_OFF 0x600
 #define WIN 1024
 #define CODE_MAX 32
+#define FX 160
 
 struct in_rec {
   uint64_t regs[16];
@@ -55,6 +59,7 @@ struct in_rec {
   uint32_t code_len;
   uint8_t code[CODE_MAX];
   uint8_t mem[WIN];
+  uint8_t fx[FX];
 };
 
 struct out_rec {
@@ -69,6 +74,7 @@ struct out_rec {
   uint8_t mem[WIN];
   int32_t outside_off; // first changed byte of the data page outside the window, or -1
   uint32_t outside_val;
+  uint8_t fx[FX];
 };
 
 // Order of struct in_rec.regs: rax rcx rdx rbx rsp rbp rsi rdi r8..r15 (SDM encoding order).
@@ -120,6 +126,8 @@ static void handler(int sig, siginfo_t *si, void *ctx) {
     }
     g[REG_RIP] = (greg_t)code_start();
     memcpy(fp->_xmm, cur_in.xmm, sizeof(cur_in.xmm));
+    memcpy(fp, cur_in.fx, 24);                          // FCW .. FDP
+    memcpy((uint8_t *)fp + 32, cur_in.fx + 32, FX - 32); // ST0..ST7
     fp->mxcsr = cur_in.mxcsr;
     phase = 1;
     return;
@@ -129,6 +137,7 @@ static void handler(int sig, siginfo_t *si, void *ctx) {
   cur_out.rip = (uint64_t)g[REG_RIP];
   cur_out.rflags = (uint64_t)g[REG_EFL];
   memcpy(cur_out.xmm, fp->_xmm, sizeof(cur_out.xmm));
+  memcpy(cur_out.fx, fp, FX);
   cur_out.mxcsr = fp->mxcsr;
   cur_out.trapno = (int32_t)g[REG_TRAPNO];
   cur_out.err = (uint64_t)g[REG_ERR];

@@ -234,6 +234,38 @@ export function simdExec(c: Cpu, i: XInsn): void {
   const b = c.fpuBridge;
   b.cur = i;
   i.fpu!(c.fpUnits, b, i);
+  const mm = mmxDest(i);
+  if (mm >= 0) c.fpUnits.x87.se[mm] = 0xffff;
+}
+
+/** MMX ops whose destination is not an MMX register (a GPR, memory or an XMM register). */
+const MMX_NO_MM_DEST = new Set<number>([
+  Op.PEXTRW,
+  Op.PMOVMSKB,
+  Op.MASKMOVQ,
+  Op.MOVNTQ,
+  Op.EMMS,
+  Op.CVTPI2PS,
+  Op.CVTPI2PD,
+  Op.MOVQ2DQ,
+]);
+
+/**
+ * The MMX register an MMX-form op of the unit tables writes, or -1. Writing MMn sets bits 79:64 of
+ * the x87 register to all ones (SDM Vol. 1 9.5.1; the host CPU agrees, found by the difftest's x87
+ * comparison): the 0F forms without a mandatory prefix, the SSSE3 0F 38 forms and PALIGNR (0F 3A 0F).
+ */
+function mmxDest(i: XInsn): number {
+  if (i.mandatory !== 0 || (i.prefixes & Prefix.OPSIZE) !== 0 || MMX_NO_MM_DEST.has(i.op)) return -1;
+  const o = i.opcode;
+  if (i.map === 1) {
+    if (o >= 0x71 && o <= 0x73) return i.rm & 7; // shift by immediate: rm is the destination
+    if (isMmx(i) || o === 0x2c || o === 0x2d) return i.reg & 7;
+    return -1;
+  }
+  if (i.map === 2 && (o <= 0x0b || (o >= 0x1c && o <= 0x1e))) return i.reg & 7;
+  if (i.map === 3 && o === 0x0f) return i.reg & 7;
+  return -1;
 }
 
 // ------------------------------------------------------------------ data moves

@@ -78,6 +78,27 @@ export function compare(s: SnippetIn, host: SnippetOut, emu: SnippetOut): string
       break;
     }
   }
+  // x87: FCW, FSW, the abridged tag byte and ST0..ST7 (10 bytes each). Not FOP/FIP/FDP: they hold the
+  // host's own addresses, and this AMD host saves them only while an exception is pending.
+  const x87Diff = (from: number, to: number, what: string) => {
+    for (let k = from; k < to; k++) {
+      if (host.fx[k] !== emu.fx[k]) {
+        const h = Array.from(host.fx.subarray(from, to), (b) => b.toString(16).padStart(2, "0")).join("");
+        const e = Array.from(emu.fx.subarray(from, to), (b) => b.toString(16).padStart(2, "0")).join("");
+        d.push(`${what}: host ${h} emu ${e}`);
+        return;
+      }
+    }
+  };
+  x87Diff(0, 2, "fcw");
+  // FCOMI/FCOMIP/FUCOMI/FUCOMIP: the SDM sets C1 to 0; this AMD host leaves it (vendor difference).
+  const fcomi = s.op === Op.FCOMI || s.op === Op.FCOMIP || s.op === Op.FUCOMI || s.op === Op.FUCOMIP;
+  const swMask = fcomi && host.trapno === -1 ? ~0x200 : ~0;
+  const hsw = host.fx[2]! | (host.fx[3]! << 8);
+  const esw = emu.fx[2]! | (emu.fx[3]! << 8);
+  if ((hsw ^ esw) & swMask) d.push(`fsw: host ${hsw.toString(16)} emu ${esw.toString(16)}`);
+  x87Diff(4, 5, "ftw");
+  for (let p = 0; p < 8; p++) x87Diff(32 + 16 * p, 42 + 16 * p, `st-phys${p}`);
   if (host.mxcsr !== emu.mxcsr)
     d.push(`mxcsr: host ${host.mxcsr.toString(16)} emu ${emu.mxcsr.toString(16)}`);
   for (let i = 0; i < host.mem.length; i++) {

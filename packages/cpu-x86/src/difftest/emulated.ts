@@ -13,9 +13,11 @@ import {
 } from "../cpu/interfaces.js";
 import { enterFlatLongMode } from "../cpu/setup.js";
 import { AR } from "../cpu/state.js";
+import { fxrstor, fxsave } from "../fpu/image.js";
 import {
   CODE_BASE,
   DATA_BASE,
+  FX,
   SEL_CODE16,
   SEL_DATA16,
   type SnippetIn,
@@ -34,6 +36,8 @@ export class EmulatedRunner {
   readonly cpu: Cpu;
   private vec = -1;
   private err = 0;
+  /** FXSAVE image scratch: the snippet's x87 state goes in and comes out through it. */
+  private readonly fxImage = new Uint8Array(512);
 
   constructor() {
     const code = this.code;
@@ -120,6 +124,11 @@ export class EmulatedRunner {
     }
     c.r.set(s.regs);
     c.setRflags(s.rflags);
+    // x87 state as the harness loads it into the signal frame: FXRSTOR of the same bytes.
+    const img = this.fxImage;
+    img.fill(0);
+    img.set(s.fx);
+    fxrstor(c.fpUnits.x87, c.fpUnits.sse, img, 0, true, 16);
     c.xmm.set(s.xmm);
     c.mxcsr = s.mxcsr;
     const start = s.mode === 16 ? 0 : CODE_BASE;
@@ -135,6 +144,8 @@ export class EmulatedRunner {
     o.rflags = c.getRflags();
     o.xmm.set(c.xmm);
     o.mxcsr = c.mxcsr;
+    fxsave(c.fpUnits.x87, c.fpUnits.sse, img, 0, true, 16);
+    o.fx.set(img.subarray(0, FX));
     o.err = 0;
     o.addrLo = 0;
     o.addrHi = 0;

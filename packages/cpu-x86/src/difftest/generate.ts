@@ -8,6 +8,7 @@
  */
 import { decode } from "../decoder/decode.js";
 import { DecodeStatus, Insn } from "../decoder/insn.js";
+import { X87_HANDLERS } from "../fpu/dispatch.js";
 import { Op } from "../generated/ops.js";
 import { SIMD_HANDLERS } from "../simd/dispatch.js";
 import { CODE_BASE, CODE_MAX, type DiffMode, type SnippetIn, WIN, WIN_BASE, WIN_OFF } from "./records.js";
@@ -300,10 +301,11 @@ const SIMD_EXCLUDED = new Set<number>([
   Op.RSQRTPS,
   Op.RSQRTSS,
 ]);
-for (const k of Object.keys(SIMD_HANDLERS)) {
-  const op = Number(k);
-  if (!SIMD_EXCLUDED.has(op)) ALLOWED.add(op);
+/** Adds the ops of a unit's handler table to ALLOWED, minus `excluded`. */
+function allowUnit(table: object, excluded: Set<number>): void {
+  for (const k of Object.keys(table)) if (!excluded.has(Number(k))) ALLOWED.add(Number(k));
 }
+allowUnit(SIMD_HANDLERS, SIMD_EXCLUDED);
 for (const op of [
   Op.MOVUPS,
   Op.MOVUPD,
@@ -337,6 +339,83 @@ for (const op of [
   Op.EXTRACTPS,
 ])
   ALLOWED.add(op);
+
+/**
+ * x87 instructions, minus: the state images (FNSAVE/FRSTOR/FNSTENV/FLDENV hold the host's FIP/FDP and
+ * selectors), the transcendentals (double accuracy by design, see transcend.ts), FPREM/FPREM1 (how
+ * far a partial remainder goes is implementation-specific), the 8087/287 leftovers (FNENI, FNDISI,
+ * FNSETPM) and the undocumented FSTPNCE alias (vendor-specific).
+ */
+const X87_EXCLUDED = new Set<number>([
+  Op.FNSAVE,
+  Op.FRSTOR,
+  Op.FNSTENV,
+  Op.FLDENV,
+  Op.FSIN,
+  Op.FCOS,
+  Op.FSINCOS,
+  Op.FPTAN,
+  Op.FPATAN,
+  Op.F2XM1,
+  Op.FYL2X,
+  Op.FYL2XP1,
+  Op.FPREM,
+  Op.FPREM1,
+  Op.FNENI,
+  Op.FNDISI,
+  Op.FNSETPM,
+  Op.FSTPNCE,
+]);
+allowUnit(X87_HANDLERS, X87_EXCLUDED);
+ALLOWED.add(Op.FWAIT);
+
+/** 80-bit values (sign/exponent, mantissa high, mantissa low) at the x87 edge cases. */
+const F80: [number, number, number][] = [
+  [0, 0, 0], // +0
+  [0x8000, 0, 0], // -0
+  [0x3fff, 0x80000000, 0], // 1
+  [0xbfff, 0xc0000000, 0], // -1.5
+  [0x7fff, 0x80000000, 0], // +inf
+  [0xffff, 0x80000000, 0], // -inf
+  [0x7fff, 0xc0000000, 0], // QNaN
+  [0xffff, 0xc0000000, 0], // the real indefinite
+  [0x7fff, 0x80000000, 1], // SNaN
+  [0x0000, 0x00000001, 0], // denormal
+  [0x0000, 0x80000000, 0], // pseudo-denormal
+  [0x4000, 0x40000000, 0], // unnormal (invalid operand)
+  [0x7ffe, 0xffffffff, 0xffffffff], // largest finite
+  [0x0001, 0x80000000, 0], // smallest normal
+];
+
+/** Random x87 state as FXSAVE bytes 0..159 (masked exceptions, mostly; no pending exception). */
+function randomX87(r: Rng, fx: Uint8Array): void {
+  fx.fill(0);
+  const dv = new DataView(fx.buffer, fx.byteOffset, fx.length);
+  const masks = r.below(8) === 0 ? r.below(64) : 0x3f;
+  const pc = [0, 2, 3][r.below(3)]!;
+  dv.setUint16(0, 0x40 | masks | (pc << 8) | (r.below(4) << 10), true);
+  dv.setUint16(2, (r.below(8) << 11) | (r.u32() & 0x4700), true); // TOP, C0..C3
+  fx[4] = r.below(4) === 0 ? 0xff : r.below(256); // abridged tags: 1 = valid
+  for (let p = 0; p < 8; p++) {
+    const k = r.below(3);
+    let se: number;
+    let hi: number;
+    let lo: number;
+    if (k === 0) [se, hi, lo] = F80[r.below(F80.length)]!;
+    else if (k === 1) {
+      se = (r.below(2) << 15) | (0x3fff + r.below(80) - 40);
+      hi = r.u32() | 0x80000000;
+      lo = r.u32();
+    } else {
+      se = r.below(0x10000);
+      hi = r.u32();
+      lo = r.u32();
+    }
+    dv.setUint32(32 + 16 * p, lo >>> 0, true);
+    dv.setUint32(36 + 16 * p, hi >>> 0, true);
+    dv.setUint16(40 + 16 * p, se, true);
+  }
+}
 
 /** MMX forms (no mandatory prefix in the 0F map's MMX ranges): their registers alias the x87 stack,
  * which the harness does not set, so they are not compared. */
@@ -556,6 +635,7 @@ export function generate(
   // MXCSR: all exceptions masked; sometimes another rounding mode, FTZ or DAZ.
   s.mxcsr = 0x1f80 | (r.below(4) === 0 ? r.u32() & 0xe040 : 0);
   for (let k = 0; k < WIN; k++) s.mem[k] = r.below(3) === 0 ? 0 : r.below(256);
+  randomX87(r, s.fx);
   if (target >= 0) {
     if (ret || insn.isMem) {
       const at = ((ret ? regs[2 * 4]! : regs[2 * 3]! + insn.disp) & 0xffff) - WIN_OFF;

@@ -16,8 +16,11 @@ export type DiffMode = 16 | 32 | 64;
 export const SEL_CODE16 = 0x07;
 export const SEL_DATA16 = 0x0f;
 
-export const IN_SIZE = 16 * 8 + 8 + 256 + 4 + 4 + CODE_MAX + WIN;
-export const OUT_SIZE = 16 * 8 + 8 + 8 + 256 + 4 + 4 + 8 + 8 + WIN + 4 + 4;
+/** Bytes 0..159 of an FXSAVE image: the x87 state (FCW, FSW, abridged FTW, FOP, FIP, FDP, ST0..ST7). */
+export const FX = 160;
+
+export const IN_SIZE = 16 * 8 + 8 + 256 + 4 + 4 + CODE_MAX + WIN + FX;
+export const OUT_SIZE = 16 * 8 + 8 + 8 + 256 + 4 + 4 + 8 + 8 + WIN + 4 + 4 + FX;
 
 /** One snippet's starting state (registers as 32-bit halves: regs[2n] low, regs[2n+1] high). */
 export interface SnippetIn {
@@ -27,6 +30,8 @@ export interface SnippetIn {
   mxcsr: number;
   code: Uint8Array;
   mem: Uint8Array; // WIN
+  /** x87 state as FXSAVE bytes 0..159 (the MXCSR slot, 24..31, unused). */
+  fx: Uint8Array;
   /** Op id of the instruction under test (for flag masks and reports). */
   op: number;
   /** 64-bit mode, 32-bit compatibility mode, or 16-bit code (compatibility mode with 16-bit segments). */
@@ -48,6 +53,7 @@ export interface SnippetOut {
   mem: Uint8Array;
   outsideOff: number;
   outsideVal: number;
+  fx: Uint8Array;
 }
 
 export function newOut(): SnippetOut {
@@ -65,6 +71,7 @@ export function newOut(): SnippetOut {
     mem: new Uint8Array(WIN),
     outsideOff: -1,
     outsideVal: 0,
+    fx: new Uint8Array(FX),
   };
 }
 
@@ -79,6 +86,7 @@ export function encodeIn(s: SnippetIn, buf: Uint8Array, at: number): void {
   buf.fill(0, at + 400, at + 400 + CODE_MAX);
   buf.set(s.code.subarray(0, CODE_MAX), at + 400);
   buf.set(s.mem, at + 400 + CODE_MAX);
+  buf.set(s.fx, at + 400 + CODE_MAX + WIN);
 }
 
 export function decodeOut(buf: Uint8Array, at: number, o: SnippetOut): void {
@@ -96,4 +104,5 @@ export function decodeOut(buf: Uint8Array, at: number, o: SnippetOut): void {
   o.mem.set(buf.subarray(at + 424, at + 424 + WIN));
   o.outsideOff = dv.getInt32(424 + WIN, true);
   o.outsideVal = dv.getUint32(428 + WIN, true);
+  o.fx.set(buf.subarray(at + 432 + WIN, at + 432 + WIN + FX));
 }

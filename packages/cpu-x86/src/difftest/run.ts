@@ -7,7 +7,7 @@ import { compare, describe } from "./compare.js";
 import { EmulatedRunner } from "./emulated.js";
 import { buildTemplates, generate, Rng } from "./generate.js";
 import { buildHarness, runNative } from "./native.js";
-import { type DiffMode, decodeOut, newOut, OUT_SIZE, type SnippetIn, WIN } from "./records.js";
+import { type DiffMode, decodeOut, FX, newOut, OUT_SIZE, type SnippetIn, WIN } from "./records.js";
 
 export interface DifftestFailure {
   index: number;
@@ -41,6 +41,7 @@ function newSnippet(): SnippetIn {
     mxcsr: 0x1f80,
     code: new Uint8Array(0),
     mem: new Uint8Array(WIN),
+    fx: new Uint8Array(FX),
     op: 0,
     mode: 64,
   };

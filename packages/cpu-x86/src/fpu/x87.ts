@@ -183,16 +183,17 @@ export class X87 {
   /**
    * Push a value. Stack overflow (ST(7) not empty) sets IE, SF and C1; when IE is masked the
    * real indefinite is pushed instead, else nothing changes (SDM Vol. 1 §8.5.1.1).
-   * Returns false on an unmasked stack fault.
+   * Returns true when the value was pushed without a stack fault: the caller then records the
+   * operation's own exceptions with C1 = 0. After an overflow C1 stays 1 (the host CPU agrees).
    */
   push(se: number, hi: number, lo: number): boolean {
     const p = (this.top - 1) & 7;
     if (this.tagOf(p) !== Tag.Empty) {
       this.raise(FpExc.IE | Sw.SF, Sw.C1);
       if ((this.cw & FpExc.IE) === 0) return false;
-      se = INDEF_SE;
-      hi = INDEF_HI;
-      lo = 0;
+      this.top = p;
+      this.writePhys(p, INDEF_SE, INDEF_HI, 0);
+      return false;
     }
     this.top = p;
     this.writePhys(p, se, hi, lo);

@@ -194,7 +194,11 @@ export function fLdF80(x: X87, se: number, hi: number, lo: number): void {
 export function fLdSt(x: X87, i: number): void {
   x.prepare();
   if (x.isEmpty(i)) {
-    if (x.underflow()) x.push(INDEF_SE, INDEF_HI, 0);
+    // Underflow reports C1 = 0 even when the push of the indefinite also overflows (the host CPU).
+    if (x.underflow()) {
+      x.push(INDEF_SE, INDEF_HI, 0);
+      x.raise(0, 0);
+    }
     return;
   }
   if (x.push(x.stSe(i), x.stHi(i), x.stLo(i))) x.raise(0, 0);
@@ -389,10 +393,10 @@ function setCmpCC(x: X87, r: number): void {
 export function fComSt(x: X87, i: number, quiet: boolean, pops: number): void {
   x.prepare();
   if (x.isEmpty(0) || x.isEmpty(i)) {
-    if (x.underflow()) {
-      x.setCC(1, 1, 0, 1);
-      for (let k = 0; k < pops; k++) x.pop();
-    }
+    // Unordered even when the stack fault is unmasked (observed on the host, as for IE/DE below).
+    const masked = x.underflow();
+    x.setCC(1, 1, 0, 1);
+    if (masked) for (let k = 0; k < pops; k++) x.pop();
     return;
   }
   x.loadSlot(0, false);
@@ -418,10 +422,9 @@ export function fComMem(x: X87, kind: "f32" | "f64" | "int", hi: number, lo: num
   x.prepare();
   const sf = x.sf;
   if (x.isEmpty(0)) {
-    if (x.underflow()) {
-      x.setCC(1, 1, 0, 1);
-      if (pop) x.pop();
-    }
+    const masked = x.underflow();
+    x.setCC(1, 1, 0, 1);
+    if (masked && pop) x.pop();
     return;
   }
   if (kind === "f32") sf.unpackF32(lo, true);
@@ -438,7 +441,8 @@ export function fComMem(x: X87, kind: "f32" | "f64" | "int", hi: number, lo: num
 export function fTst(x: X87): void {
   x.prepare();
   if (x.isEmpty(0)) {
-    if (x.underflow()) x.setCC(1, 1, 0, 1);
+    x.underflow();
+    x.setCC(1, 1, 0, 1);
     return;
   }
   x.sf.unpackX(0, 0, 0, true);
@@ -459,8 +463,8 @@ export function fComi(x: X87, i: number, quiet: boolean, pop: boolean): number {
   x.prepare();
   const sf = x.sf;
   if (x.isEmpty(0) || x.isEmpty(i)) {
-    if (!x.underflow()) return -1;
-    if (pop) x.pop();
+    // EFLAGS say unordered even when the stack fault is unmasked (observed on the host).
+    if (x.underflow() && pop) x.pop();
     return EFL_ZF | EFL_PF | EFL_CF;
   }
   x.loadSlot(0, false);
@@ -542,13 +546,14 @@ export function fCmov(x: X87, i: number, cond: boolean): void {
     if (x.underflow()) x.writeST(0, INDEF_SE, INDEF_HI, 0);
     return;
   }
-  x.raise(0, 0);
+  // C1 is set to 0 only on a stack underflow (SDM Vol. 2 FCMOVcc); otherwise it stays (the host CPU).
   if (cond) x.writeST(0, x.stSe(i), x.stHi(i), x.stLo(i));
 }
 
-/** FFREE ST(i). */
+/** FFREE ST(i). C0..C3 are undefined (SDM Vol. 2 FFREE); the host CPU clears C1, so does this. */
 export function fFree(x: X87, i: number): void {
   x.setTag(x.phys(i), Tag.Empty);
+  x.sw &= ~Sw.C1;
 }
 
 /** FINCSTP / FDECSTP: C1 cleared. */
