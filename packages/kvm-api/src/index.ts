@@ -16,6 +16,7 @@ export * from "./devices/pic.js";
 export * from "./devices/pit.js";
 export * from "./errors.js";
 export * from "./exits.js";
+export * from "./guest-debug.js";
 export * from "./ioeventfd.js";
 export * from "./irq-routing.js";
 export {
@@ -29,6 +30,7 @@ export { KVM_VCPU_MMAP_SIZE, Kvm, type KvmOptions } from "./kvm.js";
 export * from "./memory.js";
 export * from "./run/index.js";
 export * from "./snapshot.js";
+export { type KvmTranslation, type TranslateMemory, translate } from "./translate.js";
 export * from "./uapi/codec.js";
 export * as Ioctl from "./uapi/ioctl.js";
 export { KvmFds } from "./uapi/kvm-fd.js";

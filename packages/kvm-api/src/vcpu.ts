@@ -11,7 +11,15 @@ import { Lapic, PENDING_INIT, PENDING_SIPI } from "./devices/lapic.js";
 import { KVM_APIC_REG_SIZE, MSR_IA32_APICBASE, MSR_IA32_TSC_DEADLINE } from "./devices/lapic-regs.js";
 import { fail } from "./errors.js";
 import { freshRunFields, type KvmExit, type KvmRunFields } from "./exits.js";
+import {
+  checkGuestDebug,
+  emptyGuestDebug,
+  KVM_GUESTDBG_INJECT_BP,
+  KVM_GUESTDBG_INJECT_DB,
+  type KvmGuestDebug,
+} from "./guest-debug.js";
 import type { NestedState } from "./run/nested.js";
+import { type KvmTranslation, translate } from "./translate.js";
 import * as S from "./vcpu-state.js";
 import type { Vm } from "./vm.js";
 
@@ -46,6 +54,14 @@ export interface VcpuBackend {
   /** KVM_GET_NESTED_STATE / KVM_SET_NESTED_STATE, for backends with nested VMX. */
   getNestedState?(): NestedState | null;
   setNestedState?(s: NestedState): void;
+  /**
+   * KVM_GET_MSRS / KVM_SET_MSRS of one MSR through the running state (the CPU and the VMCS guest
+   * area), so values the guest wrote are what userspace reads. Undefined / false as readMsr/writeMsr.
+   */
+  hostReadMsr?(index: number): bigint | undefined;
+  hostWriteMsr?(index: number, value: bigint): boolean;
+  /** An exception is queued for the next entry (KVM_SET_GUEST_DEBUG's inject requests are EBUSY). */
+  exceptionPending?(): boolean;
 }
 
 export class Vcpu {
@@ -87,6 +103,11 @@ export class Vcpu {
   private xcr0 = 1n;
   private events: S.KvmVcpuEvents = S.emptyEvents();
   private debugRegs: S.KvmDebugRegs = { db: [0n, 0n, 0n, 0n], dr6: 0xffff0ff0n, dr7: 0x400n, flags: 0 };
+  private guestDebug: KvmGuestDebug = emptyGuestDebug();
+  /** Bumped by KVM_SET_GUEST_DEBUG; the backend applies the new setting when it moved. */
+  guestDebugGeneration = 0;
+  /** KVM_GUESTDBG_INJECT_DB/BP not yet taken by the backend: the vector (1 or 3), or -1. */
+  guestDebugInject = -1;
   private cpuidTable: CpuidEntry2[] = [];
   private readonly cpuMsrs = new Map<number, bigint>();
   /** IA32_BIOS_SIGN_ID as the guest reads it; only KVM_SET_MSRS changes it. */
@@ -309,6 +330,33 @@ export class Vcpu {
     this.stateGeneration++;
   }
 
+  /** The guest-debug setting in force (control 0 when KVM_GUESTDBG_ENABLE was clear). */
+  getGuestDebug(): KvmGuestDebug {
+    return { control: this.guestDebug.control, debugreg: this.guestDebug.debugreg.slice() };
+  }
+  /**
+   * KVM_SET_GUEST_DEBUG: single-step, INT3 and hardware breakpoints exiting with KVM_EXIT_DEBUG
+   * (see guest-debug.ts). An inject request while an exception is already queued is EBUSY.
+   */
+  setGuestDebug(d: KvmGuestDebug): void {
+    const next = checkGuestDebug(d);
+    const inject = d.control & KVM_GUESTDBG_INJECT_DB ? 1 : d.control & KVM_GUESTDBG_INJECT_BP ? 3 : -1;
+    if (inject >= 0 && (this.guestDebugInject >= 0 || this.backend?.exceptionPending?.()))
+      fail("EBUSY", "KVM_SET_GUEST_DEBUG", "ExceptionPending");
+    if (inject >= 0) this.guestDebugInject = inject;
+    this.guestDebug = next;
+    this.guestDebugGeneration++;
+  }
+
+  /**
+   * KVM_TRANSLATE: `linear` through the current guest paging (translate.ts), without side effects.
+   * The guest's MAXPHYADDR is CPUID 80000008H:EAX[7:0] of KVM_SET_CPUID2 (36 without it, as KVM).
+   */
+  translate(linear: bigint): KvmTranslation {
+    const bits = (this.cpuidTable.find((e) => e.function === 0x80000008)?.eax ?? 0) & 0xff;
+    return translate(this.sregs, this.vm.memory, linear, bits >= 36 && bits <= 52 ? bits : 36);
+  }
+
   // ---- MP state, NMI, interrupt ----
 
   getMpState(): number {
@@ -446,8 +494,9 @@ export class Vcpu {
   getMsrs(entries: MsrEntry[]): number {
     if (entries.length > 1000000) fail("E2BIG", "KVM_GET_MSRS", "TooMany");
     let n = 0;
+    const b = this.backend;
     for (const e of entries) {
-      const v = this.readMsr(e.index, true);
+      const v = b?.hostReadMsr ? b.hostReadMsr(e.index) : this.readMsr(e.index, true);
       if (v === undefined) break;
       e.data = v;
       n++;
@@ -458,8 +507,10 @@ export class Vcpu {
   /** KVM_SET_MSRS: writes entries in order, stops at the first failure; returns the count written. */
   setMsrs(entries: readonly MsrEntry[]): number {
     let n = 0;
+    const b = this.backend;
     for (const e of entries) {
-      if (!this.writeMsr(e.index, e.data, true)) break;
+      if (typeof e.data !== "bigint" || e.data < 0n || e.data >> 64n) break;
+      if (!(b?.hostWriteMsr ? b.hostWriteMsr(e.index, e.data) : this.writeMsr(e.index, e.data, true))) break;
       n++;
     }
     return n;

@@ -21,8 +21,9 @@ import {
   KVM_INTERNAL_ERROR_EMULATION,
   type KvmExit,
 } from "../exits.js";
-import type { Vcpu, VcpuBackend } from "../vcpu.js";
+import { KVM_API_MSRS, type Vcpu, type VcpuBackend } from "../vcpu.js";
 import * as S from "../vcpu-state.js";
+import { GuestDebugUnit } from "./debug.js";
 import { EptMap } from "./ept-map.js";
 import { ExitHandlers } from "./exits.js";
 import { GuestBus } from "./guest-bus.js";
@@ -73,6 +74,16 @@ class EptTranslator implements Translator {
 
 const hostNowMs = (): number => performance.now();
 
+/** MSRs with a copy in the VMCS guest-state area (SDM 25.4.1): SYSENTER_CS/ESP/EIP, PAT, FS/GS base. */
+const VMCS_MSR_FIELDS = new Map<number, number>([
+  [0x174, F.GUEST_SYSENTER_CS],
+  [0x175, F.GUEST_SYSENTER_ESP],
+  [0x176, F.GUEST_SYSENTER_EIP],
+  [0x277, F.GUEST_IA32_PAT],
+  [0xc0000100, F.GUEST_FS_BASE],
+  [0xc0000101, F.GUEST_GS_BASE],
+]);
+
 /** The VMX + CPU backend of one vCPU (`vcpu.backend`). */
 export class VmxBackend implements VcpuBackend {
   readonly caps = new VmxCaps({ physAddrBits: HOST_PHYS_BITS });
@@ -88,6 +99,7 @@ export class VmxBackend implements VcpuBackend {
   readonly sync: StateSync;
   readonly handlers: ExitHandlers;
   readonly nested: NestedVmx;
+  readonly debug: GuestDebugUnit;
   readonly opts: Required<Omit<VmxBackendOptions, "kickWord">> & { kickWord: Int32Array };
   /** VM-exit counts by basic reason (for tests and tuning). */
   readonly exitCounts = new Map<number, number>();
@@ -99,6 +111,8 @@ export class VmxBackend implements VcpuBackend {
   private runStartMs = 0;
   private runStartInsns = 0;
   private runStartNs = 0;
+  /** An event was injected by this entry: with MTF the exit is due before any instruction (SDM 26.5.2). */
+  private injectedAtEntry = false;
 
   constructor(
     readonly vcpu: Vcpu,
@@ -133,6 +147,7 @@ export class VmxBackend implements VcpuBackend {
     this.hooks.cpu = this.cpu;
     this.sync = new StateSync(this);
     this.handlers = new ExitHandlers(this);
+    this.debug = new GuestDebugUnit(this);
     vm.memory.onChange((c) => {
       if (c.kind === "dirty-log-reset") this.cpu.flushTranslations();
       else this.eptStale = true;
@@ -154,6 +169,33 @@ export class VmxBackend implements VcpuBackend {
   /** KVM_SET_NESTED_STATE (throws VmxStateError). */
   setNestedState(s: NestedState): void {
     this.nested.setState(s);
+  }
+
+  /** KVM_GET_MSRS: the MSR as the guest sees it now (the CPU's own, kvm-api's, nested VMX's). */
+  hostReadMsr(index: number): bigint | undefined {
+    return this.handlers.readMsr(index >>> 0);
+  }
+
+  /**
+   * KVM_SET_MSRS: kvm-api's MSRs host-initiated, the rest into the CPU; those the VMCS guest area
+   * also holds (loaded at every entry) are written there too.
+   */
+  hostWriteMsr(index: number, value: bigint): boolean {
+    const idx = index >>> 0;
+    if (KVM_API_MSRS.includes(idx) || (idx >= 0x800 && idx <= 0x8ff))
+      return this.vcpu.writeMsr(idx, value, true);
+    if (!this.handlers.writeMsr(idx, Number(value & 0xffffffffn) | 0, Number(value >> 32n) | 0)) return false;
+    const field = VMCS_MSR_FIELDS.get(idx);
+    if (field !== undefined) {
+      if (idx === 0x174) this.unit.vmcs.set32(field, Number(value & 0xffffffffn));
+      else this.unit.vmcs.set64(field, value);
+    }
+    return true;
+  }
+
+  /** KVM_SET_GUEST_DEBUG's inject requests are EBUSY while an event waits for entry. */
+  exceptionPending(): boolean {
+    return this.entryEventPending();
   }
 
   /** Makes the next (or current) `run()` return KVM_EXIT_INTR, like a signal to the vCPU thread. */
@@ -201,8 +243,10 @@ export class VmxBackend implements VcpuBackend {
     this.runStartInsns = this.cpu.executed;
     this.runStartNs = vcpu.vm.clock.nowNs();
     this.sync.syncIn();
+    this.debug.sync();
     const pending = this.handlers.complete();
     if (pending !== null) return this.sync.out(pending);
+    if (this.debug.stepPending) return this.sync.out(this.debug.stepExit());
     for (;;) {
       if (this.interrupted()) return this.sync.out({ kind: "intr", reason: KVM_EXIT_INTR });
       if (this.eptStale) this.rebuildEpt();
@@ -239,6 +283,10 @@ export class VmxBackend implements VcpuBackend {
       this.exitCounts.set(reason, (this.exitCounts.get(reason) ?? 0) + 1);
       const r = this.handlers.handle(reason);
       if (r !== null) return this.sync.out(r);
+      // Single-step: an instruction the kernel completed reports now (KVM's
+      // kvm_skip_emulated_instruction -> kvm_vcpu_do_singlestep); after a userspace exit, at the
+      // next KVM_RUN once that exit is completed.
+      if (this.debug.stepPending) return this.sync.out(this.debug.stepExit());
     }
   }
 
@@ -340,6 +388,7 @@ export class VmxBackend implements VcpuBackend {
     cpu.irqPending = (proc & Proc.INTR_WINDOW_EXITING) !== 0;
     cpu.nmiPending = (proc & Proc.NMI_WINDOW_EXITING) !== 0;
     const inj = o.inject;
+    this.injectedAtEntry = inj !== null && inj.type !== IntrType.OTHER;
     if (inj !== null && inj.type !== IntrType.OTHER) {
       // SDM 27.6.1: the event is delivered through the guest IDT before any guest instruction.
       const soft = inj.type >= IntrType.SW_INTERRUPT;
@@ -371,13 +420,16 @@ export class VmxBackend implements VcpuBackend {
     const hooks = this.hooks;
     const bus = this.bus;
     const clock = this.vcpu.vm.clock;
+    // Monitor trap flag (SDM 26.5.2): one instruction, then an MTF VM exit (guest-debug single-step).
+    const mtf = (this.unit.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL) & Proc.MONITOR_TRAP_FLAG) !== 0;
+    if (mtf && this.injectedAtEntry && !cpu.shutdown) return this.mtfExit();
     for (;;) {
       if (cpu.shutdown) {
         this.vmExit({ reason: ExitReason.TRIPLE_FAULT });
         return null;
       }
       const single = bus.replaying || hooks.emulatingIo;
-      const budget = single ? 1 : this.sliceBudget();
+      const budget = single || mtf ? 1 : this.sliceBudget();
       const before = cpu.executed;
       bus.aborted = false;
       hooks.exit.reason = -1;
@@ -393,6 +445,7 @@ export class VmxBackend implements VcpuBackend {
             hooks.inPlace = false;
             this.stepRip(cpu.curInsn?.length ?? 0);
             cpu.executed++;
+            if (mtf) return this.mtfExit();
             continue;
           }
           const e = hooks.exit;
@@ -420,6 +473,8 @@ export class VmxBackend implements VcpuBackend {
         }
         case RunExit.STOPPED:
           if (bus.posted.length > 0) {
+            // The store completed (posted): under MTF it is a step, reported after the write exits.
+            if (mtf) this.debug.stepPending = true;
             const p = bus.posted[0]!;
             this.vmExit(
               p.pio
@@ -434,6 +489,7 @@ export class VmxBackend implements VcpuBackend {
           if (this.needsKernel()) return this.hostInterrupt();
           continue;
         case RunExit.BUDGET:
+          if (mtf) return this.mtfExit();
           if (this.needsKernel()) return this.hostInterrupt();
           continue;
         case RunExit.HLT:
@@ -448,6 +504,11 @@ export class VmxBackend implements VcpuBackend {
           return this.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(rx)], cpu.internalError);
       }
     }
+  }
+
+  private mtfExit(): null {
+    this.vmExit({ reason: ExitReason.MONITOR_TRAP_FLAG });
+    return null;
   }
 
   /** A host interrupt (timer, kick) stops the guest: an external-interrupt VM exit (SDM 26.2). */

@@ -296,6 +296,12 @@ export class ExitHandlers {
         if (nested.allowed()) return nested.instruction(reason, len);
         this.injectException(6, null);
         return null;
+      case ExitReason.MONITOR_TRAP_FLAG:
+        return b.debug.stepExit();
+      case ExitReason.DR_ACCESS:
+        if (!b.debug.movDr(Number(qual & 0xffffffffn))) this.injectException(13, 0);
+        else this.skip(len);
+        return null;
       case ExitReason.CR_ACCESS:
         return this.crAccess(Number(qual & 0xffffffffn), len);
       case ExitReason.IO_INSTRUCTION:
@@ -320,12 +326,23 @@ export class ExitHandlers {
     }
   }
 
-  /** Exceptions from the exception bitmap are re-injected into the guest (no guest debugging yet). */
+  /**
+   * Exceptions from the exception bitmap: #DB/#BP for guest debugging become KVM_EXIT_DEBUG
+   * (run/debug.ts); the rest are re-injected into the guest.
+   */
   private exception(): KvmExit | null {
     const v = this.v;
     const info = v.get32(F.VM_EXIT_INTR_INFO);
     const vector = info & 0xff;
     if (vector === 18) return this.b.internal(KVM_INTERNAL_ERROR_EMULATION, [18n]);
+    if (vector === 1 || vector === 3) {
+      const qual = v.get64(F.EXIT_QUALIFICATION);
+      const dbg = this.b.debug.exception(vector, qual, v.get32(F.VM_EXIT_INSTRUCTION_LEN));
+      if (dbg !== null) return dbg;
+      // SDM 28.2.1: a #DB exit leaves DR6 alone; delivering it to the guest updates DR6 (KVM's
+      // exception payload).
+      if (vector === 1) this.b.cpu.dr6 |= Number(qual & 0x600fn);
+    }
     v.set32(F.VM_ENTRY_INTR_INFO_FIELD, info & ~(1 << 12));
     if (info & INTR_INFO_DELIVER_CODE)
       v.set32(F.VM_ENTRY_EXCEPTION_ERROR_CODE, v.get32(F.VM_EXIT_INTR_ERROR_CODE));
@@ -554,6 +571,7 @@ export class ExitHandlers {
     else if (pe && ar & 0x4000) next = rip & 0xffffffffn;
     else next = rip & 0xffffn;
     v.set64(F.GUEST_RIP, next);
+    if (this.b.debug.stepping) this.b.debug.stepPending = true;
     const ib = v.get32(F.GUEST_INTERRUPTIBILITY_INFO);
     if (ib & 3) v.set32(F.GUEST_INTERRUPTIBILITY_INFO, ib & ~3);
   }

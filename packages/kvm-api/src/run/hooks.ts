@@ -252,7 +252,9 @@ export class NonRootHooks implements Intercepts {
       len = i.length;
     }
     // #PF: the qualification is the faulting linear address; CR2 is not written (SDM 27.1, 28.2.1).
-    this.take(ExitReason.EXCEPTION_NMI, vec === 14 ? this.pfAddress() : 0n, false);
+    // #DB: B0-B3 of an instruction breakpoint; DR6 is not written (SDM 28.2.1).
+    const qual = vec === 14 ? this.pfAddress() : vec === 1 ? BigInt(this.cpu.dbHits) : 0n;
+    this.take(ExitReason.EXCEPTION_NMI, qual, false);
     this.exit.intrInfo = exceptionExitInfo(vec, type, err < 0 ? null : err);
     this.exit.intrErrorCode = err < 0 ? undefined : err;
     this.exit.instructionLength = len;

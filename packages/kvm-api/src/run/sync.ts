@@ -4,6 +4,7 @@
  * guest-state area), like KVM's register cache: loaded into the VMCS when userspace changed it,
  * written back whenever KVM_RUN returns.
  */
+import { fxrstor, fxsave } from "@tskvm/cpu-x86";
 import { F, Interruptibility } from "@tskvm/vmx";
 import type { KvmExit } from "../exits.js";
 import * as S from "../vcpu-state.js";
@@ -54,12 +55,51 @@ function sregsEqual(a: S.KvmSregs, b: S.KvmSregs): boolean {
   );
 }
 
+/** The FXSAVE64 bytes kvm_fpu covers: the x87 header, ST0-7 and XMM0-15 (0..415). */
+const FX_SIZE = 416;
+
+function fpuToImage(f: S.KvmFpu, img: Uint8Array): void {
+  const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
+  dv.setUint16(0, f.fcw, true);
+  dv.setUint16(2, f.fsw, true);
+  img[4] = f.ftwx & 0xff;
+  img[5] = 0;
+  dv.setUint16(6, f.lastOpcode & 0x7ff, true);
+  dv.setBigUint64(8, f.lastIp, true);
+  dv.setBigUint64(16, f.lastDp, true);
+  // MXCSR reserved bits would make FXRSTOR #GP; KVM keeps only what the host accepts (mask 0xffff).
+  dv.setUint32(24, f.mxcsr & 0xffff, true);
+  dv.setUint32(28, 0xffff, true);
+  img.set(f.fpr.subarray(0, 128), 32);
+  img.set(f.xmm.subarray(0, 256), 160);
+}
+
+function imageToFpu(img: Uint8Array): S.KvmFpu {
+  const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
+  return {
+    fpr: img.slice(32, 160),
+    fcw: dv.getUint16(0, true),
+    fsw: dv.getUint16(2, true),
+    ftwx: img[4]!,
+    lastOpcode: dv.getUint16(6, true),
+    lastIp: dv.getBigUint64(8, true),
+    lastDp: dv.getBigUint64(16, true),
+    xmm: img.slice(160, 416),
+    mxcsr: dv.getUint32(24, true),
+  };
+}
+
+function sameImage(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < FX_SIZE; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export class StateSync {
   private lastRegs: S.KvmRegs | null = null;
   private lastSregs: S.KvmSregs | null = null;
-  /** XMM0-15 and MXCSR as last exchanged with userspace (KVM_GET/SET_FPU). */
-  private readonly lastXmm = new Uint32Array(64);
-  private lastMxcsr = -1;
+  /** The FXSAVE64 image of the x87/SSE state as last exchanged with userspace (KVM_GET/SET_FPU). */
+  private readonly lastImage = new Uint8Array(FX_SIZE).fill(0xff);
+  private readonly fpuImage = new Uint8Array(FX_SIZE);
   /** Bumped when userspace state was loaded (pending completions check it, as KVM checks RIP). */
   generation = 0;
   /** `vcpu.stateGeneration` when the Vcpu last matched the running state (after `out`/`syncIn`). */
@@ -90,7 +130,7 @@ export class StateSync {
     v.set64(F.GUEST_RFLAGS, r.rflags | 2n);
     sregsToVmcs(v, s, cpu, (cr3) => this.pdptes(cr3));
     this.b.nested.sregsLoaded(s.cr0, s.cr4);
-    v.set64(F.GUEST_DR7, vcpu.getDebugRegs().dr7);
+    this.b.debug.loadDr7(vcpu.getDebugRegs().dr7);
     // A fresh register state starts with no blocking and active (KVM_SET_REGS/SREGS semantics).
     v.set32(F.GUEST_INTERRUPTIBILITY_INFO, v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & Interruptibility.NMI);
     v.set32(F.GUEST_ACTIVITY_STATE, 0);
@@ -99,31 +139,28 @@ export class StateSync {
     this.generation++;
   }
 
-  /** KVM_SET_FPU's XMM registers and MXCSR into the CPU when userspace changed them. */
+  /**
+   * KVM_SET_FPU into the CPU's x87 and SSE units when userspace changed it. kvm_fpu is the FXSAVE64
+   * image in other clothes (x86.c kvm_arch_vcpu_ioctl_set_fpu): fcw/fsw/ftwx/last_opcode at 0-7,
+   * last_ip and last_dp at 8 and 16, MXCSR at 24, fpr at 32, xmm at 160; FXRSTOR64 loads it.
+   */
   private fpuIn(): void {
-    const f = this.b.vcpu.getFpu();
-    const x = new Uint32Array(f.xmm.buffer, f.xmm.byteOffset, 64);
-    let same = f.mxcsr === this.lastMxcsr;
-    for (let i = 0; same && i < 64; i++) same = x[i] === this.lastXmm[i];
-    if (same) return;
-    this.b.cpu.xmm.set(x);
-    this.b.cpu.mxcsr = f.mxcsr & 0xffff;
-    this.lastXmm.set(x);
-    this.lastMxcsr = f.mxcsr;
+    const img = this.fpuImage;
+    fpuToImage(this.b.vcpu.getFpu(), img);
+    if (sameImage(img, this.lastImage)) return;
+    const u = this.b.cpu.fpUnits;
+    fxrstor(u.x87, u.sse, img, 0, true, 16);
+    this.lastImage.set(img);
   }
 
-  /** The CPU's XMM registers and MXCSR back into the Vcpu's kvm_fpu when the guest changed them. */
+  /** The CPU's x87/SSE state back into the Vcpu's kvm_fpu when the guest changed it (FXSAVE64). */
   private fpuOut(): void {
-    const cpu = this.b.cpu;
-    let same = cpu.mxcsr === this.lastMxcsr;
-    for (let i = 0; same && i < 64; i++) same = cpu.xmm[i] === this.lastXmm[i];
-    if (same) return;
-    const f = this.b.vcpu.getFpu();
-    f.xmm = new Uint8Array(cpu.xmm.slice().buffer);
-    f.mxcsr = cpu.mxcsr;
-    this.b.vcpu.setFpu(f);
-    this.lastXmm.set(cpu.xmm);
-    this.lastMxcsr = cpu.mxcsr;
+    const img = this.fpuImage;
+    const u = this.b.cpu.fpUnits;
+    fxsave(u.x87, u.sse, img, 0, true, 16);
+    if (sameImage(img, this.lastImage)) return;
+    this.b.vcpu.setFpu(imageToFpu(img));
+    this.lastImage.set(img);
   }
 
   /** The four PAE PDPTEs at CR3[31:5] (SDM 4.4.1), from guest memory. */

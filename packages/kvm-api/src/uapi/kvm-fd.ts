@@ -473,6 +473,23 @@ export class KvmFds {
       case I.KVM_SET_VCPU_EVENTS:
         vcpu.setVcpuEvents(C.decodeEvents(new StructView(T.kvm_vcpu_events, b)));
         return 0;
+      case I.KVM_SET_GUEST_DEBUG: {
+        const v = new StructView(T.kvm_guest_debug, b);
+        vcpu.setGuestDebug({
+          control: v.num("control"),
+          debugreg: Array.from({ length: 8 }, (_, i) => v.big("arch.debugreg", i)),
+        });
+        return 0;
+      }
+      case I.KVM_TRANSLATE: {
+        const v = new StructView(T.kvm_translation, b);
+        const t = vcpu.translate(v.big("linear_address"));
+        v.set("physical_address", t.physicalAddress);
+        v.set("valid", t.valid ? 1 : 0);
+        v.set("writeable", t.writeable ? 1 : 0);
+        v.set("usermode", t.usermode ? 1 : 0);
+        return 0;
+      }
       case I.KVM_GET_DEBUGREGS:
         C.encodeDebugRegs(vcpu.getDebugRegs(), new StructView(T.kvm_debugregs, b));
         return 0;
