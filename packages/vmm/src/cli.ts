@@ -14,7 +14,7 @@ import { ConfigError, DEFAULT_APPEND, MAX_CPUS, parseVmOptions, type VmOptionsIn
 import { CONSOLE_HELP, ConsoleEscape } from "./console.js";
 import { bundledGuest } from "./guests.js";
 import type { VmExit } from "./run.js";
-import { createVm, type Vm, VmError } from "./vm.js";
+import { type ActionResult, createVm, type Vm, VmError } from "./vm.js";
 
 export const EXIT_USAGE = 2;
 export const EXIT_LOAD = 1;
@@ -112,13 +112,18 @@ export async function main(
   }
   const detach = io.attachConsole?.(vm) ?? (() => {});
   let end: VmExit;
+  let shot: ActionResult = { ok: true };
   try {
     end = await vm.run();
+    // --screenshot: the framebuffer as the run left it, before the devices are closed.
+    if (config.screenshot !== undefined)
+      shot = await vm.control({ kind: "screenshot", path: config.screenshot });
   } finally {
     flushSerial();
     detach();
     vm.close();
   }
+  if (!shot.ok) return fail(EXIT_LOAD, shot.error);
   switch (end.kind) {
     case "debug-exit":
       // As QEMU: the process exit status is the low 8 bits of (value << 1) | 1.

@@ -103,6 +103,12 @@ export interface VirtioDevices {
   net: VirtioNet | undefined;
   balloon: VirtioBalloon | undefined;
   gpu: VirtioGpu | undefined;
+  /**
+   * What the display of scanout 0 shows: the framebuffer as of the last update the guest flushed.
+   * Like a monitor it keeps the last picture when the guest resets the device (Linux does on
+   * `reboot` and `poweroff`), so a screenshot at the end of a run still has it.
+   */
+  display(): ReturnType<VirtioGpu["framebuffer"]>;
   /** The PCI functions by slot, for inspection. */
   pci: Map<number, PciBarRouter>;
   /** Close the disk files. */
@@ -141,6 +147,7 @@ export function createVirtioDevices(
     net: undefined,
     balloon: undefined,
     gpu: undefined,
+    display: () => undefined,
     pci: new Map(),
     close: () => {
       for (const f of files.splice(0)) f.close();
@@ -192,10 +199,18 @@ export function createVirtioDevices(
           out.balloon = new VirtioBalloon(new GuestRamBalloon(deps.memory), { deflateOnOom: false });
           dev = out.balloon;
           break;
-        case "gpu":
-          out.gpu = new VirtioGpu();
-          dev = out.gpu;
+        case "gpu": {
+          const gpu = new VirtioGpu();
+          // The resource's pixels stay referenced here after a device reset drops the resource.
+          let shown = gpu.framebuffer(0);
+          gpu.onChange((e) => {
+            if (e.scanout === 0) shown = gpu.framebuffer(0) ?? shown;
+          });
+          out.gpu = gpu;
+          out.display = () => gpu.framebuffer(0) ?? shown;
+          dev = gpu;
           break;
+        }
       }
       if (p.transport === "mmio") {
         deps.mmio.register(

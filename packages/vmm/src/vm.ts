@@ -381,7 +381,7 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
         case "screenshot": {
           const gpu = virtioDevices.gpu;
           if (!gpu) return refuse("screenshot: the VM has no gpu (start it with --gpu)");
-          const fb = gpu.framebuffer(0);
+          const fb = virtioDevices.display();
           if (!fb) return refuse("screenshot: the guest has not set up a scanout yet");
           try {
             await writeFile(action.path, encodePng(fb));

@@ -5,6 +5,7 @@
 import { spawnSync } from "node:child_process";
 import {
   copyFileSync,
+  existsSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -212,6 +213,24 @@ describe("tskvm run: good input", () => {
     expect(r.stdout).toBe(`tskvm multiboot-test: ok cmdline=${DEFAULT_APPEND}\n`);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
+  });
+
+  it("--screenshot of a guest that never set up a scanout: the run ends, then status 1 and why", () => {
+    const png = join(tmp, "never.png");
+    const r = tskvm(
+      "--kernel",
+      join(GUESTS, "multiboot-test/multiboot-test.elf"),
+      "--debug-exit",
+      "--mem",
+      "32M",
+      "--gpu",
+      "--screenshot",
+      png,
+    );
+    expect(r.stdout).toBe(`tskvm multiboot-test: ok cmdline=${DEFAULT_APPEND}\n`);
+    expect(r.stderr).toBe("tskvm: screenshot: the guest has not set up a scanout yet\n");
+    expect(r.status).toBe(1);
+    expect(existsSync(png)).toBe(false);
   });
 
   it("--help prints usage and exits 0", () => {

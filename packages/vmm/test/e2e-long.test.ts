@@ -73,6 +73,8 @@ describe.skipIf(!process.env.TSKVM_LONG)("bundled Linux on tskvm: net and gpu (T
     const child = spawn(process.execPath, [join(OUT, "cli.js"), "--gpu", "--screenshot", png], {
       cwd: PKG,
       stdio: ["pipe", "pipe", "pipe"],
+      // The CLI built into OUT finds the bundled guests relative to itself only from dist/.
+      env: { ...process.env, TSKVM_GUESTS_DIR: join(PKG, "../../guests") },
     });
     let out = "";
     let sent = false;
@@ -84,8 +86,13 @@ describe.skipIf(!process.env.TSKVM_LONG)("bundled Linux on tskvm: net and gpu (T
         out.slice(out.indexOf("TSKVM-BOOT-OK")).includes(PROMPT)
       ) {
         sent = true;
-        // Let the console draw, then reset: the screenshot is written when the run ends.
-        setTimeout(() => child.stdin.write("dmesg | grep -i fb0; sleep 2; reboot -f\n"), 1000);
+        // The kernel log onto the framebuffer console (the kernel's own console is ttyS0), then
+        // reset: the screenshot is written when the run ends, from the display's last picture
+        // (Linux resets the device on the way down).
+        setTimeout(
+          () => child.stdin.write("dmesg | grep -i fb0; dmesg > /dev/tty0; sleep 2; reboot -f\n"),
+          1000,
+        );
       }
     });
     const status = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
