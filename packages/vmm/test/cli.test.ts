@@ -178,16 +178,12 @@ describe("tskvm run: bad input -> one clear line, non-zero exit, nothing written
 });
 
 describe("tskvm run: good input", () => {
+  /** The multiboot test kernel (ELF build) in 32 MiB, then `extra` flags. */
+  const multiboot = (...extra: string[]) =>
+    tskvm("--kernel", join(GUESTS, "multiboot-test/multiboot-test.elf"), "--mem", "32M", ...extra);
+
   it("issue 8 item 7: the multiboot test kernel runs and exits through isa-debug-exit with 33", () => {
-    const r = tskvm(
-      "--kernel",
-      join(GUESTS, "multiboot-test/multiboot-test.elf"),
-      "--debug-exit",
-      "--mem",
-      "32M",
-      "--append",
-      "cli",
-    );
+    const r = multiboot("--debug-exit", "--append", "cli");
     expect(r.stdout).toBe("tskvm multiboot-test: ok cmdline=cli\n");
     expect(r.stderr).toBe("");
     expect(r.status).toBe(33);
@@ -209,7 +205,7 @@ describe("tskvm run: good input", () => {
 
   it("a guest that halts with interrupts off (power-off without ACPI) ends the run with 0", () => {
     // Without --debug-exit the test kernel's OUT to 0xf4 goes nowhere and it stops in CLI; HLT.
-    const r = tskvm("--kernel", join(GUESTS, "multiboot-test/multiboot-test.elf"), "--mem", "32M");
+    const r = multiboot();
     expect(r.stdout).toBe(`tskvm multiboot-test: ok cmdline=${DEFAULT_APPEND}\n`);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
@@ -217,16 +213,7 @@ describe("tskvm run: good input", () => {
 
   it("--screenshot of a guest that never set up a scanout: the run ends, then status 1 and why", () => {
     const png = join(tmp, "never.png");
-    const r = tskvm(
-      "--kernel",
-      join(GUESTS, "multiboot-test/multiboot-test.elf"),
-      "--debug-exit",
-      "--mem",
-      "32M",
-      "--gpu",
-      "--screenshot",
-      png,
-    );
+    const r = multiboot("--debug-exit", "--gpu", "--screenshot", png);
     expect(r.stdout).toBe(`tskvm multiboot-test: ok cmdline=${DEFAULT_APPEND}\n`);
     expect(r.stderr).toBe("tskvm: screenshot: the guest has not set up a scanout yet\n");
     expect(r.status).toBe(1);
