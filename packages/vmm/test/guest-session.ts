@@ -138,10 +138,15 @@ export class GuestSession {
     this.vm.sendSerial(new TextEncoder().encode(text));
   }
 
-  /** Wait for the marker of /init and the first shell prompt. */
+  /**
+   * Wait for the marker of /init and the first shell prompt, then keep the kernel's late messages
+   * (deferred probes such as the i8042 keyboard's) off the console, where they would land inside
+   * a command's output; they stay in the ring buffer for `dmesg`.
+   */
   async boot(timeoutMs = 240_000): Promise<void> {
     await this.expect("TSKVM-BOOT-OK", timeoutMs);
     await this.expect(PROMPT, 60_000);
+    await this.ok("dmesg -n 1");
   }
 
   /**
