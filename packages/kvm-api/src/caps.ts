@@ -15,6 +15,7 @@ export const KVM_CAP_NR_MEMSLOTS = 10;
 export const KVM_CAP_NOP_IO_DELAY = 12;
 export const KVM_CAP_MP_STATE = 14;
 export const KVM_CAP_SYNC_MMU = 16;
+export const KVM_CAP_SET_GUEST_DEBUG = 23;
 export const KVM_CAP_IRQ_ROUTING = 25;
 export const KVM_CAP_IRQ_INJECT_STATUS = 26;
 export const KVM_CAP_IRQFD = 32;
@@ -36,6 +37,7 @@ export const KVM_CAP_READONLY_MEM = 81;
 export const KVM_CAP_IRQFD_RESAMPLE = 82;
 export const KVM_CAP_IOEVENTFD_ANY_LENGTH = 122;
 export const KVM_CAP_MAX_VCPU_ID = 128;
+export const KVM_CAP_IMMEDIATE_EXIT = 136;
 export const KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 168;
 
 /** Recommended and maximum vCPUs; ids stay below 256 so xAPIC 8-bit ids reach every vCPU. */
@@ -67,11 +69,13 @@ export const CAPABILITIES: ReadonlyMap<number, { value: number; implementedBy: s
   [KVM_CAP_ADJUST_CLOCK, { value: 2 | 4, implementedBy: "Vm.getClock/setClock (TSC_STABLE|REALTIME)" }],
   [KVM_CAP_VCPU_EVENTS, { value: 1, implementedBy: "Vcpu.getVcpuEvents/setVcpuEvents" }],
   [KVM_CAP_DEBUGREGS, { value: 1, implementedBy: "Vcpu.getDebugRegs/setDebugRegs" }],
+  [KVM_CAP_SET_GUEST_DEBUG, { value: 1, implementedBy: "Vcpu.setGuestDebug (guest-debug.ts, run/debug.ts)" }],
   [KVM_CAP_XSAVE, { value: 1, implementedBy: "Vcpu.getXsave/setXsave" }],
   [KVM_CAP_XCRS, { value: 1, implementedBy: "Vcpu.getXcrs/setXcrs" }],
   [KVM_CAP_GET_TSC_KHZ, { value: 1, implementedBy: "Vcpu.getTscKhz" }],
   [KVM_CAP_MAX_VCPUS, { value: TSKVM_MAX_VCPUS, implementedBy: "Vm.createVcpu" }],
   [KVM_CAP_MAX_VCPU_ID, { value: TSKVM_MAX_VCPUS, implementedBy: "Vm.createVcpu" }],
+  [KVM_CAP_IMMEDIATE_EXIT, { value: 1, implementedBy: "Vcpu.run with runFields.immediateExit" }],
   [KVM_CAP_TSC_DEADLINE_TIMER, { value: 1, implementedBy: "devices/lapic.ts IA32_TSC_DEADLINE" }],
   [KVM_CAP_KVMCLOCK_CTRL, { value: 1, implementedBy: "Vcpu.kvmclockCtrl" }],
   [KVM_CAP_SIGNAL_MSI, { value: 1, implementedBy: "Vm.signalMsi" }],

@@ -13,8 +13,8 @@ describe("Kvm (system ioctls)", () => {
   it("checkExtension answers 0 for what is not implemented", () => {
     const kvm = new Kvm();
     expect(kvm.checkExtension(15)).toBe(0); // COALESCED_MMIO
-    expect(kvm.checkExtension(23)).toBe(0); // SET_GUEST_DEBUG: needs the run loop
-    expect(kvm.checkExtension(136)).toBe(0); // IMMEDIATE_EXIT
+    expect(kvm.checkExtension(44)).toBe(0); // HYPERV
+    expect(kvm.checkExtension(117)).toBe(0); // X86_SMM
     expect(kvm.checkExtension(9999)).toBe(0);
   });
 
@@ -115,6 +115,16 @@ describe("Kvm (system ioctls)", () => {
     [C.KVM_CAP_DEBUGREGS]: (kvm) => {
       const v = kvm.createVm().createVcpu(0);
       v.setDebugRegs(v.getDebugRegs());
+    },
+    [C.KVM_CAP_SET_GUEST_DEBUG]: (kvm) => {
+      const v = kvm.createVm().createVcpu(0);
+      v.setGuestDebug({ control: 1 | 2, debugreg: [0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n] }); // ENABLE | SINGLESTEP
+      expect(v.getGuestDebug().control).toBe(3);
+    },
+    [C.KVM_CAP_IMMEDIATE_EXIT]: (kvm) => {
+      const v = kvm.createVm().createVcpu(0);
+      v.runFields.immediateExit = true;
+      expect(v.run()).toMatchObject({ kind: "intr" }); // -EINTR before entering, backend or not
     },
     [C.KVM_CAP_XSAVE]: (kvm) => {
       const v = kvm.createVm().createVcpu(0);
