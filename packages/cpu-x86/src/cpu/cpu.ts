@@ -82,18 +82,10 @@ export class Block {
   l2: Block | null = null;
   l2Lo = 0;
   l2Hi = 0;
-  /** The first instruction; each links to the next through `XInsn.next`. */
-  readonly first: XInsn;
-  /** `insns.length`, kept here so that running the block need not touch the array. */
-  readonly count: number;
   constructor(
     readonly insns: XInsn[],
     readonly pfn: number,
-  ) {
-    for (let k = 0; k < insns.length; k++) insns[k]!.next = insns[k + 1] ?? null;
-    this.first = insns[0]!;
-    this.count = insns.length;
-  }
+  ) {}
 }
 
 /** Port I/O that reads all-ones and ignores writes (no device on the bus). */
@@ -484,7 +476,8 @@ export class Cpu extends SysCpu {
       }
     }
     this.prevBlock = null;
-    if (b.compiled !== null && b.count <= limit) {
+    const insns = b.insns;
+    if (b.compiled !== null && insns.length <= limit) {
       this.curCodePfn = b.pfn;
       this.codeInvalidated = false;
       this.stopBlock = false;
@@ -492,22 +485,19 @@ export class Cpu extends SysCpu {
       if (!this.stopBlock && !this.codeInvalidated && b.valid) this.prevBlock = b;
       return;
     }
-    if (this.jit && b.pfn >= 0 && ++b.hits === this.jitThreshold) b.compiled = compileBlock(b.insns, b.mode);
+    if (this.jit && b.pfn >= 0 && ++b.hits === this.jitThreshold) b.compiled = compileBlock(insns, b.mode);
+    const n = Math.min(insns.length, limit);
     this.curCodePfn = b.pfn;
     this.codeInvalidated = false;
     this.stopBlock = false;
-    // Read once per block: an instruction that changes the code mode always ends its block (the
-    // block compiler relies on the same rule).
-    const mode = this.codeMode;
-    // Walks the `next` chain: running a block touches the block and its instructions, not the array.
-    let i: XInsn | null = b.first;
-    for (let k = limit; i !== null && k > 0; i = i.next, k--) {
+    for (let k = 0; k < n; k++) {
+      const i = insns[k]!;
       const nl = (this.ripLo >>> 0) + i.length;
-      if (mode === 64) {
+      if (this.codeMode === 64) {
         this.nipLo = nl | 0;
         this.nipHi = nl > 0xffffffff ? (this.ripHi + 1) | 0 : this.ripHi;
       } else {
-        this.nipLo = mode === 16 ? nl & 0xffff : nl | 0;
+        this.nipLo = this.codeMode === 16 ? nl & 0xffff : nl | 0;
         this.nipHi = 0;
       }
       this.curInsn = i;

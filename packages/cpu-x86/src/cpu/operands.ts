@@ -13,8 +13,6 @@ import { Seg } from "./state.js";
 export class XInsn extends Insn {
   /** Semantics, chosen once when the block is built. */
   fn: (c: OpCpu, i: XInsn) => void = noop;
-  /** The next instruction of its block (null for the last); the interpreter walks blocks by it. */
-  next: XInsn | null = null;
   /** Operand size in bytes for this form (1, 2, 4, 8). */
   sz = 4;
   /** Sub-kind: ALU operation, condition code, shift kind... (per handler). */

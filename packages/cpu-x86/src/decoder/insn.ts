@@ -45,8 +45,14 @@ export class Insn {
   op = 0;
   /** Index of the encoding record (form) that matched; the formatter and operand kinds use it. */
   form = 0;
+  /** Bytes consumed, 1..15. */
+  length = 0;
+  /** Decoding mode: 16, 32 or 64. */
+  mode: 16 | 32 | 64 = 64;
   /** Effective operand size in bytes for "v"-sized operands (2, 4 or 8). */
   opSize = 4;
+  /** Effective address size in bytes (2, 4 or 8). */
+  addrSize = 8;
   /** `Prefix` bits. */
   prefixes = 0;
   /** REX bits W R X B in bits 3..0 (0 when no REX took effect); VEX.W/R/X/B land here too. */
@@ -56,26 +62,9 @@ export class Insn {
   /** The opcode byte within its map, and the map: 0 one-byte, 1 = 0F, 2 = 0F38, 3 = 0F3A. */
   opcode = 0;
   map = 0;
-  /** ModRM present, and its mod field (`reg` and `rm` are below). */
+  /** ModRM present, and its fields; `reg` and `rm` include REX.R / REX.B (0..15). */
   hasModrm = false;
   mod = 0;
-  /** Second immediate: ENTER's imm8, the selector of a far pointer (ptr16:16/32), EXTRQ/INSERTQ's second byte. */
-  imm2 = 0;
-  /** VEX.vvvv (inverted back to a register number 0..15) and VEX.L. */
-  vvvv = 0;
-  vexL = 0;
-  /** Mandatory prefix the form consumed (as the MP branch): 0 none, 1 = 66, 2 = F3, 3 = F2; for VEX, VEX.pp. */
-  mandatory = 0;
-  // Field order is the object layout: the fields the executor reads on every instruction come
-  // last, next to the ones `XInsn` adds (its handler first), so an instruction touches few cache
-  // lines; `length` sits right before the handler.
-  /** Decoding mode: 16, 32 or 64. */
-  mode: 16 | 32 | 64 = 64;
-  /** Effective address size in bytes (2, 4 or 8). */
-  addrSize = 8;
-  /** Without REX, byte registers 4..7 are AH, CH, DH, BH; with any REX they are SPL, BPL, SIL, DIL. */
-  byteRegsHigh = true;
-  /** ModRM reg and rm fields, including REX.R / REX.B (0..15). */
   reg = 0;
   rm = 0;
   /** Memory operand: base and index register (NO_REG when absent), scale shift 0..3, displacement (signed 32). */
@@ -94,6 +83,13 @@ export class Insn {
    */
   imm = 0;
   immHi = 0;
-  /** Bytes consumed, 1..15. */
-  length = 0;
+  /** Second immediate: ENTER's imm8, the selector of a far pointer (ptr16:16/32), EXTRQ/INSERTQ's second byte. */
+  imm2 = 0;
+  /** VEX.vvvv (inverted back to a register number 0..15) and VEX.L. */
+  vvvv = 0;
+  vexL = 0;
+  /** Mandatory prefix the form consumed (as the MP branch): 0 none, 1 = 66, 2 = F3, 3 = F2; for VEX, VEX.pp. */
+  mandatory = 0;
+  /** Without REX, byte registers 4..7 are AH, CH, DH, BH; with any REX they are SPL, BPL, SIL, DIL. */
+  byteRegsHigh = true;
 }
