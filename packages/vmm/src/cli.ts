@@ -59,6 +59,10 @@ export async function main(
     .option("--gpu", "virtio-gpu device (and the gpu kernel when no --kernel is given)")
     .option("--screenshot <path>", "write a PNG of the framebuffer when the guest stops (needs --gpu)")
     .addOption(new Option("--debug-exit", "QEMU's isa-debug-exit at port 0xf4: exit status (value << 1) | 1"))
+    .option(
+      "--icount <shift>",
+      "guest time from retired instructions, 2^shift ns each (QEMU's -icount): reproducible runs",
+    )
     .action((opts: VmOptionsInput) => {
       runOptions = opts;
     });

@@ -31,7 +31,16 @@ export interface VmConfig {
   screenshot: string | undefined;
   /** QEMU's isa-debug-exit at port 0xf4. */
   debugExit: boolean;
+  /**
+   * QEMU's `-icount SHIFT`: guest time comes from retired instructions, 2^SHIFT ns each, and
+   * jumps to the next timer deadline while every vCPU is halted; a run is then reproducible.
+   * Undefined: guest time is host time.
+   */
+  icount: number | undefined;
 }
+
+/** Largest `--icount` shift (2^10 ns = ~1 us per instruction), as QEMU's MAX_ICOUNT_SHIFT. */
+export const MAX_ICOUNT_SHIFT = 10;
 
 /** A configuration the VMM refuses; `message` is one line. */
 export class ConfigError extends Error {
@@ -112,6 +121,7 @@ export interface VmOptionsInput {
   gpu?: boolean | undefined;
   screenshot?: string | undefined;
   debugExit?: boolean | undefined;
+  icount?: string | number | undefined;
 }
 
 /** Where the bundled guest lives, for the defaults. */
@@ -170,6 +180,16 @@ export function parseVmOptions(input: VmOptionsInput, bundled: BundledGuest): Vm
   if (/[\0\n]/.test(append))
     throw new ConfigError("--append: the command line may not contain NUL or newline");
 
+  let icount: number | undefined;
+  if (input.icount !== undefined) {
+    const t = String(input.icount);
+    if (!/^\d+$/.test(t) || Number(t) > MAX_ICOUNT_SHIFT)
+      throw new ConfigError(
+        `--icount: "${t}" is not a shift of 0-${MAX_ICOUNT_SHIFT} (2^shift ns per instruction)`,
+      );
+    icount = Number(t);
+  }
+
   const kernel = input.kernel ?? (gpu ? bundled.gpuKernel : bundled.kernel);
   const initrd = input.initrd ?? (input.kernel === undefined ? bundled.initrd : undefined);
   return {
@@ -184,5 +204,6 @@ export function parseVmOptions(input: VmOptionsInput, bundled: BundledGuest): Vm
     gpu,
     screenshot: input.screenshot,
     debugExit: input.debugExit ?? false,
+    icount,
   };
 }

@@ -7,6 +7,7 @@
  */
 import {
   attachVmxBackend,
+  DeterministicClock,
   Kvm,
   type KvmExit,
   type KvmSegment,
@@ -43,10 +44,13 @@ export interface KvmMachine {
   vcpus: Vcpu[];
 }
 
-/** KVM_CREATE_VM with one slot per RAM range (sharing the GuestRam buffers), irqchip, PIT, vCPUs. */
-export function createKvmMachine(memory: GuestRam, cpus: number): KvmMachine {
+/**
+ * KVM_CREATE_VM with one slot per RAM range (sharing the GuestRam buffers), irqchip, PIT, vCPUs.
+ * With `icount` (a shift), guest time is 2^icount ns per retired instruction (`--icount`).
+ */
+export function createKvmMachine(memory: GuestRam, cpus: number, icount?: number): KvmMachine {
   const kvm = new Kvm();
-  const vm = kvm.createVm();
+  const vm = kvm.createVm({ clock: icount === undefined ? "host" : new DeterministicClock(2 ** icount) });
   memory.ranges.forEach((r, i) => {
     const buf = memory.buffers[i]!;
     vm.setUserMemoryRegion({
@@ -251,7 +255,17 @@ export async function runLoop(o: RunLoopOptions): Promise<VmExit> {
     }
     const end = o.pending();
     if (end) return end;
-    const leftMs = (vm.nextDeadlineNs() - vm.clock.nowNs()) / 1e6;
+    const clock = vm.clock;
+    const deadline = vm.nextDeadlineNs();
+    if (clock instanceof DeterministicClock && Number.isFinite(deadline)) {
+      // Instruction-counted time: nothing runs until the next timer, so time jumps there (QEMU
+      // -icount's "sleep=off"), and host events get their turn on the way.
+      clock.advanceTo(deadline);
+      vm.tick();
+      await yieldToEventLoop();
+      continue;
+    }
+    const leftMs = (deadline - clock.nowNs()) / 1e6;
     if (leftMs >= 1) {
       const ms = Math.min(IDLE_WAIT_MAX_MS, Math.floor(leftMs));
       await new Promise<void>((resolve) => setTimeout(resolve, ms));

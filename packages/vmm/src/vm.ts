@@ -269,7 +269,7 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
   // 4. The kvm-api VM over the same RAM buffers; interrupt lines go to its irqchip.
   let machine: KvmMachine;
   try {
-    machine = createKvmMachine(memory, config.cpus);
+    machine = createKvmMachine(memory, config.cpus, config.icount);
     setBootState(machine.vcpus[0]!, cpu);
   } catch (e) {
     throw new VmError("machine", `kvm-api: ${(e as Error).message}`);

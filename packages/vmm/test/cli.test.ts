@@ -158,6 +158,7 @@ describe("tskvm run: bad input -> one clear line, non-zero exit, nothing written
     [["--mem", "8M"], /--mem: 8 MiB is too small/],
     [["--mem", "64G"], /--mem: at most 3072M/],
     [["--cpus", "0"], /--cpus: 0 is out of range 1-32/],
+    [["--icount", "11"], /--icount: "11" is not a shift of 0-10/],
     [["--cpus", "two"], /--cpus: "two" is not a whole number/],
     [["--screenshot", "shot.png"], /--screenshot needs --gpu/],
     [["--disk", "a.img,fast"], /--disk a\.img: unknown option "fast"/],
@@ -186,6 +187,12 @@ describe("tskvm run: good input", () => {
     const r = multiboot("--debug-exit", "--append", "cli");
     expect(r.stdout).toBe("tskvm multiboot-test: ok cmdline=cli\n");
     expect(r.stderr).toBe("");
+    expect(r.status).toBe(33);
+  });
+
+  it("--icount: the same run with guest time counted in instructions", () => {
+    const r = multiboot("--debug-exit", "--icount", "3", "--append", "ic");
+    expect(r.stdout).toBe("tskvm multiboot-test: ok cmdline=ic\n");
     expect(r.status).toBe(33);
   });
 

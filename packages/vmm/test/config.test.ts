@@ -54,6 +54,13 @@ describe("parseVmOptions", () => {
     expect(parseVmOptions({ kernel: "k" }, bundled).initrd).toBeUndefined();
     expect(parseVmOptions({ initrd: "i" }, bundled)).toMatchObject({ kernel: "/g/bzImage", initrd: "i" });
   });
+  it("--icount SHIFT: 0-10 as QEMU, host time without it", () => {
+    expect(parseVmOptions({}, bundled).icount).toBeUndefined();
+    expect(parseVmOptions({ icount: "0" }, bundled).icount).toBe(0);
+    expect(parseVmOptions({ icount: 10 }, bundled).icount).toBe(10);
+    for (const bad of ["11", "-1", "1.5", "", "auto", "0x3"])
+      expect(() => parseVmOptions({ icount: bad }, bundled)).toThrow("--icount");
+  });
   it("refuses contradictions", () => {
     expect(() => parseVmOptions({ screenshot: "x.png" }, bundled)).toThrow("--screenshot needs --gpu");
     expect(() => parseVmOptions({ disk: ["a", "a,ro"] }, bundled)).toThrow("attached twice");
