@@ -2,6 +2,7 @@
 // /init prints (TSKVM-BOOT-OK), for tskvm and, in the same run, QEMU with TCG on the same kernel
 // and initramfs. Prints each median and the ratio.
 //   npm run bench:boot -w @tskvm/vmm -- [--runs N] [--kernel PATH] [--initrd PATH] [--mem 256M]
+//                                        [--tskvm-args="--icount 0"]
 //   (= npx tsx packages/vmm/bench/boot.ts ...; it builds nothing: run `npx tsup` in packages/vmm first)
 // Installs Debian's qemu-system-x86 when qemu-system-x86_64 is missing and we are root.
 import { spawn, spawnSync } from "node:child_process";
@@ -18,11 +19,14 @@ const { values: opts } = parseArgs({
     kernel: { type: "string", default: join(guests, "bzImage") },
     initrd: { type: "string", default: join(guests, "initramfs.cpio") },
     mem: { type: "string", default: "256M" },
+    /** More tskvm flags, space-separated (e.g. "--icount 0"). */
+    "tskvm-args": { type: "string", default: "" },
   },
 });
 const runs = Number(opts.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: a positive integer, not "${opts.runs}"`);
 const { kernel, initrd, mem } = opts;
+const tskvmArgs = opts["tskvm-args"].split(" ").filter((a) => a !== "");
 const MARKER = "TSKVM-BOOT-OK";
 const TIMEOUT_MS = 120_000;
 
@@ -135,6 +139,7 @@ if (existsSync(cli)) {
     initrd,
     "--mem",
     mem,
+    ...tskvmArgs,
   ]);
 } else {
   console.log("tskvm: packages/vmm/dist/cli.js missing (run npx tsup)");
