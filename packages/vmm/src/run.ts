@@ -8,6 +8,9 @@
 import {
   attachVmxBackend,
   DeterministicClock,
+  KVM_MP_STATE_HALTED,
+  KVM_MP_STATE_INIT_RECEIVED,
+  KVM_MP_STATE_UNINITIALIZED,
   Kvm,
   type KvmExit,
   type KvmSegment,
@@ -185,19 +188,14 @@ function completeExit(e: KvmExit, ports: PortBus, mmio: MmioBus): VmExit | undef
   }
 }
 
-/** KVM_MP_STATE_HALTED (uapi kvm.h). */
-const MP_STATE_HALTED = 3;
 /** Longest one asynchronous idle wait (host ms): bounds the latency of host-side events. */
 const IDLE_WAIT_MAX_MS = 10;
 
-/** KVM_MP_STATE_UNINITIALIZED and KVM_MP_STATE_INIT_RECEIVED: an AP waiting for INIT/SIPI. */
-const MP_STATE_UNINITIALIZED = 1;
-const MP_STATE_INIT_RECEIVED = 2;
 const RFLAGS_IF = 1n << 9n;
 
 /** A vCPU in HLT with nothing deliverable: KVM_RUN would only wait in the kernel. */
 function idle(vcpu: Vcpu): boolean {
-  return vcpu.mpState === MP_STATE_HALTED && !vcpu.hasInterrupt();
+  return vcpu.mpState === KVM_MP_STATE_HALTED && !vcpu.hasInterrupt();
 }
 
 /**
@@ -206,13 +204,13 @@ function idle(vcpu: Vcpu): boolean {
  */
 function stoppedForGood(vcpu: Vcpu): boolean {
   const s = vcpu.mpState;
-  if (s === MP_STATE_UNINITIALIZED || s === MP_STATE_INIT_RECEIVED) return true;
-  return s === MP_STATE_HALTED && !vcpu.hasNmi() && (vcpu.getRegs().rflags & RFLAGS_IF) === 0n;
+  if (s === KVM_MP_STATE_UNINITIALIZED || s === KVM_MP_STATE_INIT_RECEIVED) return true;
+  return s === KVM_MP_STATE_HALTED && !vcpu.hasNmi() && (vcpu.getRegs().rflags & RFLAGS_IF) === 0n;
 }
 
 /** Every vCPU stopped for good and at least one halted: no vCPU is left to wake the others. */
 function machineHalted(vcpus: readonly Vcpu[]): boolean {
-  return vcpus.every(stoppedForGood) && vcpus.some((v) => v.mpState === MP_STATE_HALTED);
+  return vcpus.every(stoppedForGood) && vcpus.some((v) => v.mpState === KVM_MP_STATE_HALTED);
 }
 
 /**

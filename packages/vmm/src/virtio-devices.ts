@@ -202,7 +202,7 @@ export function createVirtioDevices(
         case "gpu": {
           const gpu = new VirtioGpu();
           // The resource's pixels stay referenced here after a device reset drops the resource.
-          let shown = gpu.framebuffer(0);
+          let shown: ReturnType<VirtioGpu["framebuffer"]>;
           gpu.onChange((e) => {
             if (e.scanout === 0) shown = gpu.framebuffer(0) ?? shown;
           });
