@@ -61,11 +61,11 @@ export const RunExit = {
 } as const;
 export type RunExit = (typeof RunExit)[keyof typeof RunExit];
 
-/** A decoded straight-line block: runs until its last instruction (a branch, or the page end). */
 /** Jump-cache entries (a power of two). */
 const JC_SIZE = 4096;
 const JC_MASK = JC_SIZE - 1;
 
+/** A decoded straight-line block: runs until its last instruction (a branch, or the page end). */
 export class Block {
   /** False once its page's code was dropped (links to it are then ignored). */
   valid = true;
@@ -386,7 +386,7 @@ export class Cpu extends SysCpu {
     const rf = (this.flags & F.RF) !== 0;
     if (!rf) {
       const d7 = this.dr7;
-      const lin = this.codeMode === 64 ? this.ripLo : (this.ripLo + this.segBaseLo[Seg.CS]!) | 0;
+      const lin = this.ripLinearLo();
       const hi = this.codeMode === 64 ? this.ripHi : 0;
       let hits = 0;
       for (let n = 0; n < 4; n++) {
@@ -401,6 +401,11 @@ export class Cpu extends SysCpu {
     }
     this.runBlock(1);
     if (rf && this.exitReason === RunExit.BUDGET) this.flags &= ~F.RF;
+  }
+
+  /** Low half of the linear address of CS:RIP (CS.base added outside 64-bit mode, SDM Vol. 3 3.4). */
+  private ripLinearLo(): number {
+    return this.codeMode === 64 ? this.ripLo : (this.ripLo + this.segBaseLo[Seg.CS]!) | 0;
   }
 
   /** Delivers the exception recorded by `raise` (or hands it to the intercept hook). */
@@ -439,7 +444,7 @@ export class Cpu extends SysCpu {
       const lo = this.ripLo;
       const hi = this.ripHi;
       // Keyed by linear address: in real mode the same IP under another CS is other code.
-      const lin = this.codeMode === 64 ? lo : (lo + this.segBaseLo[Seg.CS]!) | 0;
+      const lin = this.ripLinearLo();
       const j = (lin ^ (lin >>> 10) ^ hi) & JC_MASK;
       const cached = this.jcBlock[j]!;
       if (
