@@ -63,6 +63,11 @@ export async function main(
       "--icount <shift>",
       "guest time from retired instructions, 2^shift ns each (QEMU's -icount): reproducible runs",
     )
+    .option(
+      "--kernel-decompress <who>",
+      "host: inflate an LZ4/gzip bzImage in the VMM and enter vmlinux (Firecracker's way); guest: run its decompressor",
+      "host",
+    )
     .action((opts: VmOptionsInput) => {
       runOptions = opts;
     });

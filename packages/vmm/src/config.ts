@@ -37,6 +37,12 @@ export interface VmConfig {
    * Undefined: guest time is host time.
    */
   icount: number | undefined;
+  /**
+   * Who inflates a bzImage's kernel: "host" (default) inflates an LZ4 or gzip payload in the VMM
+   * and enters vmlinux directly, as Firecracker boots a vmlinux; "guest" runs the bzImage's own
+   * decompressor, as QEMU and kvmtool do. Other payloads are always inflated by the guest.
+   */
+  kernelDecompress: "host" | "guest";
 }
 
 /** Largest `--icount` shift (2^10 ns = ~1 us per instruction), as QEMU's MAX_ICOUNT_SHIFT. */
@@ -122,6 +128,7 @@ export interface VmOptionsInput {
   screenshot?: string | undefined;
   debugExit?: boolean | undefined;
   icount?: string | number | undefined;
+  kernelDecompress?: string | undefined;
 }
 
 /** Where the bundled guest lives, for the defaults. */
@@ -190,6 +197,10 @@ export function parseVmOptions(input: VmOptionsInput, bundled: BundledGuest): Vm
     icount = Number(t);
   }
 
+  const kernelDecompress = input.kernelDecompress ?? "host";
+  if (kernelDecompress !== "host" && kernelDecompress !== "guest")
+    throw new ConfigError(`--kernel-decompress: "${kernelDecompress}" is not "host" or "guest"`);
+
   const kernel = input.kernel ?? (gpu ? bundled.gpuKernel : bundled.kernel);
   const initrd = input.initrd ?? (input.kernel === undefined ? bundled.initrd : undefined);
   return {
@@ -205,5 +216,6 @@ export function parseVmOptions(input: VmOptionsInput, bundled: BundledGuest): Vm
     screenshot: input.screenshot,
     debugExit: input.debugExit ?? false,
     icount,
+    kernelDecompress,
   };
 }

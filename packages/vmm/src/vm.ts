@@ -48,7 +48,14 @@ export class VmError extends Error {
 
 /** How the kernel was loaded. */
 export type BootInfo =
-  | { protocol: "linux"; version: string; entry: number; initrd: { addr: number; size: number } | undefined }
+  | {
+      protocol: "linux";
+      version: string;
+      entry: number;
+      initrd: { addr: number; size: number } | undefined;
+      /** The host inflated the kernel and `entry` is vmlinux's startup_64 (see `kernelDecompress`). */
+      hostDecompressed: boolean;
+    }
   | { protocol: "multiboot"; entry: number; format: "elf" | "a.out kludge"; modules: number };
 
 /** Lifecycle of a VM (a sum type, not flags). */
@@ -227,13 +234,20 @@ export async function createVm(config: VmConfig, deps: VmDeps = {}): Promise<Vm>
       throw new VmError("kernel", `--kernel ${config.kernel}: ${why}; no multiboot header either`);
     }
     if (linux) {
-      const r = loadLinux(memory, { kernel, initrd, cmdline, memBytes: config.memBytes });
+      const r = loadLinux(memory, {
+        kernel,
+        initrd,
+        cmdline,
+        memBytes: config.memBytes,
+        decompress: config.kernelDecompress,
+      });
       const v = r.header.version;
       boot = {
         protocol: "linux",
         version: `${v >> 8}.${(v & 0xff).toString().padStart(2, "0")}`,
         entry: r.entry,
         initrd: r.initrd,
+        hostDecompressed: r.hostDecompressed,
       };
       cpu = r.cpu;
     } else {

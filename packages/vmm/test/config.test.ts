@@ -61,6 +61,14 @@ describe("parseVmOptions", () => {
     for (const bad of ["11", "-1", "1.5", "", "auto", "0x3"])
       expect(() => parseVmOptions({ icount: bad }, bundled)).toThrow("--icount");
   });
+  it("--kernel-decompress: host by default, guest on request, nothing else", () => {
+    expect(parseVmOptions({}, bundled).kernelDecompress).toBe("host");
+    expect(parseVmOptions({ kernelDecompress: "guest" }, bundled).kernelDecompress).toBe("guest");
+    for (const bad of ["", "Host", "both"])
+      expect(() => parseVmOptions({ kernelDecompress: bad }, bundled)).toThrow(
+        `--kernel-decompress: "${bad}" is not "host" or "guest"`,
+      );
+  });
   it("refuses contradictions", () => {
     expect(() => parseVmOptions({ screenshot: "x.png" }, bundled)).toThrow("--screenshot needs --gpu");
     expect(() => parseVmOptions({ disk: ["a", "a,ro"] }, bundled)).toThrow("attached twice");

@@ -147,8 +147,15 @@ describe("loadLinux (64-bit boot protocol)", () => {
   it("loads the bundled kernel and initramfs: zero page, e820, command line, initrd, entry state", () => {
     const mem = 256 * MiB;
     const r = ram(mem);
-    const res = loadLinux(r, { kernel: bzImage, initrd: initramfs, cmdline: "console=ttyS0", memBytes: mem });
+    const res = loadLinux(r, {
+      kernel: bzImage,
+      initrd: initramfs,
+      cmdline: "console=ttyS0",
+      memBytes: mem,
+      decompress: "guest",
+    });
     const h = res.header;
+    expect(res.hostDecompressed).toBe(false);
     // The protected-mode kernel at 1 MiB, entry at +0x200.
     expect(res.kernelAddr).toBe(0x100000);
     expect(res.entry).toBe(0x100200);
@@ -206,11 +213,10 @@ describe("loadLinux (64-bit boot protocol)", () => {
     const h = parseBzImage(bzImage);
     const need = h.prefAddress + h.initSize;
     const tooSmall = Math.floor((need - 1) / MiB) * MiB;
-    expect(kindOf(() => loadLinux(ram(tooSmall), { kernel: bzImage, memBytes: tooSmall }))).toBe(
-      "KernelDoesNotFit",
-    );
+    const guest = { kernel: bzImage, decompress: "guest" } as const;
+    expect(kindOf(() => loadLinux(ram(tooSmall), { ...guest, memBytes: tooSmall }))).toBe("KernelDoesNotFit");
     const enough = Math.ceil(need / MiB) * MiB;
-    expect(loadLinux(ram(enough), { kernel: bzImage, memBytes: enough }).initrd).toBeUndefined();
+    expect(loadLinux(ram(enough), { ...guest, memBytes: enough }).initrd).toBeUndefined();
   });
 
   it("an initrd larger than memory is refused with one clear line", () => {

@@ -19,6 +19,7 @@ import {
 } from "../layout.js";
 import type { GuestMemory } from "../memory.js";
 import { type BootCpuState, BootStateError, longModeEntry } from "./cpu-state.js";
+import { type KernelElf, PayloadError, unpackPayload } from "./payload.js";
 
 /** Setup-header offsets in the bzImage file and in boot_params (boot.rst "The real-mode kernel header"). */
 export const Hdr = {
@@ -42,6 +43,8 @@ export const Hdr = {
   MIN_ALIGNMENT: 0x235, // u8 (2.10+)
   XLOADFLAGS: 0x236, // u16 (2.12+)
   CMDLINE_SIZE: 0x238, // u32: maximum command-line length without the NUL (2.06+)
+  PAYLOAD_OFFSET: 0x248, // u32: compressed payload, from the protected-mode kernel's start (2.08+)
+  PAYLOAD_LENGTH: 0x24c, // u32 (2.08+)
   PREF_ADDRESS: 0x258, // u64 (2.10+)
   INIT_SIZE: 0x260, // u32 (2.10+)
 } as const;
@@ -89,7 +92,8 @@ export type LinuxLoadErrorKind =
   | { kind: "KernelDoesNotFit"; start: number; end: number; ramEnd: number }
   | { kind: "CmdlineTooLong"; length: number; max: number }
   | { kind: "InitrdTooLarge"; size: number; available: number }
-  | { kind: "MemoryTooSmall"; what: string; gpa: number };
+  | { kind: "MemoryTooSmall"; what: string; gpa: number }
+  | { kind: "BadPayload"; why: string };
 
 /** A bzImage load failure; `message` is one line a user can act on. */
 export class LinuxLoadError extends Error {
@@ -128,6 +132,8 @@ function describe(d: LinuxLoadErrorKind): string {
       return `initrd of ${d.size} bytes does not fit: ${d.available} bytes of RAM are free below the initrd limit`;
     case "MemoryTooSmall":
       return `guest memory too small: cannot write the ${d.what} at ${hex(d.gpa)}`;
+    case "BadPayload":
+      return `bzImage payload is malformed: ${d.why}`;
   }
 }
 
@@ -151,6 +157,9 @@ export interface BzImageHeader {
   kernelSize: number;
   /** Length of the setup header to copy into boot_params, from 0x1f1. */
   headerEnd: number;
+  /** The compressed kernel, as offsets in the protected-mode kernel (protocol 2.08+; else 0). */
+  payloadOffset: number;
+  payloadLength: number;
 }
 
 function u8(b: Uint8Array, o: number): number {
@@ -220,6 +229,8 @@ export function parseBzImage(image: Uint8Array): BzImageHeader {
     kernelOffset,
     kernelSize,
     headerEnd,
+    payloadOffset: version >= 0x0208 ? u32(image, Hdr.PAYLOAD_OFFSET) : 0,
+    payloadLength: version >= 0x0208 ? u32(image, Hdr.PAYLOAD_LENGTH) : 0,
   };
 }
 
@@ -230,6 +241,13 @@ export interface LinuxLoadOptions {
   cmdline?: string | undefined;
   /** Guest RAM size in bytes (laid out by layout.ts: below the MMIO hole, then above 4 GiB). */
   memBytes: number;
+  /**
+   * Who inflates the kernel: `"guest"` loads the bzImage as is and enters its decompressor (what
+   * QEMU and kvmtool do); `"host"` (default) inflates the payload here and enters vmlinux's
+   * `startup_64` directly, as Firecracker does with a vmlinux. Payloads the host cannot inflate
+   * (xz, zstd, ...) and protocols before 2.08 (no payload fields) fall back to `"guest"`.
+   */
+  decompress?: "host" | "guest" | undefined;
 }
 
 /** Where things went, for messages and for the VMM. */
@@ -242,6 +260,8 @@ export interface LinuxLoadResult {
   cmdlineAddr: number;
   initrd: { addr: number; size: number } | undefined;
   e820: E820Entry[];
+  /** Whether the host inflated the kernel (`entry` is then vmlinux's startup_64). */
+  hostDecompressed: boolean;
 }
 
 const alignUp = (n: number, a: number) => (a > 1 ? Math.ceil(n / a) * a : n);
@@ -254,16 +274,30 @@ export function loadLinux(mem: GuestMemory, opts: LinuxLoadOptions): LinuxLoadRe
 
   // Load the protected-mode kernel at 1 MiB, as QEMU, kvmtool and Firecracker do. The kernel's
   // runtime area (boot.rst, init_size) is at align_up(load, kernel_alignment) when relocatable,
-  // else at pref_address; both must be RAM.
+  // else at pref_address; both must be RAM. With the payload inflated on the host, the vmlinux
+  // segments go to their own physical addresses instead (above 1 MiB: below are our tables).
   const kernelAddr = HIGH_MEMORY_START;
-  const align =
-    h.kernelAlignment > 0 && (h.kernelAlignment & (h.kernelAlignment - 1)) === 0 ? h.kernelAlignment : 1;
-  const runtimeStart = h.relocatable || h.prefAddress === 0 ? alignUp(kernelAddr, align) : h.prefAddress;
-  const kernelEnd = Math.max(kernelAddr + h.kernelSize, runtimeStart + h.initSize);
+  const elf = opts.decompress === "guest" ? undefined : unpackKernel(opts.kernel, h, opts.memBytes);
+  let kernelStart: number;
+  let kernelEnd: number;
+  if (elf) {
+    if (elf.start < kernelAddr) {
+      const why = `vmlinux loads at ${hex(elf.start)}, below 1 MiB where the boot tables live`;
+      throw new LinuxLoadError({ kind: "BadPayload", why });
+    }
+    kernelStart = elf.start;
+    kernelEnd = elf.end;
+  } else {
+    const align =
+      h.kernelAlignment > 0 && (h.kernelAlignment & (h.kernelAlignment - 1)) === 0 ? h.kernelAlignment : 1;
+    const runtimeStart = h.relocatable || h.prefAddress === 0 ? alignUp(kernelAddr, align) : h.prefAddress;
+    kernelStart = Math.min(kernelAddr, runtimeStart);
+    kernelEnd = Math.max(kernelAddr + h.kernelSize, runtimeStart + h.initSize);
+  }
   if (kernelEnd > lowRamEnd) {
     throw new LinuxLoadError({
       kind: "KernelDoesNotFit",
-      start: Math.min(kernelAddr, runtimeStart),
+      start: kernelStart,
       end: kernelEnd,
       ramEnd: lowRamEnd,
     });
@@ -295,7 +329,14 @@ export function loadLinux(mem: GuestMemory, opts: LinuxLoadOptions): LinuxLoadRe
   const write = (gpa: number, bytes: Uint8Array, what: string) => {
     if (!mem.write(gpa, bytes)) throw new LinuxLoadError({ kind: "MemoryTooSmall", what, gpa });
   };
-  write(kernelAddr, opts.kernel.subarray(h.kernelOffset), "kernel");
+  if (elf) {
+    for (const seg of elf.segments) {
+      write(seg.paddr, seg.data, "kernel");
+      // The tail past the file bytes (.bss, .brk) must read as zero whatever RAM held before.
+      if (seg.memSize > seg.data.length)
+        write(seg.paddr + seg.data.length, new Uint8Array(seg.memSize - seg.data.length), "kernel");
+    }
+  } else write(kernelAddr, opts.kernel.subarray(h.kernelOffset), "kernel");
   if (initrd && opts.initrd) write(initrd.addr, opts.initrd, "initrd");
   const cmdZ = new Uint8Array(cmdBytes.length + 1);
   cmdZ.set(cmdBytes);
@@ -329,7 +370,7 @@ export function loadLinux(mem: GuestMemory, opts: LinuxLoadOptions): LinuxLoadRe
   });
   write(ZERO_PAGE_ADDR, zp, "zero page");
 
-  const entry = kernelAddr + ENTRY_64_OFFSET;
+  const entry = elf ? elf.entry : kernelAddr + ENTRY_64_OFFSET;
   let cpu: BootCpuState;
   try {
     cpu = longModeEntry(mem, entry, ZERO_PAGE_ADDR, BOOT_STACK_ADDR);
@@ -347,5 +388,21 @@ export function loadLinux(mem: GuestMemory, opts: LinuxLoadOptions): LinuxLoadRe
     cmdlineAddr: CMDLINE_ADDR,
     initrd,
     e820,
+    hostDecompressed: elf !== undefined,
   };
+}
+
+/** The vmlinux ELF in the bzImage's payload, or undefined when the guest has to inflate it. */
+function unpackKernel(image: Uint8Array, h: BzImageHeader, memBytes: number): KernelElf | undefined {
+  if (h.payloadLength === 0) return undefined;
+  const start = h.kernelOffset + h.payloadOffset;
+  if (start + h.payloadLength > image.length) {
+    throw new LinuxLoadError({ kind: "TruncatedKernel", need: start + h.payloadLength, got: image.length });
+  }
+  try {
+    return unpackPayload(image.subarray(start, start + h.payloadLength), memBytes);
+  } catch (e) {
+    if (e instanceof PayloadError) throw new LinuxLoadError({ kind: "BadPayload", why: e.message });
+    throw e;
+  }
 }
