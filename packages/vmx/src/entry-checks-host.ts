@@ -47,25 +47,36 @@ export function checkHostRegisters(env: EntryCheckEnv): string | null {
   return null;
 }
 
+/** The host selector fields 27.2.3 checks. */
+export const HOST_SELECTORS = [
+  F.HOST_ES_SELECTOR,
+  F.HOST_CS_SELECTOR,
+  F.HOST_SS_SELECTOR,
+  F.HOST_DS_SELECTOR,
+  F.HOST_FS_SELECTOR,
+  F.HOST_GS_SELECTOR,
+  F.HOST_TR_SELECTOR,
+] as const;
+
+/** The host base-address fields 27.2.3 requires canonical. */
+export const HOST_BASES = [
+  F.HOST_FS_BASE,
+  F.HOST_GS_BASE,
+  F.HOST_GDTR_BASE,
+  F.HOST_IDTR_BASE,
+  F.HOST_TR_BASE,
+] as const;
+
 /** 27.2.3 Checks on host segment and descriptor-table registers. */
 export function checkHostSegments(env: EntryCheckEnv): string | null {
   const { vmcs } = env;
   const exit = vmcs.get32(F.VM_EXIT_CONTROLS);
-  const sels = [
-    F.HOST_ES_SELECTOR,
-    F.HOST_CS_SELECTOR,
-    F.HOST_SS_SELECTOR,
-    F.HOST_DS_SELECTOR,
-    F.HOST_FS_SELECTOR,
-    F.HOST_GS_SELECTOR,
-    F.HOST_TR_SELECTOR,
-  ];
-  for (const s of sels) if (vmcs.get32(s) & 7) return "27.2.3 host selector RPL and TI are 0";
+  for (const s of HOST_SELECTORS) if (vmcs.get32(s) & 7) return "27.2.3 host selector RPL and TI are 0";
   if (vmcs.get32(F.HOST_CS_SELECTOR) === 0) return "27.2.3 host CS selector != 0";
   if (vmcs.get32(F.HOST_TR_SELECTOR) === 0) return "27.2.3 host TR selector != 0";
   if ((exit & ExitCtl.HOST_ADDR_SPACE_SIZE) === 0 && vmcs.get32(F.HOST_SS_SELECTOR) === 0)
     return "27.2.3 host SS selector != 0 outside 64-bit host";
-  for (const b of [F.HOST_FS_BASE, F.HOST_GS_BASE, F.HOST_GDTR_BASE, F.HOST_IDTR_BASE, F.HOST_TR_BASE])
+  for (const b of HOST_BASES)
     if (!canonical(vmcs.get64(b))) return "27.2.3 host FS/GS/GDTR/IDTR/TR base canonical";
   return null;
 }

@@ -15,9 +15,7 @@ import {
   Pin,
   VmError,
 } from "./controls";
-import { checkControls, type EntryCheckEnv } from "./entry-checks-controls";
-import { checkGuestPdptes, checkGuestState } from "./entry-checks-guest";
-import { checkHostState } from "./entry-checks-host";
+import type { EntryCheckEnv } from "./entry-checks-controls";
 import { loadHostState } from "./exit";
 import { F, guestSegFields, Seg } from "./fields";
 import type { VmxOutcome, VmxUnit } from "./instructions";
@@ -68,15 +66,16 @@ function entryFailure(unit: VmxUnit, basic: number, qualification: number, nmiBl
 
 /** Perform VM entry on the current VMCS. VMLAUNCH/VMRESUME call this after their own checks. */
 export function vmEntry(unit: VmxUnit, launch: boolean): VmxOutcome {
-  const env = entryEnv(unit);
-  if (checkControls(env) !== null) return unit.failValid(VmError.ENTRY_INVALID_CONTROL);
-  if (checkHostState(env) !== null) return unit.failValid(VmError.ENTRY_INVALID_HOST_STATE);
+  const checks = unit.entryChecks;
   const cpu = unit.cpu;
+  if (checks.controls() !== null) return unit.failValid(VmError.ENTRY_INVALID_CONTROL);
+  if (checks.host((cpu.efer & 0x400n) !== 0n) !== null)
+    return unit.failValid(VmError.ENTRY_INVALID_HOST_STATE);
   const hostNmiBlocked = (cpu.interruptibility & Interruptibility.NMI) !== 0;
-  const bad = checkGuestState(env);
+  const bad = checks.guest();
   if (bad !== null)
     return entryFailure(unit, ExitReason.ENTRY_FAIL_GUEST_STATE, bad.qualification, hostNmiBlocked);
-  const pdptes = checkGuestPdptes(env);
+  const pdptes = checks.pdptes();
   if (pdptes !== null && !Array.isArray(pdptes))
     return entryFailure(unit, ExitReason.ENTRY_FAIL_GUEST_STATE, pdptes.qualification, hostNmiBlocked);
 

@@ -4,6 +4,7 @@ export const PACKAGE_NAME = "@tskvm/vmx";
 export * from "./caps";
 export * from "./controls";
 export * from "./entry";
+export * from "./entry-check-cache";
 export * from "./entry-checks-controls";
 export * from "./entry-checks-guest";
 export * from "./entry-checks-host";

@@ -13,6 +13,7 @@
 import { FeatureControl, type VmxCaps, VmxMsr } from "./caps";
 import { ExitReason, Interruptibility, Pin, Proc, Proc2, VmError } from "./controls";
 import { type InjectedEvent, vmEntry } from "./entry";
+import { EntryChecks } from "./entry-check-cache";
 import { validEptp } from "./entry-checks-controls";
 import { fixedOk } from "./entry-checks-host";
 import { type ExitInfo, type VmExitResult, vmExit } from "./exit";
@@ -131,6 +132,8 @@ export class VmxUnit {
   pleLoopStart = 0;
   /** Set when a VMX abort put the processor in shutdown (SDM 28.7). */
   aborted = false;
+  /** The VM-entry checks on the current VMCS, skipped while their inputs are unchanged. */
+  readonly entryChecks: EntryChecks;
 
   constructor(deps: VmxUnitDeps) {
     this.caps = deps.caps;
@@ -139,6 +142,7 @@ export class VmxUnit {
     this.tlb = deps.tlb ?? NO_TLB;
     const caps = deps.caps;
     this.eptpValid = deps.eptpValid ?? ((e) => validEptp(caps, e));
+    this.entryChecks = new EntryChecks(this);
   }
 
   /**

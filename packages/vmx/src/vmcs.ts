@@ -48,6 +48,14 @@ export function slotOf(enc: number): number {
   return SLOT[compactKey(enc)] ?? -1;
 }
 
+/**
+ * Encoding (bits 14:0) -> word of the field's low half in `Vmcs.words` (as `slotOf`, a high-access
+ * encoding names its field's slot), 0 where there is no field (word 0 is the header, never a
+ * field): one table load per access on the entry/exit path.
+ */
+const WORD = new Int16Array(1 << 15);
+for (const d of VMCS_FIELDS) WORD[d.enc] = HEADER_WORDS + 2 * slotOf(d.enc);
+
 const MASK32 = 0xffffffffn;
 
 /** The contents of one VMCS. Values are raw field contents, already truncated to the field width. */
@@ -89,10 +97,14 @@ export class Vmcs {
     this.words[W_LAUNCH] = v ? 1 : 0;
   }
 
-  private wordOf(enc: number): number {
-    const s = slotOf(enc);
-    if (s < 0) throw new RangeError(`no VMCS field 0x${enc.toString(16)}`);
-    return HEADER_WORDS + 2 * s;
+  /**
+   * The word of a field's low half in `words` (the high half follows). Full-access encodings;
+   * throws RangeError for anything else.
+   */
+  wordOf(enc: number): number {
+    const w = (enc & ~0x7fff) === 0 ? WORD[enc]! : 0;
+    if (w === 0) throw new RangeError(`no VMCS field 0x${enc.toString(16)}`);
+    return w;
   }
 
   /** Low 32 bits of a field (16- and 32-bit fields: the whole value). Full-access encodings. */
@@ -102,6 +114,13 @@ export class Vmcs {
   /** Upper 32 bits of a 64-bit or natural-width field. */
   getHi(enc: number): number {
     return this.words[this.wordOf(enc) + 1]!;
+  }
+  /** Store a field from its 32-bit halves, truncated as `set64` does, without a bigint. */
+  setHalves(enc: number, lo: number, hi: number): void {
+    const w = this.wordOf(enc);
+    const width = encWidth(enc);
+    this.words[w] = width === FieldWidth.W16 ? lo & 0xffff : lo;
+    this.words[w + 1] = width === FieldWidth.W16 || width === FieldWidth.W32 ? 0 : hi;
   }
   /** Write the low 32 bits and clear the upper half (truncating to the field's width). */
   set32(enc: number, v: number): void {

@@ -8,10 +8,11 @@
 import { describe, expect, it } from "vitest";
 import { EntryCtl, ExitCtl, Pin, Proc, Proc2, VmError } from "../src/controls";
 import { entryEnv } from "../src/entry";
+import { type CheckInput, ENTRY_CHECK_INPUTS } from "../src/entry-check-cache";
 import { checkControls } from "../src/entry-checks-controls";
 import { checkGuestPdptes, checkGuestState } from "../src/entry-checks-guest";
 import { checkHostState } from "../src/entry-checks-host";
-import { F } from "../src/fields";
+import { F, VMCS_FIELDS } from "../src/fields";
 import type { Vmcs } from "../src/vmcs";
 import { type Rig, rig, validVmcs } from "./helpers";
 
@@ -573,3 +574,96 @@ describe("SDM 27.2-27.3 VM-entry checks, one field wrong at a time", () => {
     });
   }
 });
+
+describe("VM-entry check cache (entry-check-cache.ts)", () => {
+  it("27.2-27.3: a field written after a cached, passing entry still fails VMRESUME by its rule", () => {
+    let tried = 0;
+    for (const [rule, shape, wrong, qual] of CASES) {
+      const r = rig();
+      validVmcs(r);
+      shape?.(r.unit.vmcs, r);
+      expect(r.unit.vmlaunch().kind, rule).toBe("entered");
+      // The test CPU's host has no PAE tables for a 32-bit host: that exit is a VMX abort.
+      if (r.unit.exit({ reason: 12 }).kind !== "exited") continue;
+      // The passing checks are cached now.
+      wrong(r.unit.vmcs, r);
+      // The state the exit stored can break an earlier rule than the case's.
+      if (ruleOf(r) !== rule) continue;
+      tried++;
+      const out = r.unit.vmresume();
+      const err = expectedError(rule);
+      if (err !== null) {
+        expect(out, rule).toEqual({ kind: "done" });
+        expect(r.unit.vmcs.get32(F.VM_INSTRUCTION_ERROR), rule).toBe(err);
+      } else {
+        expect(out, rule).toEqual({ kind: "entry-failed" });
+        expect(r.unit.vmcs.get32(F.VM_EXIT_REASON), rule).toBe((0x80000000 | 33) >>> 0);
+        expect(r.unit.vmcs.get64(F.EXIT_QUALIFICATION), rule).toBe(BigInt(qual ?? 0));
+      }
+    }
+    expect(tried).toBeGreaterThan(CASES.length * 0.8);
+  });
+
+  it("27.2.1.1: a VMWRITE of a bad value after a cached entry fails VMRESUME with VM-instruction error 7", () => {
+    const r = rig();
+    validVmcs(r);
+    expect(r.unit.vmlaunch().kind).toBe("entered");
+    expect(r.unit.exit({ reason: 12 }).kind).toBe("exited");
+    expect(r.unit.vmresume().kind).toBe("entered");
+    expect(r.unit.exit({ reason: 12 }).kind).toBe("exited");
+    expect(r.unit.vmwrite(BigInt(F.CR3_TARGET_COUNT), () => 5n).kind).toBe("done");
+    expect(r.unit.vmresume()).toEqual({ kind: "done" });
+    expect(r.unit.vmcs.get32(F.VM_INSTRUCTION_ERROR)).toBe(VmError.ENTRY_INVALID_CONTROL);
+    expect(r.unit.vmwrite(BigInt(F.CR3_TARGET_COUNT), () => 0n).kind).toBe("done");
+    expect(r.unit.vmresume().kind).toBe("entered");
+  });
+
+  it("27.3.1.5: a changed VMCS link pointer target is re-read at every entry (memory is never cached)", () => {
+    const r = rig();
+    validVmcs(r);
+    r.mem.setU32(0x9000, r.caps.config.revisionId);
+    r.unit.vmcs.set64(F.VMCS_LINK_POINTER, 0x9000n);
+    expect(r.unit.vmlaunch().kind).toBe("entered");
+    expect(r.unit.exit({ reason: 12 }).kind).toBe("exited");
+    r.mem.setU32(0x9000, 0);
+    expect(r.unit.vmresume()).toEqual({ kind: "entry-failed" });
+    expect(r.unit.vmcs.get64(F.EXIT_QUALIFICATION)).toBe(4n);
+  });
+
+  it("27.2-27.3: no cached check's result moves when a bit outside its declared inputs flips", () => {
+    const groups = Object.values(ENTRY_CHECK_INPUTS).flat();
+    const bases = CASES.map(([, shape, wrong]) => [shape, wrong] as const);
+    for (const shape of new Set(CASES.map((c) => c[1]))) bases.push([shape, () => {}]);
+    const fields = VMCS_FIELDS.filter((d) => !d.high);
+    for (const [shape, wrong] of bases) {
+      const r = rig();
+      validVmcs(r);
+      shape?.(r.unit.vmcs, r);
+      wrong(r.unit.vmcs, r);
+      const env = entryEnv(r.unit);
+      const words = r.unit.vmcs.words;
+      for (const { check, inputs } of groups) {
+        const before = JSON.stringify(check(env));
+        for (const d of fields) {
+          const [lowKeep, highKeep] = inputMasks(inputs as readonly CheckInput[], d.enc);
+          const w = r.unit.vmcs.wordOf(d.enc);
+          const saved = [words[w]!, words[w + 1]!];
+          words[w] = saved[0]! ^ ~lowKeep;
+          words[w + 1] = saved[1]! ^ ~highKeep;
+          expect(JSON.stringify(check(env)), `${check.name} reads ${d.name}`).toBe(before);
+          words[w] = saved[0]!;
+          words[w + 1] = saved[1]!;
+        }
+      }
+    }
+  });
+});
+
+/** The bits of field `enc` (low half, high half) that `inputs` declares. */
+function inputMasks(inputs: readonly CheckInput[], enc: number): [number, number] {
+  for (const i of inputs) {
+    if (i === enc) return [-1, -1];
+    if (typeof i !== "number" && i[0] === enc) return [i[1], 0];
+  }
+  return [0, 0];
+}
