@@ -48,9 +48,22 @@ export interface MsrEntry {
   data: bigint;
 }
 
+/**
+ * The parts of the register state a backend holds while it runs the guest: KVM_GET/SET_REGS,
+ * _SREGS, _FPU, and _DEBUGREGS (set only: the backend never changes the debug registers).
+ */
+export const VcpuState = { REGS: 1, SREGS: 2, FPU: 4, DEBUGREGS: 8 } as const;
+const STATE_RUNNING = VcpuState.REGS | VcpuState.SREGS | VcpuState.FPU;
+
 /** What runs the guest: implemented by the VMX/CPU composition. */
 export interface VcpuBackend {
   run(vcpu: Vcpu): KvmExit;
+  /**
+   * Writes the running state's `parts` (VcpuState bits) back with setRegs/setSregs/setFpu. The
+   * Vcpu asks only when a part is read after `run()` returned, as KVM reads its register cache on
+   * KVM_GET_REGS instead of copying it out on every exit; without it, `run()` must write back.
+   */
+  readState?(parts: number): void;
   /** KVM_GET_NESTED_STATE / KVM_SET_NESTED_STATE, for backends with nested VMX. */
   getNestedState?(): NestedState | null;
   setNestedState?(s: NestedState): void;
@@ -92,11 +105,12 @@ export class Vcpu {
   initLatched: () => boolean = () => false;
   private regs: S.KvmRegs = S.resetRegs();
   /**
-   * Bumped whenever the registers the backend loads on KVM_RUN (regs, sregs, FPU, debug registers)
-   * change outside the running guest: the SET ioctls, INIT and SIPI. The backend reloads them only
-   * when this moved since it last wrote them back (KVM's regs_dirty, coarsely).
+   * VcpuState parts changed outside the running guest (the SET ioctls, INIT, SIPI) since the
+   * backend last took them (`takeDirty`): it loads only those on KVM_RUN (KVM's regs_dirty).
    */
-  stateGeneration = 0;
+  private dirty = STATE_RUNNING | VcpuState.DEBUGREGS;
+  /** VcpuState parts the backend holds newer values of since `run()` returned (`readState`). */
+  private stale = 0;
   private sregs: S.KvmSregs;
   private fpu: S.KvmFpu = S.resetFpu();
   private xsave = new Uint8Array(4096);
@@ -176,6 +190,7 @@ export class Vcpu {
     this.hasRun = true;
     this.acceptEvents();
     const exit = this.backend.run(this);
+    if (this.backend.readState) this.stale = STATE_RUNNING;
     this.runFields.apicBase = this.apicBase;
     this.runFields.cr8 = this.lapic ? this.lapic.cr8 : Number(this.sregs.cr8);
     return exit;
@@ -200,10 +215,11 @@ export class Vcpu {
     if (l.pendingEvents & PENDING_SIPI) {
       l.pendingEvents &= ~PENDING_SIPI;
       if (this.mpState === S.KVM_MP_STATE_INIT_RECEIVED) {
+        this.fresh(VcpuState.REGS | VcpuState.SREGS);
         const v = l.sipiVector;
         this.sregs.cs = { ...this.sregs.cs, selector: v << 8, base: BigInt(v << 12) };
         this.regs.rip = 0n;
-        this.stateGeneration++;
+        this.changed(VcpuState.REGS | VcpuState.SREGS);
         this.mpState = S.KVM_MP_STATE_RUNNABLE;
       }
     }
@@ -217,12 +233,37 @@ export class Vcpu {
     this.sregs = { ...S.resetSregs(apicBase), efer };
     this.lapic?.reset(true);
     this.events = S.emptyEvents();
-    this.stateGeneration++;
+    this.changed(VcpuState.REGS | VcpuState.SREGS);
+  }
+
+  /** Parts of the register state set outside the running guest since the last call; clears them. */
+  takeDirty(): number {
+    const d = this.dirty;
+    this.dirty = 0;
+    return d;
+  }
+
+  /** Userspace (or INIT/SIPI) wrote `parts`: the backend loads them, its running copy is older. */
+  private changed(parts: number): void {
+    this.stale &= ~parts;
+    this.dirty |= parts;
+  }
+
+  /** Brings `parts` up to date with the running state before they are read. */
+  private fresh(parts: number): void {
+    const p = this.stale & parts;
+    if (p === 0) return;
+    // Cleared first: readState stores through setRegs/setSregs/setFpu, which read them.
+    this.stale &= ~p;
+    this.backend?.readState?.(p);
+    // What the backend stored is its own running state, not a change for it to load.
+    this.dirty &= ~p;
   }
 
   // ---- registers ----
 
   getRegs(): S.KvmRegs {
+    this.fresh(VcpuState.REGS);
     return { ...this.regs };
   }
   setRegs(r: S.KvmRegs): void {
@@ -231,10 +272,11 @@ export class Vcpu {
       if (typeof v !== "bigint" || v < 0n || v >> 64n) fail("EINVAL", "KVM_SET_REGS", "BadValue", n);
     }
     this.regs = { ...r };
-    this.stateGeneration++;
+    this.changed(VcpuState.REGS);
   }
 
   getSregs(): S.KvmSregs {
+    this.fresh(VcpuState.SREGS);
     const s = structuredClone(this.sregs);
     s.apicBase = BigInt(this.apicBase);
     if (this.lapic) s.cr8 = BigInt(this.lapic.cr8);
@@ -256,7 +298,7 @@ export class Vcpu {
       this.pendingExternalVector = vec;
     }
     this.sregs = structuredClone(s);
-    this.stateGeneration++;
+    this.changed(VcpuState.SREGS);
   }
 
   private setApicBaseHost(v: bigint): boolean {
@@ -266,12 +308,13 @@ export class Vcpu {
   }
 
   getFpu(): S.KvmFpu {
+    this.fresh(VcpuState.FPU);
     return { ...this.fpu, fpr: this.fpu.fpr.slice(), xmm: this.fpu.xmm.slice() };
   }
   setFpu(f: S.KvmFpu): void {
     if (f.fpr.length !== 128 || f.xmm.length !== 256) fail("EINVAL", "KVM_SET_FPU", "BadLength");
     this.fpu = { ...f, fpr: f.fpr.slice(), xmm: f.xmm.slice() };
-    this.stateGeneration++;
+    this.changed(VcpuState.FPU);
   }
 
   /** KVM_GET_XSAVE: the 4 KiB XSAVE image (legacy area, header, extended components). */
@@ -327,7 +370,7 @@ export class Vcpu {
   setDebugRegs(d: S.KvmDebugRegs): void {
     S.checkDebugRegs(d);
     this.debugRegs = structuredClone(d);
-    this.stateGeneration++;
+    this.changed(VcpuState.DEBUGREGS);
   }
 
   /** The guest-debug setting in force (control 0 when KVM_GUESTDBG_ENABLE was clear). */
@@ -354,6 +397,7 @@ export class Vcpu {
    */
   translate(linear: bigint): KvmTranslation {
     const bits = (this.cpuidTable.find((e) => e.function === 0x80000008)?.eax ?? 0) & 0xff;
+    this.fresh(VcpuState.SREGS);
     return translate(this.sregs, this.vm.memory, linear, bits >= 36 && bits <= 52 ? bits : 36);
   }
 

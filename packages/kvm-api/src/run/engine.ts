@@ -193,6 +193,10 @@ export class VmxBackend implements VcpuBackend {
     return true;
   }
 
+  readState(parts: number): void {
+    this.sync.readState(parts);
+  }
+
   /** KVM_SET_GUEST_DEBUG's inject requests are EBUSY while an event waits for entry. */
   exceptionPending(): boolean {
     return this.entryEventPending();

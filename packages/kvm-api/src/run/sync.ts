@@ -7,6 +7,7 @@
 import { fxrstor, fxsave } from "@tskvm/cpu-x86";
 import { F, Interruptibility } from "@tskvm/vmx";
 import type { KvmExit } from "../exits.js";
+import { VcpuState } from "../vcpu.js";
 import * as S from "../vcpu-state.js";
 import type { VmxBackend } from "./engine.js";
 import { sregsToVmcs, vmcsToSregs } from "./vmcs-setup.js";
@@ -53,7 +54,7 @@ function segmentEqual(x: S.KvmSegment, y: S.KvmSegment): boolean {
   );
 }
 
-/** Field by field, without allocating: it runs on every KVM_RUN return. */
+/** Field by field, without allocating: it runs on every KVM_RUN after userspace set registers. */
 function sregsEqual(a: S.KvmSregs, b: S.KvmSregs): boolean {
   for (const n of S.SEGMENT_NAMES) if (!segmentEqual(a[n], b[n])) return false;
   return (
@@ -109,30 +110,38 @@ function sameImage(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 export class StateSync {
-  private lastRegs: S.KvmRegs | null = null;
-  private lastSregs: S.KvmSregs | null = null;
+  /** The running state was loaded from userspace's at least once. */
+  private loaded = false;
+  /**
+   * The sregs the Vcpu kept when the running state had values KVM_SET_SREGS refuses (the guest
+   * can reach CR4 values userspace may not set): they stand for the running state until it changes.
+   */
+  private heldSregs: S.KvmSregs | null = null;
   /** The FXSAVE64 image of the x87/SSE state as last exchanged with userspace (KVM_GET/SET_FPU). */
   private readonly lastImage = new Uint8Array(FX_SIZE).fill(0xff);
   private readonly fpuImage = new Uint8Array(FX_SIZE);
   /** Bumped when userspace state was loaded (pending completions check it, as KVM checks RIP). */
   generation = 0;
-  /** `vcpu.stateGeneration` when the Vcpu last matched the running state (after `out`/`syncIn`). */
-  private seenGeneration = -1;
 
   constructor(private readonly b: VmxBackend) {}
 
-  /** Loads userspace's registers into the CPU/VMCS if they changed since KVM_RUN last returned. */
+  /** Loads what userspace set since KVM_RUN last returned into the CPU/VMCS, if it differs. */
   syncIn(): void {
     const vcpu = this.b.vcpu;
-    // Nothing was set since the state was last exchanged: skip the copies and compares.
-    if (vcpu.stateGeneration === this.seenGeneration) return;
-    this.fpuIn();
+    const dirty = vcpu.takeDirty();
+    if (dirty & VcpuState.FPU) this.fpuIn();
+    if ((dirty & (VcpuState.REGS | VcpuState.SREGS | VcpuState.DEBUGREGS)) === 0) return;
     const r = vcpu.getRegs();
     const s = vcpu.getSregs();
-    const lr = this.lastRegs;
-    const ls = this.lastSregs;
-    this.seenGeneration = vcpu.stateGeneration;
-    if (lr !== null && ls !== null && regsEqual(r, lr) && sregsEqual(s, ls)) return;
+    // Userspace wrote back what it read (or nothing new): the running state, blocking included, stays.
+    if (
+      this.loaded &&
+      regsEqual(r, this.runningRegs()) &&
+      sregsEqual(s, this.heldSregs ?? this.runningSregs(s))
+    )
+      return;
+    this.loaded = true;
+    this.heldSregs = null;
     const cpu = this.b.cpu;
     const v = this.b.unit.vmcs;
     for (const [name, i] of GPR_INDEX) {
@@ -148,8 +157,6 @@ export class StateSync {
     // A fresh register state starts with no blocking and active (KVM_SET_REGS/SREGS semantics).
     v.set32(F.GUEST_INTERRUPTIBILITY_INFO, v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & Interruptibility.NMI);
     v.set32(F.GUEST_ACTIVITY_STATE, 0);
-    this.lastRegs = r;
-    this.lastSregs = s;
     this.generation++;
   }
 
@@ -185,29 +192,30 @@ export class StateSync {
     return [0, 8, 16, 24].map((o) => dv.getBigUint64(o, true));
   }
 
-  /** Writes the running state back to the Vcpu and fills kvm_run's status fields; returns `exit`. */
-  out(exit: KvmExit): KvmExit {
-    const b = this.b;
-    const vcpu = b.vcpu;
-    const cpu = b.cpu;
-    const v = b.unit.vmcs;
-    // Only what changed goes back through KVM_SET_REGS/SREGS (their copies and checks dominate a
-    // userspace exit); `last*` mirror what the Vcpu holds.
-    const lr = this.lastRegs;
-    const regs = lr !== null ? { ...lr } : vcpu.getRegs();
+  /** kvm_regs of the running state: GPRs in the CPU, RIP/RSP/RFLAGS in the VMCS guest area. */
+  private runningRegs(): S.KvmRegs {
+    const cpu = this.b.cpu;
+    const v = this.b.unit.vmcs;
+    const regs = {} as S.KvmRegs;
     for (const [name, i] of GPR_INDEX)
       regs[name] = (BigInt(cpu.r[i * 2 + 1]! >>> 0) << 32n) | BigInt(cpu.r[i * 2]! >>> 0);
     regs.rip = v.get64(F.GUEST_RIP);
     regs.rsp = v.get64(F.GUEST_RSP);
     regs.rflags = v.get64(F.GUEST_RFLAGS);
-    if (lr === null || !regsEqual(regs, lr)) {
-      vcpu.setRegs(regs);
-      this.lastRegs = regs;
-    }
-    const ls = this.lastSregs;
-    const sregs = this.b.nested.l2Sregs(vmcsToSregs(v, cpu, ls ?? vcpu.getSregs()));
-    if (ls === null || !sregsEqual(sregs, ls) || !vcpu.lapic) {
-      const full = this.b.nested.l2Sregs(vmcsToSregs(v, cpu, vcpu.getSregs()));
+    return regs;
+  }
+
+  /** kvm_sregs of the running state; apicBase, cr8 and the interrupt bitmap come from `base`. */
+  private runningSregs(base: S.KvmSregs): S.KvmSregs {
+    return this.b.nested.l2Sregs(vmcsToSregs(this.b.unit.vmcs, this.b.cpu, base));
+  }
+
+  /** `VcpuBackend.readState`: the running state's `parts` into the Vcpu (KVM_GET_REGS and co.). */
+  readState(parts: number): void {
+    const vcpu = this.b.vcpu;
+    if (parts & VcpuState.REGS) vcpu.setRegs(this.runningRegs());
+    if (parts & VcpuState.SREGS) {
+      const full = this.runningSregs(vcpu.getSregs());
       if (!vcpu.lapic) {
         const bm: [bigint, bigint, bigint, bigint] = [0n, 0n, 0n, 0n];
         const p = vcpu.pendingExternalVector;
@@ -216,17 +224,26 @@ export class StateSync {
       }
       try {
         vcpu.setSregs(full);
+        this.heldSregs = null;
       } catch {
-        // A state KVM_SET_SREGS would refuse (the guest can reach CR4 values userspace may not
-        // set): userspace keeps the previous sregs; the running state is unaffected.
+        // A state KVM_SET_SREGS would refuse: userspace keeps the previous sregs; the running
+        // state is unaffected.
+        this.heldSregs = vcpu.getSregs();
       }
-      this.lastSregs = vcpu.getSregs();
     }
-    this.fpuOut();
-    this.seenGeneration = vcpu.stateGeneration;
+    if (parts & VcpuState.FPU) this.fpuOut();
+  }
+
+  /**
+   * Fills kvm_run's status fields as KVM_RUN returns; returns `exit`. Registers stay in the CPU and
+   * the VMCS until userspace reads them (`readState`).
+   */
+  out(exit: KvmExit): KvmExit {
+    const b = this.b;
+    const vcpu = b.vcpu;
+    const v = b.unit.vmcs;
     const rf = vcpu.runFields;
-    const rflags = v.get64(F.GUEST_RFLAGS);
-    const ifFlag = (rflags & 0x200n) !== 0n;
+    const ifFlag = (v.get32(F.GUEST_RFLAGS) & 0x200) !== 0;
     rf.ifFlag = ifFlag;
     rf.readyForInterruptInjection =
       ifFlag &&
