@@ -43,7 +43,7 @@ import {
   HOST_BASES,
   HOST_SELECTORS,
 } from "./entry-checks-host";
-import { F, guestSegFields, type Seg } from "./fields";
+import { encWidth, F, FieldWidth, guestSegFields, type Seg } from "./fields";
 import type { VmxPhysMemory } from "./iface";
 import type { Vmcs } from "./vmcs";
 
@@ -199,50 +199,12 @@ class NotingMemory implements VmxPhysMemory {
   }
 }
 
-/** One check, the words of `Vmcs.words` it reads, and their values when it last passed. */
-class CachedCheck<R> {
-  private readonly words: Int16Array;
-  private readonly masks: Int32Array;
-  private readonly seen: Uint32Array;
-  private passed = false;
+type AnyCheck = (env: EntryCheckEnv) => string | GuestCheckFailure | null;
 
-  constructor(
-    vmcs: Vmcs,
-    private readonly check: (env: EntryCheckEnv) => R | null,
-    inputs: readonly CheckInput[],
-  ) {
-    this.words = new Int16Array(2 * inputs.length);
-    this.masks = new Int32Array(2 * inputs.length);
-    this.seen = new Uint32Array(2 * inputs.length);
-    inputs.forEach((input, i) => {
-      const [field, lowMask] = typeof input === "number" ? [input, -1] : input;
-      const w = vmcs.wordOf(field);
-      this.words[2 * i] = w;
-      this.masks[2 * i] = lowMask;
-      this.words[2 * i + 1] = w + 1;
-      this.masks[2 * i + 1] = typeof input === "number" ? -1 : 0;
-    });
-  }
-
-  run(env: EntryCheckEnv, mem: NotingMemory): R | null {
-    const words = env.vmcs.words;
-    if (this.passed && this.unchanged(words)) return null;
-    mem.touched = false;
-    const r = this.check(env);
-    this.passed = r === null && !mem.touched;
-    if (this.passed) for (let i = 0; i < this.words.length; i++) this.seen[i] = words[this.words[i]!]!;
-    return r;
-  }
-
-  private unchanged(words: Uint32Array): boolean {
-    for (let i = 0; i < this.words.length; i++)
-      if (((words[this.words[i]!]! ^ this.seen[i]!) & this.masks[i]!) !== 0) return false;
-    return true;
-  }
-
-  forget(): void {
-    this.passed = false;
-  }
+/** Does the field have an upper half (64-bit and natural-width fields)? */
+function fieldHasHighHalf(enc: number): boolean {
+  const w = encWidth(enc);
+  return w === FieldWidth.W64 || w === FieldWidth.Natural;
 }
 
 /** What `EntryChecks` needs from its VMX unit. */
@@ -256,42 +218,129 @@ export interface EntryCheckUnit {
 /**
  * The checks of 27.2.1 (controls), 27.2.2-27.2.4 (host state) and 27.3.1.1-27.3.1.5 (guest state)
  * of one VMX unit's current VMCS, each skipped while its inputs match a passing run.
+ *
+ * The inputs of all checks are one table of (word of `Vmcs.words`, mask) entries, each with the
+ * value it had at the previous VM entry. An entry compares the table once; a check whose entries
+ * moved loses its "passed" mark before any check runs, so a check the sequence did not reach (an
+ * earlier one failed) cannot later be skipped on a value it never saw.
  */
 export class EntryChecks {
   private readonly mem: NotingMemory;
   private readonly env: EntryCheckEnv;
-  private readonly controlChecks: CachedCheck<string>[];
-  private readonly hostChecks: CachedCheck<string>[];
-  private readonly guestChecks: CachedCheck<GuestCheckFailure>[];
+  private readonly checks: AnyCheck[] = [];
+  /** Index in `checks` where the host-state and the guest-state checks begin. */
+  private readonly hostStart: number;
+  private readonly guestStart: number;
+  /** Input table: word, mask, value at the previous entry. */
+  private readonly word: Int16Array;
+  private readonly mask: Int32Array;
+  private readonly seen: Int32Array;
+  /** Per check, the input-table entries it reads: a bitmap of `stride` words. */
+  private readonly deps: Uint32Array;
+  private readonly stride: number;
+  /** Input-table entries that moved at this entry (bitmap). */
+  private readonly moved: Uint32Array;
+  private readonly passed: Uint8Array;
 
   constructor(unit: EntryCheckUnit) {
+    const vmcs = unit.vmcs;
     this.mem = new NotingMemory(unit.mem);
-    this.env = { vmcs: unit.vmcs, caps: unit.caps, mem: this.mem, eptpValid: unit.eptpValid, hostLma: false };
-    const cache = <R>(
-      list: readonly { check: (env: EntryCheckEnv) => R | null; inputs: readonly CheckInput[] }[],
-    ) => list.map((c) => new CachedCheck(unit.vmcs, c.check, c.inputs));
-    this.controlChecks = cache(ENTRY_CHECK_INPUTS.controls);
-    this.hostChecks = cache(ENTRY_CHECK_INPUTS.host);
-    this.guestChecks = cache(ENTRY_CHECK_INPUTS.guest);
+    this.env = { vmcs, caps: unit.caps, mem: this.mem, eptpValid: unit.eptpValid, hostLma: false };
+    const table = new Map<string, number>();
+    const entries: [number, number][] = [];
+    const depLists: number[][] = [];
+    const groups = [ENTRY_CHECK_INPUTS.controls, ENTRY_CHECK_INPUTS.host, ENTRY_CHECK_INPUTS.guest];
+    const starts: number[] = [];
+    for (const group of groups) {
+      starts.push(this.checks.length);
+      for (const { check, inputs } of group) {
+        const deps: number[] = [];
+        for (const input of inputs as readonly CheckInput[]) {
+          const [field, lowMask] = typeof input === "number" ? [input, -1] : input;
+          const w = vmcs.wordOf(field);
+          // 16- and 32-bit fields are read through their low word only (get32).
+          const wide = typeof input === "number" && fieldHasHighHalf(field);
+          const words: [number, number][] = wide
+            ? [
+                [w, -1],
+                [w + 1, -1],
+              ]
+            : [[w, lowMask]];
+          for (const e of words) {
+            const key = `${e[0]}:${e[1]}`;
+            let i = table.get(key);
+            if (i === undefined) {
+              i = entries.length;
+              table.set(key, i);
+              entries.push(e);
+            }
+            deps.push(i);
+          }
+        }
+        this.checks.push(check);
+        depLists.push(deps);
+      }
+    }
+    this.hostStart = starts[1]!;
+    this.guestStart = starts[2]!;
+    this.word = Int16Array.from(entries, (e) => e[0]);
+    this.mask = Int32Array.from(entries, (e) => e[1]);
+    this.seen = new Int32Array(entries.length);
+    this.stride = (entries.length + 31) >>> 5;
+    this.moved = new Uint32Array(this.stride);
+    this.deps = new Uint32Array(this.stride * this.checks.length);
+    depLists.forEach((deps, c) => {
+      for (const i of deps) this.deps[c * this.stride + (i >>> 5)]! |= 1 << (i & 31);
+    });
+    this.passed = new Uint8Array(this.checks.length);
+  }
+
+  /**
+   * Compares the input table with the previous entry and unmarks the checks whose inputs moved;
+   * VM entry calls it first. `hostLma`: IA32_EFER.LMA of the processor (an input of 27.2.4).
+   */
+  begin(hostLma: boolean): void {
+    const words = this.env.vmcs.signedWords;
+    const { word, mask, seen, moved, stride, deps, passed } = this;
+    let any = 0;
+    for (let j = 0; j < stride; j++) moved[j] = 0;
+    for (let i = 0; i < word.length; i++) {
+      const v = words[word[i]!]!;
+      if (((v ^ seen[i]!) & mask[i]!) !== 0) {
+        seen[i] = v;
+        moved[i >>> 5]! |= 1 << (i & 31);
+        any = 1;
+      }
+    }
+    if (any !== 0) {
+      for (let c = 0; c < passed.length; c++) {
+        if (passed[c] === 0) continue;
+        for (let j = 0; j < stride; j++)
+          if ((deps[c * stride + j]! & moved[j]!) !== 0) {
+            passed[c] = 0;
+            break;
+          }
+      }
+    }
+    if (hostLma !== this.env.hostLma) {
+      this.env.hostLma = hostLma;
+      passed.fill(0, this.hostStart, this.guestStart);
+    }
   }
 
   /** 27.2.1: the rule that failed, or null (`checkControls`). */
   controls(): string | null {
-    return this.first(this.controlChecks);
+    return this.run(0, this.hostStart) as string | null;
   }
 
-  /** 27.2.2-27.2.4 for a processor with IA32_EFER.LMA = `hostLma` (`checkHostState`). */
-  host(hostLma: boolean): string | null {
-    if (hostLma !== this.env.hostLma) {
-      for (const c of this.hostChecks) c.forget();
-      this.env.hostLma = hostLma;
-    }
-    return this.first(this.hostChecks);
+  /** 27.2.2-27.2.4 (`checkHostState`). */
+  host(): string | null {
+    return this.run(this.hostStart, this.guestStart) as string | null;
   }
 
   /** 27.3.1.1-27.3.1.5 (`checkGuestState`). */
   guest(): GuestCheckFailure | null {
-    return this.first(this.guestChecks);
+    return this.run(this.guestStart, this.checks.length) as GuestCheckFailure | null;
   }
 
   /** 27.3.1.6, never cached: it also yields the PDPTEs to load (`checkGuestPdptes`). */
@@ -299,10 +348,14 @@ export class EntryChecks {
     return checkGuestPdptes(this.env);
   }
 
-  private first<R>(checks: CachedCheck<R>[]): R | null {
-    for (const c of checks) {
-      const r = c.run(this.env, this.mem);
+  private run(from: number, to: number): string | GuestCheckFailure | null {
+    for (let c = from; c < to; c++) {
+      if (this.passed[c] === 1) continue;
+      this.mem.touched = false;
+      const r = this.checks[c]!(this.env);
       if (r !== null) return r;
+      // A run that read memory proves nothing about the next one.
+      if (!this.mem.touched) this.passed[c] = 1;
     }
     return null;
   }

@@ -213,23 +213,28 @@ export function checkGuestDescriptorTables(env: EntryCheckEnv): GuestCheckFailur
   return null;
 }
 
-/** 27.3.1.4 Checks on guest RIP, RFLAGS and SSP. */
+/**
+ * 27.3.1.4 Checks on guest RIP, RFLAGS and SSP. On 32-bit halves: RIP changes at nearly every VM
+ * exit, so this check runs on nearly every VM entry (entry-check-cache.ts).
+ */
 export function checkGuestRipRflags(env: EntryCheckEnv): GuestCheckFailure | null {
   const v = env.vmcs;
-  const c = controls(env);
-  const rip = v.get64(F.GUEST_RIP);
+  const ia32e = (v.get32(F.VM_ENTRY_CONTROLS) & EntryCtl.IA32E_MODE_GUEST) !== 0;
+  const ripHi = v.getHi(F.GUEST_RIP);
   const csL = (v.get32(F.GUEST_CS_AR_BYTES) & 0x2000) !== 0;
-  if ((!c.ia32e || !csL) && rip >> 32n !== 0n) return fail("27.3.1.4 RIP bits 63:32 outside 64-bit mode");
-  if (c.ia32e && csL && !canonical(rip)) return fail("27.3.1.4 RIP canonical in 64-bit mode");
-  const rflags = v.get64(F.GUEST_RFLAGS);
+  if ((!ia32e || !csL) && ripHi !== 0) return fail("27.3.1.4 RIP bits 63:32 outside 64-bit mode");
+  // Canonical (`canonical` in util.ts): bits 63:47, the high half's bits 31:15, all equal.
+  const top = ripHi >>> 15;
+  if (ia32e && csL && top !== 0 && top !== 0x1ffff) return fail("27.3.1.4 RIP canonical in 64-bit mode");
+  const rflags = v.get32(F.GUEST_RFLAGS);
   // Reserved: 63:22, 15, 5, 3 must be 0; bit 1 must be 1.
-  if ((rflags & ~0x3fffffn) !== 0n || (rflags & 0x8028n) !== 0n)
+  if (v.getHi(F.GUEST_RFLAGS) !== 0 || (rflags & ~0x3fffff) !== 0 || (rflags & 0x8028) !== 0)
     return fail("27.3.1.4 RFLAGS reserved bits 0");
-  if ((rflags & 2n) === 0n) return fail("27.3.1.4 RFLAGS bit 1 = 1");
-  if ((c.ia32e || (v.get32(F.GUEST_CR0) & 1) === 0) && rflags & 0x20000n)
+  if ((rflags & 2) === 0) return fail("27.3.1.4 RFLAGS bit 1 = 1");
+  if ((ia32e || (v.get32(F.GUEST_CR0) & 1) === 0) && rflags & 0x20000)
     return fail("27.3.1.4 RFLAGS.VM = 0 in IA-32e mode or real mode");
   const info = v.get32(F.VM_ENTRY_INTR_INFO_FIELD);
-  if (info & INTR_INFO_VALID && ((info >>> 8) & 7) === IntrType.EXTERNAL && (rflags & 0x200n) === 0n)
+  if (info & INTR_INFO_VALID && ((info >>> 8) & 7) === IntrType.EXTERNAL && (rflags & 0x200) === 0)
     return fail("27.3.1.4 RFLAGS.IF = 1 to inject an external interrupt");
   return null;
 }

@@ -68,9 +68,9 @@ function entryFailure(unit: VmxUnit, basic: number, qualification: number, nmiBl
 export function vmEntry(unit: VmxUnit, launch: boolean): VmxOutcome {
   const checks = unit.entryChecks;
   const cpu = unit.cpu;
+  checks.begin((cpu.efer & 0x400n) !== 0n);
   if (checks.controls() !== null) return unit.failValid(VmError.ENTRY_INVALID_CONTROL);
-  if (checks.host((cpu.efer & 0x400n) !== 0n) !== null)
-    return unit.failValid(VmError.ENTRY_INVALID_HOST_STATE);
+  if (checks.host() !== null) return unit.failValid(VmError.ENTRY_INVALID_HOST_STATE);
   const hostNmiBlocked = (cpu.interruptibility & Interruptibility.NMI) !== 0;
   const bad = checks.guest();
   if (bad !== null)

@@ -171,6 +171,15 @@ function saveGuestState(unit: VmxUnit, info: ExitInfo): void {
   }
 }
 
+/** The data segments VM exit loads (28.5.2): segment, selector field, base field (-1: base 0). */
+const HOST_DATA_SEGMENTS: readonly (readonly [Seg, number, number])[] = [
+  [Seg.ES, F.HOST_ES_SELECTOR, -1],
+  [Seg.SS, F.HOST_SS_SELECTOR, -1],
+  [Seg.DS, F.HOST_DS_SELECTOR, -1],
+  [Seg.FS, F.HOST_FS_SELECTOR, F.HOST_FS_BASE],
+  [Seg.GS, F.HOST_GS_SELECTOR, F.HOST_GS_BASE],
+];
+
 /**
  * 28.5 Loading host state and 28.6 the VM-exit MSR-load area. Also used by VM-entry failures
  * (27.8). Leaves the unit in VMX root operation.
@@ -204,17 +213,10 @@ export function loadHostState(unit: VmxUnit, nmiBlocked: boolean): VmExitResult 
   const flat = 0xffffffff;
   const csAr = 0xb | 0x10 | 0x80 | 0x8000 | (long ? 0x2000 : 0x4000);
   cpu.setSegment(Seg.CS, { selector: v.get32(F.HOST_CS_SELECTOR), base: 0n, limit: flat, ar: csAr });
-  const data: [Seg, number, bigint | null][] = [
-    [Seg.ES, F.HOST_ES_SELECTOR, null],
-    [Seg.SS, F.HOST_SS_SELECTOR, null],
-    [Seg.DS, F.HOST_DS_SELECTOR, null],
-    [Seg.FS, F.HOST_FS_SELECTOR, v.get64(F.HOST_FS_BASE)],
-    [Seg.GS, F.HOST_GS_SELECTOR, v.get64(F.HOST_GS_BASE)],
-  ];
-  for (const [s, selField, base] of data) {
+  for (const [s, selField, baseField] of HOST_DATA_SEGMENTS) {
     const sel = v.get32(selField);
     const ar = 0x3 | 0x10 | 0x80 | 0x4000 | 0x8000 | (sel === 0 ? 0x10000 : 0);
-    cpu.setSegment(s, { selector: sel, base: base ?? 0n, limit: flat, ar });
+    cpu.setSegment(s, { selector: sel, base: baseField < 0 ? 0n : v.get64(baseField), limit: flat, ar });
   }
   cpu.setSegment(Seg.TR, {
     selector: v.get32(F.HOST_TR_SELECTOR),

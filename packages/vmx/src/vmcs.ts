@@ -64,10 +64,13 @@ export class Vmcs {
   readonly words: Uint32Array;
   /** The same bytes, for moving the image to and from guest memory. */
   readonly bytes: Uint8Array;
+  /** The same words as int32, for comparing them without turning values >= 2^31 into doubles. */
+  readonly signedWords: Int32Array;
 
   constructor() {
     this.words = new Uint32Array(VMCS_REGION_SIZE / 4);
     this.bytes = new Uint8Array(this.words.buffer);
+    this.signedWords = new Int32Array(this.words.buffer);
   }
 
   get revisionId(): number {

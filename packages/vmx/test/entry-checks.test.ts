@@ -12,7 +12,7 @@ import { type CheckInput, ENTRY_CHECK_INPUTS } from "../src/entry-check-cache";
 import { checkControls } from "../src/entry-checks-controls";
 import { checkGuestPdptes, checkGuestState } from "../src/entry-checks-guest";
 import { checkHostState } from "../src/entry-checks-host";
-import { F, VMCS_FIELDS } from "../src/fields";
+import { encWidth, F, FieldWidth, VMCS_FIELDS } from "../src/fields";
 import type { Vmcs } from "../src/vmcs";
 import { type Rig, rig, validVmcs } from "./helpers";
 
@@ -659,10 +659,15 @@ describe("VM-entry check cache (entry-check-cache.ts)", () => {
   });
 });
 
-/** The bits of field `enc` (low half, high half) that `inputs` declares. */
+/**
+ * The bits of field `enc` (low half, high half) that `inputs` declares. The cache compares only
+ * the low half of a 16- or 32-bit field, so that is all a check may read of one.
+ */
 function inputMasks(inputs: readonly CheckInput[], enc: number): [number, number] {
+  const w = encWidth(enc);
+  const wide = w === FieldWidth.W64 || w === FieldWidth.Natural;
   for (const i of inputs) {
-    if (i === enc) return [-1, -1];
+    if (i === enc) return [-1, wide ? -1 : 0];
     if (typeof i !== "number" && i[0] === enc) return [i[1], 0];
   }
   return [0, 0];

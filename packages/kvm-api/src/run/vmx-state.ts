@@ -12,10 +12,17 @@
 import { type Cpu, Seg as CSeg, Msr } from "@tskvm/cpu-x86";
 import { Activity, FlatCpuState, Interruptibility } from "@tskvm/vmx";
 
-const M32 = 0xffffffffn;
-const lo32 = (v: bigint): number => Number(v & M32) | 0;
-const hi32 = (v: bigint): number => Number((v >> 32n) & M32) | 0;
-const join = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+// One bigint conversion per value instead of two or three bigint operations: the values are
+// 64-bit registers, nearly always below 2^53 (VM entry and exit move some forty of them).
+const SAFE_HI = 0x200000;
+const lo32 = (v: bigint): number =>
+  v < 0x20000000000000n ? Number(v) | 0 : Number(BigInt.asUintN(32, v)) | 0;
+const hi32 = (v: bigint): number =>
+  v < 0x20000000000000n ? Math.floor(Number(v) / 4294967296) | 0 : Number(BigInt.asUintN(32, v >> 32n)) | 0;
+const join = (lo: number, hi: number): bigint =>
+  hi >>> 0 < SAFE_HI
+    ? BigInt((hi >>> 0) * 4294967296 + (lo >>> 0))
+    : (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 
 /** IA32_FEATURE_CONTROL of the L0 host: locked, VMX outside SMX enabled (SDM Vol. 3C 24.7). */
 const HOST_FEATURE_CONTROL = 5n;
@@ -32,17 +39,17 @@ export class VmxStateRecord extends FlatCpuState {
   }
 }
 
-/** Paging-relevant register values the Cpu's TLB was filled under. */
-function pagingKey(cpu: Cpu): string {
-  return `${cpu.cr0 & 0x80010001}:${cpu.cr3Lo}:${cpu.cr3Hi}:${cpu.cr4}:${cpu.efer}`;
-}
-
 /**
  * VM entry's guest-state load, second half: the record (just loaded from the VMCS guest area) into
  * the Cpu. Drops the Cpu's TLB only when the paging registers changed.
  */
 export function recordToCpu(r: VmxStateRecord, cpu: Cpu): void {
-  const before = pagingKey(cpu);
+  // The paging-relevant registers the TLB was filled under: CR0.PG/WP/PE, CR3, CR4, EFER.
+  const pg = cpu.cr0 & 0x80010001;
+  const cr3Lo = cpu.cr3Lo;
+  const cr3Hi = cpu.cr3Hi;
+  const cr4 = cpu.cr4;
+  const efer = cpu.efer;
   cpu.ripLo = lo32(r.rip);
   cpu.ripHi = hi32(r.rip);
   cpu.r[8] = lo32(r.rsp);
@@ -82,7 +89,14 @@ export function recordToCpu(r: VmxStateRecord, cpu: Cpu): void {
   cpu.updateMode();
   cpu.segCacheAll();
   cpu.updateAccessMasks();
-  if (pagingKey(cpu) !== before) cpu.tlbFlushAll();
+  if (
+    (cpu.cr0 & 0x80010001) !== pg ||
+    cpu.cr3Lo !== cr3Lo ||
+    cpu.cr3Hi !== cr3Hi ||
+    cpu.cr4 !== cr4 ||
+    cpu.efer !== efer
+  )
+    cpu.tlbFlushAll();
 }
 
 /** VM exit's guest-state save, first half: the Cpu into the record the VMX unit stores from. */
@@ -95,16 +109,18 @@ export function cpuToRecord(cpu: Cpu, r: VmxStateRecord): void {
   r.cr4 = BigInt(cpu.cr4 >>> 0);
   r.efer = BigInt(cpu.efer >>> 0);
   r.dr7 = BigInt(cpu.dr7 >>> 0);
+  // In place: objects only the record holds (FlatCpuState.setSegment copies, VM exit stores new ones).
   for (let s = 0; s < 8; s++) {
-    r.segs[s] = {
-      selector: cpu.segSel[s]! & 0xffff,
-      base: join(cpu.segBaseLo[s]!, cpu.segBaseHi[s]!),
-      limit: cpu.segLimit[s]! >>> 0,
-      ar: cpu.segAttr[s]! >>> 0,
-    };
+    const g = r.segs[s]!;
+    g.selector = cpu.segSel[s]! & 0xffff;
+    g.base = join(cpu.segBaseLo[s]!, cpu.segBaseHi[s]!);
+    g.limit = cpu.segLimit[s]! >>> 0;
+    g.ar = cpu.segAttr[s]! >>> 0;
   }
-  r.gdtr = { base: join(cpu.gdtrBaseLo, cpu.gdtrBaseHi), limit: cpu.gdtrLimit };
-  r.idtr = { base: join(cpu.idtrBaseLo, cpu.idtrBaseHi), limit: cpu.idtrLimit };
+  r.gdtr.base = join(cpu.gdtrBaseLo, cpu.gdtrBaseHi);
+  r.gdtr.limit = cpu.gdtrLimit;
+  r.idtr.base = join(cpu.idtrBaseLo, cpu.idtrBaseHi);
+  r.idtr.limit = cpu.idtrLimit;
   r.sysenterCs = cpu.sysenterCs;
   cpu.readMsr(Msr.SYSENTER_ESP);
   r.sysenterEsp = join(cpu.msrLo, cpu.msrHi);
