@@ -16,6 +16,7 @@ import { X87, type X87State } from "../fpu/x87.js";
 import { SseState } from "../simd/state.js";
 import { prepare } from "./dispatch.js";
 import { EventType } from "./exceptions.js";
+import { specialise } from "./exec-fast.js";
 import { wrapLock } from "./exec-lock.js";
 import { TaskSource, taskSwitch } from "./exec-task.js";
 import { FpuBridge } from "./fpu-glue.js";
@@ -550,6 +551,7 @@ export class Cpu extends SysCpu {
       const st = decode(bytes, p, mode, i);
       if (st === DecodeStatus.Truncated) break; // crosses into the next page: its own block
       const plain = prepare(i, st);
+      specialise(i);
       wrapLock(i);
       insns.push(i);
       p += i.length;
@@ -577,6 +579,7 @@ export class Cpu extends SysCpu {
       st = decode(buf.subarray(0, 15), 0, mode, this.crossInsn);
     }
     prepare(this.crossInsn, st);
+    specialise(this.crossInsn);
     wrapLock(this.crossInsn);
     return this.crossBlock;
   }

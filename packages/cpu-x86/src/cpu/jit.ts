@@ -12,6 +12,7 @@
  * Compiled code is dropped with its block (a write to the page invalidates the block; the
  * interpreter never calls a block whose `valid` is false).
  */
+import * as X from "./exec-fast.js";
 import * as A from "./exec-int.js";
 import type { OpCpu, XInsn } from "./operands.js";
 
@@ -60,6 +61,13 @@ const NO_FAULT_ON_REGISTERS = new Set<unknown>([
   A.lahf,
   A.sahf,
   A.bswap,
+  X.movRR32ToRm,
+  X.movRR64ToRm,
+  X.aluRR64,
+  X.aluRI32,
+  X.aluRI64,
+  X.testRR32,
+  X.testRR64,
 ]);
 
 function simple(i: XInsn): boolean {

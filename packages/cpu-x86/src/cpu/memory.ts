@@ -571,6 +571,25 @@ export class MemCpu extends FlagsCpu {
   }
 
   wr64(lo: number, hi: number, vlo: number, vhi: number): void {
+    const i = ((lo >>> 12) ^ hi) & TLB_MASK;
+    if (
+      this.tlbTagLo[i] === (lo & ~0xfff) &&
+      this.tlbTagHi[i] === hi &&
+      (this.tlbPerm[i]! & this.wMask) !== 0 &&
+      (lo & 0xfff) <= 0xff8
+    ) {
+      const u8 = this.tlbView[i]!;
+      const o = this.tlbOff[i]! + (lo & 0xfff);
+      u8[o] = vlo;
+      u8[o + 1] = vlo >> 8;
+      u8[o + 2] = vlo >> 16;
+      u8[o + 3] = vlo >> 24;
+      u8[o + 4] = vhi;
+      u8[o + 5] = vhi >> 8;
+      u8[o + 6] = vhi >> 16;
+      u8[o + 7] = vhi >> 24;
+      return;
+    }
     if (this.acCheck) this.checkAlign(lo, 8);
     if ((lo & 0xfff) > 0xff8) {
       this.checkCanonicalEnd(lo, hi, 8);

@@ -49,25 +49,30 @@ export class SegCpu extends MemCpu {
     for (let s = 0; s < 8; s++) this.segCache(s);
   }
 
+  /** `lin` in 64-bit mode: only FS and GS bases apply; no limit checks (SDM 3.2.4). */
+  lin64(s: number, eaLo: number, eaHi: number): void {
+    this.laSeg = s;
+    if (s >= Seg.FS) {
+      const sum = (eaLo >>> 0) + (this.segBaseLo[s]! >>> 0);
+      this.la = sum | 0;
+      this.laHi = (eaHi + this.segBaseHi[s]! + (sum > 0xffffffff ? 1 : 0)) | 0;
+    } else {
+      this.la = eaLo;
+      this.laHi = eaHi;
+    }
+  }
+
   /**
    * Effective address (eaLo, eaHi) in segment `s` -> linear address in `la`/`laHi`, checking type and
    * limit for an access of `size` bytes (`write` true for stores) in the legacy modes (SDM 5.3, 5.4).
    * Faults: #GP(0), or #SS(0) for SS-relative accesses.
    */
   lin(s: number, eaLo: number, eaHi: number, size: number, write: boolean): void {
-    this.laSeg = s;
     if (this.codeMode === 64) {
-      // 64-bit mode: only FS and GS bases apply; no limit checks (SDM 3.2.4).
-      if (s >= Seg.FS) {
-        const sum = (eaLo >>> 0) + (this.segBaseLo[s]! >>> 0);
-        this.la = sum | 0;
-        this.laHi = (eaHi + this.segBaseHi[s]! + (sum > 0xffffffff ? 1 : 0)) | 0;
-      } else {
-        this.la = eaLo;
-        this.laHi = eaHi;
-      }
+      this.lin64(s, eaLo, eaHi);
       return;
     }
+    this.laSeg = s;
     const acc = this.segAcc[s]!;
     const off = eaLo >>> 0;
     if ((acc & (write ? SA_WRITE : SA_READ)) === 0) this.raise(s === Seg.SS ? Vec.SS : Vec.GP, 0);
