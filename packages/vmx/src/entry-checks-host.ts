@@ -21,8 +21,12 @@ export function validPat(pat: bigint): boolean {
 
 /** Are the bits of `v` consistent with FIXED0 (must be 1) and FIXED1 (may be 1)? */
 export function fixedOk(v: bigint, fixed0: number, fixed1: number): boolean {
-  if (v >> 32n !== 0n) return false;
-  const lo = Number(v);
+  return fixedOkHalves(Number(BigInt.asUintN(32, v)), Number(v >> 32n), fixed0, fixed1);
+}
+
+/** `fixedOk` on the value's 32-bit halves. */
+export function fixedOkHalves(lo: number, hi: number, fixed0: number, fixed1: number): boolean {
+  if (hi !== 0) return false;
   return (lo & fixed0) >>> 0 === fixed0 >>> 0 && (lo & ~fixed1) === 0;
 }
 

@@ -18,11 +18,15 @@ import {
 import type { EntryCheckEnv } from "./entry-checks-controls";
 import { loadHostState } from "./exit";
 import { F, guestSegFields, Seg } from "./fields";
+import { VmxReg } from "./iface";
 import type { VmxOutcome, VmxUnit } from "./instructions";
 import { loadMsrArea } from "./msr-area";
+import { loadReg } from "./reg-copy";
+import { hi64, lo64 } from "./util";
 
 /** CR0 bits VM entry leaves unmodified (SDM 27.3.2.1): 63:32, 28:19, 17, 15:6 and ET. */
 export const CR0_KEEP_ON_ENTRY = 0xffffffff00000000n | 0x1ffaffd0n;
+const CR0_KEEP_ON_ENTRY_LO = 0x1ffaffd0;
 
 /** An event VM entry injects (SDM 27.6): the CPU delivers it through the guest IDT. */
 export interface InjectedEvent {
@@ -46,7 +50,7 @@ export function entryEnv(unit: VmxUnit): EntryCheckEnv {
     caps: unit.caps,
     mem: unit.mem,
     eptpValid: unit.eptpValid,
-    hostLma: (unit.cpu.efer & 0x400n) !== 0n,
+    hostLma: (unit.cpu.lo(VmxReg.EFER) & 0x400) !== 0,
   };
 }
 
@@ -68,7 +72,7 @@ function entryFailure(unit: VmxUnit, basic: number, qualification: number, nmiBl
 export function vmEntry(unit: VmxUnit, launch: boolean): VmxOutcome {
   const checks = unit.entryChecks;
   const cpu = unit.cpu;
-  checks.begin((cpu.efer & 0x400n) !== 0n);
+  checks.begin((cpu.lo(VmxReg.EFER) & 0x400) !== 0);
   if (checks.controls() !== null) return unit.failValid(VmError.ENTRY_INVALID_CONTROL);
   if (checks.host() !== null) return unit.failValid(VmError.ENTRY_INVALID_HOST_STATE);
   const hostNmiBlocked = (cpu.interruptibility & Interruptibility.NMI) !== 0;
@@ -84,7 +88,7 @@ export function vmEntry(unit: VmxUnit, launch: boolean): VmxOutcome {
   const failed = loadMsrArea(
     unit.mem,
     cpu,
-    Number(v.get64(F.VM_ENTRY_MSR_LOAD_ADDR)),
+    v.getNum(F.VM_ENTRY_MSR_LOAD_ADDR),
     v.get32(F.VM_ENTRY_MSR_LOAD_COUNT),
   );
   if (failed !== 0) return entryFailure(unit, ExitReason.ENTRY_FAIL_MSR_LOADING, failed, hostNmiBlocked);
@@ -107,47 +111,50 @@ function loadGuestState(unit: VmxUnit, pdptes: bigint[] | null): void {
   const cpu = unit.cpu;
   const entry = v.get32(F.VM_ENTRY_CONTROLS);
   const ia32e = (entry & EntryCtl.IA32E_MODE_GUEST) !== 0;
-  const cr0 = v.get64(F.GUEST_CR0);
-  cpu.cr0 = (cr0 & ~CR0_KEEP_ON_ENTRY) | (cpu.cr0 & CR0_KEEP_ON_ENTRY);
-  cpu.cr3 = v.get64(F.GUEST_CR3);
-  cpu.cr4 = v.get64(F.GUEST_CR4);
+  const cr0 = v.get32(F.GUEST_CR0);
+  // Bits 63:32 are among those kept.
+  cpu.set(
+    VmxReg.CR0,
+    ((cr0 & ~CR0_KEEP_ON_ENTRY_LO) | (cpu.lo(VmxReg.CR0) & CR0_KEEP_ON_ENTRY_LO)) >>> 0,
+    cpu.hi(VmxReg.CR0),
+  );
+  loadReg(cpu, v, VmxReg.CR3, F.GUEST_CR3);
+  loadReg(cpu, v, VmxReg.CR4, F.GUEST_CR4);
   if (entry & EntryCtl.LOAD_DEBUG_CONTROLS) {
-    cpu.dr7 = v.get64(F.GUEST_DR7);
-    cpu.debugctl = v.get64(F.GUEST_IA32_DEBUGCTL);
+    loadReg(cpu, v, VmxReg.DR7, F.GUEST_DR7);
+    loadReg(cpu, v, VmxReg.DEBUGCTL, F.GUEST_IA32_DEBUGCTL);
   }
   cpu.sysenterCs = v.get32(F.GUEST_SYSENTER_CS);
-  cpu.sysenterEsp = v.get64(F.GUEST_SYSENTER_ESP);
-  cpu.sysenterEip = v.get64(F.GUEST_SYSENTER_EIP);
-  if (entry & EntryCtl.LOAD_PAT) cpu.pat = v.get64(F.GUEST_IA32_PAT);
+  loadReg(cpu, v, VmxReg.SYSENTER_ESP, F.GUEST_SYSENTER_ESP);
+  loadReg(cpu, v, VmxReg.SYSENTER_EIP, F.GUEST_SYSENTER_EIP);
+  if (entry & EntryCtl.LOAD_PAT) loadReg(cpu, v, VmxReg.PAT, F.GUEST_IA32_PAT);
   if (entry & EntryCtl.LOAD_EFER) {
-    cpu.efer = v.get64(F.GUEST_IA32_EFER);
+    loadReg(cpu, v, VmxReg.EFER, F.GUEST_IA32_EFER);
   } else {
     // LMA follows "IA-32e mode guest"; LME too when the guest has paging on (27.3.2.1).
-    let efer = ia32e ? cpu.efer | 0x400n : cpu.efer & ~0x400n;
-    if (cr0 & 0x80000000n) efer = ia32e ? efer | 0x100n : efer & ~0x100n;
-    cpu.efer = efer;
+    let efer = ia32e ? cpu.lo(VmxReg.EFER) | 0x400 : cpu.lo(VmxReg.EFER) & ~0x400;
+    if (cr0 & 0x80000000) efer = ia32e ? efer | 0x100 : efer & ~0x100;
+    cpu.set(VmxReg.EFER, efer >>> 0, cpu.hi(VmxReg.EFER));
   }
   // 27.3.2.2: every segment field is loaded; for an unusable segment the SDM leaves base, limit
   // and most access rights undefined, and loading the field values is one allowed outcome.
   for (let s = 0 as Seg; s <= Seg.TR; s++) {
     const f = guestSegFields(s);
-    cpu.setSegment(s, {
-      selector: v.get32(f.sel),
-      base: v.get64(f.base),
-      limit: v.get32(f.limit),
-      ar: v.get32(f.ar),
-    });
+    cpu.setSeg(s, v.get32(f.sel), v.get32(f.base), v.getHi(f.base), v.get32(f.limit), v.get32(f.ar));
   }
-  cpu.gdtr = { base: v.get64(F.GUEST_GDTR_BASE), limit: v.get32(F.GUEST_GDTR_LIMIT) };
-  cpu.idtr = { base: v.get64(F.GUEST_IDTR_BASE), limit: v.get32(F.GUEST_IDTR_LIMIT) };
-  cpu.rip = v.get64(F.GUEST_RIP);
-  cpu.rsp = v.get64(F.GUEST_RSP);
-  cpu.rflags = v.get64(F.GUEST_RFLAGS);
-  if (pdptes !== null) cpu.pdptes = [pdptes[0]!, pdptes[1]!, pdptes[2]!, pdptes[3]!];
+  loadReg(cpu, v, VmxReg.GDTR_BASE, F.GUEST_GDTR_BASE);
+  cpu.gdtrLimit = v.get32(F.GUEST_GDTR_LIMIT);
+  loadReg(cpu, v, VmxReg.IDTR_BASE, F.GUEST_IDTR_BASE);
+  cpu.idtrLimit = v.get32(F.GUEST_IDTR_LIMIT);
+  loadReg(cpu, v, VmxReg.RIP, F.GUEST_RIP);
+  loadReg(cpu, v, VmxReg.RSP, F.GUEST_RSP);
+  loadReg(cpu, v, VmxReg.RFLAGS, F.GUEST_RFLAGS);
+  if (pdptes !== null)
+    for (let i = 0; i < 4; i++) cpu.set(VmxReg.PDPTE0 + i, lo64(pdptes[i]!), hi64(pdptes[i]!));
   // 27.3.2.5 Non-register state.
   cpu.interruptibility = v.get32(F.GUEST_INTERRUPTIBILITY_INFO);
   cpu.activityState = v.get32(F.GUEST_ACTIVITY_STATE);
-  cpu.pendingDebugExceptions = v.get64(F.GUEST_PENDING_DBG_EXCEPTIONS);
+  loadReg(cpu, v, VmxReg.PENDING_DBG, F.GUEST_PENDING_DBG_EXCEPTIONS);
 }
 
 /**

@@ -15,12 +15,15 @@ import {
 } from "./controls";
 import { pdpteBad } from "./entry-checks-guest";
 import { F, guestSegFields, Seg } from "./fields";
+import { VmxReg } from "./iface";
 import type { VmxUnit } from "./instructions";
 import { loadMsrArea, storeMsrArea } from "./msr-area";
-import { le64 } from "./util";
+import { loadReg, storeReg } from "./reg-copy";
+import { hi64, le64, lo64 } from "./util";
 
 /** CR0 bits a VM exit leaves unmodified (SDM 28.5.1): 63:32, CD, NW, 28:19, 17, 15:6, ET. */
 export const CR0_KEEP_ON_EXIT = 0xffffffff00000000n | 0x7ffaffd0n;
+const CR0_KEEP_ON_EXIT_LO = 0x7ffaffd0;
 
 /** VMX-abort indicators (SDM 28.7). */
 export const VmxAbort = {
@@ -94,7 +97,7 @@ export function vmExit(unit: VmxUnit, info: ExitInfo): VmExitResult {
   const store = storeMsrArea(
     unit.mem,
     unit.cpu,
-    Number(v.get64(F.VM_EXIT_MSR_STORE_ADDR)),
+    v.getNum(F.VM_EXIT_MSR_STORE_ADDR),
     v.get32(F.VM_EXIT_MSR_STORE_COUNT),
   );
   if (store !== 0) return vmxAbort(unit, VmxAbort.SAVING_GUEST_MSRS);
@@ -111,40 +114,37 @@ function saveGuestState(unit: VmxUnit, info: ExitInfo): void {
   const v = unit.vmcs;
   const cpu = unit.cpu;
   const exit = v.get32(F.VM_EXIT_CONTROLS);
-  v.set64(F.GUEST_CR0, cpu.cr0);
-  v.set64(F.GUEST_CR3, cpu.cr3);
-  v.set64(F.GUEST_CR4, cpu.cr4);
+  storeReg(v, F.GUEST_CR0, cpu, VmxReg.CR0);
+  storeReg(v, F.GUEST_CR3, cpu, VmxReg.CR3);
+  storeReg(v, F.GUEST_CR4, cpu, VmxReg.CR4);
   if (exit & ExitCtl.SAVE_DEBUG_CONTROLS) {
-    v.set64(F.GUEST_DR7, cpu.dr7);
-    v.set64(F.GUEST_IA32_DEBUGCTL, cpu.debugctl);
+    storeReg(v, F.GUEST_DR7, cpu, VmxReg.DR7);
+    storeReg(v, F.GUEST_IA32_DEBUGCTL, cpu, VmxReg.DEBUGCTL);
   }
   v.set32(F.GUEST_SYSENTER_CS, cpu.sysenterCs);
-  v.set64(F.GUEST_SYSENTER_ESP, cpu.sysenterEsp);
-  v.set64(F.GUEST_SYSENTER_EIP, cpu.sysenterEip);
-  if (exit & ExitCtl.SAVE_PAT) v.set64(F.GUEST_IA32_PAT, cpu.pat);
-  if (exit & ExitCtl.SAVE_EFER) v.set64(F.GUEST_IA32_EFER, cpu.efer);
+  storeReg(v, F.GUEST_SYSENTER_ESP, cpu, VmxReg.SYSENTER_ESP);
+  storeReg(v, F.GUEST_SYSENTER_EIP, cpu, VmxReg.SYSENTER_EIP);
+  if (exit & ExitCtl.SAVE_PAT) storeReg(v, F.GUEST_IA32_PAT, cpu, VmxReg.PAT);
+  if (exit & ExitCtl.SAVE_EFER) storeReg(v, F.GUEST_IA32_EFER, cpu, VmxReg.EFER);
   // IA32_VMX_MISC[5] = 1: the "IA-32e mode guest" entry control receives EFER.LMA.
   const entry = v.get32(F.VM_ENTRY_CONTROLS);
-  v.set32(
-    F.VM_ENTRY_CONTROLS,
-    cpu.efer & 0x400n ? entry | EntryCtl.IA32E_MODE_GUEST : entry & ~EntryCtl.IA32E_MODE_GUEST,
-  );
+  const lma = (cpu.lo(VmxReg.EFER) & 0x400) !== 0;
+  v.set32(F.VM_ENTRY_CONTROLS, lma ? entry | EntryCtl.IA32E_MODE_GUEST : entry & ~EntryCtl.IA32E_MODE_GUEST);
   for (let s = 0 as Seg; s <= Seg.TR; s++) {
     const f = guestSegFields(s);
-    const seg = cpu.getSegment(s);
-    v.set32(f.sel, seg.selector);
-    v.set64(f.base, seg.base);
-    v.set32(f.limit, seg.limit);
-    v.set32(f.ar, seg.ar);
+    v.set32(f.sel, cpu.segSel(s));
+    v.setHalves(f.base, cpu.segBaseLo(s), cpu.segBaseHi(s));
+    v.set32(f.limit, cpu.segLimit(s));
+    v.set32(f.ar, cpu.segAr(s));
   }
-  v.set64(F.GUEST_GDTR_BASE, cpu.gdtr.base);
-  v.set32(F.GUEST_GDTR_LIMIT, cpu.gdtr.limit);
-  v.set64(F.GUEST_IDTR_BASE, cpu.idtr.base);
-  v.set32(F.GUEST_IDTR_LIMIT, cpu.idtr.limit);
-  v.set64(F.GUEST_RIP, cpu.rip);
-  v.set64(F.GUEST_RSP, cpu.rsp);
-  v.set64(F.GUEST_RFLAGS, cpu.rflags);
-  v.set64(F.GUEST_PENDING_DBG_EXCEPTIONS, cpu.pendingDebugExceptions);
+  storeReg(v, F.GUEST_GDTR_BASE, cpu, VmxReg.GDTR_BASE);
+  v.set32(F.GUEST_GDTR_LIMIT, cpu.gdtrLimit);
+  storeReg(v, F.GUEST_IDTR_BASE, cpu, VmxReg.IDTR_BASE);
+  v.set32(F.GUEST_IDTR_LIMIT, cpu.idtrLimit);
+  storeReg(v, F.GUEST_RIP, cpu, VmxReg.RIP);
+  storeReg(v, F.GUEST_RSP, cpu, VmxReg.RSP);
+  storeReg(v, F.GUEST_RFLAGS, cpu, VmxReg.RFLAGS);
+  storeReg(v, F.GUEST_PENDING_DBG_EXCEPTIONS, cpu, VmxReg.PENDING_DBG);
   // An NMI that caused the exit was not delivered to the guest, so the guest's NMI blocking is
   // saved as it was (28.3.4): the CPU's view already holds exactly that.
   // Exits that end outside SMM save blocking by SMI (bit 2) as 0 (28.3.4).
@@ -161,14 +161,9 @@ function saveGuestState(unit: VmxUnit, info: ExitInfo): void {
   }
   // PDPTEs are saved when EPT is on and the guest uses PAE paging (28.3.4).
   const proc2 = unit.secondaryControls();
-  const paePaging = (cpu.cr0 & 0x80000000n) !== 0n && (cpu.cr4 & 0x20n) !== 0n && (cpu.efer & 0x400n) === 0n;
-  if (proc2 & Proc2.ENABLE_EPT && paePaging) {
-    const p = cpu.pdptes;
-    v.set64(F.GUEST_PDPTE0, p[0]);
-    v.set64(F.GUEST_PDPTE1, p[1]);
-    v.set64(F.GUEST_PDPTE2, p[2]);
-    v.set64(F.GUEST_PDPTE3, p[3]);
-  }
+  const paePaging = (cpu.lo(VmxReg.CR0) & 0x80000000) !== 0 && (cpu.lo(VmxReg.CR4) & 0x20) !== 0 && !lma;
+  if (proc2 & Proc2.ENABLE_EPT && paePaging)
+    for (let i = 0; i < 4; i++) storeReg(v, F.GUEST_PDPTE0 + 2 * i, cpu, VmxReg.PDPTE0 + i);
 }
 
 /** The data segments VM exit loads (28.5.2): segment, selector field, base field (-1: base 0). */
@@ -190,64 +185,69 @@ export function loadHostState(unit: VmxUnit, nmiBlocked: boolean): VmExitResult 
   const exit = v.get32(F.VM_EXIT_CONTROLS);
   const long = (exit & ExitCtl.HOST_ADDR_SPACE_SIZE) !== 0;
   unit.nonRoot = false;
-  // 28.5.1 Control registers, debug registers, MSRs.
-  cpu.cr0 = (v.get64(F.HOST_CR0) & ~CR0_KEEP_ON_EXIT) | (cpu.cr0 & CR0_KEEP_ON_EXIT);
-  cpu.cr3 = v.get64(F.HOST_CR3);
-  let cr4 = v.get64(F.HOST_CR4);
-  if (long) cr4 |= 0x20n;
-  else cr4 &= ~0x20000n;
-  cpu.cr4 = cr4;
-  cpu.dr7 = 0x400n;
-  cpu.debugctl = 0n;
+  // 28.5.1 Control registers, debug registers, MSRs. Bits 63:32 of CR0 are among those kept.
+  const cr0 = (v.get32(F.HOST_CR0) & ~CR0_KEEP_ON_EXIT_LO) | (cpu.lo(VmxReg.CR0) & CR0_KEEP_ON_EXIT_LO);
+  cpu.set(VmxReg.CR0, cr0 >>> 0, cpu.hi(VmxReg.CR0));
+  loadReg(cpu, v, VmxReg.CR3, F.HOST_CR3);
+  const cr4 = v.get32(F.HOST_CR4);
+  cpu.set(VmxReg.CR4, (long ? cr4 | 0x20 : cr4 & ~0x20000) >>> 0, v.getHi(F.HOST_CR4));
+  cpu.set(VmxReg.DR7, 0x400, 0);
+  cpu.set(VmxReg.DEBUGCTL, 0, 0);
   cpu.sysenterCs = v.get32(F.HOST_IA32_SYSENTER_CS);
-  cpu.sysenterEsp = v.get64(F.HOST_IA32_SYSENTER_ESP);
-  cpu.sysenterEip = v.get64(F.HOST_IA32_SYSENTER_EIP);
-  if (exit & ExitCtl.LOAD_PAT) cpu.pat = v.get64(F.HOST_IA32_PAT);
+  loadReg(cpu, v, VmxReg.SYSENTER_ESP, F.HOST_IA32_SYSENTER_ESP);
+  loadReg(cpu, v, VmxReg.SYSENTER_EIP, F.HOST_IA32_SYSENTER_EIP);
+  if (exit & ExitCtl.LOAD_PAT) loadReg(cpu, v, VmxReg.PAT, F.HOST_IA32_PAT);
   if (exit & ExitCtl.LOAD_EFER) {
-    cpu.efer = v.get64(F.HOST_IA32_EFER);
+    loadReg(cpu, v, VmxReg.EFER, F.HOST_IA32_EFER);
   } else {
-    cpu.efer = long ? cpu.efer | 0x500n : cpu.efer & ~0x500n;
+    const efer = cpu.lo(VmxReg.EFER);
+    cpu.set(VmxReg.EFER, (long ? efer | 0x500 : efer & ~0x500) >>> 0, cpu.hi(VmxReg.EFER));
   }
   // 28.5.2 Segment registers: CS is a flat 32/64-bit code segment, the others flat data segments
   // (unusable when their selector is null), TR a busy TSS, LDTR unusable.
   const flat = 0xffffffff;
   const csAr = 0xb | 0x10 | 0x80 | 0x8000 | (long ? 0x2000 : 0x4000);
-  cpu.setSegment(Seg.CS, { selector: v.get32(F.HOST_CS_SELECTOR), base: 0n, limit: flat, ar: csAr });
+  cpu.setSeg(Seg.CS, v.get32(F.HOST_CS_SELECTOR), 0, 0, flat, csAr);
   for (const [s, selField, baseField] of HOST_DATA_SEGMENTS) {
     const sel = v.get32(selField);
     const ar = 0x3 | 0x10 | 0x80 | 0x4000 | 0x8000 | (sel === 0 ? 0x10000 : 0);
-    cpu.setSegment(s, { selector: sel, base: baseField < 0 ? 0n : v.get64(baseField), limit: flat, ar });
+    if (baseField < 0) cpu.setSeg(s, sel, 0, 0, flat, ar);
+    else cpu.setSeg(s, sel, v.get32(baseField), v.getHi(baseField), flat, ar);
   }
-  cpu.setSegment(Seg.TR, {
-    selector: v.get32(F.HOST_TR_SELECTOR),
-    base: v.get64(F.HOST_TR_BASE),
-    limit: 0x67,
-    ar: 0x8b,
-  });
-  cpu.setSegment(Seg.LDTR, { selector: 0, base: 0n, limit: 0, ar: 0x10000 });
-  cpu.gdtr = { base: v.get64(F.HOST_GDTR_BASE), limit: 0xffff };
-  cpu.idtr = { base: v.get64(F.HOST_IDTR_BASE), limit: 0xffff };
+  cpu.setSeg(
+    Seg.TR,
+    v.get32(F.HOST_TR_SELECTOR),
+    v.get32(F.HOST_TR_BASE),
+    v.getHi(F.HOST_TR_BASE),
+    0x67,
+    0x8b,
+  );
+  cpu.setSeg(Seg.LDTR, 0, 0, 0, 0, 0x10000);
+  loadReg(cpu, v, VmxReg.GDTR_BASE, F.HOST_GDTR_BASE);
+  cpu.gdtrLimit = 0xffff;
+  loadReg(cpu, v, VmxReg.IDTR_BASE, F.HOST_IDTR_BASE);
+  cpu.idtrLimit = 0xffff;
   // 28.5.3 RIP, RSP, RFLAGS.
-  cpu.rip = v.get64(F.HOST_RIP);
-  cpu.rsp = v.get64(F.HOST_RSP);
-  cpu.rflags = 2n;
+  loadReg(cpu, v, VmxReg.RIP, F.HOST_RIP);
+  loadReg(cpu, v, VmxReg.RSP, F.HOST_RSP);
+  cpu.set(VmxReg.RFLAGS, 2, 0);
   // 28.5.4 Non-register state: no STI/MOV-SS blocking, active, nothing pending.
   cpu.interruptibility = nmiBlocked ? Interruptibility.NMI : 0;
   cpu.activityState = Activity.ACTIVE;
-  cpu.pendingDebugExceptions = 0n;
+  cpu.set(VmxReg.PENDING_DBG, 0, 0);
   // 28.5.5 Host PDPTEs for a host with PAE paging outside IA-32e mode.
-  if (!long && cpu.cr0 & 0x80000000n && cpu.cr4 & 0x20n) {
+  if (!long && cpu.lo(VmxReg.CR0) & 0x80000000 && cpu.lo(VmxReg.CR4) & 0x20) {
     const b = new Uint8Array(32);
-    unit.mem.read(Number(cpu.cr3 & 0xffffffe0n), b);
+    unit.mem.read(cpu.lo(VmxReg.CR3) & 0xffffffe0, b);
     const p = [0, 8, 16, 24].map((o) => le64(b, o));
     if (p.some((x) => pdpteBad(x, unit.caps.physAddrBits))) return vmxAbort(unit, VmxAbort.HOST_PDPTE);
-    cpu.pdptes = [p[0]!, p[1]!, p[2]!, p[3]!];
+    for (let i = 0; i < 4; i++) cpu.set(VmxReg.PDPTE0 + i, lo64(p[i]!), hi64(p[i]!));
   }
   // 28.6 Loading MSRs.
   const failed = loadMsrArea(
     unit.mem,
     cpu,
-    Number(v.get64(F.VM_EXIT_MSR_LOAD_ADDR)),
+    v.getNum(F.VM_EXIT_MSR_LOAD_ADDR),
     v.get32(F.VM_EXIT_MSR_LOAD_COUNT),
   );
   if (failed !== 0) return vmxAbort(unit, VmxAbort.LOADING_HOST_MSRS);

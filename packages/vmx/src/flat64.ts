@@ -7,7 +7,8 @@
  * GDT layout it assumes: 0x08 64-bit code, 0x10 flat data, 0x18 a 64-bit TSS.
  */
 import { F, Seg } from "./fields";
-import type { VmxCpuState, VmxDescTable, VmxSegment } from "./iface";
+import { VMX_REG_COUNT, type VmxCpuState, type VmxDescTable, VmxReg, type VmxSegment } from "./iface";
+import { hi64, join64, lo64 } from "./util";
 import type { Vmcs } from "./vmcs";
 
 /** CR0 = PG | NE | ET | PE, CR4 = VMXE | PAE, EFER = LMA | LME | SCE, PAT = the power-up value. */
@@ -34,42 +35,152 @@ export function flat64Segments(): VmxSegment[] {
   ];
 }
 
-/** A plain `VmxCpuState` holding the flat 64-bit context; subclasses supply the MSRs. */
+/** Bigint property names of `VmxReg` registers, as `FlatCpuState` (and kvm-api's views) spell them. */
+export const VMX_REG_PROPERTIES = {
+  rip: VmxReg.RIP,
+  rsp: VmxReg.RSP,
+  rflags: VmxReg.RFLAGS,
+  cr0: VmxReg.CR0,
+  cr3: VmxReg.CR3,
+  cr4: VmxReg.CR4,
+  dr7: VmxReg.DR7,
+  debugctl: VmxReg.DEBUGCTL,
+  sysenterEsp: VmxReg.SYSENTER_ESP,
+  sysenterEip: VmxReg.SYSENTER_EIP,
+  efer: VmxReg.EFER,
+  pat: VmxReg.PAT,
+  pendingDebugExceptions: VmxReg.PENDING_DBG,
+} as const;
+
+/**
+ * A plain `VmxCpuState` holding the flat 64-bit context in typed arrays; subclasses supply the
+ * MSRs. Registers also read and write as bigint (`rip`, `cr0`, `getSegment`, ...) for tests and
+ * cold paths.
+ */
 export abstract class FlatCpuState implements VmxCpuState {
-  rsp = 0n;
-  rip = 0n;
-  rflags = 2n;
-  cr0 = FLAT64_CR0;
-  cr3 = 0n;
-  cr4 = FLAT64_CR4;
-  dr7 = 0x400n;
-  segs: VmxSegment[] = flat64Segments();
-  gdtr: VmxDescTable = { base: 0n, limit: 0xffff };
-  idtr: VmxDescTable = { base: 0n, limit: 0xffff };
-  debugctl = 0n;
+  /** `VmxReg` registers: low half at 2 * r, high half at 2 * r + 1. */
+  readonly regs = new Uint32Array(2 * VMX_REG_COUNT);
+  /** Segment registers: selector, base low, base high, limit, access rights at 5 * s. */
+  readonly segWords = new Uint32Array(5 * 8);
+  gdtrLimit = 0xffff;
+  idtrLimit = 0xffff;
   sysenterCs = 0;
-  sysenterEsp = 0n;
-  sysenterEip = 0n;
-  efer = FLAT64_EFER;
-  pat = DEFAULT_PAT;
   interruptibility = 0;
   activityState = 0;
-  pendingDebugExceptions = 0n;
-  pdptes: [bigint, bigint, bigint, bigint] = [0n, 0n, 0n, 0n];
+  declare rip: bigint;
+  declare rsp: bigint;
+  declare rflags: bigint;
+  declare cr0: bigint;
+  declare cr3: bigint;
+  declare cr4: bigint;
+  declare dr7: bigint;
+  declare debugctl: bigint;
+  declare sysenterEsp: bigint;
+  declare sysenterEip: bigint;
+  declare efer: bigint;
+  declare pat: bigint;
+  declare pendingDebugExceptions: bigint;
+
+  constructor() {
+    this.rflags = 2n;
+    this.cr0 = FLAT64_CR0;
+    this.cr4 = FLAT64_CR4;
+    this.dr7 = 0x400n;
+    this.efer = FLAT64_EFER;
+    this.pat = DEFAULT_PAT;
+    for (const [s, seg] of flat64Segments().entries()) this.setSegment(s as Seg, seg);
+  }
+
+  lo(r: VmxReg): number {
+    return this.regs[2 * r]!;
+  }
+  hi(r: VmxReg): number {
+    return this.regs[2 * r + 1]!;
+  }
+  set(r: VmxReg, lo: number, hi: number): void {
+    this.regs[2 * r] = lo;
+    this.regs[2 * r + 1] = hi;
+  }
+  segSel(s: Seg): number {
+    return this.segWords[5 * s]!;
+  }
+  segBaseLo(s: Seg): number {
+    return this.segWords[5 * s + 1]!;
+  }
+  segBaseHi(s: Seg): number {
+    return this.segWords[5 * s + 2]!;
+  }
+  segLimit(s: Seg): number {
+    return this.segWords[5 * s + 3]!;
+  }
+  segAr(s: Seg): number {
+    return this.segWords[5 * s + 4]!;
+  }
+  setSeg(s: Seg, selector: number, baseLo: number, baseHi: number, limit: number, ar: number): void {
+    const w = this.segWords;
+    const i = 5 * s;
+    w[i] = selector;
+    w[i + 1] = baseLo;
+    w[i + 2] = baseHi;
+    w[i + 3] = limit;
+    w[i + 4] = ar;
+  }
 
   /** CPL is SS.DPL (SDM Vol. 3C 25.4.1). */
   get cpl(): number {
-    return (this.segs[Seg.SS]!.ar >>> 5) & 3;
+    return (this.segAr(Seg.SS) >>> 5) & 3;
   }
   getSegment(s: Seg): VmxSegment {
-    return { ...this.segs[s]! };
+    return {
+      selector: this.segSel(s),
+      base: join64(this.segBaseLo(s), this.segBaseHi(s)),
+      limit: this.segLimit(s),
+      ar: this.segAr(s),
+    };
   }
   setSegment(s: Seg, v: VmxSegment): void {
-    this.segs[s] = { ...v };
+    this.setSeg(s, v.selector, lo64(v.base), hi64(v.base), v.limit, v.ar);
+  }
+  get gdtr(): VmxDescTable {
+    return { base: this.get64(VmxReg.GDTR_BASE), limit: this.gdtrLimit };
+  }
+  set gdtr(t: VmxDescTable) {
+    this.set64(VmxReg.GDTR_BASE, t.base);
+    this.gdtrLimit = t.limit;
+  }
+  get idtr(): VmxDescTable {
+    return { base: this.get64(VmxReg.IDTR_BASE), limit: this.idtrLimit };
+  }
+  set idtr(t: VmxDescTable) {
+    this.set64(VmxReg.IDTR_BASE, t.base);
+    this.idtrLimit = t.limit;
+  }
+  get pdptes(): [bigint, bigint, bigint, bigint] {
+    const p = (i: number) => this.get64(VmxReg.PDPTE0 + i);
+    return [p(0), p(1), p(2), p(3)];
+  }
+  set pdptes(p: [bigint, bigint, bigint, bigint]) {
+    for (let i = 0; i < 4; i++) this.set64(VmxReg.PDPTE0 + i, p[i]!);
+  }
+  /** A register as an unsigned 64-bit bigint. */
+  get64(r: VmxReg): bigint {
+    return join64(this.lo(r), this.hi(r));
+  }
+  set64(r: VmxReg, v: bigint): void {
+    this.set(r, lo64(v), hi64(v));
   }
   abstract readMsr(index: number): bigint | undefined;
   abstract writeMsr(index: number, value: bigint): boolean;
 }
+for (const [name, r] of Object.entries(VMX_REG_PROPERTIES))
+  Object.defineProperty(FlatCpuState.prototype, name, {
+    get(this: FlatCpuState): bigint {
+      return this.get64(r);
+    },
+    set(this: FlatCpuState, v: bigint) {
+      this.set64(r, v);
+    },
+  });
 
 /** The host-state area of the flat 64-bit context (control registers, selectors, RIP, RSP). */
 export function setFlat64Host(v: Vmcs, h: { cr3: bigint; rip: bigint; rsp: bigint }): void {

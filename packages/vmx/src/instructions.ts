@@ -15,11 +15,11 @@ import { ExitReason, Interruptibility, Pin, Proc, Proc2, VmError } from "./contr
 import { type InjectedEvent, vmEntry } from "./entry";
 import { EntryChecks } from "./entry-check-cache";
 import { validEptp } from "./entry-checks-controls";
-import { fixedOk } from "./entry-checks-host";
+import { fixedOkHalves } from "./entry-checks-host";
 import { type ExitInfo, type VmExitResult, vmExit } from "./exit";
-import { F, FieldType, fieldDef } from "./fields";
+import { F, FieldType, fieldDef, Seg } from "./fields";
 import type { VmxCpuState, VmxPhysMemory, VmxTlbHooks } from "./iface";
-import { NO_TLB } from "./iface";
+import { NO_TLB, VmxReg } from "./iface";
 import { canonical } from "./util";
 import { Vmcs } from "./vmcs";
 
@@ -46,14 +46,14 @@ const UD: VmxOutcome = { kind: "fault", vector: 6, errorCode: null };
 const GP0: VmxOutcome = { kind: "fault", vector: 13, errorCode: 0 };
 
 /** RFLAGS arithmetic flags VMX instructions report through (SDM 31.2). */
-const CF = 1n;
-const PF = 4n;
-const AF = 0x10n;
-const ZF = 0x40n;
-const SF = 0x80n;
-const OF = 0x800n;
+const CF = 1;
+const PF = 4;
+const AF = 0x10;
+const ZF = 0x40;
+const SF = 0x80;
+const OF = 0x800;
 const ARITH = CF | PF | AF | ZF | SF | OF;
-const RFLAGS_VM = 1n << 17n;
+const RFLAGS_VM = 1 << 17;
 
 /** VMPTRST's value for "no current VMCS" (SDM 25.1). */
 export const INVALID_VMCS_POINTER = 0xffffffffffffffffn;
@@ -73,14 +73,14 @@ export interface VmxUnitDeps {
 
 /** True when the processor is in 64-bit mode (IA32_EFER.LMA = 1 and CS.L = 1). */
 export function in64BitMode(cpu: VmxCpuState): boolean {
-  return (cpu.efer & 0x400n) !== 0n && (cpu.getSegment(1).ar & 0x2000) !== 0;
+  return (cpu.lo(VmxReg.EFER) & 0x400) !== 0 && (cpu.segAr(Seg.CS) & 0x2000) !== 0;
 }
 
 /** #UD conditions common to the VMX instructions: real mode, virtual-8086 mode, compatibility mode. */
 function badMode(cpu: VmxCpuState): boolean {
-  if ((cpu.cr0 & 1n) === 0n) return true;
-  if ((cpu.rflags & RFLAGS_VM) !== 0n) return true;
-  return (cpu.efer & 0x400n) !== 0n && (cpu.getSegment(1).ar & 0x2000) === 0;
+  if ((cpu.lo(VmxReg.CR0) & 1) === 0) return true;
+  if ((cpu.lo(VmxReg.RFLAGS) & RFLAGS_VM) !== 0) return true;
+  return (cpu.lo(VmxReg.EFER) & 0x400) !== 0 && (cpu.segAr(Seg.CS) & 0x2000) === 0;
 }
 
 /** A JSON-able snapshot of a VMX unit (STYLE.md "State"): named fields, the VMCS cache as hex. */
@@ -197,12 +197,13 @@ export class VmxUnit {
 
   // ---- SDM 31.2 conventions -------------------------------------------------------------------
 
-  private setArith(bits: bigint): void {
-    this.cpu.rflags = (this.cpu.rflags & ~ARITH) | bits;
+  private setArith(bits: number): void {
+    const cpu = this.cpu;
+    cpu.set(VmxReg.RFLAGS, ((cpu.lo(VmxReg.RFLAGS) & ~ARITH) | bits) >>> 0, cpu.hi(VmxReg.RFLAGS));
   }
   /** VMsucceed: CF, PF, AF, ZF, SF, OF <- 0. */
   succeed(): VmxOutcome {
-    this.setArith(0n);
+    this.setArith(0);
     return DONE;
   }
   /** VMfailInvalid: CF <- 1, the others 0. */
@@ -253,7 +254,7 @@ export class VmxUnit {
   /** VMXON m64 (SDM 31.3). */
   vmxon(load: () => bigint): VmxOutcome {
     const cpu = this.cpu;
-    if (badMode(cpu) || (cpu.cr4 & 0x2000n) === 0n) return UD;
+    if (badMode(cpu) || (cpu.lo(VmxReg.CR4) & 0x2000) === 0) return UD;
     if (this.nonRoot) return this.exitOutcome(ExitReason.VMXON);
     if (this.inVmxOperation) {
       if (cpu.cpl > 0) return GP0;
@@ -263,8 +264,8 @@ export class VmxUnit {
     // CR0 and CR4 must respect the FIXED MSRs (SDM 24.8 "Restrictions on VMX Operation").
     const caps = this.caps;
     if (
-      !fixedOk(cpu.cr0, caps.cr0Fixed0, caps.cr0Fixed1) ||
-      !fixedOk(cpu.cr4, caps.cr4Fixed0, caps.cr4Fixed1)
+      !fixedOkHalves(cpu.lo(VmxReg.CR0), cpu.hi(VmxReg.CR0), caps.cr0Fixed0, caps.cr0Fixed1) ||
+      !fixedOkHalves(cpu.lo(VmxReg.CR4), cpu.hi(VmxReg.CR4), caps.cr4Fixed0, caps.cr4Fixed1)
     )
       return GP0;
     const fc = Number((cpu.readMsr(0x3a) ?? 0n) & 0xffn);
@@ -406,8 +407,8 @@ export class VmxUnit {
     if (!this.inVmxOperation) return UD;
     if (this.nonRoot) return this.exitOutcome(ExitReason.VMCALL);
     const cpu = this.cpu;
-    if ((cpu.rflags & RFLAGS_VM) !== 0n) return UD;
-    if ((cpu.efer & 0x400n) !== 0n && (cpu.getSegment(1).ar & 0x2000) === 0) return UD;
+    if ((cpu.lo(VmxReg.RFLAGS) & RFLAGS_VM) !== 0) return UD;
+    if ((cpu.lo(VmxReg.EFER) & 0x400) !== 0 && (cpu.segAr(Seg.CS) & 0x2000) === 0) return UD;
     if (cpu.cpl > 0) return GP0;
     // The dual-monitor treatment of SMIs is not supported (IA32_VMX_BASIC[49] = 0).
     return this.fail(VmError.VMCALL_IN_ROOT);

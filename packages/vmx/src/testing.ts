@@ -6,9 +6,9 @@
  */
 import { VmxCaps } from "./caps";
 import { EntryCtl, ExitCtl } from "./controls";
-import { F } from "./fields";
+import { F, Seg } from "./fields";
 import { FlatCpuState, setFlat64Host } from "./flat64";
-import type { VmxDescTable, VmxPhysMemory } from "./iface";
+import type { VmxPhysMemory } from "./iface";
 import { VmxUnit } from "./instructions";
 
 /** Physical memory as one Uint8Array; reads past the end return 0xFF (an open bus). */
@@ -39,11 +39,14 @@ export class FlatMemory implements VmxPhysMemory {
 
 /** A 64-bit-mode ring-0 CPU with VMX enabled; MSRs in a map (undefined index -> #GP). */
 export class TestCpu extends FlatCpuState {
-  override rsp = 0x7000n;
-  override rip = 0x100000n;
-  override cr3 = 0x3000n;
-  override gdtr: VmxDescTable = { base: 0n, limit: 0x27 };
-  override idtr: VmxDescTable = { base: 0n, limit: 0xfff };
+  constructor() {
+    super();
+    this.rsp = 0x7000n;
+    this.rip = 0x100000n;
+    this.cr3 = 0x3000n;
+    this.gdtrLimit = 0x27;
+    this.idtrLimit = 0xfff;
+  }
   msrs = new Map<number, bigint>([
     [0x3a, 5n],
     [0x10, 0n],
@@ -52,7 +55,7 @@ export class TestCpu extends FlatCpuState {
   ]);
   /** CS.RPL here, so tests can drop to CPL 3 with one selector. */
   override get cpl(): number {
-    return this.segs[1]!.selector & 3;
+    return this.segSel(Seg.CS) & 3;
   }
   readMsr(index: number): bigint | undefined {
     return this.msrs.get(index);

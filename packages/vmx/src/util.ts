@@ -22,3 +22,18 @@ export function putLe64(b: Uint8Array, off: number, v: bigint): void {
     b[off + 4 + i] = (hi >>> (8 * i)) & 0xff;
   }
 }
+
+/** Bits 31:0 of a 64-bit value, unsigned. */
+export function lo64(v: bigint): number {
+  return Number(BigInt.asUintN(32, v));
+}
+
+/** Bits 63:32 of a 64-bit value, unsigned. */
+export function hi64(v: bigint): number {
+  return Number(BigInt.asUintN(32, v >> 32n));
+}
+
+/** The unsigned 64-bit value of two unsigned 32-bit halves. */
+export function join64(lo: number, hi: number): bigint {
+  return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+}

@@ -12,7 +12,7 @@ import { type CheckInput, ENTRY_CHECK_INPUTS } from "../src/entry-check-cache";
 import { checkControls } from "../src/entry-checks-controls";
 import { checkGuestPdptes, checkGuestState } from "../src/entry-checks-guest";
 import { checkHostState } from "../src/entry-checks-host";
-import { encWidth, F, FieldWidth, VMCS_FIELDS } from "../src/fields";
+import { encWidth, F, FieldWidth, Seg, VMCS_FIELDS } from "../src/fields";
 import type { Vmcs } from "../src/vmcs";
 import { type Rig, rig, validVmcs } from "./helpers";
 
@@ -48,7 +48,7 @@ const v86: Mutate = (v, r) => {
 /** A host outside IA-32e mode (the processor executing VMLAUNCH is in 32-bit protected mode). */
 const legacyHost: Mutate = (v, r) => {
   r.cpu.efer = 0x801n;
-  r.cpu.segs[1]!.ar = 0xc09b;
+  r.cpu.setSegment(Seg.CS, { ...r.cpu.getSegment(Seg.CS), ar: 0xc09b });
   guest32(v, r);
   andNot32(v, F.VM_EXIT_CONTROLS, ExitCtl.HOST_ADDR_SPACE_SIZE);
 };

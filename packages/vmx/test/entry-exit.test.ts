@@ -276,7 +276,7 @@ describe("SDM 28 VM exit", () => {
   it("a 32-bit PAE host: exit loads a 32-bit CS, host PDPTEs from CR3, and aborts (2) on a bad PDPTE", () => {
     const legacy = (r: Rig) => {
       r.cpu.efer = 0x801n;
-      r.cpu.segs[1]!.ar = 0xc09b;
+      r.cpu.setSegment(Seg.CS, { ...r.cpu.getSegment(Seg.CS), ar: 0xc09b });
       const v = r.unit.vmcs;
       v.set32(F.VM_EXIT_CONTROLS, v.get32(F.VM_EXIT_CONTROLS) & ~ExitCtl.HOST_ADDR_SPACE_SIZE);
       v.set32(F.VM_ENTRY_CONTROLS, r.caps.trueEntry.must1);
@@ -320,9 +320,9 @@ describe("VMX non-root operation: VMX instructions exit; VMFUNC; preemption time
   }
   it("VMCALL, VMREAD, VMPTRLD, VMLAUNCH, INVEPT... exit with their reasons, even at CPL 3", () => {
     const r = entered();
-    r.cpu.segs[1]!.selector = 0x0b;
+    r.cpu.setSegment(Seg.CS, { ...r.cpu.getSegment(Seg.CS), selector: 0x0b });
     expect(r.unit.vmcall()).toEqual({ kind: "exit", reason: ExitReason.VMCALL, qualification: 0n });
-    r.cpu.segs[1]!.selector = 0x08;
+    r.cpu.setSegment(Seg.CS, { ...r.cpu.getSegment(Seg.CS), selector: 0x08 });
     expect(r.unit.vmread(0n, () => {})).toMatchObject({ kind: "exit", reason: ExitReason.VMREAD });
     expect(r.unit.vmwrite(0n, () => 0n)).toMatchObject({ kind: "exit", reason: ExitReason.VMWRITE });
     expect(r.unit.vmptrld(() => 0n)).toMatchObject({ kind: "exit", reason: ExitReason.VMPTRLD });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { VmxCaps } from "../src/caps";
 import { VmError } from "../src/controls";
-import { F } from "../src/fields";
+import { F, Seg } from "../src/fields";
 import { INVALID_VMCS_POINTER, VmxUnit } from "../src/instructions";
 import { FlatMemory, rig, TestCpu, VMCS_PA, VMXON_PA } from "./helpers";
 
@@ -35,7 +35,7 @@ describe("SDM 31.3 VMXON", () => {
         c.rflags |= 0x20000n;
       },
       (c: TestCpu) => {
-        c.segs[1]!.ar = 0xc09b;
+        c.setSegment(Seg.CS, { ...c.getSegment(Seg.CS), ar: 0xc09b });
       },
     ]) {
       const { cpu, unit } = fresh();
@@ -45,7 +45,7 @@ describe("SDM 31.3 VMXON", () => {
   });
   it("#GP(0) at CPL > 0", () => {
     const { cpu, unit } = fresh();
-    cpu.segs[1]!.selector = 0x0b;
+    cpu.setSegment(Seg.CS, { ...cpu.getSegment(Seg.CS), selector: 0x0b });
     expect(unit.vmxon(at(VMXON_PA))).toEqual({ kind: "fault", vector: 13, errorCode: 0 });
   });
   it("#GP(0) when IA32_FEATURE_CONTROL is unlocked or VMX outside SMX is disabled", () => {
@@ -62,7 +62,7 @@ describe("SDM 31.3 VMXON", () => {
   });
   it("the operand is not read before the privilege checks", () => {
     const { cpu, unit } = fresh();
-    cpu.segs[1]!.selector = 0x0b;
+    cpu.setSegment(Seg.CS, { ...cpu.getSegment(Seg.CS), selector: 0x0b });
     let read = false;
     unit.vmxon(() => {
       read = true;
@@ -217,7 +217,7 @@ describe("SDM 31.3 VMREAD/VMWRITE", () => {
     const r = rig();
     r.unit.vmwrite(BigInt(F.TSC_OFFSET), () => 0x1122334455667788n);
     r.cpu.efer = 0x801n; // protected mode, no LMA
-    r.cpu.segs[1]!.ar = 0xc09b;
+    r.cpu.setSegment(Seg.CS, { ...r.cpu.getSegment(Seg.CS), ar: 0xc09b });
     let v = 0n;
     r.unit.vmread(BigInt(F.TSC_OFFSET), (x) => {
       v = x;
@@ -232,7 +232,7 @@ describe("SDM 31.3 VMREAD/VMWRITE", () => {
   });
   it("#GP(0) at CPL 3", () => {
     const r = rig();
-    r.cpu.segs[1]!.selector = 0x0b;
+    r.cpu.setSegment(Seg.CS, { ...r.cpu.getSegment(Seg.CS), selector: 0x0b });
     expect(r.unit.vmread(BigInt(F.GUEST_RIP), () => {})).toEqual({ kind: "fault", vector: 13, errorCode: 0 });
   });
 });

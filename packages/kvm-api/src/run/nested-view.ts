@@ -13,11 +13,16 @@
 import {
   F,
   guestSegFields,
+  hi64,
+  join64,
+  lo64,
   mergedReadShadow,
   type Seg,
+  VMX_REG_PROPERTIES,
   type Vmcs,
   type VmxCpuState,
   type VmxDescTable,
+  VmxReg,
   type VmxSegment,
 } from "@tskvm/vmx";
 import { CR0_HOST_OWNED, CR4_HOST_OWNED, setIa32eEntry } from "./vmcs-setup.js";
@@ -116,6 +121,56 @@ export class NestedCpuView implements VmxCpuState {
   set cr4(v: bigint) {
     this.setCr(4, v);
   }
+  // VmxCpuState in 32-bit halves: the same guest-state fields (CR0/CR4 and EFER as above).
+  lo(r: VmxReg): number {
+    if (r === VmxReg.CR0 || r === VmxReg.CR4) return lo64(this.getCr(r === VmxReg.CR0 ? 0 : 4));
+    return this.vmcs.get32(REG_FIELDS[r]!);
+  }
+  hi(r: VmxReg): number {
+    if (r === VmxReg.CR0 || r === VmxReg.CR4) return hi64(this.getCr(r === VmxReg.CR0 ? 0 : 4));
+    return this.vmcs.getHi(REG_FIELDS[r]!);
+  }
+  set(r: VmxReg, lo: number, hi: number): void {
+    if (r === VmxReg.CR0 || r === VmxReg.CR4) this.setCr(r === VmxReg.CR0 ? 0 : 4, join64(lo, hi));
+    else if (r === VmxReg.EFER) this.efer = join64(lo, hi);
+    else this.vmcs.setHalves(REG_FIELDS[r]!, lo, hi);
+  }
+  segSel(s: Seg): number {
+    return this.vmcs.get32(guestSegFields(s).sel);
+  }
+  segBaseLo(s: Seg): number {
+    return this.vmcs.get32(guestSegFields(s).base);
+  }
+  segBaseHi(s: Seg): number {
+    return this.vmcs.getHi(guestSegFields(s).base);
+  }
+  segLimit(s: Seg): number {
+    return this.vmcs.get32(guestSegFields(s).limit);
+  }
+  segAr(s: Seg): number {
+    return this.vmcs.get32(guestSegFields(s).ar);
+  }
+  setSeg(s: Seg, selector: number, baseLo: number, baseHi: number, limit: number, ar: number): void {
+    const f = guestSegFields(s);
+    const v = this.vmcs;
+    v.set32(f.sel, selector);
+    v.setHalves(f.base, baseLo, baseHi);
+    v.set32(f.limit, limit);
+    v.set32(f.ar, ar);
+  }
+  get gdtrLimit(): number {
+    return this.vmcs.get32(F.GUEST_GDTR_LIMIT);
+  }
+  set gdtrLimit(limit: number) {
+    this.vmcs.set32(F.GUEST_GDTR_LIMIT, limit);
+  }
+  get idtrLimit(): number {
+    return this.vmcs.get32(F.GUEST_IDTR_LIMIT);
+  }
+  set idtrLimit(limit: number) {
+    this.vmcs.set32(F.GUEST_IDTR_LIMIT, limit);
+  }
+
   /** CPL is SS.DPL (SDM 25.4.1). */
   get cpl(): number {
     return (this.vmcs.get32(F.GUEST_SS_AR_BYTES) >>> 5) & 3;
@@ -189,6 +244,15 @@ export class NestedCpuView implements VmxCpuState {
     return true;
   }
 }
+
+/** The guest-state field of each VmxReg register but CR0 and CR4 (EFER: its setter adds a side effect). */
+const REG_FIELDS: number[] = [];
+for (const [name, enc] of Object.entries(FIELDS))
+  REG_FIELDS[VMX_REG_PROPERTIES[name as keyof typeof FIELDS]] = enc;
+REG_FIELDS[VmxReg.EFER] = F.GUEST_IA32_EFER;
+REG_FIELDS[VmxReg.GDTR_BASE] = F.GUEST_GDTR_BASE;
+REG_FIELDS[VmxReg.IDTR_BASE] = F.GUEST_IDTR_BASE;
+for (let i = 0; i < 4; i++) REG_FIELDS[VmxReg.PDPTE0 + i] = F.GUEST_PDPTE0 + 2 * i;
 
 const ACCESSORS: [string, number, boolean][] = [
   ...Object.entries(FIELDS).map(([n, e]): [string, number, boolean] => [n, e, true]),
