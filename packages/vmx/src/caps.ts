@@ -8,7 +8,7 @@
  * be 1), bits 63:32 the allowed-1 settings (a 0 there means the control must be 0).
  */
 import { EntryCtl, ExitCtl, Pin, Proc, Proc2 } from "./controls";
-import { encIndex, type FieldFeature, fieldDef, VMCS_FIELDS } from "./fields";
+import { encIndex, type FieldFeature, VMCS_FIELDS } from "./fields";
 import { VMCS_REGION_SIZE } from "./vmcs";
 
 /** MSR indices 0x480-0x491 (SDM Vol. 4 Table 2-2). */
@@ -192,6 +192,8 @@ export class VmxCaps {
   readonly vmfunc: number;
   /** Features whose VMCS fields exist. */
   readonly fieldFeatures: ReadonlySet<FieldFeature>;
+  /** Encoding (bits 14:0) -> 1 where the field exists here: VM exits ask on every exit. */
+  private readonly supportedFields = new Uint8Array(1 << 15);
   readonly cr0Fixed0 = 0x80000021;
   readonly cr0Fixed1 = 0xffffffff;
   readonly cr4Fixed0 = 0x2000;
@@ -226,6 +228,7 @@ export class VmxCaps {
     if (proc2 & Proc2.TSC_SCALING) f.add("tscScaling");
     if (proc2 & Proc2.PAUSE_LOOP_EXITING) f.add("pauseLoop");
     this.fieldFeatures = f;
+    for (const d of VMCS_FIELDS) if (f.has(d.feature)) this.supportedFields[d.enc] = 1;
 
     const M = VmxMsr;
     // A.1 IA32_VMX_BASIC: revision id; region size (44:32); bit 48 = 0 (no 32-bit address limit);
@@ -309,8 +312,7 @@ export class VmxCaps {
 
   /** Does the VMCS of this model have the field (SDM 25.11.2: VMREAD/VMWRITE error 12 if not)? */
   fieldSupported(enc: number): boolean {
-    const d = fieldDef(enc);
-    return d !== undefined && this.fieldFeatures.has(d.feature);
+    return (enc & ~0x7fff) === 0 && this.supportedFields[enc] === 1;
   }
 
   /** The EPT_VPID_CAP MSR as halves, for hot checks. */

@@ -327,10 +327,14 @@ export function pdpteBad(pdpte: bigint, physAddrBits: number): boolean {
  */
 export function checkGuestPdptes(env: EntryCheckEnv): GuestCheckFailure | bigint[] | null {
   const { vmcs, caps } = env;
+  // Not cached (it yields the PDPTEs), so it runs at every entry: most guests leave here.
+  if (
+    (vmcs.get32(F.GUEST_CR0) & 0x80000000) === 0 ||
+    (vmcs.get32(F.GUEST_CR4) & 0x20) === 0 ||
+    vmcs.get32(F.VM_ENTRY_CONTROLS) & EntryCtl.IA32E_MODE_GUEST
+  )
+    return null;
   const c = controls(env);
-  const cr0 = vmcs.get64(F.GUEST_CR0);
-  const cr4 = vmcs.get64(F.GUEST_CR4);
-  if ((cr0 & 0x80000000n) === 0n || (cr4 & 0x20n) === 0n || c.ia32e) return null;
   let ptes: bigint[];
   if (c.proc2 & Proc2.ENABLE_EPT) {
     ptes = [F.GUEST_PDPTE0, F.GUEST_PDPTE1, F.GUEST_PDPTE2, F.GUEST_PDPTE3].map((f) => vmcs.get64(f));

@@ -30,6 +30,7 @@ function storeForbidden(index: number): boolean {
  * More than 512 entries is undefined in the SDM; here the 513th entry fails.
  */
 export function loadMsrArea(mem: VmxPhysMemory, cpu: VmxCpuState, addr: number, count: number): number {
+  if (count === 0) return 0; // the usual case, on every VM entry and exit: nothing to allocate
   const e = new Uint8Array(16);
   for (let i = 0; i < count; i++) {
     if (i >= MSR_AREA_MAX) return i + 1;
@@ -44,6 +45,7 @@ export function loadMsrArea(mem: VmxPhysMemory, cpu: VmxCpuState, addr: number, 
 
 /** Store MSRs into an area (RDMSR each entry). Returns 0, or the 1-based failing entry. */
 export function storeMsrArea(mem: VmxPhysMemory, cpu: VmxCpuState, addr: number, count: number): number {
+  if (count === 0) return 0;
   const e = new Uint8Array(16);
   const data = new Uint8Array(8);
   for (let i = 0; i < count; i++) {

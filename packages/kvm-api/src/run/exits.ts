@@ -562,15 +562,15 @@ export class ExitHandlers {
   /** kvm_skip_emulated_instruction(): RIP past the instruction, STI/MOV-SS blocking cleared. */
   skip(len: number): void {
     const v = this.v;
-    const rip = v.get64(F.GUEST_RIP) + BigInt(len);
-    const lma = (v.get64(F.GUEST_IA32_EFER) & 0x400n) !== 0n;
+    // On 32-bit halves: every instruction the kernel completes comes through here.
+    const lo = v.get32(F.GUEST_RIP) + len;
+    const lma = (v.get32(F.GUEST_IA32_EFER) & 0x400) !== 0;
     const ar = v.get32(F.GUEST_CS_AR_BYTES);
-    const pe = (v.get64(F.GUEST_CR0) & 1n) !== 0n;
-    let next: bigint;
-    if (lma && ar & 0x2000) next = rip & 0xffffffffffffffffn;
-    else if (pe && ar & 0x4000) next = rip & 0xffffffffn;
-    else next = rip & 0xffffn;
-    v.set64(F.GUEST_RIP, next);
+    const pe = (v.get32(F.GUEST_CR0) & 1) !== 0;
+    if (lma && ar & 0x2000) {
+      const hi = v.getHi(F.GUEST_RIP);
+      v.setHalves(F.GUEST_RIP, lo >>> 0, lo > 0xffffffff ? (hi + 1) >>> 0 : hi);
+    } else v.setHalves(F.GUEST_RIP, pe && ar & 0x4000 ? lo >>> 0 : lo & 0xffff, 0);
     if (this.b.debug.stepping) this.b.debug.stepPending = true;
     const ib = v.get32(F.GUEST_INTERRUPTIBILITY_INFO);
     if (ib & 3) v.set32(F.GUEST_INTERRUPTIBILITY_INFO, ib & ~3);
