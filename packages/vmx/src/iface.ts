@@ -55,6 +55,7 @@ export const VmxReg = {
    */
   PDPTE0: 15,
 } as const;
+/** A `VmxReg` value; a number, since the PDPTEs are `VmxReg.PDPTE0 + i`. */
 export type VmxReg = number;
 /** Number of `VmxReg` registers (PDPTE0-3 included). */
 export const VMX_REG_COUNT = 19;
