@@ -214,7 +214,7 @@ export class MemCpu extends FlagsCpu {
     this.tlbTagLo.fill(1);
     this.tlbLarge = 0;
     this.tlbGlobals = 0;
-    this.linkEpoch++;
+    this.newLinkEpoch();
   }
 
   /**
@@ -241,7 +241,7 @@ export class MemCpu extends FlagsCpu {
     }
     this.tlbGlobals = globals;
     this.tlbLarge = large;
-    this.linkEpoch++;
+    this.newLinkEpoch();
   }
 
   /**
@@ -263,7 +263,7 @@ export class MemCpu extends FlagsCpu {
       }
       this.tlbLarge = large;
     }
-    this.linkEpoch++;
+    this.newLinkEpoch();
   }
 
   /** Drops every entry for a user-mode page (their rights depend on PKRU, which just changed). */
@@ -340,7 +340,7 @@ export class MemCpu extends FlagsCpu {
         // links and the jump cache stand for fetch translations too: an executable entry drops them.
         if (this.tlbTagLo[i] === (lo & ~0xfff) && this.tlbTagHi[i] === hi) {
           const x = P_XS | P_XU;
-          if (this.tlbPerm[i]! & (x | (x << P_SLOW_SHIFT))) this.linkEpoch++;
+          if (this.tlbPerm[i]! & (x | (x << P_SLOW_SHIFT))) this.newLinkEpoch();
           this.tlbTagLo[i] = 1;
         }
         this.pfLo = lo;

@@ -345,11 +345,13 @@ export class CpuState {
   /** Stack address size in bytes (SS.B, or 8 in 64-bit mode). */
   stackSize = 2;
   /**
-   * Bumped whenever the meaning of a (CS, RIP) -> code mapping may change (mode or CS change, TLB
-   * flush); block links made under an older epoch are not followed.
+   * Moves whenever the meaning of a (CS, RIP) -> code mapping may change (mode or CS change, TLB
+   * flush); block links made under another epoch are not followed. Bits 1:0 are the CPL, the rest a
+   * generation: a privilege change alone only switches the low bits, so after SYSCALL and SYSRET (or
+   * an interrupt from user mode and its IRET) the links made at each level serve again.
    */
   linkEpoch = 0;
-  /** What `linkEpoch` was last bumped for: decode mode, CPL, CS base and limit. */
+  /** What `linkEpoch` was last moved for: decode mode, CPL, CS base and limit. */
   private linkMode = -1;
   private linkCpl = -1;
   private linkCsBase = 0;
@@ -439,18 +441,21 @@ export class CpuState {
     // or an IRET that stays in the same code segment at the same CPL keeps them.
     const base = this.segBaseLo[Seg.CS]!;
     const limit = this.segLimit[Seg.CS]!;
-    if (
-      this.codeMode !== this.linkMode ||
-      this.cpl !== this.linkCpl ||
-      base !== this.linkCsBase ||
-      limit !== this.linkCsLimit
-    ) {
+    if (this.codeMode !== this.linkMode || base !== this.linkCsBase || limit !== this.linkCsLimit) {
       this.linkMode = this.codeMode;
       this.linkCpl = this.cpl;
       this.linkCsBase = base;
       this.linkCsLimit = limit;
-      this.linkEpoch++;
+      this.linkEpoch = ((this.linkEpoch & ~3) + 4) | this.cpl;
+    } else if (this.cpl !== this.linkCpl) {
+      this.linkCpl = this.cpl;
+      this.linkEpoch = (this.linkEpoch & ~3) | this.cpl;
     }
+  }
+
+  /** Drops every block link and jump-cache entry: a new generation at the same CPL. */
+  newLinkEpoch(): void {
+    this.linkEpoch = (this.linkEpoch + 4) | 0;
   }
 
   /** Plain named-field snapshot of the integer and SSE state. */
