@@ -312,7 +312,7 @@ export class Cpu extends SysCpu {
           this.interruptShadow = 0;
           this.prevBlock = null;
           if ((this.dr7 & 0xff) !== 0) this.stepWithBreakpoints();
-          else this.runBlock(1);
+          else this.runBlocks(this.executed + 1);
         } else {
           if ((this.interruptWindowExiting || this.nmiWindowExiting) && this.windowExit())
             return RunExit.INTERCEPT;
@@ -326,7 +326,7 @@ export class Cpu extends SysCpu {
           // An enabled DR0-3 (DR7 L/G bits) makes the CPU go one instruction at a time, checking
           // each fetch address; without one this is the only cost per block.
           if ((this.dr7 & 0xff) !== 0) this.stepWithBreakpoints();
-          else this.runBlock(end - this.executed);
+          else this.runBlocks(end);
         }
       } catch (e) {
         this.prevBlock = null;
@@ -400,7 +400,7 @@ export class Cpu extends SysCpu {
         this.raise(Vec.DB);
       }
     }
-    this.runBlock(1);
+    this.runBlocks(this.executed + 1);
     if (rf && this.exitReason === RunExit.BUDGET) this.flags &= ~F.RF;
   }
 
@@ -431,89 +431,117 @@ export class Cpu extends SysCpu {
     if (this.shutdown && this.hooks !== null) this.intercept(InterceptKind.TRIPLE_FAULT, 0, 0);
   }
 
-  /** Runs one block (at most `limit` instructions) from the current RIP. */
-  private runBlock(limit: number): void {
-    const prev = this.prevBlock;
-    let b: Block | null = null;
-    if (prev !== null && prev.epoch === this.linkEpoch) {
-      const lo = this.ripLo;
-      const hi = this.ripHi;
-      if (prev.l1 !== null && prev.l1Lo === lo && prev.l1Hi === hi && prev.l1.valid) b = prev.l1;
-      else if (prev.l2 !== null && prev.l2Lo === lo && prev.l2Hi === hi && prev.l2.valid) b = prev.l2;
-    }
-    if (b === null) {
-      const lo = this.ripLo;
-      const hi = this.ripHi;
-      // Keyed by linear address: in real mode the same IP under another CS is other code.
-      const lin = this.ripLinearLo();
-      const j = (lin ^ (lin >>> 10) ^ hi) & JC_MASK;
-      const cached = this.jcBlock[j]!;
-      if (
-        cached !== null &&
-        this.jcLo[j] === lin &&
-        this.jcHi[j] === hi &&
-        this.jcEpoch[j] === this.linkEpoch &&
-        cached.valid
-      ) {
-        b = cached;
-      } else {
-        b = this.currentBlock();
-        if (b.pfn >= 0) {
-          this.jcBlock[j] = b;
-          this.jcLo[j] = lin;
-          this.jcHi[j] = hi;
-          this.jcEpoch[j] = this.linkEpoch;
-        }
+  /**
+   * Runs blocks from the current RIP until the instruction count reaches `end` or something needs
+   * `run`'s attention (an event, a stop, an exit); following a block straight into the next saves a
+   * return to `run` per block, which costs as much as a few instructions.
+   */
+  private runBlocks(end: number): void {
+    for (;;) {
+      const limit = end - this.executed;
+      const prev = this.prevBlock;
+      let b: Block | null = null;
+      if (prev !== null && prev.epoch === this.linkEpoch) {
+        const lo = this.ripLo;
+        const hi = this.ripHi;
+        if (prev.l1 !== null && prev.l1Lo === lo && prev.l1Hi === hi && prev.l1.valid) b = prev.l1;
+        else if (prev.l2 !== null && prev.l2Lo === lo && prev.l2Hi === hi && prev.l2.valid) b = prev.l2;
       }
-      if (prev !== null && b.pfn >= 0) {
-        if (prev.epoch !== this.linkEpoch) {
-          prev.epoch = this.linkEpoch;
-          prev.l1 = prev.l2 = null;
-        }
-        if (prev.l1 === null || !prev.l1.valid) {
-          prev.l1 = b;
-          prev.l1Lo = lo;
-          prev.l1Hi = hi;
+      if (b === null) {
+        const lo = this.ripLo;
+        const hi = this.ripHi;
+        // Keyed by linear address: in real mode the same IP under another CS is other code.
+        const lin = this.ripLinearLo();
+        const j = (lin ^ (lin >>> 10) ^ hi) & JC_MASK;
+        const cached = this.jcBlock[j]!;
+        if (
+          cached !== null &&
+          this.jcLo[j] === lin &&
+          this.jcHi[j] === hi &&
+          this.jcEpoch[j] === this.linkEpoch &&
+          cached.valid
+        ) {
+          b = cached;
         } else {
-          prev.l2 = b;
-          prev.l2Lo = lo;
-          prev.l2Hi = hi;
+          b = this.currentBlock();
+          if (b.pfn >= 0) {
+            this.jcBlock[j] = b;
+            this.jcLo[j] = lin;
+            this.jcHi[j] = hi;
+            this.jcEpoch[j] = this.linkEpoch;
+          }
+        }
+        if (prev !== null && b.pfn >= 0) {
+          if (prev.epoch !== this.linkEpoch) {
+            prev.epoch = this.linkEpoch;
+            prev.l1 = prev.l2 = null;
+          }
+          if (prev.l1 === null || !prev.l1.valid) {
+            prev.l1 = b;
+            prev.l1Lo = lo;
+            prev.l1Hi = hi;
+          } else {
+            prev.l2 = b;
+            prev.l2Lo = lo;
+            prev.l2Hi = hi;
+          }
         }
       }
-    }
-    this.prevBlock = null;
-    const insns = b.insns;
-    if (b.compiled !== null && insns.length <= limit) {
+      this.prevBlock = null;
+      const insns = b.insns;
+      if (b.compiled !== null && insns.length <= limit) {
+        this.curCodePfn = b.pfn;
+        this.codeInvalidated = false;
+        this.stopBlock = false;
+        b.compiled(this);
+        if (this.stopBlock || this.codeInvalidated || !b.valid) return;
+        this.prevBlock = b;
+        if (this.mustLeave(end)) return;
+        continue;
+      }
+      if (this.jit && b.pfn >= 0 && ++b.hits === this.jitThreshold) b.compiled = compileBlock(insns, b.mode);
+      const n = Math.min(insns.length, limit);
       this.curCodePfn = b.pfn;
       this.codeInvalidated = false;
       this.stopBlock = false;
-      b.compiled(this);
-      if (!this.stopBlock && !this.codeInvalidated && b.valid) this.prevBlock = b;
-      return;
-    }
-    if (this.jit && b.pfn >= 0 && ++b.hits === this.jitThreshold) b.compiled = compileBlock(insns, b.mode);
-    const n = Math.min(insns.length, limit);
-    this.curCodePfn = b.pfn;
-    this.codeInvalidated = false;
-    this.stopBlock = false;
-    for (let k = 0; k < n; k++) {
-      const i = insns[k]!;
-      const nl = (this.ripLo >>> 0) + i.length;
-      if (this.codeMode === 64) {
-        this.nipLo = nl | 0;
-        this.nipHi = nl > 0xffffffff ? (this.ripHi + 1) | 0 : this.ripHi;
-      } else {
-        this.nipLo = this.codeMode === 16 ? nl & 0xffff : nl | 0;
-        this.nipHi = 0;
+      for (let k = 0; k < n; k++) {
+        const i = insns[k]!;
+        const nl = (this.ripLo >>> 0) + i.length;
+        if (this.codeMode === 64) {
+          this.nipLo = nl | 0;
+          this.nipHi = nl > 0xffffffff ? (this.ripHi + 1) | 0 : this.ripHi;
+        } else {
+          this.nipLo = this.codeMode === 16 ? nl & 0xffff : nl | 0;
+          this.nipHi = 0;
+        }
+        this.curInsn = i;
+        i.fn(this, i);
+        this.ripLo = this.nipLo;
+        this.ripHi = this.nipHi;
+        this.executed++;
+        if (this.stopBlock || this.codeInvalidated) return;
       }
-      this.curInsn = i;
-      i.fn(this, i);
-      this.ripLo = this.nipLo;
-      this.ripHi = this.nipHi;
-      this.executed++;
-      if (this.stopBlock || this.codeInvalidated) return;
+      if (b.pfn < 0 || !b.valid) return;
+      this.prevBlock = b;
+      if (this.mustLeave(end)) return;
     }
-    if (b.pfn >= 0 && b.valid) this.prevBlock = b;
+  }
+
+  /** True when `run` must look before the next block: the checks at the top of its loop. */
+  private mustLeave(end: number): boolean {
+    return (
+      this.executed >= end ||
+      this.exitReason !== RunExit.BUDGET ||
+      this.irqPending ||
+      this.nmiPending ||
+      this.interruptShadow !== 0 ||
+      this.interruptWindowExiting ||
+      this.nmiWindowExiting ||
+      this.halted ||
+      this.stopRequested ||
+      this.shutdown ||
+      (this.dr7 & 0xff) !== 0
+    );
   }
 
   /** Finds or builds the decoded block at CS:RIP. */
