@@ -1,6 +1,7 @@
 /**
- * Specialised handlers for the forms that dominate kernel code (register-register ALU and MOV, 64-bit
- * loads and stores, PUSH/POP/CALL/RET in 64-bit mode). `specialise` picks one when the block is built,
+ * Specialised handlers for the forms that dominate kernel code (register-register ALU and MOV, MOV
+ * and ALU with an immediate, INC/DEC, LEA, 64-bit-mode loads, stores and ALU with a memory source,
+ * PUSH/POP/CALL/RET in 64-bit mode). `specialise` picks one when the block is built,
  * so the handler needs no operand-kind, size or mode switch; every other form keeps its generic
  * handler. Each does exactly what the generic handler does for that form (the difftest runs both).
  *
@@ -9,7 +10,7 @@
  * 64-bit, only FS and GS have bases, and there are no limit checks (SDM Vol. 1 3.3.7, Vol. 3 5.2.1).
  */
 import { Prefix } from "../decoder/insn.js";
-import { alu } from "./alu.js";
+import { alu, incDec } from "./alu.js";
 import * as Fl from "./exec-flow.js";
 import * as A from "./exec-int.js";
 import { LF } from "./flags.js";
@@ -97,6 +98,48 @@ export function testRR64(c: C, i: I): void {
   c.lzResHi = dh & sh;
 }
 
+/** MOV r32, imm32 (B8+r, C7 /0 on a register): zero-extends. */
+export function movRI32(c: C, i: I): void {
+  c.r[i.rm * 2] = i.imm;
+  c.r[i.rm * 2 + 1] = 0;
+}
+
+/** MOV r64, imm64 (REX.W B8+r) or sign-extended imm32 (REX.W C7 /0). */
+export function movRI64(c: C, i: I): void {
+  c.r[i.rm * 2] = i.imm;
+  c.r[i.rm * 2 + 1] = i.immHi;
+}
+
+/** INC (k = 0) / DEC (k = 1) r32. */
+export function incDecR32(c: C, i: I): void {
+  const r = c.r;
+  const d = i.rm * 2;
+  r[d] = incDec(c, i.k === 1, 4, r[d]!, 0);
+  r[d + 1] = 0;
+}
+
+/** INC / DEC r64. */
+export function incDecR64(c: C, i: I): void {
+  const r = c.r;
+  const d = i.rm * 2;
+  r[d] = incDec(c, i.k === 1, 8, r[d]!, r[d + 1]!);
+  r[d + 1] = c.opHi;
+}
+
+/** LEA r32 (any address size: `ea` truncates to it). */
+export function lea32(c: C, i: I): void {
+  c.ea(i, 0);
+  c.r[i.reg * 2] = c.eaLo;
+  c.r[i.reg * 2 + 1] = 0;
+}
+
+/** LEA r64. */
+export function lea64(c: C, i: I): void {
+  c.ea(i, 0);
+  c.r[i.reg * 2] = c.eaLo;
+  c.r[i.reg * 2 + 1] = c.eaHi;
+}
+
 /** 64-bit mode, 64-bit addressing: linear address of `i`'s memory operand into la/laHi (as `memAddr`). */
 function addr64(c: C, i: I): void {
   c.ea(i, 0);
@@ -132,6 +175,32 @@ export function store64(c: C, i: I): void {
 export function store32(c: C, i: I): void {
   addr64(c, i);
   c.wr32(c.la, c.laHi, c.r[i.reg * 2]!);
+}
+
+/** ALU r64, m64 in 64-bit mode (CMP writes nothing). */
+export function aluLoad64(c: C, i: I): void {
+  addr64(c, i);
+  const v = c.rd64(c.la, c.laHi);
+  const r = c.r;
+  const d = i.reg * 2;
+  const res = alu(c, i.k, 8, r[d]!, r[d + 1]!, v, c.hiOut);
+  if (i.k !== 7) {
+    r[d] = res;
+    r[d + 1] = c.opHi;
+  }
+}
+
+/** ALU r32, m32 in 64-bit mode. */
+export function aluLoad32(c: C, i: I): void {
+  addr64(c, i);
+  const v = c.rd32(c.la, c.laHi);
+  const r = c.r;
+  const d = i.reg * 2;
+  const res = alu(c, i.k, 4, r[d]!, 0, v, 0);
+  if (i.k !== 7) {
+    r[d] = res;
+    r[d + 1] = 0;
+  }
 }
 
 /** PUSH r64: the old RSP is what PUSH RSP stores; RSP moves only after the write (fault-safe). */
@@ -218,6 +287,12 @@ export function specialise(i: I): void {
     } else if (fn === A.testEG) {
       if (sz === 8) i.fn = testRR64;
       else if (sz === 4) i.fn = testRR32;
+    } else if (fn === A.movEI) {
+      if (sz === 8) i.fn = movRI64;
+      else if (sz === 4) i.fn = movRI32;
+    } else if (fn === A.incDecE) {
+      if (sz === 8) i.fn = incDecR64;
+      else if (sz === 4) i.fn = incDecR32;
     } else if (i.mode === 64 && i.opSize === 8) {
       if (fn === Fl.pushR) i.fn = pushR64;
       else if (fn === Fl.popR) i.fn = popR64;
@@ -226,8 +301,16 @@ export function specialise(i: I): void {
     }
     return;
   }
+  if (fn === A.lea) {
+    if (sz === 8) i.fn = lea64;
+    else if (sz === 4) i.fn = lea32;
+    return;
+  }
   if (i.mode !== 64 || i.addrSize !== 8) return;
-  if (fn === A.movGE) {
+  if (fn === A.aluGE) {
+    if (sz === 8) i.fn = aluLoad64;
+    else if (sz === 4) i.fn = aluLoad32;
+  } else if (fn === A.movGE) {
     if (sz === 8) i.fn = load64;
     else if (sz === 4) i.fn = load32;
   } else if (fn === A.movEG) {

@@ -68,6 +68,10 @@ const NO_FAULT_ON_REGISTERS = new Set<unknown>([
   X.aluRI64,
   X.testRR32,
   X.testRR64,
+  X.movRI32,
+  X.movRI64,
+  X.incDecR32,
+  X.incDecR64,
 ]);
 
 function simple(i: XInsn): boolean {
