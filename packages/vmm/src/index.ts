@@ -6,6 +6,7 @@ export * from "./boot/cpu-state.js";
 export * from "./boot/linux.js";
 export * from "./boot/mptable.js";
 export * from "./boot/multiboot.js";
+export * from "./boot/payload.js";
 export * from "./config.js";
 export * from "./console.js";
 export * from "./devices/bus.js";

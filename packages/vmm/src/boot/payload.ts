@@ -60,9 +60,13 @@ function lz4Block(
     const lit = length(token >>> 4, "literal length");
     if (i + lit > end) throw new PayloadError(`LZ4 block at ${start}: literals run past the block`);
     if (o + lit > limit) throw new PayloadError(`LZ4 block at ${start}: output exceeds ${limit} bytes`);
-    out.set(src.subarray(i, i + lit), o);
-    i += lit;
-    o += lit;
+    // Short runs byte by byte: a subarray per sequence would allocate ~1 M objects per kernel.
+    if (lit < 64) for (let k = 0; k < lit; k++) out[o++] = src[i++]!;
+    else {
+      out.set(src.subarray(i, i + lit), o);
+      i += lit;
+      o += lit;
+    }
     // The last sequence has literals only and ends the block exactly.
     if (i === end) return o;
     if (i + 2 > end) throw new PayloadError(`LZ4 block at ${start}: truncated match offset`);
@@ -73,11 +77,11 @@ function lz4Block(
     const len = length(token & 15, "match length") + 4;
     if (o + len > limit) throw new PayloadError(`LZ4 block at ${start}: output exceeds ${limit} bytes`);
     let from = o - offset;
-    if (offset >= len) {
+    if (offset >= len && len >= 64) {
       out.copyWithin(o, from, from + len);
       o += len;
     } else {
-      // Overlapping match: a repeating pattern, copied forward byte by byte as the format defines.
+      // Short or overlapping (a repeating pattern): forward byte by byte, as the format defines.
       for (const stop = o + len; o < stop; ) out[o++] = out[from++]!;
     }
   }
