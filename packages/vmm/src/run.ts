@@ -151,19 +151,22 @@ function completeExit(e: KvmExit, ports: PortBus, mmio: MmioBus): VmExit | undef
     case "intr":
     case "irq-window-open":
       return undefined;
-    case "io":
-      for (let i = 0; i < e.count; i++) {
-        const d = e.data.subarray(i * e.size, (i + 1) * e.size);
+    case "io": {
+      // Indexes into `data` rather than a subarray per element: every console byte is one exit.
+      const d = e.data;
+      const size = e.size;
+      for (let i = 0, at = 0; i < e.count; i++, at += size) {
         if (e.direction === 1) {
           let v = 0;
-          for (let k = 0; k < e.size; k++) v |= d[k]! << (8 * k);
-          ports.write(e.port, e.size, v >>> 0);
+          for (let k = 0; k < size; k++) v |= d[at + k]! << (8 * k);
+          ports.write(e.port, size, v >>> 0);
         } else {
-          const v = ports.read(e.port, e.size);
-          for (let k = 0; k < e.size; k++) d[k] = (v >>> (8 * k)) & 0xff;
+          const v = ports.read(e.port, size);
+          for (let k = 0; k < size; k++) d[at + k] = (v >>> (8 * k)) & 0xff;
         }
       }
       return undefined;
+    }
     case "mmio":
       if (e.isWrite) mmio.writeBytes(e.physAddr, e.data.subarray(0, e.len));
       else mmio.readBytes(e.physAddr, e.data.subarray(0, e.len));
@@ -225,7 +228,10 @@ export async function runLoop(o: RunLoopOptions): Promise<VmExit> {
   let lastYield = performance.now();
   for (;;) {
     let ran = false;
-    for (const vcpu of o.machine.vcpus) {
+    // Indexed: an array iterator held across the awaits below is an allocation per round.
+    const vcpus = o.machine.vcpus;
+    for (let i = 0; i < vcpus.length; i++) {
+      const vcpu = vcpus[i]!;
       const wait = o.paused();
       if (wait) await wait;
       o.beforeRun?.();

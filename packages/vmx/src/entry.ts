@@ -102,8 +102,12 @@ export function vmEntry(unit: VmxUnit, launch: boolean): VmxOutcome {
     unit.preemptionTimer = v.get32(F.VMX_PREEMPTION_TIMER_VALUE);
     unit.preemptionResidue = 0;
   }
-  return { kind: "entered", inject: injectEvent(unit) };
+  const inject = injectEvent(unit);
+  return inject === null ? ENTERED : { kind: "entered", inject };
 }
+
+/** The outcome of nearly every entry, shared: no event to inject. */
+const ENTERED: VmxOutcome = { kind: "entered", inject: null };
 
 /** 27.3.2 Loading guest state. */
 function loadGuestState(unit: VmxUnit, pdptes: bigint[] | null): void {

@@ -166,14 +166,19 @@ function saveGuestState(unit: VmxUnit, info: ExitInfo): void {
     for (let i = 0; i < 4; i++) storeReg(v, F.GUEST_PDPTE0 + 2 * i, cpu, VmxReg.PDPTE0 + i);
 }
 
-/** The data segments VM exit loads (28.5.2): segment, selector field, base field (-1: base 0). */
-const HOST_DATA_SEGMENTS: readonly (readonly [Seg, number, number])[] = [
-  [Seg.ES, F.HOST_ES_SELECTOR, -1],
-  [Seg.SS, F.HOST_SS_SELECTOR, -1],
-  [Seg.DS, F.HOST_DS_SELECTOR, -1],
-  [Seg.FS, F.HOST_FS_SELECTOR, F.HOST_FS_BASE],
-  [Seg.GS, F.HOST_GS_SELECTOR, F.HOST_GS_BASE],
+/**
+ * The data segments VM exit loads (28.5.2): segment, selector field, base field (-1: base 0), as
+ * parallel arrays walked by index (a destructuring for-of allocates an iterator per exit).
+ */
+const HOST_DATA_SEGS: readonly Seg[] = [Seg.ES, Seg.SS, Seg.DS, Seg.FS, Seg.GS];
+const HOST_DATA_SELECTORS: readonly number[] = [
+  F.HOST_ES_SELECTOR,
+  F.HOST_SS_SELECTOR,
+  F.HOST_DS_SELECTOR,
+  F.HOST_FS_SELECTOR,
+  F.HOST_GS_SELECTOR,
 ];
+const HOST_DATA_BASES: readonly number[] = [-1, -1, -1, F.HOST_FS_BASE, F.HOST_GS_BASE];
 
 /**
  * 28.5 Loading host state and 28.6 the VM-exit MSR-load area. Also used by VM-entry failures
@@ -208,8 +213,10 @@ export function loadHostState(unit: VmxUnit, nmiBlocked: boolean): VmExitResult 
   const flat = 0xffffffff;
   const csAr = 0xb | 0x10 | 0x80 | 0x8000 | (long ? 0x2000 : 0x4000);
   cpu.setSeg(Seg.CS, v.get32(F.HOST_CS_SELECTOR), 0, 0, flat, csAr);
-  for (const [s, selField, baseField] of HOST_DATA_SEGMENTS) {
-    const sel = v.get32(selField);
+  for (let i = 0; i < HOST_DATA_SEGS.length; i++) {
+    const s = HOST_DATA_SEGS[i]!;
+    const baseField = HOST_DATA_BASES[i]!;
+    const sel = v.get32(HOST_DATA_SELECTORS[i]!);
     const ar = 0x3 | 0x10 | 0x80 | 0x4000 | 0x8000 | (sel === 0 ? 0x10000 : 0);
     if (baseField < 0) cpu.setSeg(s, sel, 0, 0, flat, ar);
     else cpu.setSeg(s, sel, v.get32(baseField), v.getHi(baseField), flat, ar);

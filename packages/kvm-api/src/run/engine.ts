@@ -11,7 +11,7 @@
  */
 import { Cpu, FAULT, RunExit, TranslateFault, type TranslateResult, type Translator } from "@tskvm/cpu-x86";
 import { Mmu } from "@tskvm/mmu-ept";
-import { ExitReason, F, INTR_INFO_VALID, IntrType, Proc, VmxCaps, VmxUnit } from "@tskvm/vmx";
+import { type ExitInfo, ExitReason, F, INTR_INFO_VALID, IntrType, Proc, VmxCaps, VmxUnit } from "@tskvm/vmx";
 import { DeterministicClock } from "../clock.js";
 import {
   KVM_EXIT_FAIL_ENTRY,
@@ -111,6 +111,22 @@ export class VmxBackend implements VcpuBackend {
   private runStartMs = 0;
   private runStartInsns = 0;
   private runStartNs = 0;
+  /**
+   * The exit information of an intercepted instruction, refilled for each one: most exits of a boot
+   * are these (port I/O, MSRs, CPUID), and the VMX unit reads it only during `exit`.
+   */
+  private readonly interceptExit: ExitInfo = {
+    reason: 0,
+    qualification: 0n,
+    guestLinear: undefined,
+    guestPhysical: 0n,
+    intrInfo: 0,
+    intrErrorCode: undefined,
+    idtVectoringInfo: undefined,
+    idtVectoringErrorCode: undefined,
+    instructionLength: 0,
+    instructionInfo: undefined,
+  };
   /** An event was injected by this entry: with MTF the exit is due before any instruction (SDM 26.5.2). */
   private injectedAtEntry = false;
 
@@ -453,15 +469,15 @@ export class VmxBackend implements VcpuBackend {
             continue;
           }
           const e = hooks.exit;
-          this.vmExit({
-            reason: e.reason,
-            qualification: e.qualification,
-            intrInfo: e.intrInfo,
-            intrErrorCode: e.intrErrorCode,
-            instructionLength: e.instructionLength,
-            guestPhysical: BigInt(e.guestPhysical),
-            ...(e.instructionInfo !== undefined ? { instructionInfo: e.instructionInfo } : {}),
-          });
+          const x = this.interceptExit;
+          x.reason = e.reason;
+          x.qualification = e.qualification;
+          x.intrInfo = e.intrInfo;
+          x.intrErrorCode = e.intrErrorCode;
+          x.instructionLength = e.instructionLength;
+          x.guestPhysical = e.guestPhysical === 0 ? 0n : BigInt(e.guestPhysical);
+          x.instructionInfo = e.instructionInfo;
+          this.vmExit(x);
           return null;
         }
         case RunExit.TRANSLATION: {

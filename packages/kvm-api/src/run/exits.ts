@@ -149,7 +149,8 @@ export class ExitHandlers {
   /** RFLAGS.IF = 1 and no STI/MOV-SS blocking (vmx_interrupt_allowed). */
   private interruptible(): boolean {
     const v = this.v;
-    return (v.get64(F.GUEST_RFLAGS) & 0x200n) !== 0n && (v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & 3) === 0;
+    // Low halves only: this runs before every entry and on every HLT, a bigint each time adds up.
+    return (v.get32(F.GUEST_RFLAGS) & 0x200) !== 0 && (v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & 3) === 0;
   }
 
   private setWindow(bit: number, on: boolean): void {
@@ -212,7 +213,7 @@ export class ExitHandlers {
   injectException(vector: number, errorCode: number | null): void {
     const v = this.v;
     // SDM 27.2.1.3: no error code may be delivered to a real-mode guest (unrestricted guest).
-    const pe = (v.get64(F.GUEST_CR0) & 1n) !== 0n;
+    const pe = (v.get32(F.GUEST_CR0) & 1) !== 0;
     const code = errorCode !== null && pe;
     v.set32(
       F.VM_ENTRY_INTR_INFO_FIELD,
@@ -232,7 +233,8 @@ export class ExitHandlers {
     if (r !== null && b.bus.aborted) return this.readExit(r);
     if (b.bus.posted.length > 0) return this.postedExit();
     const len = v.get32(F.VM_EXIT_INSTRUCTION_LEN);
-    const qual = v.get64(F.EXIT_QUALIFICATION);
+    // The handlers below read bits 31:0 of the qualification only; as a number, no bigint per exit.
+    const qual = v.get32(F.EXIT_QUALIFICATION);
     // An exit from L2 that L1 asked for goes to L1 (nested_vmx_reflect_vmexit).
     const nested = b.nested;
     // (Not a HLT exit of length 0: that is L2 entered in the HLT activity state, which waits here.)
@@ -299,13 +301,13 @@ export class ExitHandlers {
       case ExitReason.MONITOR_TRAP_FLAG:
         return b.debug.stepExit();
       case ExitReason.DR_ACCESS:
-        if (!b.debug.movDr(Number(qual & 0xffffffffn))) this.injectException(13, 0);
+        if (!b.debug.movDr(qual)) this.injectException(13, 0);
         else this.skip(len);
         return null;
       case ExitReason.CR_ACCESS:
-        return this.crAccess(Number(qual & 0xffffffffn), len);
+        return this.crAccess(qual, len);
       case ExitReason.IO_INSTRUCTION:
-        return this.io(Number(qual & 0xffffffffn), len);
+        return this.io(qual, len);
       case ExitReason.RDMSR:
         return this.rdmsr(len);
       case ExitReason.WRMSR:
@@ -313,7 +315,7 @@ export class ExitHandlers {
       case ExitReason.XSETBV:
         return this.xsetbv(len);
       case ExitReason.EPT_VIOLATION:
-        return this.eptViolation(Number(qual & 0xffffffffn), Number(v.get64(F.GUEST_PHYSICAL_ADDRESS)));
+        return this.eptViolation(qual, v.getNum(F.GUEST_PHYSICAL_ADDRESS));
       case ExitReason.EPT_MISCONFIG:
         return b.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(reason), v.get64(F.GUEST_PHYSICAL_ADDRESS)]);
       default:

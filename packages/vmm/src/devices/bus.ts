@@ -38,6 +38,7 @@ export class PortBusError extends Error {
 /** The 64 KiB x86 I/O port space. Unclaimed reads float high (all ones), as on the ISA bus. */
 export class PortBus {
   private readonly ranges: Range[] = [];
+  private last: Range | undefined;
   /** Accesses that hit no device (the VMM may log them). */
   unclaimed = 0;
 
@@ -60,7 +61,15 @@ export class PortBus {
   }
 
   private find(port: number): Range | undefined {
-    for (const r of this.ranges) if (port >= r.base && port < r.base + r.len) return r;
+    // Ranges never overlap or go away, so the last one hit answers again while it matches: a
+    // guest polls one device (the UART's LSR and THR) for long stretches.
+    const last = this.last;
+    if (last !== undefined && port >= last.base && port < last.base + last.len) return last;
+    for (const r of this.ranges)
+      if (port >= r.base && port < r.base + r.len) {
+        this.last = r;
+        return r;
+      }
     return undefined;
   }
 
