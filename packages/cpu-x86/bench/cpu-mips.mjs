@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Guest MIPS of the cpu-x86 interpreter on small guest programs (bench/fixtures/cpu-programs.S).
-// Run: cd packages/cpu-x86 && npx tsup && node bench/cpu-mips.mjs
+// Run: cd packages/cpu-x86 && npx tsup && node bench/cpu-mips.mjs [--no-jit]  (--no-jit: interpreter only)
 import { readFileSync } from "node:fs";
 import { Cpu, CR4, enterFlatLongMode, FlatMemory, IdentityTranslator, RunExit } from "../dist/index.js";
 
+const jit = !process.argv.includes("--no-jit");
 const bin = readFileSync(new URL("./fixtures/cpu-programs.bin", import.meta.url));
 const programs = [
   ["integer loop", 0x10000],
@@ -17,7 +18,7 @@ const programs = [
 function runOnce(entry) {
   const ram = new Uint8Array(4 << 20);
   ram.set(bin, 0x10000);
-  const cpu = new Cpu({ memory: new FlatMemory(ram), translator: new IdentityTranslator() });
+  const cpu = new Cpu({ memory: new FlatMemory(ram), translator: new IdentityTranslator(), jit });
   enterFlatLongMode(cpu, 0);
   cpu.ripLo = entry;
   cpu.r[8] = 0x80000;
@@ -70,7 +71,7 @@ function runPaged(global) {
       pte(0x4000 + t * 0x1000 + p * 8, ((t * 512 + p) << 12) | 3 | (global ? 0x100 : 0));
   }
   ram.set(PAGED_CODE, 0x20000);
-  const cpu = new Cpu({ memory: new FlatMemory(ram) });
+  const cpu = new Cpu({ memory: new FlatMemory(ram), jit });
   enterFlatLongMode(cpu, 0);
   cpu.cr4 |= CR4.PGE;
   cpu.cr3Lo = 0x1000;
