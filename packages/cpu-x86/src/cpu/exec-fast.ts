@@ -1,9 +1,9 @@
 /**
  * Specialised handlers for the forms that dominate kernel code (register-register ALU and MOV, MOV
  * and ALU with an immediate, INC/DEC, LEA, 64-bit-mode loads, stores and ALU with a memory source,
- * PUSH/POP/CALL/RET in 64-bit mode). `specialise` picks one when the block is built,
- * so the handler needs no operand-kind, size or mode switch; every other form keeps its generic
- * handler. Each does exactly what the generic handler does for that form (the difftest runs both).
+ * PUSH/POP/CALL/RET in 64-bit mode). `specialise` picks one when the block is built, so the handler
+ * needs no operand-kind, size or mode switch; every other form keeps its generic handler. Each does
+ * exactly what the generic handler does for that form (the difftest runs both).
  *
  * The 64-bit-mode handlers rely on a block being run only in the mode it was decoded for (blocks are
  * keyed by mode, and links and the jump cache die with a mode change): in 64-bit mode the stack is
@@ -269,7 +269,8 @@ export function retNear64(c: C, _i: I): void {
 
 /**
  * Replaces `i.fn` (chosen by `prepare`) with a specialised handler when `i` is one of the forms
- * above. Runs before LOCK wrapping; LOCK never reaches these forms (register operands or MOV).
+ * above. Runs before LOCK wrapping; with a LOCK prefix (which the decoder already refuses on all of
+ * these forms) the generic handler stays.
  */
 export function specialise(i: I): void {
   if ((i.prefixes & Prefix.LOCK) !== 0) return;
