@@ -117,10 +117,8 @@ export class SysCpu extends OpCpu {
   readMsr(idx: number): boolean {
     let lo = 0;
     let hi = 0;
-    const m64 = (n: number) => {
-      lo = this.msr64[n * 2]!;
-      hi = this.msr64[n * 2 + 1]!;
-    };
+    // An MSR kept as plain 64-bit storage in `msr64` (no closure: kvm-api reads MSRs on every VM exit).
+    let slot = -1;
     switch (idx) {
       case Msr.TSC: {
         const t = this.readTsc();
@@ -132,16 +130,16 @@ export class SysCpu extends OpCpu {
         lo = this.efer;
         break;
       case Msr.STAR:
-        m64(M64.star);
+        slot = M64.star;
         break;
       case Msr.LSTAR:
-        m64(M64.lstar);
+        slot = M64.lstar;
         break;
       case Msr.CSTAR:
-        m64(M64.cstar);
+        slot = M64.cstar;
         break;
       case Msr.FMASK:
-        m64(M64.fmask);
+        slot = M64.fmask;
         break;
       case Msr.FS_BASE:
         lo = this.segBaseLo[Seg.FS]!;
@@ -152,46 +150,50 @@ export class SysCpu extends OpCpu {
         hi = this.segBaseHi[Seg.GS]!;
         break;
       case Msr.KERNEL_GS_BASE:
-        m64(M64.kernelGsBase);
+        slot = M64.kernelGsBase;
         break;
       case Msr.TSC_AUX:
-        m64(M64.tscAux);
+        slot = M64.tscAux;
         break;
       case Msr.SYSENTER_CS:
         lo = this.sysenterCs;
         break;
       case Msr.SYSENTER_ESP:
-        m64(M64.sysenterEsp);
+        slot = M64.sysenterEsp;
         break;
       case Msr.SYSENTER_EIP:
-        m64(M64.sysenterEip);
+        slot = M64.sysenterEip;
         break;
       case Msr.PAT:
-        m64(M64.pat);
+        slot = M64.pat;
         break;
       case Msr.APIC_BASE:
-        m64(M64.apicBase);
+        slot = M64.apicBase;
         break;
       case Msr.MISC_ENABLE:
-        m64(M64.miscEnable);
+        slot = M64.miscEnable;
         break;
       case Msr.FEATURE_CONTROL:
-        m64(M64.featureControl);
+        slot = M64.featureControl;
         break;
       case Msr.MTRR_DEF_TYPE:
-        m64(M64.mtrrDefType);
+        slot = M64.mtrrDefType;
         break;
       case Msr.MTRRCAP:
         lo = 0; // no variable or fixed MTRRs
         break;
       case Msr.SPEC_CTRL:
-        m64(M64.specCtrl);
+        slot = M64.specCtrl;
         break;
       case Msr.TSC_ADJUST:
-        m64(M64.tscAdjust);
+        slot = M64.tscAdjust;
         break;
       default:
         return false;
+    }
+    if (slot >= 0) {
+      lo = this.msr64[slot * 2]!;
+      hi = this.msr64[slot * 2 + 1]!;
     }
     this.msrLo = lo;
     this.msrHi = hi;
@@ -200,10 +202,6 @@ export class SysCpu extends OpCpu {
 
   /** WRMSR: returns false for unknown MSRs or reserved bits (the caller raises #GP(0)). */
   writeMsr(idx: number, lo: number, hi: number): boolean {
-    const set = (n: number) => {
-      this.msr64[n * 2] = lo;
-      this.msr64[n * 2 + 1] = hi;
-    };
     const canonical = ((hi >> 15) + 1) >>> 1 === 0;
     switch (idx) {
       case Msr.TSC:
@@ -219,20 +217,20 @@ export class SysCpu extends OpCpu {
         return true;
       }
       case Msr.STAR:
-        set(M64.star);
+        this.setMsr64(M64.star, lo, hi);
         return true;
       case Msr.LSTAR:
         if (!canonical) return false;
-        set(M64.lstar);
+        this.setMsr64(M64.lstar, lo, hi);
         return true;
       case Msr.CSTAR:
         if (!canonical) return false;
-        set(M64.cstar);
+        this.setMsr64(M64.cstar, lo, hi);
         return true;
       case Msr.FMASK:
         lo &= 0x3f7fd5;
         hi = 0;
-        set(M64.fmask);
+        this.setMsr64(M64.fmask, lo, hi);
         return true;
       case Msr.FS_BASE:
       case Msr.GS_BASE: {
@@ -244,47 +242,53 @@ export class SysCpu extends OpCpu {
       }
       case Msr.KERNEL_GS_BASE:
         if (!canonical) return false;
-        set(M64.kernelGsBase);
+        this.setMsr64(M64.kernelGsBase, lo, hi);
         return true;
       case Msr.TSC_AUX:
         hi = 0;
-        set(M64.tscAux);
+        this.setMsr64(M64.tscAux, lo, hi);
         return true;
       case Msr.SYSENTER_CS:
         this.sysenterCs = lo & 0xffff;
         return true;
       case Msr.SYSENTER_ESP:
         if (!canonical) return false;
-        set(M64.sysenterEsp);
+        this.setMsr64(M64.sysenterEsp, lo, hi);
         return true;
       case Msr.SYSENTER_EIP:
         if (!canonical) return false;
-        set(M64.sysenterEip);
+        this.setMsr64(M64.sysenterEip, lo, hi);
         return true;
       case Msr.PAT:
-        set(M64.pat);
+        this.setMsr64(M64.pat, lo, hi);
         return true;
       case Msr.APIC_BASE:
-        set(M64.apicBase);
+        this.setMsr64(M64.apicBase, lo, hi);
         return true;
       case Msr.MISC_ENABLE:
-        set(M64.miscEnable);
+        this.setMsr64(M64.miscEnable, lo, hi);
         return true;
       case Msr.FEATURE_CONTROL:
-        set(M64.featureControl);
+        this.setMsr64(M64.featureControl, lo, hi);
         return true;
       case Msr.MTRR_DEF_TYPE:
-        set(M64.mtrrDefType);
+        this.setMsr64(M64.mtrrDefType, lo, hi);
         return true;
       case Msr.SPEC_CTRL:
-        set(M64.specCtrl);
+        this.setMsr64(M64.specCtrl, lo, hi);
         return true;
       case Msr.TSC_ADJUST:
-        set(M64.tscAdjust);
+        this.setMsr64(M64.tscAdjust, lo, hi);
         return true;
       default:
         return false;
     }
+  }
+
+  /** Writes an MSR kept as plain 64-bit storage in `msr64`. */
+  private setMsr64(n: number, lo: number, hi: number): void {
+    this.msr64[n * 2] = lo;
+    this.msr64[n * 2 + 1] = hi;
   }
 
   /**
