@@ -65,6 +65,8 @@ export type RunExit = (typeof RunExit)[keyof typeof RunExit];
 /** Jump-cache entries (a power of two). */
 const JC_SIZE = 4096;
 const JC_MASK = JC_SIZE - 1;
+/** DR6.BS: the #DB is a single-step trap (SDM Vol. 3 18.2.3). */
+const DR6_BS = 1 << 14;
 
 /** A decoded straight-line block: runs until its last instruction (a branch, or the page end). */
 export class Block {
@@ -166,9 +168,10 @@ export class Cpu extends SysCpu {
   /** Call-gate parameter scratch (up to 31 entries, exec-gates.ts). */
   readonly paramScratch = new Int32Array(32);
   /**
-   * DR6 B0-B3 of the #DB an instruction breakpoint is raising (SDM Vol. 3 18.2.3): merged into DR6
-   * when the #DB is delivered; under VMX the intercept hook reports them as the exit qualification
-   * instead (SDM Vol. 3C 28.2.1, DR6 unchanged). 0 for every other exception.
+   * DR6 B0-B3 (instruction breakpoints) and BS (single-step) of the #DB being raised (SDM Vol. 3
+   * 18.2.3): merged into DR6 when the #DB is delivered; under VMX the intercept hook reports them as
+   * the exit qualification instead, which has the same bit layout (SDM Vol. 3C 28.2.1, DR6
+   * unchanged). 0 for every other exception.
    */
   dbHits = 0;
   private stopRequested = false;
@@ -311,7 +314,7 @@ export class Cpu extends SysCpu {
           // One instruction runs before interrupts are recognised (SDM Vol. 3 6.8.3).
           this.interruptShadow = 0;
           this.prevBlock = null;
-          if ((this.dr7 & 0xff) !== 0) this.stepWithBreakpoints();
+          if ((this.dr7 & 0xff) !== 0 || (this.flags & F.TF) !== 0) this.stepTraced();
           else this.runBlocks(this.executed + 1);
         } else {
           if ((this.interruptWindowExiting || this.nmiWindowExiting) && this.windowExit())
@@ -323,9 +326,10 @@ export class Cpu extends SysCpu {
             continue;
           }
           if (this.halted) return RunExit.HLT;
-          // An enabled DR0-3 (DR7 L/G bits) makes the CPU go one instruction at a time, checking
-          // each fetch address; without one this is the only cost per block.
-          if ((this.dr7 & 0xff) !== 0) this.stepWithBreakpoints();
+          // An enabled DR0-3 (DR7 L/G bits) or RFLAGS.TF makes the CPU go one instruction at a
+          // time, checking each fetch address or trapping after each; without them this is the
+          // only cost per block.
+          if ((this.dr7 & 0xff) !== 0 || (this.flags & F.TF) !== 0) this.stepTraced();
           else this.runBlocks(end);
         }
       } catch (e) {
@@ -375,6 +379,34 @@ export class Cpu extends SysCpu {
       return true;
     }
     return false;
+  }
+
+  /**
+   * One instruction with breakpoints or single-stepping on. RFLAGS.TF at the start of an instruction
+   * makes it trap with #DB and DR6.BS once it completes (SDM Vol. 3 18.3.1.4), so the instruction that
+   * sets TF (POPF, IRET) does not trap and the one that clears it does. No trap when the instruction
+   * faulted (the fault is delivered instead), stopped for a VM exit, or invoked a software interrupt
+   * (INT n, INT3, INTO, INT1: their delivery clears TF, and the trap is not taken, as on hardware);
+   * after MOV SS / POP SS it waits one more instruction, since those block debug exceptions for one
+   * instruction (SDM Vol. 3 6.8.3). REP string instructions run one iteration per step (exec-string).
+   */
+  private stepTraced(): void {
+    const traced = (this.flags & F.TF) !== 0;
+    const executed = this.executed;
+    const soft = this.softEvents;
+    if ((this.dr7 & 0xff) !== 0) this.stepWithBreakpoints();
+    else this.runBlocks(executed + 1);
+    if (!traced || this.executed === executed || this.exitReason !== RunExit.BUDGET) return;
+    if (this.softEvents !== soft || this.interruptShadow === 2) return;
+    this.dbHits |= DR6_BS;
+    this.raise(Vec.DB);
+  }
+
+  /** Setting RFLAGS.TF ends the block: the next instruction must run traced. */
+  override setRflags(v: number): void {
+    const old = this.flags;
+    super.setRflags(v);
+    if ((this.flags & ~old & F.TF) !== 0) this.stopBlock = true;
   }
 
   /**

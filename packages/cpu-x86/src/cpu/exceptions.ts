@@ -34,6 +34,8 @@ function excClass(v: number): number {
 export class ExcCpu extends SegCpu {
   /** Set when a triple fault (or a fault while delivering #DF) shut the processor down. */
   shutdown = false;
+  /** Software interrupts (INT n, INT3, INTO, INT1) delivered so far: a traced one takes no single-step trap. */
+  softEvents = 0;
   /** Next-instruction RIP of the current instruction (the return address of traps and INT n). */
   nipLo = 0;
   nipHi = 0;
@@ -81,6 +83,7 @@ export class ExcCpu extends SegCpu {
    * `retLo/retHi` is the RIP to push (the faulting instruction for faults, the next one for traps).
    */
   deliverEvent(vec: number, type: number, hasErr: boolean, err: number, retLo: number, retHi: number): void {
+    if (type >= EventType.SOFT_INT) this.softEvents++;
     let firstClass = type === EventType.HW_EXCEPTION ? excClass(vec) : CLASS_BENIGN;
     for (let depth = 0; depth < 4; depth++) {
       try {

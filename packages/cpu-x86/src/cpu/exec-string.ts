@@ -63,10 +63,14 @@ export function stringOp(c: Cpu, i: XInsn): void {
     once(c, k, sz, asz, srcSeg, delta, i);
     return;
   }
-  if ((k === 0 || k === 2) && delta > 0 && asz !== 2 && fastRep(c, i, k, sz, asz, srcSeg)) return;
+  // Under RFLAGS.TF each iteration is one step with its own single-step trap (RIP stays on the
+  // instruction while iterations remain), as hardware does.
+  const traced = (c.flags & F.TF) !== 0;
+  if (!traced && (k === 0 || k === 2) && delta > 0 && asz !== 2 && fastRep(c, i, k, sz, asz, srcSeg)) return;
   const cond = k === 1 || k === 4; // REPE/REPNE apply to CMPS and SCAS only
   const repne = (i.prefixes & Prefix.REPNE) !== 0;
-  for (let n = 0; n < CHUNK; n++) {
+  const chunk = traced ? 1 : CHUNK;
+  for (let n = 0; n < chunk; n++) {
     if (countZero(c, asz)) return;
     once(c, k, sz, asz, srcSeg, delta, i);
     // An intercepted iteration (an INS/OUTS VM exit) did nothing: RCX stays for its re-execution.
