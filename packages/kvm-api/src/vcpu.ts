@@ -53,7 +53,7 @@ export interface MsrEntry {
  * _SREGS, _FPU, and _DEBUGREGS (set only: the backend never changes the debug registers).
  */
 export const VcpuState = { REGS: 1, SREGS: 2, FPU: 4, DEBUGREGS: 8 } as const;
-const STATE_RUNNING = VcpuState.REGS | VcpuState.SREGS | VcpuState.FPU;
+const STATE_RUNNING = VcpuState.REGS | VcpuState.SREGS | VcpuState.FPU | VcpuState.DEBUGREGS;
 
 /** What runs the guest: implemented by the VMX/CPU composition. */
 export interface VcpuBackend {
@@ -365,6 +365,7 @@ export class Vcpu {
   }
 
   getDebugRegs(): S.KvmDebugRegs {
+    this.fresh(VcpuState.DEBUGREGS);
     return structuredClone(this.debugRegs);
   }
   setDebugRegs(d: S.KvmDebugRegs): void {

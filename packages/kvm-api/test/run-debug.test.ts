@@ -17,7 +17,15 @@ import * as I from "../src/uapi/ioctl.js";
 import { KvmFds } from "../src/uapi/kvm-fd.js";
 import { StructView } from "../src/uapi/layout.js";
 import * as T from "../src/uapi/structs.js";
-import { assemble, flat32, hasTool, describe as line, type Machine, machine } from "./run-helpers.js";
+import {
+  assemble,
+  flat32,
+  hasTool,
+  describe as line,
+  type Machine,
+  machine,
+  realMode,
+} from "./run-helpers.js";
 
 const haveNasm = hasTool("nasm");
 const prog = haveNasm ? assemble("guest-debug") : new Uint8Array();
@@ -252,5 +260,50 @@ describe.skipIf(!haveNasm)("uapi: KVM_SET_GUEST_DEBUG and KVM_TRANSLATE bytes", 
     expect([...tr.bytes]).toEqual([
       0x10, 0x10, 0x40, 0, 0, 0, 0, 0, 0x10, 0x60, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0,
     ]);
+  });
+});
+
+describe("a guest single-stepping itself with RFLAGS.TF", () => {
+  // Real mode at 0x1000: TF on (pushf; pop ax; or ax, 0x100; push ax; popf), cpuid (emulated by the
+  // kernel), out 0x10, al (completed after a userspace exit), TF off (pushf; pop ax; and ax, 0xfeff;
+  // push ax; popf), hlt. The #DB handler at 0x2000 counts in BX: inc bx; iret. IVT[1] = 0000:2000.
+  const TF_ON = [0x9c, 0x58, 0x0d, 0x00, 0x01, 0x50, 0x9d];
+  const TF_OFF = [0x9c, 0x58, 0x25, 0xff, 0xfe, 0x50, 0x9d];
+
+  it("instructions the kernel completes (CPUID, OUT) trap like the others: #DB in the guest, DR6.BS", () => {
+    const m = machine();
+    m.ram.set([...TF_ON, 0x0f, 0xa2, 0xe6, 0x10, ...TF_OFF, 0xf4], 0x1000);
+    m.ram.set([0x43, 0xcf], 0x2000);
+    new DataView(m.ram.buffer).setUint32(4, 0x2000, true);
+    realMode(m, 0x1000);
+    const kinds: string[] = [];
+    for (let n = 0; n < 20; n++) {
+      const e = m.vcpu.run();
+      if (e.kind === "intr") continue;
+      kinds.push(e.kind);
+      if (e.kind === "hlt") break;
+    }
+    expect(kinds).toEqual(["io", "hlt"]);
+    // One trap each after CPUID and OUT (kvm_vcpu_do_singlestep), five after TF_OFF's instructions.
+    expect(Number(m.vcpu.getRegs().rbx & 0xffffn)).toBe(7);
+    expect(m.vcpu.getDebugRegs().dr6 & 0x4000n).toBe(0x4000n);
+  });
+});
+
+describe("KVM_GET/SET_DEBUGREGS on a running guest", () => {
+  it("reads the DRs the guest wrote and hands the guest the ones userspace set", () => {
+    const m = machine();
+    // mov eax, 0x1234; mov dr0, eax; mov eax, dr1; out 0x10, al; hlt
+    m.ram.set([0x66, 0xb8, 0x34, 0x12, 0, 0, 0x0f, 0x23, 0xc0, 0x0f, 0x21, 0xc8, 0xe6, 0x10, 0xf4], 0x1000);
+    realMode(m, 0x1000);
+    m.vcpu.setDebugRegs({ ...m.vcpu.getDebugRegs(), db: [0n, 0x77n, 0n, 0n], dr6: 0xffff0ff1n });
+    let e = m.vcpu.run();
+    while (e.kind === "intr") e = m.vcpu.run();
+    expect(e.kind).toBe("io");
+    expect(Number(m.vcpu.getRegs().rax & 0xffn)).toBe(0x77);
+    const d = m.vcpu.getDebugRegs();
+    expect(d.db).toEqual([0x1234n, 0x77n, 0n, 0n]);
+    expect(d.dr6).toBe(0xffff0ff1n);
+    expect(d.dr7).toBe(0x400n);
   });
 });

@@ -26,6 +26,7 @@ import {
   KVM_GUESTDBG_USE_HW_BP,
   KVM_GUESTDBG_USE_SW_BP,
 } from "../guest-debug.js";
+import type { KvmDebugRegs } from "../vcpu-state.js";
 import type { VmxBackend } from "./engine.js";
 import { EXCEPTION_BITMAP_BASE } from "./vmcs-setup.js";
 
@@ -97,10 +98,28 @@ export class GuestDebugUnit {
     }
   }
 
-  /** KVM_SET_DEBUGREGS/SREGS reloading DR7: the guest's view, which is the shadow while it exists. */
-  loadDr7(dr7: bigint): void {
-    if (this.shadow !== null) this.shadow.dr7 = dr7;
-    else this.v.set64(F.GUEST_DR7, dr7);
+  /**
+   * KVM_SET_DEBUGREGS: the guest's DR0-3, DR6 and DR7 (kvm_vcpu_ioctl_x86_set_debugregs). DR0-3
+   * and DR7 go to the shadow while userspace's breakpoints own the CPU's; DR7 lives in the VMCS.
+   */
+  loadDebugRegs(d: KvmDebugRegs): void {
+    const drs = this.shadow !== null ? this.shadow.dr : this.b.cpu.dr;
+    for (let i = 0; i < 4; i++) {
+      drs[2 * i] = Number(d.db[i]! & 0xffffffffn) | 0;
+      drs[2 * i + 1] = Number(d.db[i]! >> 32n) | 0;
+    }
+    this.b.cpu.dr6 = Number(d.dr6 & 0xffffffffn) | 0;
+    if (this.shadow !== null) this.shadow.dr7 = d.dr7;
+    else this.v.set64(F.GUEST_DR7, d.dr7);
+  }
+
+  /** KVM_GET_DEBUGREGS: the guest's view of its debug registers, as the running guest left them. */
+  readDebugRegs(): KvmDebugRegs {
+    const drs = this.shadow !== null ? this.shadow.dr : this.b.cpu.dr;
+    const db = [0n, 0n, 0n, 0n] as KvmDebugRegs["db"];
+    for (let i = 0; i < 4; i++) db[i] = (BigInt(drs[2 * i + 1]! >>> 0) << 32n) | BigInt(drs[2 * i]! >>> 0);
+    const dr7 = this.shadow !== null ? this.shadow.dr7 : this.v.get64(F.GUEST_DR7);
+    return { db, dr6: BigInt(this.b.cpu.dr6 >>> 0), dr7, flags: 0 };
   }
 
   /** kvm_get_linear_rip(): CS.base + RIP, truncated to 32 bits outside 64-bit mode. */

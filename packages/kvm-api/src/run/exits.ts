@@ -42,6 +42,9 @@ type Completion =
 
 /** KVM_HC_* are not implemented: every hypercall returns -KVM_ENOSYS (include/uapi/linux/kvm_para.h). */
 const KVM_ENOSYS = 1000n;
+/** RFLAGS.TF and DR6.BS (SDM Vol. 3 18.2.3), as numbers for the CPU's 32-bit DR6. */
+const RFLAGS_TF = 0x100;
+const DR6_BS = 0x4000;
 
 export class ExitHandlers {
   private completion: Completion | null = null;
@@ -574,6 +577,12 @@ export class ExitHandlers {
       v.setHalves(F.GUEST_RIP, lo >>> 0, lo > 0xffffffff ? (hi + 1) >>> 0 : hi);
     } else v.setHalves(F.GUEST_RIP, pe && ar & 0x4000 ? lo >>> 0 : lo & 0xffff, 0);
     if (this.b.debug.stepping) this.b.debug.stepPending = true;
+    else if ((v.get32(F.GUEST_RFLAGS) & RFLAGS_TF) !== 0) {
+      // kvm_vcpu_do_singlestep(): the guest single-steps with RFLAGS.TF, and the instruction the
+      // kernel completed for it traps as on hardware: #DB with DR6.BS (SDM Vol. 3 18.3.1.4).
+      this.b.cpu.dr6 |= DR6_BS;
+      this.injectException(1, null);
+    }
     const ib = v.get32(F.GUEST_INTERRUPTIBILITY_INFO);
     if (ib & 3) v.set32(F.GUEST_INTERRUPTIBILITY_INFO, ib & ~3);
   }

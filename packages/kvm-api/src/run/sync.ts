@@ -130,7 +130,8 @@ export class StateSync {
     const vcpu = this.b.vcpu;
     const dirty = vcpu.takeDirty();
     if (dirty & VcpuState.FPU) this.fpuIn();
-    if ((dirty & (VcpuState.REGS | VcpuState.SREGS | VcpuState.DEBUGREGS)) === 0) return;
+    if (dirty & VcpuState.DEBUGREGS) this.b.debug.loadDebugRegs(vcpu.getDebugRegs());
+    if ((dirty & (VcpuState.REGS | VcpuState.SREGS)) === 0) return;
     const r = vcpu.getRegs();
     const s = vcpu.getSregs();
     // Userspace wrote back what it read (or nothing new): the running state, blocking included, stays.
@@ -153,7 +154,6 @@ export class StateSync {
     v.set64(F.GUEST_RFLAGS, r.rflags | 2n);
     sregsToVmcs(v, s, cpu, (cr3) => this.pdptes(cr3));
     this.b.nested.sregsLoaded(s.cr0, s.cr4);
-    this.b.debug.loadDr7(vcpu.getDebugRegs().dr7);
     // A fresh register state starts with no blocking and active (KVM_SET_REGS/SREGS semantics).
     v.set32(F.GUEST_INTERRUPTIBILITY_INFO, v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & Interruptibility.NMI);
     v.set32(F.GUEST_ACTIVITY_STATE, 0);
@@ -232,6 +232,7 @@ export class StateSync {
       }
     }
     if (parts & VcpuState.FPU) this.fpuOut();
+    if (parts & VcpuState.DEBUGREGS) vcpu.setDebugRegs(this.b.debug.readDebugRegs());
   }
 
   /**
