@@ -7,7 +7,7 @@
 // largest allocation of the run and skew the garbage figures (`out += c; out.endsWith(m)` is
 // ~45 MB per boot).
 import { Session } from "node:inspector/promises";
-import { bundledGuest, createVm, parseVmOptions } from "../../vmm/dist/index.js";
+import { bundledGuest, createVm, parseVmOptions } from "../dist/index.js";
 
 const MARKER = "TSKVM-BOOT-OK";
 const alloc = process.argv.includes("--alloc");
