@@ -521,17 +521,20 @@ export class Cpu extends SysCpu {
       }
       this.prevBlock = null;
       const insns = b.insns;
-      if (b.compiled !== null && insns.length <= limit) {
+      // A block reaching the threshold is compiled and runs compiled at once. Single steps (TF,
+      // DR7 breakpoints: `limit` 1) always interpret, so every access takes the checked paths.
+      if (b.compiled === null && this.jit && b.pfn >= 0 && ++b.hits === this.jitThreshold)
+        b.compiled = compileBlock(insns, b.mode, this.tlbTagLo.length - 1);
+      if (b.compiled !== null && insns.length <= limit && limit > 1) {
         this.curCodePfn = b.pfn;
         this.codeInvalidated = false;
         this.stopBlock = false;
-        b.compiled(this);
+        b.compiled(this, end);
         if (this.stopBlock || this.codeInvalidated || !b.valid) return;
         this.prevBlock = b;
         if (this.mustLeave(end)) return;
         continue;
       }
-      if (this.jit && b.pfn >= 0 && ++b.hits === this.jitThreshold) b.compiled = compileBlock(insns, b.mode);
       const n = Math.min(insns.length, limit);
       this.curCodePfn = b.pfn;
       this.codeInvalidated = false;
@@ -559,8 +562,11 @@ export class Cpu extends SysCpu {
     }
   }
 
-  /** True when `run` must look before the next block: the checks at the top of its loop. */
-  private mustLeave(end: number): boolean {
+  /**
+   * True when `run` must look before the next block: the checks at the top of its loop. Generated
+   * loops (jit-gen.ts) call it too, after anything that may have raised an event.
+   */
+  mustLeave(end: number): boolean {
     return (
       this.executed >= end ||
       this.exitReason !== RunExit.BUDGET ||

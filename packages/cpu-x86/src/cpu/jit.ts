@@ -12,12 +12,14 @@
  * Compiled code is dropped with its block (a write to the page invalidates the block; the
  * interpreter never calls a block whose `valid` is false).
  */
-import * as X from "./exec-fast.js";
-import * as A from "./exec-int.js";
+import { generateBlock64, NO_FAULT_ON_REGISTERS } from "./jit-gen.js";
 import type { OpCpu, XInsn } from "./operands.js";
 
-/** A compiled block: runs the whole block from its first instruction. */
-export type CompiledBlock = (c: OpCpu) => void;
+/**
+ * A compiled block: runs the whole block from its first instruction. A block that branches back to
+ * its own start may go round several times, never past `end` retired instructions.
+ */
+export type CompiledBlock = (c: OpCpu, end: number) => void;
 
 /**
  * Executions of a block before it is compiled (the default of `CpuOptions.jitThreshold`). A compiled
@@ -29,51 +31,6 @@ export type CompiledBlock = (c: OpCpu) => void;
  */
 export const JIT_THRESHOLD = 20_000;
 
-/** Handlers that, on register operands only, never raise an exception and never read RIP. */
-const NO_FAULT_ON_REGISTERS = new Set<unknown>([
-  A.aluEG,
-  A.aluGE,
-  A.aluEI,
-  A.aluRR32,
-  A.testEG,
-  A.testEI,
-  A.incDecE,
-  A.notE,
-  A.negE,
-  A.mulE,
-  A.imulGE,
-  A.movEG,
-  A.movGE,
-  A.movRR32,
-  A.movRR64,
-  A.movEI,
-  A.movExt,
-  A.xchgEG,
-  A.xaddEG,
-  A.shiftE,
-  A.shiftDouble,
-  A.bitScan,
-  A.countBits,
-  A.setcc,
-  A.cmovcc,
-  A.signExtendAcc,
-  A.flagOp,
-  A.lahf,
-  A.sahf,
-  A.bswap,
-  X.movRR32ToRm,
-  X.movRR64ToRm,
-  X.aluRR64,
-  X.aluRI32,
-  X.aluRI64,
-  X.testRR32,
-  X.testRR64,
-  X.movRI32,
-  X.movRI64,
-  X.incDecR32,
-  X.incDecR64,
-]);
-
 function simple(i: XInsn): boolean {
   return !i.isMem && NO_FAULT_ON_REGISTERS.has(i.fn);
 }
@@ -83,7 +40,16 @@ function simple(i: XInsn): boolean {
  * and next RIP, run its handler, commit RIP, count it, and leave early when the handler ended the
  * block.
  */
-export function compileBlock(insns: readonly XInsn[], mode: 16 | 32 | 64): CompiledBlock {
+export function compileBlock(insns: readonly XInsn[], mode: 16 | 32 | 64, tlbMask: number): CompiledBlock {
+  if (mode === 64) {
+    const gen = generateBlock64(insns, tlbMask);
+    if (gen !== null) return gen;
+  }
+  return compileCalls(insns, mode);
+}
+
+/** The handler-call form: one call per instruction, with the interpreter's bookkeeping between. */
+function compileCalls(insns: readonly XInsn[], mode: 16 | 32 | 64): CompiledBlock {
   const params: string[] = [];
   const args: unknown[] = [];
   let body = "";

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // difftest: runs generated x86-64 snippets on the host CPU (native harness) and on cpu-x86, and reports
-// the first differences. Usage: npm run difftest -w @tskvm/cpu-x86 -- --seed S --count N [--show K] [--mode 16|32|64]
+// the first differences. Usage: npm run difftest -w @tskvm/cpu-x86 -- --seed S --count N [--show K] [--mode 16|32|64] [--jit]
+// (--jit: every block runs compiled by the block compiler, checked against the host the same way)
 import { runDifftest } from "./run.js";
 
 function arg(name: string, def: number): number {
@@ -23,7 +24,8 @@ if (mode !== 16 && mode !== 32 && mode !== 64) {
   process.exit(2);
 }
 const t0 = performance.now();
-const r = runDifftest({ seed, count, keep: show, mode });
+const jit = process.argv.includes("--jit");
+const r = runDifftest({ seed, count, keep: show, mode, jit });
 for (const f of r.failures) {
   console.log(`#${f.index} ${f.snippet}`);
   for (const d of f.diffs) console.log(`    ${d}`);
@@ -33,6 +35,8 @@ if (r.byOp.size > 0) {
   console.log(`failures by op: ${top.map(([n, c]) => `${n}=${c}`).join(" ")}`);
 }
 const secs = (performance.now() - t0) / 1000;
-console.log(`seed ${seed}, mode ${mode}, ${count} snippets in ${secs.toFixed(1)} s`);
+console.log(
+  `seed ${seed}, mode ${mode}${jit ? ", compiled" : ""}, ${count} snippets in ${secs.toFixed(1)} s`,
+);
 console.log(`${r.passed} passed, ${r.failed} failed`);
 process.exit(r.failed === 0 ? 0 : 1);

@@ -39,10 +39,13 @@ export class EmulatedRunner {
   /** FXSAVE image scratch: the snippet's x87 state goes in and comes out through it. */
   private readonly fxImage = new Uint8Array(512);
 
-  constructor() {
+  /** `jit`: compile every block before it first runs (the block compiler checked against the host). */
+  constructor(jit = false) {
     const code = this.code;
     const data = this.data;
     this.cpu = new Cpu({
+      jit,
+      jitThreshold: 1,
       memory: {
         ramPage(pfn, out) {
           if (pfn === CODE_PFN) out.u8 = code;

@@ -31,6 +31,8 @@ export interface DifftestOptions {
   keep?: number;
   /** 64 (default), 32 (compatibility mode) or 16 (16-bit code segment in compatibility mode). */
   mode?: DiffMode;
+  /** Run every block through the block compiler (jit.ts, jit-gen.ts) instead of the interpreter. */
+  jit?: boolean;
 }
 
 function newSnippet(): SnippetIn {
@@ -53,7 +55,7 @@ export function runDifftest(o: DifftestOptions): DifftestResult {
   const templates = buildTemplates(mode);
   const rng = new Rng(o.seed);
   const insn = new Insn();
-  const emu = new EmulatedRunner();
+  const emu = new EmulatedRunner(o.jit ?? false);
   const batch = o.batch ?? 5000;
   const keep = o.keep ?? 20;
   const res: DifftestResult = { passed: 0, failed: 0, failures: [], byOp: new Map() };

@@ -1,0 +1,697 @@
+/**
+ * Code generator for 64-bit-mode blocks: the block becomes one JS function whose common
+ * instructions are inline JS, not handler calls.
+ *
+ * - Guest registers live in JS locals (`a<n>` low half, `b<n>` high half) for the whole block,
+ *   loaded on first use and written back to `c.r` only where something else may look: before a
+ *   handler call, on a memory slow path (it may fault or reach MMIO), and when the block ends.
+ * - Arithmetic flags stay lazy, in locals (`fD fS fR`, `fDh fSh fRh` for 64-bit operands, `fC` for
+ *   the CF that INC/DEC keep), with the operation and size known here, at generation time. A Jcc
+ *   reads them as one comparison (`dec ecx; jnz` tests `fR !== 0`), and V8 drops the stores of
+ *   flags nobody reads. They reach `c.lz*` (flags.ts) at the same points as the registers.
+ * - Loads and stores look the software TLB up inline, with exactly the fast-path tests of
+ *   `MemCpu.rd32` and friends; a miss writes the guest state back and calls the slow path, so a
+ *   fault sees the state before the instruction (RIP, registers, flags, retired count).
+ * - A block whose last instruction branches back to its own start (a loop of one block) loops
+ *   inside the function while the instruction budget lasts, re-checking `mustLeave` only after
+ *   something that may have raised an event (a handler call or a memory slow path).
+ *
+ * Anything else calls its handler with the interpreter's bookkeeping (`jit.ts` does the same for
+ * the whole block in the other modes). The generated code must give exactly the interpreter's
+ * results: the differential test runs every generated snippet compiled (`difftest --jit`) against
+ * the host CPU, and `test/cpu-jit.test.ts` runs loops, faults and self-modifying code both ways.
+ */
+
+import { NO_REG } from "../decoder/insn.js";
+import * as X from "./exec-fast.js";
+import * as Fl from "./exec-flow.js";
+import * as A from "./exec-int.js";
+import { LF, PARITY } from "./flags.js";
+import type { OpCpu, XInsn } from "./operands.js";
+import { Seg } from "./state.js";
+
+/** Runs the block from its first instruction; `end` bounds the retired count when it loops. */
+export type GeneratedBlock = (c: OpCpu, end: number) => void;
+
+/** Register lives: 0 = only in `c.r`, 1 = local equals `c.r`, 2 = local is newer. */
+const STALE = 0;
+const CLEAN = 1;
+const DIRTY = 2;
+
+/** Flags as the generator knows them: in the CPU (`c.lz*`/`c.flags`) or in locals with op/size. */
+interface LocalFlags {
+  op: number;
+  sz: 4 | 8;
+}
+
+/** Per-instruction generator context. */
+class Gen {
+  out = "";
+  /** Register lives, low and high halves. */
+  readonly lo = new Uint8Array(16);
+  readonly hi = new Uint8Array(16);
+  flags: LocalFlags | null = null;
+  /** Byte offset of the instruction being generated from the block start, and its index. */
+  off = 0;
+  k = 0;
+  len = 0;
+  readonly params: string[] = [];
+  readonly args: unknown[] = [];
+
+  constructor(readonly insns: readonly XInsn[]) {}
+
+  emit(s: string): void {
+    this.out += s;
+    this.out += "\n";
+  }
+
+  // -------------------------------------------------------------- registers
+
+  rl(n: number): string {
+    if (this.lo[n] === STALE) {
+      this.emit(`a${n} = r[${n * 2}];`);
+      this.lo[n] = CLEAN;
+    }
+    return `a${n}`;
+  }
+
+  rh(n: number): string {
+    if (this.hi[n] === STALE) {
+      this.emit(`b${n} = r[${n * 2 + 1}];`);
+      this.hi[n] = CLEAN;
+    }
+    return `b${n}`;
+  }
+
+  setLo(n: number, expr: string): void {
+    this.emit(`a${n} = ${expr};`);
+    this.lo[n] = DIRTY;
+  }
+
+  setHi(n: number, expr: string): void {
+    this.emit(`b${n} = ${expr};`);
+    this.hi[n] = DIRTY;
+  }
+
+  /** Code writing dirty locals back to `c.r` (state unchanged: used inside branches too). */
+  spillRegsCode(): string {
+    let s = "";
+    for (let n = 0; n < 16; n++) {
+      if (this.lo[n] === DIRTY) s += `r[${n * 2}] = a${n}; `;
+      if (this.hi[n] === DIRTY) s += `r[${n * 2 + 1}] = b${n}; `;
+    }
+    return s;
+  }
+
+  /** Code writing local flags to the CPU's lazy record. */
+  spillFlagsCode(): string {
+    const f = this.flags;
+    if (f === null) return "";
+    let s = `c.lzOp = ${f.op}; c.lzSize = ${f.sz}; c.lzRes = fR; `;
+    if (f.sz === 8) s += "c.lzResHi = fRh; ";
+    if (f.op !== LF.LOGIC) {
+      s += "c.lzDst = fD; c.lzSrc = fS; ";
+      if (f.sz === 8) s += "c.lzDstHi = fDh; c.lzSrcHi = fSh; ";
+    }
+    if (f.op === LF.INC || f.op === LF.DEC) s += "c.flags = (c.flags & -2) | fC; ";
+    return s;
+  }
+
+  /** Guest state to the CPU as before instruction `k` at byte offset `off`, for a slow path or fault. */
+  syncBeforeCode(): string {
+    return (
+      this.spillRegsCode() +
+      this.spillFlagsCode() +
+      ripCode("c.ripLo", "c.ripHi", this.off) +
+      ripCode("c.nipLo", "c.nipHi", this.off + this.len) +
+      `c.curInsn = i${this.k}; c.executed = ex + ${this.k}; `
+    );
+  }
+
+  /** Code leaving the block with RIP at byte offset `off` after `count` instructions retired. */
+  leaveCode(off: number, count: number): string {
+    return `${this.spillRegsCode()}${this.spillFlagsCode()}${ripCode("c.ripLo", "c.ripHi", off)}c.executed = ex + ${count}; return;`;
+  }
+
+  /** Main-path write-back before a handler call; afterwards everything must be reloaded. */
+  spillAll(): void {
+    const s = this.spillRegsCode() + this.spillFlagsCode();
+    if (s !== "") this.emit(s);
+    for (let n = 0; n < 16; n++) {
+      if (this.lo[n] === DIRTY) this.lo[n] = CLEAN;
+      if (this.hi[n] === DIRTY) this.hi[n] = CLEAN;
+    }
+  }
+
+  forgetAll(): void {
+    this.lo.fill(STALE);
+    this.hi.fill(STALE);
+    this.flags = null;
+  }
+
+  // -------------------------------------------------------------- flags
+
+  /** JS expression (0/1) for CF under the current flag knowledge. */
+  cfExpr(): string {
+    const f = this.flags;
+    if (f === null) return "(c.cf() ? 1 : 0)";
+    switch (f.op) {
+      case LF.LOGIC:
+        return "0";
+      case LF.INC:
+      case LF.DEC:
+        return "fC";
+      case LF.ADD:
+        return f.sz === 8 ? "(ult(fR, fRh, fD, fDh) ? 1 : 0)" : "((fR >>> 0) < (fD >>> 0) ? 1 : 0)";
+      default: // SUB
+        return f.sz === 8 ? "(ult(fD, fDh, fS, fSh) ? 1 : 0)" : "((fD >>> 0) < (fS >>> 0) ? 1 : 0)";
+    }
+  }
+
+  /** JS boolean expression for condition code `cc` (SDM Vol. 1 Table B-1 order). */
+  condExpr(cc: number): string {
+    const f = this.flags;
+    if (f === null) return `c.cond(${cc})`;
+    const w = f.sz === 8;
+    const zf = w ? "((fR | fRh) === 0)" : "(fR === 0)";
+    const sf = w ? "(fRh < 0)" : "(fR < 0)";
+    let of: string;
+    if (f.op === LF.LOGIC) of = "false";
+    else if (f.op === LF.ADD || f.op === LF.INC)
+      of = w ? "(((fDh ^ fRh) & (fSh ^ fRh)) < 0)" : "(((fD ^ fR) & (fS ^ fR)) < 0)";
+    else of = w ? "(((fDh ^ fSh) & (fDh ^ fRh)) < 0)" : "(((fD ^ fS) & (fD ^ fR)) < 0)";
+    const cf = `(${this.cfExpr()} !== 0)`;
+    let v: string;
+    switch (cc >> 1) {
+      case 0:
+        v = of;
+        break;
+      case 1:
+        v = cf;
+        break;
+      case 2:
+        v = zf;
+        break;
+      case 3:
+        v = `(${cf} || ${zf})`;
+        break;
+      case 4:
+        v = sf;
+        break;
+      case 5:
+        v = "(P[fR & 255] !== 0)";
+        break;
+      case 6:
+        v = `(${sf} !== ${of})`;
+        break;
+      default:
+        v = `(${zf} || ${sf} !== ${of})`;
+    }
+    return (cc & 1) === 0 ? v : `!${v}`;
+  }
+}
+
+/** `lo = rip0 + off` (64-bit, carry into the high half) as statements. */
+function ripCode(lo: string, hi: string, off: number): string {
+  if (off === 0) return `${lo} = rip0; ${hi} = rip0h; `;
+  return `t = (rip0 >>> 0) + ${off}; ${lo} = t | 0; ${hi} = (rip0h + Math.floor(t / 4294967296)) | 0; `;
+}
+
+/** Handlers that, on register operands only, never raise an exception and never read RIP. */
+export const NO_FAULT_ON_REGISTERS = new Set<unknown>([
+  A.aluEG,
+  A.aluGE,
+  A.aluEI,
+  A.aluRR32,
+  A.testEG,
+  A.testEI,
+  A.incDecE,
+  A.notE,
+  A.negE,
+  A.mulE,
+  A.imulGE,
+  A.movEG,
+  A.movGE,
+  A.movRR32,
+  A.movRR64,
+  A.movEI,
+  A.movExt,
+  A.xchgEG,
+  A.xaddEG,
+  A.shiftE,
+  A.shiftDouble,
+  A.bitScan,
+  A.countBits,
+  A.setcc,
+  A.cmovcc,
+  A.signExtendAcc,
+  A.flagOp,
+  A.lahf,
+  A.sahf,
+  A.bswap,
+  X.movRR32ToRm,
+  X.movRR64ToRm,
+  X.aluRR64,
+  X.aluRI32,
+  X.aluRI64,
+  X.testRR32,
+  X.testRR64,
+  X.movRI32,
+  X.movRI64,
+  X.incDecR32,
+  X.incDecR64,
+]);
+
+const ALU_JS: Record<number, string> = { 1: "|", 4: "&", 6: "^" };
+
+/**
+ * Effective address of a 64-bit-addressing memory operand into locals `lo`/`hi` (then the FS/GS
+ * base for `sg`), as `OpCpu.ea` + `lin64` compute it. Returns false for forms left to the handler.
+ */
+function addrInline(i: XInsn): boolean {
+  return (
+    i.addrSize === 8 &&
+    (i.ripRel || i.base === NO_REG || (i.base >= 0 && i.base < 16)) &&
+    (i.index === NO_REG || (i.index >= 0 && i.index < 16))
+  );
+}
+
+function genAddr(g: Gen, i: XInsn, withSeg: boolean): boolean {
+  if (!addrInline(i)) return false;
+  const d = i.disp | 0;
+  if (i.ripRel) {
+    // next RIP + disp: a constant distance from the block's start.
+    const dist = g.off + g.len + d;
+    g.emit(`t = (rip0 >>> 0) + ${dist}; lo = t | 0; hi = (rip0h + Math.floor(t / 4294967296)) | 0;`);
+  } else if (i.base !== NO_REG && i.base >= 0 && i.base < 16) {
+    const bl = g.rl(i.base);
+    const bh = g.rh(i.base);
+    if (d === 0) g.emit(`lo = ${bl}; hi = ${bh};`);
+    else
+      g.emit(
+        `t = (${bl} >>> 0) + ${d >>> 0}; lo = t | 0; hi = (${bh} + ${d >> 31} + (t > 4294967295 ? 1 : 0)) | 0;`,
+      );
+  } else if (i.base !== NO_REG) {
+    return false;
+  } else {
+    g.emit(`lo = ${d}; hi = ${d >> 31};`);
+  }
+  if (i.index !== NO_REG) {
+    if (i.index < 0 || i.index >= 16) return false;
+    const xl = g.rl(i.index);
+    const xh = g.rh(i.index);
+    const sc = i.scale;
+    const il = sc === 0 ? xl : `(${xl} << ${sc})`;
+    const ih = sc === 0 ? xh : `((${xh} << ${sc}) | (${xl} >>> ${32 - sc}))`;
+    g.emit(`t = (lo >>> 0) + (${il} >>> 0); hi = (hi + ${ih} + (t > 4294967295 ? 1 : 0)) | 0; lo = t | 0;`);
+  }
+  if (withSeg && i.sg >= Seg.FS) {
+    g.emit(
+      `t = (lo >>> 0) + (c.segBaseLo[${i.sg}] >>> 0); hi = (hi + c.segBaseHi[${i.sg}] + (t > 4294967295 ? 1 : 0)) | 0; lo = t | 0;`,
+    );
+  }
+  return true;
+}
+
+/** Inline TLB read of `size` bytes at lo/hi into `vl` (and `vh`), slow path through `c.rdN`. */
+function genRead(g: Gen, size: 4 | 8, sg: number): void {
+  const last = 4096 - size;
+  let fast = `u8 = tv[ti]; o = to[ti] + (lo & 4095); vl = u8[o] | (u8[o + 1] << 8) | (u8[o + 2] << 16) | (u8[o + 3] << 24);`;
+  if (size === 8) fast += " vh = u8[o + 4] | (u8[o + 5] << 8) | (u8[o + 6] << 16) | (u8[o + 7] << 24);";
+  const slow = size === 8 ? "vl = c.rd64(lo, hi); vh = c.hiOut;" : "vl = c.rd32(lo, hi);";
+  g.emit(
+    `ti = ((lo >>> 12) ^ hi) & TM; if (tl[ti] === (lo & -4096) && th[ti] === hi && (tp[ti] & c.rMask) !== 0 && (lo & 4095) <= ${last}) { ${fast} } else { ${g.syncBeforeCode()}c.laSeg = ${sg}; ${slow} sw = 1; }`,
+  );
+}
+
+/** Inline TLB write of `size` bytes (values in the given expressions) at lo/hi. */
+function genWrite(g: Gen, size: 4 | 8, sg: number, vlo: string, vhi: string): void {
+  const last = 4096 - size;
+  let fast = `u8 = tv[ti]; o = to[ti] + (lo & 4095); u8[o] = ${vlo}; u8[o + 1] = ${vlo} >> 8; u8[o + 2] = ${vlo} >> 16; u8[o + 3] = ${vlo} >> 24;`;
+  if (size === 8)
+    fast += ` u8[o + 4] = ${vhi}; u8[o + 5] = ${vhi} >> 8; u8[o + 6] = ${vhi} >> 16; u8[o + 7] = ${vhi} >> 24;`;
+  const slow = size === 8 ? `c.wr64(lo, hi, ${vlo}, ${vhi});` : `c.wr32(lo, hi, ${vlo});`;
+  g.emit(
+    `ti = ((lo >>> 12) ^ hi) & TM; if (tl[ti] === (lo & -4096) && th[ti] === hi && (tp[ti] & c.wMask) !== 0 && (lo & 4095) <= ${last}) { ${fast} } else { ${g.syncBeforeCode()}c.laSeg = ${sg}; ${slow} sw = 1; }`,
+  );
+}
+
+/**
+ * ALU op `k` (not ADC/SBB) of `sz` bytes on register `d` with source expressions (sl, sh); the
+ * result is written back unless `k` is CMP or `write` is false (TEST).
+ */
+function genAlu(g: Gen, k: number, sz: 4 | 8, d: number, sl: string, sh: string, write = true): void {
+  const dl = g.rl(d);
+  const logic = ALU_JS[k];
+  if (sz === 4) {
+    if (logic !== undefined) {
+      g.emit(`fR = ${dl} ${logic} ${sl};`);
+      g.flags = { op: LF.LOGIC, sz: 4 };
+    } else {
+      g.emit(`fD = ${dl}; fS = ${sl}; fR = (fD ${k === 0 ? "+" : "-"} fS) | 0;`);
+      g.flags = { op: k === 0 ? LF.ADD : LF.SUB, sz: 4 };
+    }
+    if (k !== 7 && write) {
+      g.setLo(d, "fR");
+      g.setHi(d, "0");
+    }
+    return;
+  }
+  const dh = g.rh(d);
+  if (logic !== undefined) {
+    g.emit(`fR = ${dl} ${logic} ${sl}; fRh = ${dh} ${logic} ${sh};`);
+    g.flags = { op: LF.LOGIC, sz: 8 };
+  } else if (k === 0) {
+    g.emit(
+      `fD = ${dl}; fDh = ${dh}; fS = ${sl}; fSh = ${sh}; t = (fD >>> 0) + (fS >>> 0); fR = t | 0; fRh = (fDh + fSh + (t > 4294967295 ? 1 : 0)) | 0;`,
+    );
+    g.flags = { op: LF.ADD, sz: 8 };
+  } else {
+    g.emit(
+      `fD = ${dl}; fDh = ${dh}; fS = ${sl}; fSh = ${sh}; t = (fD >>> 0) - (fS >>> 0); fR = t | 0; fRh = (fDh - fSh - (t < 0 ? 1 : 0)) | 0;`,
+    );
+    g.flags = { op: LF.SUB, sz: 8 };
+  }
+  if (k !== 7 && write) {
+    g.setLo(d, "fR");
+    g.setHi(d, "fRh");
+  }
+}
+
+/** INC/DEC of register `d`: CF is kept (fC), the rest recorded as LF.INC/LF.DEC. */
+function genIncDec(g: Gen, dec: boolean, sz: 4 | 8, d: number): void {
+  g.emit(`fC = ${g.cfExpr()};`);
+  const dl = g.rl(d);
+  if (sz === 4) {
+    g.emit(`fD = ${dl}; fS = 1; fR = (fD ${dec ? "-" : "+"} 1) | 0;`);
+    g.setLo(d, "fR");
+    g.setHi(d, "0");
+  } else {
+    const dh = g.rh(d);
+    g.emit(
+      `fD = ${dl}; fDh = ${dh}; fS = 1; fSh = 0; t = (fD >>> 0) ${dec ? "-" : "+"} 1; fR = t | 0; fRh = (fDh + (t > 4294967295 ? 1 : t < 0 ? -1 : 0)) | 0;`,
+    );
+    g.setLo(d, "fR");
+    g.setHi(d, "fRh");
+  }
+  g.flags = { op: dec ? LF.DEC : LF.INC, sz };
+}
+
+/**
+ * Emits instruction `i` inline when it is one of the covered forms. Returns false (nothing
+ * emitted) otherwise. Memory forms set `sw` on their slow path; the caller checks it.
+ */
+function genInline(g: Gen, i: XInsn): boolean {
+  const fn = i.fn;
+  if (!i.isMem) {
+    if (fn === X.movRR32ToRm || fn === A.movRR32) {
+      // movRR32 is the 8B form (reg <- rm); movRR32ToRm the 89 form (rm <- reg).
+      const [dst, src] = fn === X.movRR32ToRm ? [i.rm, i.reg] : [i.reg, i.rm];
+      g.emit(`vl = ${g.rl(src)};`);
+      g.setLo(dst, "vl");
+      g.setHi(dst, "0");
+      return true;
+    }
+    if (fn === X.movRR64ToRm || fn === A.movRR64) {
+      const [dst, src] = fn === X.movRR64ToRm ? [i.rm, i.reg] : [i.reg, i.rm];
+      g.emit(`vl = ${g.rl(src)}; vh = ${g.rh(src)};`);
+      g.setLo(dst, "vl");
+      g.setHi(dst, "vh");
+      return true;
+    }
+    if (fn === X.movRI32) {
+      g.setLo(i.rm, String(i.imm | 0));
+      g.setHi(i.rm, "0");
+      return true;
+    }
+    if (fn === X.movRI64) {
+      g.setLo(i.rm, String(i.imm | 0));
+      g.setHi(i.rm, String(i.immHi | 0));
+      return true;
+    }
+    if (fn === A.aluRR32) {
+      g.emit(`vl = ${g.rl(i.reg)};`);
+      genAlu(g, i.k, 4, i.rm, "vl", "0");
+      return true;
+    }
+    if (fn === X.aluRR64 && i.k !== 2 && i.k !== 3) {
+      g.emit(`vl = ${g.rl(i.reg)}; vh = ${g.rh(i.reg)};`);
+      genAlu(g, i.k, 8, i.rm, "vl", "vh");
+      return true;
+    }
+    if (fn === X.aluRI32 && i.k !== 2 && i.k !== 3) {
+      genAlu(g, i.k, 4, i.rm, String(i.imm | 0), "0");
+      return true;
+    }
+    if (fn === X.aluRI64 && i.k !== 2 && i.k !== 3) {
+      genAlu(g, i.k, 8, i.rm, String(i.imm | 0), String(i.immHi | 0));
+      return true;
+    }
+    if (fn === X.testRR32) {
+      g.emit(`vl = ${g.rl(i.reg)};`);
+      genAlu(g, 4, 4, i.rm, "vl", "0", false);
+      return true;
+    }
+    if (fn === X.testRR64) {
+      g.emit(`vl = ${g.rl(i.reg)}; vh = ${g.rh(i.reg)};`);
+      genAlu(g, 4, 8, i.rm, "vl", "vh", false);
+      return true;
+    }
+    if (fn === X.incDecR32) {
+      genIncDec(g, i.k === 1, 4, i.rm);
+      return true;
+    }
+    if (fn === X.incDecR64) {
+      genIncDec(g, i.k === 1, 8, i.rm);
+      return true;
+    }
+    return false;
+  }
+  if (fn === X.lea64 || fn === X.lea32) {
+    if (!genAddr(g, i, false)) return false;
+    g.setLo(i.reg, "lo");
+    g.setHi(i.reg, fn === X.lea64 ? "hi" : "0");
+    return true;
+  }
+  const load = fn === X.load64 || fn === X.load32;
+  const aluLoad = (fn === X.aluLoad64 || fn === X.aluLoad32) && i.k !== 2 && i.k !== 3;
+  const store = fn === X.store64 || fn === X.store32;
+  if (!load && !aluLoad && !store) return false;
+  const sz: 4 | 8 = fn === X.load64 || fn === X.aluLoad64 || fn === X.store64 ? 8 : 4;
+  if (!genAddr(g, i, true)) return false;
+  if (store) {
+    // Source read before the address registers may change: none change here, read it now.
+    const vlo = g.rl(i.reg);
+    const vhi = sz === 8 ? g.rh(i.reg) : "0";
+    genWrite(g, sz, i.sg, vlo, vhi);
+    return true;
+  }
+  genRead(g, sz, i.sg);
+  if (load) {
+    g.setLo(i.reg, "vl");
+    g.setHi(i.reg, sz === 8 ? "vh" : "0");
+  } else {
+    genAlu(g, i.k, sz, i.reg, "vl", sz === 8 ? "vh" : "0");
+  }
+  return true;
+}
+
+/** Handler call with the interpreter's bookkeeping for instruction k (not the block's last). */
+function genCall(g: Gen, i: XInsn, simple: boolean): void {
+  g.spillAll();
+  const k = g.k;
+  if (simple) {
+    g.emit(`h${k}(c, i${k});`);
+  } else {
+    g.emit(
+      `${ripCode("c.ripLo", "c.ripHi", g.off)}${ripCode("c.nipLo", "c.nipHi", g.off + g.len)}c.curInsn = i${k}; c.executed = ex + ${k};`,
+    );
+    g.emit(
+      `h${k}(c, i${k}); c.ripLo = c.nipLo; c.ripHi = c.nipHi; c.executed++; ex = c.executed - ${k + 1}; sl = 1; if (c.stopBlock || c.codeInvalidated) return;`,
+    );
+  }
+  g.forgetAll();
+  void i;
+}
+
+/** True for handlers that are pure on register operands (their RIP/count updates can be folded). */
+function isSimple(i: XInsn): boolean {
+  return !i.isMem && NO_FAULT_ON_REGISTERS.has(i.fn);
+}
+
+/**
+ * Generates the function for a block decoded in 64-bit mode. Returns null when the block has no
+ * instruction the generator covers (the caller then uses the handler-call compiler).
+ */
+export function generateBlock64(insns: readonly XInsn[], tlbMask: number): GeneratedBlock | null {
+  const g = new Gen(insns);
+  const n = insns.length;
+  const last = insns[n - 1]!;
+  const total = insns.reduce((s, i) => s + i.length, 0);
+  // Last instruction: a relative branch whose target is the block's start loops here.
+  const lf = last.fn;
+  const isJcc = lf === Fl.jcc || lf === Fl.jccZ;
+  const isJmp = lf === Fl.jmpRel;
+  const branchDist = isJcc || isJmp ? total + (last.imm | 0) : Number.NaN;
+  const loops = branchDist === 0;
+  let inlined = 0;
+
+  // Registers the block touches are loaded once before a loop, so each iteration starts alike.
+  const headLo = new Uint8Array(16);
+  const headHi = new Uint8Array(16);
+  // Generate the body once to learn the register set, then for real with the head state fixed.
+  for (let pass = 0; pass < (loops ? 2 : 1); pass++) {
+    g.out = loops ? "for (;;) {\n" : "";
+    g.params.length = 0;
+    g.args.length = 0;
+    g.lo.set(headLo);
+    g.hi.set(headHi);
+    g.flags = null;
+    inlined = 0;
+    let off = 0;
+    for (let k = 0; k < n; k++) {
+      const i = insns[k]!;
+      g.k = k;
+      g.off = off;
+      g.len = i.length;
+      g.params.push(`h${k}`, `i${k}`);
+      g.args.push(i.fn, i);
+      const isLast = k === n - 1;
+      if (isLast && (isJcc || isJmp)) break;
+      if (isLast && !(isJcc || isJmp)) {
+        if (genLastInline(g, i, total)) inlined++;
+        else genLastCall(g, total);
+        break;
+      }
+      if (genInline(g, i)) {
+        inlined++;
+        if (i.isMem) {
+          g.emit(
+            `if (sw !== 0) { sw = 0; sl = 1; if (c.stopBlock || c.codeInvalidated) { ${g.leaveCode(off + i.length, k + 1)} } }`,
+          );
+        }
+      } else {
+        genCall(g, i, isSimple(i));
+      }
+      off += i.length;
+    }
+    if (isJcc || isJmp) {
+      const k = n - 1;
+      g.k = k;
+      g.off = total - last.length;
+      g.len = last.length;
+      const cond = isJmp ? "true" : g.condExpr(last.k);
+      const target = total + (last.imm | 0);
+      if (loops) {
+        // Not taken: leave at the fall-through. Taken: go round again while the budget lasts.
+        g.emit(`if (!(${cond})) { ${g.leaveCode(total, n)} }`);
+        // Registers reloaded after handler calls, so the next iteration finds them in locals.
+        for (let r = 0; r < 16; r++) {
+          if (headLo[r] !== STALE && g.lo[r] === STALE) g.rl(r);
+          if (headHi[r] !== STALE && g.hi[r] === STALE) g.rh(r);
+        }
+        const fl = g.spillFlagsCode();
+        if (fl !== "") g.emit(fl);
+        g.flags = null;
+        g.emit(
+          `ex += ${n}; if (ex + ${n} > end || (sl !== 0 && ((sl = 0), (c.executed = ex), c.mustLeave(end)))) { ${g.spillRegsCode()}c.ripLo = rip0; c.ripHi = rip0h; c.executed = ex; return; }`,
+        );
+        g.emit("}");
+      } else {
+        g.emit(
+          `if (${cond}) { t = (rip0 >>> 0) + ${target}; lo = t | 0; hi = (rip0h + Math.floor(t / 4294967296)) | 0; if (((hi >> 15) + 1) >>> 1 !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); } ${g.spillRegsCode()}${g.spillFlagsCode()}c.ripLo = lo; c.ripHi = hi; c.executed = ex + ${n}; return; }`,
+        );
+        g.emit(g.leaveCode(total, n));
+      }
+      inlined++;
+    }
+    if (loops && pass === 0) {
+      // Head state for the real pass: every register the body reads or writes is in a local.
+      for (let r = 0; r < 16; r++) {
+        headLo[r] = g.lo[r] !== STALE || usedLo(g.out, r) ? DIRTY : STALE;
+        headHi[r] = g.hi[r] !== STALE || usedHi(g.out, r) ? DIRTY : STALE;
+      }
+    }
+  }
+  if (inlined === 0) return null;
+  let pre = "";
+  for (let r = 0; r < 16; r++) {
+    if (headLo[r] !== STALE) pre += `a${r} = r[${r * 2}]; `;
+    if (headHi[r] !== STALE) pre += `b${r} = r[${r * 2 + 1}]; `;
+  }
+  const decl =
+    "const r = c.r, tl = c.tlbTagLo, th = c.tlbTagHi, tp = c.tlbPerm, tv = c.tlbView, to = c.tlbOff; " +
+    "const rip0 = c.ripLo, rip0h = c.ripHi; let ex = c.executed, t = 0, lo = 0, hi = 0, vl = 0, vh = 0, ti = 0, o = 0, u8 = null, sw = 0, sl = 0, ql = 0, qh = 0; " +
+    "let fD = 0, fS = 0, fR = 0, fDh = 0, fSh = 0, fRh = 0, fC = 0; " +
+    `let ${Array.from({ length: 16 }, (_, r) => `a${r} = 0, b${r} = 0`).join(", ")};`;
+  const src = `"use strict"; return function block(c, end) {\n${decl}\n${pre}\n${g.out}};`;
+  const factory = new Function("P", "ult", "TM", ...g.params, src);
+  return factory(PARITY, ult, tlbMask, ...g.args) as GeneratedBlock;
+}
+
+function usedLo(code: string, r: number): boolean {
+  return new RegExp(`\\ba${r}\\b`).test(code);
+}
+
+function usedHi(code: string, r: number): boolean {
+  return new RegExp(`\\bb${r}\\b`).test(code);
+}
+
+/** Unsigned 64-bit a < b on halves. */
+function ult(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
+  return aHi >>> 0 < bHi >>> 0 || (aHi === bHi && aLo >>> 0 < bLo >>> 0);
+}
+
+/** The block's last instruction through its handler; RIP from the handler's next RIP. */
+function genLastCall(g: Gen, total: number): void {
+  const k = g.k;
+  g.spillAll();
+  g.emit(
+    `${ripCode("c.ripLo", "c.ripHi", g.off)}${ripCode("c.nipLo", "c.nipHi", g.off + g.len)}c.curInsn = i${k}; c.executed = ex + ${k};`,
+  );
+  g.emit(`h${k}(c, i${k}); c.ripLo = c.nipLo; c.ripHi = c.nipHi; c.executed++; return;`);
+  g.forgetAll();
+  void total;
+}
+
+/** CALL rel32 / RET / a plain last instruction inline at the block's end. */
+function genLastInline(g: Gen, i: XInsn, total: number): boolean {
+  const fn = i.fn;
+  const k = g.k;
+  if (fn === X.callRel64) {
+    // Target checked before the push (#GP(0) with nothing changed), then the push, then RIP.
+    const next = g.off + g.len;
+    const dist = next + (i.imm | 0);
+    g.emit(`t = (rip0 >>> 0) + ${dist}; vl = t | 0; vh = (rip0h + Math.floor(t / 4294967296)) | 0;`);
+    g.emit(`if (((vh >> 15) + 1) >>> 1 !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); }`);
+    g.emit(`t = (rip0 >>> 0) + ${next}; ql = t | 0; qh = (rip0h + Math.floor(t / 4294967296)) | 0;`);
+    const sp = 4;
+    g.emit(`t = (${g.rl(sp)} >>> 0) - 8; lo = t | 0; hi = (${g.rh(sp)} - (t < 0 ? 1 : 0)) | 0;`);
+    genWrite(g, 8, Seg.SS, "ql", "qh");
+    g.setLo(sp, "lo");
+    g.setHi(sp, "hi");
+    g.emit(
+      `${g.spillRegsCode()}${g.spillFlagsCode()}c.ripLo = vl; c.ripHi = vh; c.executed = ex + ${k + 1}; return;`,
+    );
+    return true;
+  }
+  if (fn === X.retNear64) {
+    const sp = 4;
+    g.emit(`lo = ${g.rl(sp)}; hi = ${g.rh(sp)};`);
+    genRead(g, 8, Seg.SS);
+    g.emit(`if (((vh >> 15) + 1) >>> 1 !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); }`);
+    g.emit(`t = (${g.rl(sp)} >>> 0) + 8;`);
+    g.setLo(sp, "t | 0");
+    g.setHi(sp, `t > 4294967295 ? (${g.rh(sp)} + 1) | 0 : ${g.rh(sp)}`);
+    g.emit(
+      `${g.spillRegsCode()}${g.spillFlagsCode()}c.ripLo = vl; c.ripHi = vh; c.executed = ex + ${k + 1}; return;`,
+    );
+    return true;
+  }
+  if (genInline(g, i)) {
+    if (i.isMem) g.emit("if (sw !== 0) sl = 1;");
+    g.emit(g.leaveCode(total, k + 1));
+    return true;
+  }
+  return false;
+}
