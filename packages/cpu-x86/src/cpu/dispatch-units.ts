@@ -38,6 +38,13 @@ export function prepareUnits(i: XInsn): boolean {
       i.fpu = SIMD_HANDLERS[op]!;
       i.fn = h(G.xsaveExec);
       return true;
+    case Op.XSAVES:
+    case Op.XSAVES64:
+    case Op.XRSTORS:
+    case Op.XRSTORS64:
+      i.fpu = SIMD_HANDLERS[op]!;
+      i.fn = h(G.xsavesExec);
+      return true;
     case Op.MOVUPS:
     case Op.MOVUPD:
     case Op.MOVAPS:

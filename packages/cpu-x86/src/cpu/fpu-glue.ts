@@ -11,9 +11,11 @@
  */
 import { Prefix } from "../decoder/insn.js";
 import type { FpuHost } from "../fpu/host.js";
+import { XCOMP_PKRU, type XExtState } from "../fpu/image.js";
 import { Op } from "../generated/ops.js";
 import type { Cpu } from "./cpu.js";
 import { CPUID_1_ECX_XSAVE, CPUID_D1_EAX_XSAVEC, CPUID_D1_EAX_XSAVEOPT } from "./cpuid.js";
+import { InterceptKind } from "./interfaces.js";
 import { Vec } from "./memory.js";
 import type { XInsn } from "./operands.js";
 import { CR0, CR4, F } from "./state.js";
@@ -77,11 +79,17 @@ function acAlignment(bytes: number): number {
 /** The executor side of the x87/SIMD handlers' interface, for the instruction in `cur`. */
 export class FpuBridge implements FpuHost {
   cur: XInsn | null = null;
+  private readonly ext: XExtState = { pkru: 0, pkruOffset: 0 };
   constructor(private readonly c: Cpu) {}
 
-  private addr(bytes: number, write: boolean): void {
+  private addr(bytes: number, write: boolean, at: number): void {
     const c = this.c;
     const i = this.cur!;
+    if (at !== 0) {
+      // A later part of an XSAVE area (PKRU at its slot): the base was checked with the first part.
+      c.memAddr(i, at, bytes, write);
+      return;
+    }
     c.memAddr(i, 0, Math.min(bytes, 8), write);
     // #GP(0) for a misaligned 16-byte operand of the aligned forms, FXSAVE/FXRSTOR image (16) and
     // XSAVE area (64), before any #AC (SDM Vol. 2 FXSAVE, XSAVE; the host CPU agrees).
@@ -91,30 +99,30 @@ export class FpuBridge implements FpuHost {
     if (c.acCheck) c.checkAlign(c.la, acAlignment(bytes));
   }
 
-  readMem(bytes: number, buf: Uint8Array): boolean {
+  readMem(bytes: number, buf: Uint8Array, at = 0): boolean {
     const c = this.c;
-    this.addr(bytes, false);
+    this.addr(bytes, false, at);
     const lo = c.la;
     const hi = c.laHi;
     let k = 0;
     for (; k + 4 <= bytes; k += 4) {
       const a = (lo >>> 0) + k;
       const v = c.rd32(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi);
-      buf[k] = v;
-      buf[k + 1] = v >> 8;
-      buf[k + 2] = v >> 16;
-      buf[k + 3] = v >> 24;
+      buf[at + k] = v;
+      buf[at + k + 1] = v >> 8;
+      buf[at + k + 2] = v >> 16;
+      buf[at + k + 3] = v >> 24;
     }
     for (; k < bytes; k++) {
       const a = (lo >>> 0) + k;
-      buf[k] = c.rd8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi);
+      buf[at + k] = c.rd8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi);
     }
     return true;
   }
 
-  writeMem(bytes: number, buf: Uint8Array): boolean {
+  writeMem(bytes: number, buf: Uint8Array, at = 0): boolean {
     const c = this.c;
-    this.addr(bytes, true);
+    this.addr(bytes, true, at);
     const lo = c.la;
     const hi = c.laHi;
     // Both ends first, so a fault leaves memory unchanged.
@@ -123,7 +131,7 @@ export class FpuBridge implements FpuHost {
     c.probeWrite(e | 0, e > 0xffffffff ? (hi + 1) | 0 : hi);
     for (let k = 0; k < bytes; k++) {
       const a = (lo >>> 0) + k;
-      c.wr8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi, buf[k]!);
+      c.wr8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi, buf[at + k]!);
     }
     return true;
   }
@@ -157,6 +165,26 @@ export class FpuBridge implements FpuHost {
   }
   xsaveCompaction(): boolean {
     return (this.c.cpuidModel.xsaveExtensions & CPUID_D1_EAX_XSAVEC) !== 0;
+  }
+  xssLo(): number {
+    return this.c.xssLo;
+  }
+  /** PKRU for the XSAVE images, when CPUID.(0DH,0):EAX[9] reports the component. */
+  xext(): XExtState | null {
+    const m = this.c.cpuidModel;
+    if ((m.xcr0Mask & XCOMP_PKRU) === 0) return null;
+    const e = this.ext;
+    e.pkru = this.c.pkru;
+    e.pkruOffset = m.pkruOffset;
+    return e;
+  }
+  /** As WRPKRU: the TLB entries of user pages hold rights PKRU gave. */
+  xextLoaded(): void {
+    const c = this.c;
+    if (c.pkru !== this.ext.pkru) {
+      c.pkru = this.ext.pkru;
+      c.tlbFlushUser();
+    }
   }
   raise(vector: number, errorCode: number): void {
     this.c.raise(vector, vector === Vec.GP ? errorCode : -1);
@@ -223,6 +251,23 @@ export function xsaveExec(c: Cpu, i: XInsn): void {
         : 0;
   if ((m.features1Ecx & CPUID_1_ECX_XSAVE) === 0 || (m.xsaveExtensions & ext) !== ext) c.raise(Vec.UD);
   if ((c.cr4 & CR4.OSXSAVE) === 0) c.raise(Vec.UD);
+  if (c.cr0 & CR0.TS) c.raise(Vec.NM);
+  const b = c.fpuBridge;
+  b.cur = i;
+  i.fpu!(c.fpUnits, b, i);
+}
+
+/**
+ * XSAVES, XRSTORS (SDM Vol. 1 13.11, 13.12; Vol. 2 XSAVES, XRSTORS): #UD unless CPUID.(0DH,1):EAX[3]
+ * and CR4.OSXSAVE = 1, #GP(0) above CPL 0, then the VMX intercept, then #NM with CR0.TS. A hook that
+ * raises #UD for "enable XSAVES/XRSTORS" = 0 is asked after the CPL check, so at CPL > 0 the #GP(0)
+ * comes first (the SDM does not order the two).
+ */
+export function xsavesExec(c: Cpu, i: XInsn): void {
+  if (!c.hasXsaves() || (c.cr4 & CR4.OSXSAVE) === 0) c.raise(Vec.UD);
+  if (c.cpl !== 0) c.raise(Vec.GP, 0);
+  const restore = i.op === Op.XRSTORS || i.op === Op.XRSTORS64;
+  if (c.intercept(InterceptKind.XSAVES, restore ? 1 : 0, c.r[0]! & c.xssLo)) return;
   if (c.cr0 & CR0.TS) c.raise(Vec.NM);
   const b = c.fpuBridge;
   b.cur = i;

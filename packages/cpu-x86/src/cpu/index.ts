@@ -1,7 +1,14 @@
 // The public face of the CPU: state, the interfaces it declares, the memory path and the executor.
 
 export { Block, Cpu, type CpuOptions, type CpuSnapshot, FlatMemory, NO_PORTS, RunExit } from "./cpu.js";
-export { CPUID_7_ECX_PKU, CpuidModel, type CpuidResult } from "./cpuid.js";
+export {
+  CPUID_7_ECX_PKU,
+  CPUID_D1_EAX_XSAVES,
+  CpuidModel,
+  type CpuidResult,
+  XSAVE_PKRU_OFFSET_INTEL,
+  XSS_SUPPORTED,
+} from "./cpuid.js";
 export { EventType } from "./exceptions.js";
 export { FlagsCpu, LF } from "./flags.js";
 export {
@@ -32,6 +39,7 @@ export {
   EFER,
   F,
   Msr,
+  MSR_IA32_XSS,
   Reg,
   Seg,
   type SegmentState,
