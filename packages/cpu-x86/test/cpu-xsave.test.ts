@@ -226,7 +226,7 @@ function cpuidOf(m: PagedMachine, eax: number, ecx: number): number[] {
 }
 
 /** Saves with `op` (RFBM = all ones) into an area filled with A5 and returns the header's two words. */
-function saveAll(m: PagedMachine, op: number[]): [bigint, bigint] {
+function saveAll(m: PagedMachine, op: readonly number[]): [bigint, bigint] {
   m.ram.fill(0xa5, AREA, AREA + 4096);
   m.ram.fill(0, AREA + 512, AREA + 576);
   m.load([...RFBM_ALL, ...op, ...I.hlt]);

@@ -3,11 +3,9 @@
  * back into (memory operand, GPRs, flags, exceptions), the system pre-checks of SDM Vol. 3 2.5 /
  * Table 2-2 and Vol. 1 13.2 (#NM on CR0.TS, #UD on CR0.EM or CR4.OSFXSR clear, #GP on misaligned
  * 16-byte operands), and the SSE/MMX data moves the units leave to the executor (MOV*, PINSR*,
- * PEXTR*, EXTRACTPS); #MF for a pending x87 exception at the next waiting x87 or MMX instruction, and
- * #AC for misaligned x87/SSE/MMX operands at CPL 3 with CR0.AM and RFLAGS.AC.
- *
- * Deviation: with CR0.NE = 0 a pending x87 exception is not reported (the FERR# pin / IRQ13 of the
- * PC-compatible scheme, SDM Vol. 1 D.1, is not modelled): the instruction runs as if none were pending.
+ * PEXTR*, EXTRACTPS); a pending x87 exception at the next waiting x87 or MMX instruction (#MF, or
+ * FERR# with CR0.NE = 0), and #AC for misaligned x87/SSE/MMX operands at CPL 3 with CR0.AM and
+ * RFLAGS.AC.
  */
 import { Prefix } from "../decoder/insn.js";
 import type { FpuHost } from "../fpu/host.js";
@@ -192,28 +190,64 @@ export class FpuBridge implements FpuHost {
 }
 
 /**
- * #MF before a waiting x87 or MMX instruction while an unmasked x87 exception is pending (SW.ES) and
- * CR0.NE = 1 (SDM Vol. 1 8.6, Vol. 3 6.15 Interrupt 16): a fault on that instruction; FIP/FDP still
- * name the one that caused the exception.
+ * A pending unmasked x87 exception (SW.ES) at a waiting x87 or MMX instruction; returns false when that
+ * instruction must not run.
+ * - CR0.NE = 1: #MF, a fault on that instruction (SDM Vol. 1 8.6, Vol. 3 6.15 Interrupt 16); FIP/FDP
+ *   still name the one that caused the exception.
+ * - CR0.NE = 0, the PC-compatible ("MS-DOS compatibility") scheme (SDM Vol. 1 8.7, D.2.1): no #MF; the
+ *   CPU asserts FERR# (`Cpu.ferr`) and, unless IGNNE# (`Cpu.ignne`) is asserted, waits before the
+ *   instruction for an interrupt: the platform turns FERR# into IRQ13, whose handler clears the error
+ *   (FNCLEX) or asserts IGNNE# (on a PC by writing port F0H) and returns to the instruction, which then
+ *   runs. The wait is the HLT activity state with RIP at the instruction (`run` returns HLT; the
+ *   interrupt's return address is the instruction). With IGNNE# asserted the instruction runs as if
+ *   nothing were pending. This is the deferred reporting of the Pentium and later processors; the
+ *   FERR# pulse that a no-wait instruction gives on the 486 and Pentium (D.2.1.3) is not modelled.
  */
-function pendingX87(c: Cpu): void {
-  if (c.cr0 & CR0.NE && c.fpUnits.x87.pendingException()) c.raise(Vec.MF);
+function pendingX87(c: Cpu): boolean {
+  if (!c.fpUnits.x87.pendingException()) return true;
+  if (c.cr0 & CR0.NE) c.raise(Vec.MF);
+  if (!c.ferrAsserted) {
+    c.ferrAsserted = true;
+    c.ferr.set(true);
+  }
+  if (c.ignne) return true;
+  c.halted = true;
+  c.nipLo = c.ripLo;
+  c.nipHi = c.ripHi;
+  c.stopBlock = true;
+  return false;
+}
+
+/**
+ * FERR# follows SW.ES once asserted: it goes when the exception flags are cleared (FNCLEX, FNINIT,
+ * FLDENV/FRSTOR, FXRSTOR/XRSTOR of a clear status word; SDM Vol. 1 8.7). Called after the
+ * instructions that can clear them.
+ */
+function ferrFollow(c: Cpu): void {
+  if (c.ferrAsserted && !c.fpUnits.x87.pendingException()) {
+    c.ferrAsserted = false;
+    c.ferr.set(false);
+  }
 }
 
 /** x87 instruction (D8-DF): #NM when CR0.EM or CR0.TS (SDM Vol. 3 Table 2-2), then #MF. */
 export function x87Exec(c: Cpu, i: XInsn): void {
   if (c.cr0 & (CR0.EM | CR0.TS)) c.raise(Vec.NM);
-  if (!NO_WAIT.has(i.op)) pendingX87(c);
+  if (!NO_WAIT.has(i.op) && !pendingX87(c)) return;
   const b = c.fpuBridge;
   b.cur = i;
   i.fpu!(c.fpUnits, b, i);
+  ferrFollow(c);
   // FOP names the last non-control instruction (SDM Vol. 1 8.1.8).
   if (!NO_WAIT.has(i.op) && !CONTROL.has(i.op))
     c.fpUnits.x87.fop =
       ((i.opcode & 7) << 8) | (i.hasModrm ? (i.mod << 6) | ((i.reg & 7) << 3) | (i.rm & 7) : 0);
 }
 
-/** FWAIT: #NM only when CR0.MP and CR0.TS are both set, then #MF; otherwise nothing (SDM Vol. 2 WAIT). */
+/**
+ * FWAIT: #NM only when CR0.MP and CR0.TS are both set, then #MF (CR0.NE = 1) or FERR# (CR0.NE = 0);
+ * otherwise nothing (SDM Vol. 2 WAIT).
+ */
 export function fwait(c: Cpu, _i: XInsn): void {
   if ((c.cr0 & (CR0.MP | CR0.TS)) === (CR0.MP | CR0.TS)) c.raise(Vec.NM);
   pendingX87(c);
@@ -228,12 +262,12 @@ function isMmx(i: XInsn): boolean {
   );
 }
 
-/** SSE/MMX pre-checks (SDM Vol. 3 Table 2-2, Vol. 1 13.2). */
-function simdChecks(c: Cpu, i: XInsn): void {
+/** SSE/MMX pre-checks (SDM Vol. 3 Table 2-2, Vol. 1 13.2); false when an MMX instruction waits on FERR#. */
+function simdChecks(c: Cpu, i: XInsn): boolean {
   if (c.cr0 & CR0.EM) c.raise(Vec.UD);
   if (!isMmx(i) && (c.cr4 & CR4.OSFXSR) === 0) c.raise(Vec.UD);
   if (c.cr0 & CR0.TS) c.raise(Vec.NM);
-  if (isMmx(i)) pendingX87(c);
+  return !isMmx(i) || pendingX87(c);
 }
 
 /**
@@ -255,6 +289,7 @@ export function xsaveExec(c: Cpu, i: XInsn): void {
   const b = c.fpuBridge;
   b.cur = i;
   i.fpu!(c.fpUnits, b, i);
+  ferrFollow(c);
 }
 
 /**
@@ -272,13 +307,15 @@ export function xsavesExec(c: Cpu, i: XInsn): void {
   const b = c.fpuBridge;
   b.cur = i;
   i.fpu!(c.fpUnits, b, i);
+  ferrFollow(c);
 }
 
 export function simdExec(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const b = c.fpuBridge;
   b.cur = i;
   i.fpu!(c.fpUnits, b, i);
+  ferrFollow(c); // FXRSTOR
   const mm = mmxDest(i);
   if (mm >= 0) c.fpUnits.x87.se[mm] = 0xffff;
 }
@@ -320,7 +357,7 @@ const tmp32 = new Uint32Array(tmp.buffer);
 
 /** Full 16-byte moves: k=0 load (xmm <- xmm/m128), k=1 store (xmm/m128 <- xmm). */
 export function movX128(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const x = c.xmm;
   const b = c.fpuBridge;
   b.cur = i;
@@ -343,7 +380,7 @@ export function movX128(c: Cpu, i: XInsn): void {
  * 9 MOVHPx store.
  */
 export function movXPart(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const x = c.xmm;
   const b = c.fpuBridge;
   b.cur = i;
@@ -434,7 +471,7 @@ export function movXPart(c: Cpu, i: XInsn): void {
 
 /** MOVD/MOVQ between GPR/memory and XMM (66 prefix) or MMX: k=0 to the vector register, k=1 from it. */
 export function movdq(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const xmm = (i.prefixes & Prefix.OPSIZE) !== 0;
   const u = c.fpUnits;
   const b = c.fpuBridge;
@@ -475,7 +512,7 @@ export function movdq(c: Cpu, i: XInsn): void {
 
 /** MMX MOVQ mm, mm/m64 (k=0) and mm/m64, mm (k=1). */
 export function movqMmx(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const u = c.fpUnits;
   const b = c.fpuBridge;
   b.cur = i;
@@ -506,7 +543,7 @@ export function movqMmx(c: Cpu, i: XInsn): void {
 
 /** PINSRB/W/D/Q (k = element bytes) xmm, r/m, imm8. */
 export function pinsr(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const b = c.fpuBridge;
   b.cur = i;
   const n = i.k;
@@ -534,7 +571,7 @@ export function pinsr(c: Cpu, i: XInsn): void {
 
 /** PEXTRB/W/D/Q and EXTRACTPS (k = element bytes) r/m, xmm, imm8. */
 export function pextr(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const b = c.fpuBridge;
   b.cur = i;
   const n = i.k;

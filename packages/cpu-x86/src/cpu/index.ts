@@ -1,6 +1,15 @@
 // The public face of the CPU: state, the interfaces it declares, the memory path and the executor.
 
-export { Block, Cpu, type CpuOptions, type CpuSnapshot, FlatMemory, NO_PORTS, RunExit } from "./cpu.js";
+export {
+  Block,
+  Cpu,
+  type CpuOptions,
+  type CpuSnapshot,
+  FlatMemory,
+  NO_LINE,
+  NO_PORTS,
+  RunExit,
+} from "./cpu.js";
 export {
   CPUID_7_ECX_PKU,
   CPUID_D1_EAX_XSAVES,
@@ -16,6 +25,7 @@ export {
   InterceptKind,
   type Intercepts,
   type InterruptSource,
+  type OutputLine,
   type PagingRegs,
   type PhysicalMemory,
   type PortIo,

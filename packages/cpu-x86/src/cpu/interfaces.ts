@@ -147,6 +147,15 @@ export interface Intercepts {
   intercept(kind: InterceptKind, a: number, b: number): boolean;
 }
 
+/**
+ * An output line of the CPU, told of each change: FERR# (SDM Vol. 1 8.7), asserted at a waiting x87
+ * instruction while an unmasked x87 exception is pending with CR0.NE = 0, deasserted when the exception
+ * flags are cleared. On a PC the platform routes it to IRQ13 and latches it until a write to port F0H.
+ */
+export interface OutputLine {
+  set(asserted: boolean): void;
+}
+
 /** An interrupt controller the CPU acknowledges interrupts from (PIC/LAPIC in kvm-api). */
 export interface InterruptSource {
   /** Returns the vector of the highest-priority pending interrupt and marks it in service. */
