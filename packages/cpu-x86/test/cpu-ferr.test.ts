@@ -130,6 +130,14 @@ describe("FERR# with CR0.NE = 0 (SDM Vol. 1 8.7, D.2.1)", () => {
     expect(x87(cpu)).toEqual({ top: 5, es: false });
   });
 
+  it("RESET clears SW.ES, and with it FERR#", () => {
+    const { cpu, log } = pc([...SETUP, ...FLD1, ...HLT], [], false);
+    expect(cpu.run(1000)).toBe(RunExit.HLT);
+    cpu.reset();
+    expect(log).toEqual(["ferr+", "ferr-"]);
+    expect(cpu.ferrAsserted).toBe(false);
+  });
+
   it("CR0.NE = 1: #MF, and FERR# is left alone", () => {
     const { cpu, log } = pc([...SETUP, ...FLD1, ...HLT], []);
     cpu.cr0 |= CR0.NE;

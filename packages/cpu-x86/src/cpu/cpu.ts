@@ -238,6 +238,11 @@ export class Cpu extends SysCpu {
     this.shutdown = false;
     this.fpUnits.x87.init();
     this.mxcsr = 0x1f80;
+    // FERR# follows SW.ES, which RESET clears.
+    if (this.ferrAsserted) {
+      this.ferrAsserted = false;
+      this.ferr.set(false);
+    }
   }
 
   /** Convenience for tests and loaders: real mode at CS:IP with flat 64 KiB segments. */
