@@ -138,10 +138,5 @@ describe("#MF: a pending unmasked x87 exception (SDM Vol. 1 8.6)", () => {
     expect(m.reg(0) & 0x84).toBe(0x84);
     expect(m.dv.getUint16(0x8002, true)).toBe(0x37b);
   });
-
-  it("CR0.NE = 0: not reported (FERR#/IRQ 13 is not modelled), the instruction runs", () => {
-    const m = pending(false);
-    m.load([...setup, 0xd9, 0xe8, ...I.hlt]);
-    expect(m.run()).toBeNull();
-  });
+  // CR0.NE = 0 (FERR#, IGNNE#): cpu-ferr.test.ts.
 });

@@ -24,6 +24,7 @@ import {
   InterceptKind,
   type Intercepts,
   type InterruptSource,
+  type OutputLine,
   type PhysicalMemory,
   type PortIo,
   type Translator,
@@ -97,6 +98,9 @@ export const NO_PORTS: PortIo = {
   out: () => {},
 };
 
+/** An output line that goes nowhere (FERR# of a CPU on no platform). */
+export const NO_LINE: OutputLine = { set: () => {} };
+
 /** A flat RAM adapter: guest-physical 0 .. ram.length - 1 is RAM, the rest reads as all-ones MMIO. */
 export class FlatMemory implements PhysicalMemory {
   constructor(readonly ram: Uint8Array) {}
@@ -121,6 +125,8 @@ export interface CpuOptions {
   intercepts?: Intercepts | null;
   interrupts?: InterruptSource | null;
   clock?: TscClock;
+  /** The FERR# output (x87 errors with CR0.NE = 0; see `Cpu.ferr`); default: not connected. */
+  ferr?: OutputLine;
   /** Compile hot blocks (default true). */
   jit?: boolean;
   /** Executions of a block before it is compiled (default `JIT_THRESHOLD`; at least 1). */
@@ -136,6 +142,14 @@ export class Cpu extends SysCpu {
   irqPending = false;
   /** An NMI is latched. */
   nmiPending = false;
+  /**
+   * FERR# and IGNNE# of the PC-compatible x87 error scheme (SDM Vol. 1 8.7; fpu-glue.ts `pendingX87`):
+   * the output line, its level, and the IGNNE# input the platform drives (while set, a waiting x87
+   * instruction runs despite a pending exception with CR0.NE = 0).
+   */
+  ferr: OutputLine;
+  ferrAsserted = false;
+  ignne = false;
   /**
    * VMX "interrupt-window exiting" / "NMI-window exiting": when set, `run` offers INTERRUPT_WINDOW
    * (NMI_WINDOW) to the intercept hook at the first instruction boundary where an external interrupt
@@ -197,6 +211,7 @@ export class Cpu extends SysCpu {
     this.io = opts.io ?? NO_PORTS;
     this.hooks = opts.intercepts ?? null;
     this.interrupts = opts.interrupts ?? null;
+    this.ferr = opts.ferr ?? NO_LINE;
     this.clock = opts.clock ?? { now: () => this.executed };
     this.jit = opts.jit ?? true;
     this.jitThreshold = Math.max(1, Math.floor(opts.jitThreshold ?? JIT_THRESHOLD));
@@ -223,6 +238,11 @@ export class Cpu extends SysCpu {
     this.shutdown = false;
     this.fpUnits.x87.init();
     this.mxcsr = 0x1f80;
+    // FERR# follows SW.ES, which RESET clears.
+    if (this.ferrAsserted) {
+      this.ferrAsserted = false;
+      this.ferr.set(false);
+    }
   }
 
   /** Convenience for tests and loaders: real mode at CS:IP with flat 64 KiB segments. */

@@ -43,14 +43,35 @@ export const CPUID_1_ECX_XSAVE = 1 << 26;
 /** CPUID.(0DH,1):EAX: XSAVEOPT (bit 0) and XSAVEC with the compacted XRSTOR (bit 1). */
 export const CPUID_D1_EAX_XSAVEOPT = 1 << 0;
 export const CPUID_D1_EAX_XSAVEC = 1 << 1;
+/**
+ * CPUID.(0DH,1):EAX[3]: XSAVES/XRSTORS and the IA32_XSS MSR (SDM Vol. 1 13.11, 13.12). Implemented but
+ * off by default: kvm-api's VMX hook does not yet act on "enable XSAVES/XRSTORS" or the XSS-exiting
+ * bitmap (`InterceptKind.XSAVES`), so a nested guest could run them where its hypervisor forbade it.
+ * `xsaveExtensions |= CPUID_D1_EAX_XSAVES` turns it on.
+ */
+export const CPUID_D1_EAX_XSAVES = 1 << 3;
+/**
+ * IA32_XSS bits this CPU supports (CPUID.(0DH,1):ECX/EDX): none. No supervisor state component (PT,
+ * CET, ...) is implemented; XSAVES/XRSTORS are still complete for the user components.
+ */
+export const XSS_SUPPORTED = 0;
 /** Bytes of an XSAVE area holding the legacy region (x87, SSE) and the header (SDM Vol. 1 13.4). */
 const XSAVE_AREA_LEGACY = 576;
+/** XCR0 bits of the x87 and SSE components, always supported. */
+const XCR0_X87_SSE = 3;
+/** XCR0 bit of the PKRU component (SDM Vol. 1 13.5.7), supported with PKU. */
+const XCR0_PKRU = 1 << 9;
+/** PKRU component size, and its standard-form offset in Intel's layout (CPUID.(0DH,9):EAX, EBX). */
+const XSAVE_PKRU_SIZE = 8;
+export const XSAVE_PKRU_OFFSET_INTEL = 2688;
 /** CPUID.(7,0):EBX.SMAP. */
 export const CPUID_7_EBX_SMAP = 1 << 20;
 /**
- * CPUID.(7,0):ECX.PKU: protection keys, RDPKRU/WRPKRU, CR4.PKE. Implemented but off by default: the XSAVE
- * PKRU component (9) is not, and no real CPU has one without the other. `features7Ecx |= CPUID_7_ECX_PKU`
- * turns it on.
+ * CPUID.(7,0):ECX.PKU: protection keys, RDPKRU/WRPKRU, CR4.PKE, and the XSAVE PKRU component (XCR0[9],
+ * CPUID.(0DH,9)). Implemented but off by default: kvm-api's supported-CPUID table carries only
+ * sub-leaves 0 and 1 of leaf 0DH and never updates 0DH.0:EBX for the guest's XCR0, so a Linux guest
+ * told of PKU would find the PKRU component without a size and turn XSAVE off.
+ * `features7Ecx |= CPUID_7_ECX_PKU` turns it on.
  */
 export const CPUID_7_ECX_PKU = 1 << 3;
 /** CPUID.(7,0):ECX.OSPKE: CR4.PKE, filled in at CPUID time. */
@@ -89,10 +110,24 @@ export class CpuidModel {
   physBits = 40;
   linBits = 48;
   maxLeaf = 0xd;
-  /** XCR0 bits supported (x87, SSE): CPUID.(0DH,0):EAX. */
-  xcr0Mask = 3;
-  /** CPUID.(0DH,1):EAX: the XSAVE instructions beyond XSAVE/XRSTOR (no XGETBV ECX=1, no XSAVES). */
+  /** CPUID.(0DH,1):EAX: the XSAVE instructions beyond XSAVE/XRSTOR (no XGETBV ECX=1; XSAVES opt-in). */
   xsaveExtensions = CPUID_D1_EAX_XSAVEOPT | CPUID_D1_EAX_XSAVEC;
+  /**
+   * Standard-form offset of the PKRU component (CPUID.(0DH,9):EBX): Intel's layout, which leaves room
+   * for AVX, MPX and AVX-512 before it even though this CPU has none of them. At most 4088.
+   */
+  pkruOffset = XSAVE_PKRU_OFFSET_INTEL;
+
+  /** XCR0 bits supported: CPUID.(0DH,0):EAX. x87 and SSE, and PKRU with PKU (they come together). */
+  get xcr0Mask(): number {
+    return XCR0_X87_SSE | (this.features7Ecx & CPUID_7_ECX_PKU ? XCR0_PKRU : 0);
+  }
+
+  /** Bytes of an XSAVE area holding the components `xfeatures`, standard or compacted form. */
+  xsaveAreaSize(xfeatures: number, compacted: boolean): number {
+    if ((xfeatures & this.xcr0Mask & XCR0_PKRU) === 0) return XSAVE_AREA_LEGACY;
+    return (compacted ? XSAVE_AREA_LEGACY : this.pkruOffset) + XSAVE_PKRU_SIZE;
+  }
 
   private str4(s: string, at: number): number {
     let v = 0;
@@ -100,8 +135,11 @@ export class CpuidModel {
     return v | 0;
   }
 
-  /** Answers CPUID; `osxsave` / `ospke` are CR4.OSXSAVE / CR4.PKE, which CPUID reflects. */
-  query(leaf: number, sub: number, out: CpuidResult, osxsave: boolean, ospke = false): void {
+  /**
+   * Answers CPUID; `osxsave` / `ospke` are CR4.OSXSAVE / CR4.PKE and `xfeatures` XCR0 | IA32_XSS, which
+   * CPUID reflects (the latter in the sizes of leaf 0DH; IA32_XSS is always 0 here).
+   */
+  query(leaf: number, sub: number, out: CpuidResult, osxsave: boolean, ospke = false, xfeatures = 3): void {
     out.eax = out.ebx = out.ecx = out.edx = 0;
     leaf >>>= 0;
     const maxExt = 0x80000008;
@@ -129,16 +167,23 @@ export class CpuidModel {
         }
         return;
       case 0xd:
-        // SDM Vol. 1 13.2: sub-leaf 0 = supported XCR0 bits and area sizes (for the enabled and for
-        // all supported components: the legacy region and header, x87 and SSE living in the former);
-        // sub-leaf 1 = XSAVEOPT/XSAVEC and the compacted size. Components 0 and 1 have no sub-leaf.
+        // SDM Vol. 1 13.2: sub-leaf 0 = supported XCR0 bits and standard-form area sizes (for the
+        // components XCR0 enables and for all supported ones); sub-leaf 1 = XSAVEOPT/XSAVEC/XSAVES,
+        // the compacted size for XCR0 | IA32_XSS and the supported IA32_XSS bits; sub-leaf i >= 2 =
+        // size and offset of component i (9, PKRU, is the only one; ECX = 0: a user component, not
+        // 64-byte aligned when compacted). Components 0 and 1 have no sub-leaf.
         if ((this.features1Ecx & CPUID_1_ECX_XSAVE) === 0) return;
         if (sub === 0) {
           out.eax = this.xcr0Mask;
-          out.ebx = out.ecx = XSAVE_AREA_LEGACY;
+          out.ebx = this.xsaveAreaSize(xfeatures, false);
+          out.ecx = this.xsaveAreaSize(this.xcr0Mask, false);
         } else if (sub === 1) {
           out.eax = this.xsaveExtensions;
-          out.ebx = XSAVE_AREA_LEGACY;
+          out.ebx = this.xsaveAreaSize(xfeatures, true);
+          out.ecx = XSS_SUPPORTED;
+        } else if (sub === 9 && this.xcr0Mask & XCR0_PKRU) {
+          out.eax = XSAVE_PKRU_SIZE;
+          out.ebx = this.pkruOffset;
         }
         return;
       case 0x80000000:

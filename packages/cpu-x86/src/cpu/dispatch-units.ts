@@ -35,8 +35,17 @@ export function prepareUnits(i: XInsn): boolean {
     case Op.XSAVEC64:
     case Op.XRSTOR:
     case Op.XRSTOR64:
+    case Op.XSAVES:
+    case Op.XSAVES64:
+    case Op.XRSTORS:
+    case Op.XRSTORS64:
       i.fpu = SIMD_HANDLERS[op]!;
-      i.fn = h(G.xsaveExec);
+      // XSAVES/XRSTORS have their own pre-checks (CPL 0, the VMX intercept).
+      i.fn = h(
+        op === Op.XSAVES || op === Op.XSAVES64 || op === Op.XRSTORS || op === Op.XRSTORS64
+          ? G.xsavesExec
+          : G.xsaveExec,
+      );
       return true;
     case Op.MOVUPS:
     case Op.MOVUPD:

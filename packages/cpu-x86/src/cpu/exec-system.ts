@@ -121,7 +121,14 @@ export function inOut(c: C, i: I): void {
 export function cpuid(c: C, _i: I): void {
   if (c.intercept(IK.CPUID, c.r[0]!, c.r[2]!)) return;
   const o = c.cpuidOut;
-  c.cpuidModel.query(c.r[0]!, c.r[2]!, o, (c.cr4 & CR4.OSXSAVE) !== 0, (c.cr4 & CR4.PKE) !== 0);
+  c.cpuidModel.query(
+    c.r[0]!,
+    c.r[2]!,
+    o,
+    (c.cr4 & CR4.OSXSAVE) !== 0,
+    (c.cr4 & CR4.PKE) !== 0,
+    c.xcr0Lo | c.xssLo,
+  );
   c.setReg(4, 0, o.eax, 0, _i);
   c.setReg(4, 3, o.ebx, 0, _i);
   c.setReg(4, 1, o.ecx, 0, _i);
@@ -480,7 +487,7 @@ export function xsetbv(c: C, _i: I): void {
   requireCpl0(c);
   if (c.intercept(IK.XSETBV, c.r[2]!, 0)) return;
   const lo = c.r[0]!;
-  // XCR0 bit 0 must be set, only supported bits, AVX needs SSE (SDM Vol. 1 13.3).
+  // XCR0 bit 0 must be set, only supported bits (PKRU, bit 9, with PKU), AVX needs SSE (SDM Vol. 1 13.3).
   if (c.r[2] !== 0 || c.r[4] !== 0 || (lo & 1) === 0 || (lo & ~c.cpuidModel.xcr0Mask) !== 0)
     c.raise(Vec.GP, 0);
   c.xcr0Lo = lo;

@@ -3,17 +3,17 @@
  * back into (memory operand, GPRs, flags, exceptions), the system pre-checks of SDM Vol. 3 2.5 /
  * Table 2-2 and Vol. 1 13.2 (#NM on CR0.TS, #UD on CR0.EM or CR4.OSFXSR clear, #GP on misaligned
  * 16-byte operands), and the SSE/MMX data moves the units leave to the executor (MOV*, PINSR*,
- * PEXTR*, EXTRACTPS); #MF for a pending x87 exception at the next waiting x87 or MMX instruction, and
- * #AC for misaligned x87/SSE/MMX operands at CPL 3 with CR0.AM and RFLAGS.AC.
- *
- * Deviation: with CR0.NE = 0 a pending x87 exception is not reported (the FERR# pin / IRQ13 of the
- * PC-compatible scheme, SDM Vol. 1 D.1, is not modelled): the instruction runs as if none were pending.
+ * PEXTR*, EXTRACTPS); a pending x87 exception at the next waiting x87 or MMX instruction (#MF, or
+ * FERR# with CR0.NE = 0), and #AC for misaligned x87/SSE/MMX operands at CPL 3 with CR0.AM and
+ * RFLAGS.AC.
  */
 import { Prefix } from "../decoder/insn.js";
 import type { FpuHost } from "../fpu/host.js";
+import { XCOMP_PKRU, type XExtState } from "../fpu/image.js";
 import { Op } from "../generated/ops.js";
 import type { Cpu } from "./cpu.js";
 import { CPUID_1_ECX_XSAVE, CPUID_D1_EAX_XSAVEC, CPUID_D1_EAX_XSAVEOPT } from "./cpuid.js";
+import { InterceptKind } from "./interfaces.js";
 import { Vec } from "./memory.js";
 import type { XInsn } from "./operands.js";
 import { CR0, CR4, F } from "./state.js";
@@ -77,11 +77,17 @@ function acAlignment(bytes: number): number {
 /** The executor side of the x87/SIMD handlers' interface, for the instruction in `cur`. */
 export class FpuBridge implements FpuHost {
   cur: XInsn | null = null;
+  private readonly ext: XExtState = { pkru: 0, pkruOffset: 0 };
   constructor(private readonly c: Cpu) {}
 
-  private addr(bytes: number, write: boolean): void {
+  private addr(bytes: number, write: boolean, at: number): void {
     const c = this.c;
     const i = this.cur!;
+    if (at !== 0) {
+      // A later part of an XSAVE area (PKRU at its slot): the base was checked with the first part.
+      c.memAddr(i, at, bytes, write);
+      return;
+    }
     c.memAddr(i, 0, Math.min(bytes, 8), write);
     // #GP(0) for a misaligned 16-byte operand of the aligned forms, FXSAVE/FXRSTOR image (16) and
     // XSAVE area (64), before any #AC (SDM Vol. 2 FXSAVE, XSAVE; the host CPU agrees).
@@ -91,30 +97,30 @@ export class FpuBridge implements FpuHost {
     if (c.acCheck) c.checkAlign(c.la, acAlignment(bytes));
   }
 
-  readMem(bytes: number, buf: Uint8Array): boolean {
+  readMem(bytes: number, buf: Uint8Array, at = 0): boolean {
     const c = this.c;
-    this.addr(bytes, false);
+    this.addr(bytes, false, at);
     const lo = c.la;
     const hi = c.laHi;
     let k = 0;
     for (; k + 4 <= bytes; k += 4) {
       const a = (lo >>> 0) + k;
       const v = c.rd32(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi);
-      buf[k] = v;
-      buf[k + 1] = v >> 8;
-      buf[k + 2] = v >> 16;
-      buf[k + 3] = v >> 24;
+      buf[at + k] = v;
+      buf[at + k + 1] = v >> 8;
+      buf[at + k + 2] = v >> 16;
+      buf[at + k + 3] = v >> 24;
     }
     for (; k < bytes; k++) {
       const a = (lo >>> 0) + k;
-      buf[k] = c.rd8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi);
+      buf[at + k] = c.rd8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi);
     }
     return true;
   }
 
-  writeMem(bytes: number, buf: Uint8Array): boolean {
+  writeMem(bytes: number, buf: Uint8Array, at = 0): boolean {
     const c = this.c;
-    this.addr(bytes, true);
+    this.addr(bytes, true, at);
     const lo = c.la;
     const hi = c.laHi;
     // Both ends first, so a fault leaves memory unchanged.
@@ -123,7 +129,7 @@ export class FpuBridge implements FpuHost {
     c.probeWrite(e | 0, e > 0xffffffff ? (hi + 1) | 0 : hi);
     for (let k = 0; k < bytes; k++) {
       const a = (lo >>> 0) + k;
-      c.wr8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi, buf[k]!);
+      c.wr8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi, buf[at + k]!);
     }
     return true;
   }
@@ -158,34 +164,90 @@ export class FpuBridge implements FpuHost {
   xsaveCompaction(): boolean {
     return (this.c.cpuidModel.xsaveExtensions & CPUID_D1_EAX_XSAVEC) !== 0;
   }
+  xssLo(): number {
+    return this.c.xssLo;
+  }
+  /** PKRU for the XSAVE images, when CPUID.(0DH,0):EAX[9] reports the component. */
+  xext(): XExtState | null {
+    const m = this.c.cpuidModel;
+    if ((m.xcr0Mask & XCOMP_PKRU) === 0) return null;
+    const e = this.ext;
+    e.pkru = this.c.pkru;
+    e.pkruOffset = m.pkruOffset;
+    return e;
+  }
+  /** As WRPKRU: the TLB entries of user pages hold rights PKRU gave. */
+  xextLoaded(): void {
+    const c = this.c;
+    if (c.pkru !== this.ext.pkru) {
+      c.pkru = this.ext.pkru;
+      c.tlbFlushUser();
+    }
+  }
   raise(vector: number, errorCode: number): void {
     this.c.raise(vector, vector === Vec.GP ? errorCode : -1);
   }
 }
 
 /**
- * #MF before a waiting x87 or MMX instruction while an unmasked x87 exception is pending (SW.ES) and
- * CR0.NE = 1 (SDM Vol. 1 8.6, Vol. 3 6.15 Interrupt 16): a fault on that instruction; FIP/FDP still
- * name the one that caused the exception.
+ * A pending unmasked x87 exception (SW.ES) at a waiting x87 or MMX instruction; returns false when that
+ * instruction must not run.
+ * - CR0.NE = 1: #MF, a fault on that instruction (SDM Vol. 1 8.6, Vol. 3 6.15 Interrupt 16); FIP/FDP
+ *   still name the one that caused the exception.
+ * - CR0.NE = 0, the PC-compatible ("MS-DOS compatibility") scheme (SDM Vol. 1 8.7, D.2.1): no #MF; the
+ *   CPU asserts FERR# (`Cpu.ferr`) and, unless IGNNE# (`Cpu.ignne`) is asserted, waits before the
+ *   instruction for an interrupt: the platform turns FERR# into IRQ13, whose handler clears the error
+ *   (FNCLEX) or asserts IGNNE# (on a PC by writing port F0H) and returns to the instruction, which then
+ *   runs. The wait is the HLT activity state with RIP at the instruction (`run` returns HLT; the
+ *   interrupt's return address is the instruction). With IGNNE# asserted the instruction runs as if
+ *   nothing were pending. This is the deferred reporting of the Pentium and later processors; the
+ *   FERR# pulse that a no-wait instruction gives on the 486 and Pentium (D.2.1.3) is not modelled.
  */
-function pendingX87(c: Cpu): void {
-  if (c.cr0 & CR0.NE && c.fpUnits.x87.pendingException()) c.raise(Vec.MF);
+function pendingX87(c: Cpu): boolean {
+  if (!c.fpUnits.x87.pendingException()) return true;
+  if (c.cr0 & CR0.NE) c.raise(Vec.MF);
+  if (!c.ferrAsserted) {
+    c.ferrAsserted = true;
+    c.ferr.set(true);
+  }
+  if (c.ignne) return true;
+  c.halted = true;
+  c.nipLo = c.ripLo;
+  c.nipHi = c.ripHi;
+  c.stopBlock = true;
+  return false;
+}
+
+/**
+ * FERR# follows SW.ES once asserted: it goes when the exception flags are cleared (FNCLEX, FNINIT,
+ * FLDENV/FRSTOR, FXRSTOR/XRSTOR of a clear status word; SDM Vol. 1 8.7). Called after the
+ * instructions that can clear them.
+ */
+function ferrFollow(c: Cpu): void {
+  if (c.ferrAsserted && !c.fpUnits.x87.pendingException()) {
+    c.ferrAsserted = false;
+    c.ferr.set(false);
+  }
 }
 
 /** x87 instruction (D8-DF): #NM when CR0.EM or CR0.TS (SDM Vol. 3 Table 2-2), then #MF. */
 export function x87Exec(c: Cpu, i: XInsn): void {
   if (c.cr0 & (CR0.EM | CR0.TS)) c.raise(Vec.NM);
-  if (!NO_WAIT.has(i.op)) pendingX87(c);
+  if (!NO_WAIT.has(i.op) && !pendingX87(c)) return;
   const b = c.fpuBridge;
   b.cur = i;
   i.fpu!(c.fpUnits, b, i);
+  ferrFollow(c);
   // FOP names the last non-control instruction (SDM Vol. 1 8.1.8).
   if (!NO_WAIT.has(i.op) && !CONTROL.has(i.op))
     c.fpUnits.x87.fop =
       ((i.opcode & 7) << 8) | (i.hasModrm ? (i.mod << 6) | ((i.reg & 7) << 3) | (i.rm & 7) : 0);
 }
 
-/** FWAIT: #NM only when CR0.MP and CR0.TS are both set, then #MF; otherwise nothing (SDM Vol. 2 WAIT). */
+/**
+ * FWAIT: #NM only when CR0.MP and CR0.TS are both set, then #MF (CR0.NE = 1) or FERR# (CR0.NE = 0);
+ * otherwise nothing (SDM Vol. 2 WAIT).
+ */
 export function fwait(c: Cpu, _i: XInsn): void {
   if ((c.cr0 & (CR0.MP | CR0.TS)) === (CR0.MP | CR0.TS)) c.raise(Vec.NM);
   pendingX87(c);
@@ -200,12 +262,12 @@ function isMmx(i: XInsn): boolean {
   );
 }
 
-/** SSE/MMX pre-checks (SDM Vol. 3 Table 2-2, Vol. 1 13.2). */
-function simdChecks(c: Cpu, i: XInsn): void {
+/** SSE/MMX pre-checks (SDM Vol. 3 Table 2-2, Vol. 1 13.2); false when an MMX instruction waits on FERR#. */
+function simdChecks(c: Cpu, i: XInsn): boolean {
   if (c.cr0 & CR0.EM) c.raise(Vec.UD);
   if (!isMmx(i) && (c.cr4 & CR4.OSFXSR) === 0) c.raise(Vec.UD);
   if (c.cr0 & CR0.TS) c.raise(Vec.NM);
-  if (isMmx(i)) pendingX87(c);
+  return !isMmx(i) || pendingX87(c);
 }
 
 /**
@@ -227,13 +289,33 @@ export function xsaveExec(c: Cpu, i: XInsn): void {
   const b = c.fpuBridge;
   b.cur = i;
   i.fpu!(c.fpUnits, b, i);
+  ferrFollow(c);
 }
 
-export function simdExec(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+/**
+ * XSAVES, XRSTORS (SDM Vol. 1 13.11, 13.12; Vol. 2 XSAVES, XRSTORS): #UD unless CPUID.(0DH,1):EAX[3]
+ * and CR4.OSXSAVE = 1, #GP(0) above CPL 0, then the VMX intercept, then #NM with CR0.TS. A hook that
+ * raises #UD for "enable XSAVES/XRSTORS" = 0 is asked after the CPL check, so at CPL > 0 the #GP(0)
+ * comes first (the SDM does not order the two).
+ */
+export function xsavesExec(c: Cpu, i: XInsn): void {
+  if (!c.hasXsaves() || (c.cr4 & CR4.OSXSAVE) === 0) c.raise(Vec.UD);
+  if (c.cpl !== 0) c.raise(Vec.GP, 0);
+  const restore = i.op === Op.XRSTORS || i.op === Op.XRSTORS64;
+  if (c.intercept(InterceptKind.XSAVES, restore ? 1 : 0, c.r[0]! & c.xssLo)) return;
+  if (c.cr0 & CR0.TS) c.raise(Vec.NM);
   const b = c.fpuBridge;
   b.cur = i;
   i.fpu!(c.fpUnits, b, i);
+  ferrFollow(c);
+}
+
+export function simdExec(c: Cpu, i: XInsn): void {
+  if (!simdChecks(c, i)) return;
+  const b = c.fpuBridge;
+  b.cur = i;
+  i.fpu!(c.fpUnits, b, i);
+  ferrFollow(c); // FXRSTOR
   const mm = mmxDest(i);
   if (mm >= 0) c.fpUnits.x87.se[mm] = 0xffff;
 }
@@ -275,7 +357,7 @@ const tmp32 = new Uint32Array(tmp.buffer);
 
 /** Full 16-byte moves: k=0 load (xmm <- xmm/m128), k=1 store (xmm/m128 <- xmm). */
 export function movX128(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const x = c.xmm;
   const b = c.fpuBridge;
   b.cur = i;
@@ -298,7 +380,7 @@ export function movX128(c: Cpu, i: XInsn): void {
  * 9 MOVHPx store.
  */
 export function movXPart(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const x = c.xmm;
   const b = c.fpuBridge;
   b.cur = i;
@@ -389,7 +471,7 @@ export function movXPart(c: Cpu, i: XInsn): void {
 
 /** MOVD/MOVQ between GPR/memory and XMM (66 prefix) or MMX: k=0 to the vector register, k=1 from it. */
 export function movdq(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const xmm = (i.prefixes & Prefix.OPSIZE) !== 0;
   const u = c.fpUnits;
   const b = c.fpuBridge;
@@ -430,7 +512,7 @@ export function movdq(c: Cpu, i: XInsn): void {
 
 /** MMX MOVQ mm, mm/m64 (k=0) and mm/m64, mm (k=1). */
 export function movqMmx(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const u = c.fpUnits;
   const b = c.fpuBridge;
   b.cur = i;
@@ -461,7 +543,7 @@ export function movqMmx(c: Cpu, i: XInsn): void {
 
 /** PINSRB/W/D/Q (k = element bytes) xmm, r/m, imm8. */
 export function pinsr(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const b = c.fpuBridge;
   b.cur = i;
   const n = i.k;
@@ -489,7 +571,7 @@ export function pinsr(c: Cpu, i: XInsn): void {
 
 /** PEXTRB/W/D/Q and EXTRACTPS (k = element bytes) r/m, xmm, imm8. */
 export function pextr(c: Cpu, i: XInsn): void {
-  simdChecks(c, i);
+  if (!simdChecks(c, i)) return;
   const b = c.fpuBridge;
   b.cur = i;
   const n = i.k;

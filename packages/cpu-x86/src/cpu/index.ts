@@ -1,7 +1,23 @@
 // The public face of the CPU: state, the interfaces it declares, the memory path and the executor.
 
-export { Block, Cpu, type CpuOptions, type CpuSnapshot, FlatMemory, NO_PORTS, RunExit } from "./cpu.js";
-export { CPUID_7_ECX_PKU, CpuidModel, type CpuidResult } from "./cpuid.js";
+export {
+  Block,
+  Cpu,
+  type CpuOptions,
+  type CpuSnapshot,
+  FlatMemory,
+  NO_LINE,
+  NO_PORTS,
+  RunExit,
+} from "./cpu.js";
+export {
+  CPUID_7_ECX_PKU,
+  CPUID_D1_EAX_XSAVES,
+  CpuidModel,
+  type CpuidResult,
+  XSAVE_PKRU_OFFSET_INTEL,
+  XSS_SUPPORTED,
+} from "./cpuid.js";
 export { EventType } from "./exceptions.js";
 export { FlagsCpu, LF } from "./flags.js";
 export {
@@ -9,6 +25,7 @@ export {
   InterceptKind,
   type Intercepts,
   type InterruptSource,
+  type OutputLine,
   type PagingRegs,
   type PhysicalMemory,
   type PortIo,
@@ -31,6 +48,7 @@ export {
   CR4,
   EFER,
   F,
+  MSR_IA32_XSS,
   Msr,
   Reg,
   Seg,

@@ -124,6 +124,14 @@ export const InterceptKind = {
   TASK_SWITCH: 29,
   CLTS: 30,
   LMSW: 31,
+  /**
+   * XSAVES (a = 0) and XRSTORS (a = 1), after the #UD and CPL checks, before #NM and the memory
+   * operand's faults (SDM Vol. 3 26.1.1). b = EAX & IA32_XSS, the bits VMX ANDs with the XSS-exiting
+   * bitmap (EDX & IA32_XSS is 0: IA32_XSS has no upper bit here). A VMX layer raises #UD here when
+   * "enable XSAVES/XRSTORS" is 0 and takes exit 63 / 64 for a bit set in b & the bitmap (SDM Vol. 3
+   * 26.1.3, 26.3, Appendix C).
+   */
+  XSAVES: 32,
 } as const;
 export type InterceptKind = (typeof InterceptKind)[keyof typeof InterceptKind];
 
@@ -137,6 +145,15 @@ export type InterceptKind = (typeof InterceptKind)[keyof typeof InterceptKind];
  */
 export interface Intercepts {
   intercept(kind: InterceptKind, a: number, b: number): boolean;
+}
+
+/**
+ * An output line of the CPU, told of each change: FERR# (SDM Vol. 1 8.7), asserted at a waiting x87
+ * instruction while an unmasked x87 exception is pending with CR0.NE = 0, deasserted when the exception
+ * flags are cleared. On a PC the platform routes it to IRQ13 and latches it until a write to port F0H.
+ */
+export interface OutputLine {
+  set(asserted: boolean): void;
 }
 
 /** An interrupt controller the CPU acknowledges interrupts from (PIC/LAPIC in kvm-api). */

@@ -122,6 +122,13 @@ export const Msr = {
   TSC_AUX: 0xc0000103,
 } as const;
 
+/**
+ * IA32_XSS (SDM Vol. 1 13.3), present when CPUID.(0DH,1):EAX[3] reports XSAVES. Not in `Msr`, the list
+ * kvm-api reports as KVM_GET_MSR_INDEX_LIST: KVM lists it only when XSAVES is supported, which here is
+ * opt-in.
+ */
+export const MSR_IA32_XSS = 0xda0;
+
 /** Register numbers (SDM encoding order). */
 export const Reg = {
   RAX: 0,
@@ -312,6 +319,11 @@ export class CpuState {
   xcr0Hi = 0;
   /** Protection-key rights for user pages (SDM Vol. 3 4.6.2): AD = bit 2k, WD = bit 2k + 1. */
   pkru = 0;
+  /**
+   * IA32_XSS (low half; the supported bits, `XSS_SUPPORTED`, are none, so it stays 0 and snapshots
+   * leave it out).
+   */
+  xssLo = 0;
   sysenterCs = 0;
   /** Named 64-bit MSRs (see `MSR64_NAMES`), halves. */
   readonly msr64 = new Int32Array(MSR64_NAMES.length * 2);
@@ -393,6 +405,7 @@ export class CpuState {
     this.xcr0Lo = 1;
     this.xcr0Hi = 0;
     this.pkru = 0;
+    this.xssLo = 0;
     this.sysenterCs = 0;
     this.msr64.fill(0);
     this.msr64[M64.pat * 2] = 0x00070406;

@@ -2,10 +2,17 @@
  * Control registers, MSRs, the TSC and the I/O permission check (SDM Vol. 3 2.5, 2.2.1, 17.17,
  * Vol. 1 19.5): the writes that change the paging mode or the operating mode, with their #GP rules.
  */
-import { CPUID_1_ECX_XSAVE, CPUID_7_ECX_PKU, CpuidModel, type CpuidResult } from "./cpuid.js";
+import {
+  CPUID_1_ECX_XSAVE,
+  CPUID_7_ECX_PKU,
+  CPUID_D1_EAX_XSAVES,
+  CpuidModel,
+  type CpuidResult,
+  XSS_SUPPORTED,
+} from "./cpuid.js";
 import { Vec } from "./memory.js";
 import { OpCpu } from "./operands.js";
-import { AR, CR0, CR4, EFER, F, M64, Msr, Seg } from "./state.js";
+import { AR, CR0, CR4, EFER, F, M64, MSR_IA32_XSS, Msr, Seg } from "./state.js";
 
 /** CR4 bits this CPU accepts (others are reserved: #GP). */
 const CR4_VALID =
@@ -188,6 +195,10 @@ export class SysCpu extends OpCpu {
       case Msr.TSC_ADJUST:
         slot = M64.tscAdjust;
         break;
+      case MSR_IA32_XSS:
+        if (!this.hasXsaves()) return false;
+        lo = this.xssLo;
+        break;
       default:
         return false;
     }
@@ -280,9 +291,20 @@ export class SysCpu extends OpCpu {
       case Msr.TSC_ADJUST:
         this.setMsr64(M64.tscAdjust, lo, hi);
         return true;
+      case MSR_IA32_XSS:
+        // SDM Vol. 1 13.3: #GP for a bit CPUID.(0DH,1):ECX/EDX does not report.
+        if (!this.hasXsaves() || hi !== 0 || (lo & ~XSS_SUPPORTED) !== 0) return false;
+        this.xssLo = lo;
+        return true;
       default:
         return false;
     }
+  }
+
+  /** CPUID.(0DH,1):EAX[3]: XSAVES/XRSTORS and IA32_XSS exist. */
+  hasXsaves(): boolean {
+    const m = this.cpuidModel;
+    return (m.features1Ecx & CPUID_1_ECX_XSAVE) !== 0 && (m.xsaveExtensions & CPUID_D1_EAX_XSAVES) !== 0;
   }
 
   /** Writes an MSR kept as plain 64-bit storage in `msr64`. */

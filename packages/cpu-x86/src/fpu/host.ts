@@ -10,16 +10,20 @@
  * After a non-control x87 instruction it records FIP/FDP/FOP with `x87.setLastInsn`.
  */
 import { type SseState, SseState as SseUnit, type XmmFile, xmmFileOver } from "../simd/state.js";
+import type { XExtState } from "./image.js";
 import { X87 } from "./x87.js";
 
 /** Exception vectors the handlers raise through `FpuHost.raise`. */
 export const FpuVector = { UD: 6, NM: 7, GP: 13, MF: 16, XM: 19 } as const;
 
 export interface FpuHost {
-  /** Read the current instruction's memory operand (`bytes` long) into buf[0..]; false after raising its fault. */
-  readMem(bytes: number, buf: Uint8Array): boolean;
-  /** Write buf[0..bytes) to the current instruction's memory operand; false after raising its fault. */
-  writeMem(bytes: number, buf: Uint8Array): boolean;
+  /**
+   * Read `bytes` of the current instruction's memory operand from offset `at` (default 0) into
+   * buf[at..]; false after raising its fault. Alignment is checked for `at` = 0 only.
+   */
+  readMem(bytes: number, buf: Uint8Array, at?: number): boolean;
+  /** Write buf[at..at + bytes) to the memory operand at offset `at`; false after raising its fault. */
+  writeMem(bytes: number, buf: Uint8Array, at?: number): boolean;
   /** General-purpose register halves (reg 0..15). */
   gprLo(reg: number): number;
   gprHi(reg: number): number;
@@ -35,9 +39,20 @@ export interface FpuHost {
   xcr0Hi(): number;
   /** The compacted XSAVE form is supported (XSAVEC, CPUID.(0DH,1):EAX[1]); absent means no. */
   xsaveCompaction?(): boolean;
+  /** IA32_XSS (low half): the supervisor components XSAVES/XRSTORS add to XCR0; absent means 0. */
+  xssLo?(): number;
+  /**
+   * PKRU and its standard-form offset when the CPU has the PKRU component (CPUID.(0DH,0):EAX[9]), else
+   * null (absent: null). XRSTOR/XRSTORS write the loaded value into it and call `xextLoaded`.
+   */
+  xext?(): XExtState | null;
+  xextLoaded?(): void;
   /** Raise an exception; the handler returns right after. */
   raise(vector: number, errorCode: number): void;
 }
+
+/** Size of `FpUnits.buf`: the largest XSAVE area an executor may ask for (PKRU offset + 8 at most). */
+export const XSAVE_BUF_BYTES = 4096;
 
 /** The units the handlers work on, plus scratch buffers for memory operands. */
 export class FpUnits {
@@ -45,8 +60,8 @@ export class FpUnits {
   readonly sse: SseState;
   /** MMX registers: the x87 significands (MMn = words 2n, 2n+1). */
   readonly mmx: XmmFile;
-  /** Memory-operand scratch (up to an XSAVE area of x87 + SSE: 576 bytes). */
-  readonly buf = new Uint8Array(576);
+  /** Memory-operand scratch (up to an XSAVE area: the legacy region, header and PKRU at its offset). */
+  readonly buf = new Uint8Array(XSAVE_BUF_BYTES);
   readonly dv = new DataView(this.buf.buffer);
 
   constructor(x87: X87 = new X87(), sse: SseState = new SseUnit()) {

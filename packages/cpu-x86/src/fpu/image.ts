@@ -1,8 +1,9 @@
 /**
  * Memory images of the x87/SSE state: FNSTENV/FLDENV and FNSAVE/FRSTOR (SDM Vol. 1 §8.1.10,
  * Figures 8-9..8-12), FXSAVE/FXRSTOR (Vol. 2 FXSAVE, Tables 10-2 and 10-3), and the legacy region +
- * header of XSAVE/XSAVEOPT/XSAVEC/XRSTOR for the x87 (bit 0) and SSE (bit 1) components, standard and
- * compacted forms (Vol. 1 §13.4-13.10; with no component above 1 both forms lay out the same bytes).
+ * header of XSAVE/XSAVEOPT/XSAVEC/XSAVES/XRSTOR/XRSTORS for the x87 (bit 0), SSE (bit 1) and PKRU
+ * (bit 9) components, standard and compacted forms (Vol. 1 §13.4-13.12; the legacy region is the same in
+ * both, PKRU moves from its CPUID offset to right after the header).
  * The executor reads/writes the guest bytes; these functions only fill or parse a Uint8Array.
  */
 import { Mxcsr, type SseState } from "../simd/state.js";
@@ -273,9 +274,31 @@ export function fxrstor(
   return ImageStatus.Ok;
 }
 
-/** XSAVE component bits handled here. */
+/** XSAVE state-component bits handled here (SDM Vol. 1 13.1). */
 export const XCOMP_X87 = 1;
 export const XCOMP_SSE = 2;
+/** PKRU state (SDM Vol. 1 13.5.7): a user state component of 8 bytes (PKRU, then 4 reserved bytes). */
+export const XCOMP_PKRU = 1 << 9;
+/** The legacy region and the header: the compacted form's first extended component starts here. */
+export const XSAVE_LEGACY_BYTES = 576;
+/** Size of the PKRU component: CPUID.(0DH,9):EAX. */
+export const XSAVE_PKRU_BYTES = 8;
+
+/** The state beyond x87 and SSE that the images carry, and where the standard form puts it. */
+export interface XExtState {
+  /** PKRU (component 9); XRSTOR writes it back here. */
+  pkru: number;
+  /** Standard-form offset of component 9: CPUID.(0DH,9):EBX. */
+  pkruOffset: number;
+}
+
+/**
+ * Offset of the PKRU component in an area. The compacted form packs the components of XCOMP_BV in
+ * order after the header (SDM Vol. 1 13.4.3); of components 2..8 none exists here, so PKRU is first.
+ */
+export function pkruSlot(ext: XExtState, compacted: boolean): number {
+  return compacted ? XSAVE_LEGACY_BYTES : ext.pkruOffset;
+}
 
 function x87IsInit(x: X87): boolean {
   if (x.cw !== Cw.INIT || x.getSw() !== 0 || x.tw !== 0xffff || x.fop !== 0) return false;
@@ -291,14 +314,17 @@ function sseIsInit(s: SseState): boolean {
 const MXCSR_INIT = 0x1f80;
 
 /**
- * XSAVE / XSAVEOPT (standard form, `compacted` false) and XSAVEC (compacted) of the x87 and SSE
- * components selected by `rfbm` (= EDX:EAX & XCR0, low bits). XINUSE[i] is "not in the initial
- * configuration" (SDM Vol. 1 §13.6).
- * - Standard (§13.7): writes the legacy-region parts of every component in RFBM, MXCSR and MXCSR_MASK
- *   when RFBM[1] or RFBM[2] is set, and XSTATE_BV bits 0/1 = XINUSE; other header bytes are untouched.
- * - Compacted (§13.10): saves component i only when RFBM[i] = 1 and XINUSE[i] = 1 (for SSE, MXCSR
- *   other than 1F80H counts as in use); writes XSTATE_BV = RFBM & XINUSE and XCOMP_BV = bit 63 | RFBM,
- *   and no other header byte. Compaction moves nothing for components 0 and 1 (legacy region).
+ * XSAVE / XSAVEOPT (standard form, `compacted` false) and XSAVEC / XSAVES (compacted) of the x87, SSE
+ * and PKRU components selected by `rfbm` (= EDX:EAX & XCR0, or & (XCR0 | IA32_XSS) for XSAVES; low
+ * bits). `ext` is null when the CPU has no PKRU. XINUSE[i] is "not in the initial configuration" (SDM
+ * Vol. 1 §13.6; PKRU: PKRU = 0).
+ * - Standard (§13.7): writes every component in RFBM (the legacy-region parts of x87 and SSE, PKRU at
+ *   its offset), MXCSR and MXCSR_MASK when RFBM[1] or RFBM[2] is set, and XSTATE_BV[i] = XINUSE[i] for
+ *   i in RFBM; other header bytes are untouched.
+ * - Compacted (§13.10, §13.11): saves component i only when RFBM[i] = 1 and XINUSE[i] = 1 (for SSE,
+ *   MXCSR other than 1F80H counts as in use); writes XSTATE_BV = RFBM & XINUSE and XCOMP_BV = bit 63 |
+ *   RFBM, and no other header byte. XSAVES does not use the modified optimization (SDM 13.11 allows
+ *   it, never requires it): it saves what XSAVEC would.
  */
 export function xsave(
   x: X87,
@@ -309,39 +335,73 @@ export function xsave(
   rexW: boolean,
   nXmm: number,
   compacted = false,
+  ext: XExtState | null = null,
 ): void {
   const x87Used = !x87IsInit(x);
   const sseUsed = !sseIsInit(s) || (compacted && s.mxcsr !== MXCSR_INIT);
+  const pkruUsed = ext !== null && ext.pkru !== 0;
   const saveX87 = rfbm & XCOMP_X87 && (!compacted || x87Used);
   const saveSse = rfbm & XCOMP_SSE && (!compacted || sseUsed);
+  const savePkru = ext !== null && rfbm & XCOMP_PKRU && (!compacted || pkruUsed);
   if (saveX87) writeFxX87(x, out, off, rexW);
   if (compacted ? saveSse : rfbm & 6) {
     w32(out, off + 24, s.mxcsr);
     w32(out, off + 28, Mxcsr.MASK);
   }
   if (saveSse) writeXmm(s, out, off, nXmm);
+  if (savePkru) {
+    const p = off + pkruSlot(ext, compacted);
+    w32(out, p, ext.pkru);
+    w32(out, p + 4, 0);
+  }
   const h = off + 512;
+  const known = XCOMP_X87 | XCOMP_SSE | (ext !== null ? XCOMP_PKRU : 0);
   if (compacted) {
-    w32(out, h, (saveX87 ? XCOMP_X87 : 0) | (saveSse ? XCOMP_SSE : 0));
+    w32(out, h, (saveX87 ? XCOMP_X87 : 0) | (saveSse ? XCOMP_SSE : 0) | (savePkru ? XCOMP_PKRU : 0));
     w32(out, h + 4, 0);
-    w32(out, h + 8, rfbm & (XCOMP_X87 | XCOMP_SSE));
+    w32(out, h + 8, rfbm & known);
     w32(out, h + 12, 0x80000000);
     return;
   }
-  let bv = out[h]!;
-  if (rfbm & XCOMP_X87) bv = x87Used ? bv | 1 : bv & ~1;
-  if (rfbm & XCOMP_SSE) bv = sseUsed ? bv | 2 : bv & ~2;
-  out[h] = bv;
+  const inUse = (x87Used ? XCOMP_X87 : 0) | (sseUsed ? XCOMP_SSE : 0) | (pkruUsed ? XCOMP_PKRU : 0);
+  const m = rfbm & known;
+  w32(out, h, (r32(out, h) & ~m) | (inUse & m));
 }
 
 /**
- * XRSTOR, both forms (SDM Vol. 1 §13.8). `xcr0` is the enabled-feature mask (low 32 bits suffice for
- * these components, `xcr0Hi` the upper half); `compaction` says whether the CPU has XSAVEC (CPUID.(0DH,
- * 1):EAX[1]), without which XCOMP_BV must be 0. Header checks: bytes 16..63 zero; standard form:
- * XCOMP_BV 0, XSTATE_BV within XCR0; compacted form (XCOMP_BV[63] = 1): XCOMP_BV[62:0] within XCR0,
- * XSTATE_BV within XCOMP_BV. A reserved MXCSR bit is #GP. Components with RFBM set and XSTATE_BV clear
- * are initialized. The standard form loads MXCSR whenever RFBM[1] or RFBM[2] is set; the compacted one
- * only with the SSE component, and sets it to 1F80H when that is initialized. Nothing changes on #GP.
+ * The XSAVE-header checks of XRSTOR and XRSTORS (SDM Vol. 1 §13.8.1, §13.12): bytes 16..63 zero;
+ * standard form (XCOMP_BV[63] = 0; XRSTORS, `mustCompact`, takes #GP): XCOMP_BV 0, XSTATE_BV within
+ * `allowed`; compacted form: only with XSAVEC support (`compaction`), XCOMP_BV[62:0] within `allowed`,
+ * XSTATE_BV within XCOMP_BV. `allowed` is XCR0 for XRSTOR and XCR0 | IA32_XSS for XRSTORS.
+ */
+export function xrstorCheck(
+  src: Uint8Array,
+  off: number,
+  allowed: number,
+  allowedHi: number,
+  compaction: boolean,
+  mustCompact = false,
+): ImageStatus {
+  const h = off + 512;
+  const bvLo = r32(src, h);
+  const bvHi = r32(src, h + 4);
+  const compLo = r32(src, h + 8);
+  const compHi = r32(src, h + 12);
+  for (let i = 16; i < 64; i++) if (src[h + i] !== 0) return ImageStatus.BadHeader;
+  if (compHi >= 0x80000000) {
+    if (!compaction || compLo & ~allowed || compHi & 0x7fffffff & ~allowedHi) return ImageStatus.BadHeader;
+    if (bvLo & ~compLo || bvHi & ~(compHi & 0x7fffffff)) return ImageStatus.BadHeader;
+  } else if (mustCompact || compLo !== 0 || compHi !== 0 || bvLo & ~allowed || bvHi & ~allowedHi)
+    return ImageStatus.BadHeader;
+  return ImageStatus.Ok;
+}
+
+/**
+ * XRSTOR and XRSTORS, both forms (SDM Vol. 1 §13.8, §13.12), after `xrstorCheck` with the same
+ * `allowed`, `compaction` and `mustCompact`. A reserved MXCSR bit is #GP. Components with RFBM set and
+ * XSTATE_BV clear are initialized (PKRU to 0). The standard form loads MXCSR whenever RFBM[1] or
+ * RFBM[2] is set; the compacted one only with the SSE component, and sets it to 1F80H when that is
+ * initialized. PKRU goes to `ext.pkru`. Nothing changes on #GP.
  */
 export function xrstor(
   x: X87,
@@ -349,23 +409,18 @@ export function xrstor(
   src: Uint8Array,
   off: number,
   rfbm: number,
-  xcr0: number,
-  xcr0Hi: number,
+  allowed: number,
+  allowedHi: number,
   rexW: boolean,
   nXmm: number,
   compaction = false,
+  ext: XExtState | null = null,
+  mustCompact = false,
 ): ImageStatus {
-  const h = off + 512;
-  const bvLo = r32(src, h);
-  const bvHi = r32(src, h + 4);
-  const compLo = r32(src, h + 8);
-  const compHi = r32(src, h + 12);
-  const compacted = compHi >= 0x80000000;
-  for (let i = 16; i < 64; i++) if (src[h + i] !== 0) return ImageStatus.BadHeader;
-  if (compacted) {
-    if (!compaction || compLo & ~xcr0 || compHi & 0x7fffffff & ~xcr0Hi) return ImageStatus.BadHeader;
-    if (bvLo & ~compLo || bvHi & ~(compHi & 0x7fffffff)) return ImageStatus.BadHeader;
-  } else if (compLo !== 0 || compHi !== 0 || bvLo & ~xcr0 || bvHi & ~xcr0Hi) return ImageStatus.BadHeader;
+  const st = xrstorCheck(src, off, allowed, allowedHi, compaction, mustCompact);
+  if (st !== ImageStatus.Ok) return st;
+  const bvLo = r32(src, off + 512);
+  const compacted = r32(src, off + 524) >= 0x80000000;
   const mx = r32(src, off + 24);
   const loadMx = compacted ? rfbm & XCOMP_SSE && bvLo & XCOMP_SSE : rfbm & 6;
   if (loadMx && mx & ~Mxcsr.MASK) return ImageStatus.BadMxcsr;
@@ -385,5 +440,7 @@ export function xrstor(
     if (bvLo & XCOMP_SSE) readXmm(s, src, off, nXmm);
     else s.u32.fill(0);
   }
+  if (ext !== null && rfbm & XCOMP_PKRU)
+    ext.pkru = bvLo & XCOMP_PKRU ? r32(src, off + pkruSlot(ext, compacted)) | 0 : 0;
   return ImageStatus.Ok;
 }

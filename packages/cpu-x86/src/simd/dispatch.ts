@@ -9,7 +9,18 @@
 import type { Insn } from "../decoder/insn.js";
 import { Prefix } from "../decoder/insn.js";
 import { type FpUnits, type FpuHost, FpuVector } from "../fpu/host.js";
-import { fxrstor, fxsave, ImageStatus, xrstor, xsave } from "../fpu/image.js";
+import {
+  fxrstor,
+  fxsave,
+  ImageStatus,
+  pkruSlot,
+  XCOMP_PKRU,
+  XSAVE_LEGACY_BYTES,
+  XSAVE_PKRU_BYTES,
+  xrstor,
+  xrstorCheck,
+  xsave,
+} from "../fpu/image.js";
 import { Op } from "../generated/ops.js";
 import {
   addsubPd,
@@ -417,6 +428,10 @@ export const SIMD_HANDLERS: Partial<Record<number, SimdHandler>> = {
   [Op.XSAVEC64]: xs(true, true),
   [Op.XRSTOR]: xr(false),
   [Op.XRSTOR64]: xr(true),
+  [Op.XSAVES]: xs(false, true, true),
+  [Op.XSAVES64]: xs(true, true, true),
+  [Op.XRSTORS]: xr(false, true),
+  [Op.XRSTORS64]: xr(true, true),
 };
 
 function dual(
@@ -485,23 +500,53 @@ function fxr(w: boolean): SimdHandler {
   };
 }
 
-/** XSAVE/XSAVEOPT (standard) or XSAVEC (`compacted`). */
-function xs(w: boolean, compacted = false): SimdHandler {
+/** The components XSAVES/XRSTORS (`supervisor`) or the others may name: XCR0, or XCR0 | IA32_XSS. */
+function xAllowed(h: FpuHost, supervisor: boolean): number {
+  return h.xcr0Lo() | (supervisor ? (h.xssLo?.() ?? 0) : 0);
+}
+
+/**
+ * XSAVE/XSAVEOPT (standard), XSAVEC (`compacted`) or XSAVES (`supervisor`: compacted, RFBM adds
+ * IA32_XSS; SDM Vol. 1 13.11). The legacy region and header are read first and merged (XSAVE keeps
+ * the header bytes and components it does not write, XSAVEC leaves unsaved components alone); PKRU's
+ * 8 bytes are a separate access at its slot, written only when saved and before the header.
+ */
+function xs(w: boolean, compacted = false, supervisor = false): SimdHandler {
   return (u, h, i) => {
-    // XSAVE merges into the existing area: read it first (the header keeps other components' bits,
-    // XSAVEC leaves components it does not save alone).
-    if (!h.readMem(576, u.buf)) return;
-    xsave(u.x87, u.sse, u.buf, 0, h.gprLo(0) & h.xcr0Lo(), w, nXmm(i), compacted);
-    h.writeMem(576, u.buf);
+    const ext = h.xext?.() ?? null;
+    const rfbm = h.gprLo(0) & xAllowed(h, supervisor);
+    if (!h.readMem(XSAVE_LEGACY_BYTES, u.buf)) return;
+    xsave(u.x87, u.sse, u.buf, 0, rfbm, w, nXmm(i), compacted, ext);
+    if (ext !== null && rfbm & XCOMP_PKRU && (!compacted || ext.pkru !== 0))
+      if (!h.writeMem(XSAVE_PKRU_BYTES, u.buf, pkruSlot(ext, compacted))) return;
+    h.writeMem(XSAVE_LEGACY_BYTES, u.buf);
   };
 }
 
-function xr(w: boolean): SimdHandler {
+/**
+ * XRSTOR, or XRSTORS (`supervisor`: the compacted form only, XCOMP_BV within XCR0 | IA32_XSS; SDM
+ * Vol. 1 13.12). The header is checked before PKRU's slot is read, so a bad header is #GP(0) even when
+ * the slot would fault.
+ */
+function xr(w: boolean, supervisor = false): SimdHandler {
   return (u, h, i) => {
-    if (!h.readMem(576, u.buf)) return;
-    const rfbm = h.gprLo(0) & h.xcr0Lo();
+    if (!h.readMem(XSAVE_LEGACY_BYTES, u.buf)) return;
+    const allowed = xAllowed(h, supervisor);
+    const rfbm = h.gprLo(0) & allowed;
     const comp = h.xsaveCompaction?.() ?? false;
-    const st = xrstor(u.x87, u.sse, u.buf, 0, rfbm, h.xcr0Lo(), h.xcr0Hi(), w, nXmm(i), comp);
+    if (xrstorCheck(u.buf, 0, allowed, h.xcr0Hi(), comp, supervisor) !== ImageStatus.Ok) {
+      h.raise(FpuVector.GP, 0);
+      return;
+    }
+    const ext = h.xext?.() ?? null;
+    const loadPkru = ext !== null && (rfbm & XCOMP_PKRU) !== 0;
+    // XSTATE_BV[9] is bit 1 of header byte 1; the compacted form has XCOMP_BV[63] (byte 15, bit 7).
+    if (loadPkru && u.buf[513]! & 2) {
+      const slot = pkruSlot(ext, u.buf[527]! >= 0x80);
+      if (!h.readMem(XSAVE_PKRU_BYTES, u.buf, slot)) return;
+    }
+    const st = xrstor(u.x87, u.sse, u.buf, 0, rfbm, allowed, h.xcr0Hi(), w, nXmm(i), comp, ext, supervisor);
     if (st !== ImageStatus.Ok) h.raise(FpuVector.GP, 0);
+    else if (loadPkru) h.xextLoaded?.();
   };
 }
