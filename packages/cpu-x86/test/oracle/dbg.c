@@ -30,7 +30,8 @@
 #define DATA 0x20000000UL
 
 static void child(void) {
-  ptrace(PTRACE_TRACEME, 0, 0, 0);
+  /* Without a tracer (ptrace forbidden here) the SIGSTOP below would stop the child for good. */
+  if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) _exit(99);
   raise(SIGSTOP);
   __asm__ volatile(
       "mov %0, %%rsp\n\t"
@@ -73,6 +74,10 @@ int main(void) {
     }
     int st;
     waitpid(pid, &st, 0);
+    if (!WIFSTOPPED(st)) {
+      printf("ERR traceme\n");
+      continue;
+    }
     char out[4096];
     size_t n = 0;
     out[0] = 0;
