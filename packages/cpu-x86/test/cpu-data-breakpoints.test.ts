@@ -79,6 +79,20 @@ const CASES: Case[] = [
     code: `${TF_ON}90488b0790${TF_OFF}c3`,
   },
   { name: "RET reads the return address", dr7: 0xf0001, at: [0x2ff8], code: "90c3" },
+  {
+    name: "movsb hits a source and a destination breakpoint in one iteration",
+    dr7: 0xdf0005,
+    at: [0x1000, 0x1800],
+    code: "4889fe" + "4881c700080000" + "a4" + "c3",
+  },
+  { name: "a 16-byte SSE store", dr7: 0x90001, at: [0x1010], code: "0f114704c3" },
+  {
+    name: "a page-crossing store hits breakpoints on both pages",
+    dr7: 0xff0005,
+    at: [0xffc, 0x1000],
+    code: "48894ffec3",
+  },
+  { name: "an unaligned dword read that ends in the range", dr7: 0x70001, at: [0x1004], code: "8b4701c3" },
 ];
 
 /** Runs a case on the emulator at CPL 3; returns "off:dr6" per #DB as the oracle prints them. */
