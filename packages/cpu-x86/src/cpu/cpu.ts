@@ -34,7 +34,7 @@ import { type CompiledBlock, compileBlock, JIT_THRESHOLD } from "./jit.js";
 import { FAULT, TRANSLATION_EXIT, Vec } from "./memory.js";
 import { XInsn } from "./operands.js";
 import type { CpuStateSnapshot } from "./state.js";
-import { AR, CpuStateError, F, Seg } from "./state.js";
+import { AR, CpuStateError, CR4, F, Seg } from "./state.js";
 import { SysCpu } from "./sysregs.js";
 
 /** The CPU snapshot: integer/SSE state plus the x87 unit. */
@@ -188,6 +188,8 @@ export class Cpu extends SysCpu {
    * unchanged). 0 for every other exception.
    */
   dbHits = 0;
+  /** Data / I/O breakpoint hits of a MOV SS or POP SS, reported after the next instruction. */
+  private dbPending = 0;
   private stopRequested = false;
   private readonly scratch = new Uint8Array(16);
   private readonly crossInsn = new XInsn();
@@ -414,11 +416,22 @@ export class Cpu extends SysCpu {
     const traced = (this.flags & F.TF) !== 0;
     const executed = this.executed;
     const soft = this.softEvents;
-    if ((this.dr7 & 0xff) !== 0) this.stepWithBreakpoints();
+    let data = 0;
+    if ((this.dr7 & 0xff) !== 0) data = this.stepWithBreakpoints();
     else this.runBlocks(executed + 1);
-    if (!traced || this.executed === executed || this.exitReason !== RunExit.BUDGET) return;
-    if (this.softEvents !== soft || this.interruptShadow === 2) return;
-    this.dbHits |= DR6_BS;
+    if (this.executed === executed || this.exitReason !== RunExit.BUDGET) return;
+    if (this.interruptShadow === 2) {
+      // MOV SS / POP SS hold their own data breakpoints until after the next instruction (SDM
+      // Vol. 3 6.8.3); their single-step trap is not taken.
+      this.dbPending |= data;
+      return;
+    }
+    let hits = data | this.dbPending;
+    this.dbPending = 0;
+    if (traced && this.softEvents === soft) hits |= DR6_BS;
+    if (hits === 0) return;
+    // One #DB reports the single-step trap and every data / I/O breakpoint the instruction hit.
+    this.dbHits |= hits;
     this.raise(Vec.DB);
   }
 
@@ -430,12 +443,21 @@ export class Cpu extends SysCpu {
   }
 
   /**
-   * One instruction under enabled DR7 breakpoints. Instruction breakpoints (DR7 R/Wn = 00) are
-   * faults taken before the instruction executes (SDM Vol. 3 18.3.1.1), unless RFLAGS.RF is set;
-   * the processor clears RF once an instruction completes (SDM Vol. 3 18.3.1.1, "RF"). Data and
-   * I/O breakpoints (R/Wn = 01, 10, 11) are not modelled.
+   * One instruction under enabled DR7 breakpoints; returns the DR6 B0-B3 bits of the data and I/O
+   * breakpoints it hit, for the caller to report as a trap. Instruction breakpoints (DR7 R/Wn = 00)
+   * are faults taken before the instruction executes (SDM Vol. 3 18.3.1.1), unless RFLAGS.RF is set;
+   * the processor clears RF once an instruction completes (SDM Vol. 3 18.3.1.1, "RF"). RF does not
+   * suppress data or I/O breakpoints (same section).
+   *
+   * Data breakpoints (R/Wn = 01 writes, 11 reads or writes) and I/O breakpoints (10 with CR4.DE = 1)
+   * are matched only here: `dbData` turns the memory fast paths off for this one instruction, so the
+   * slow access functions see every data access (stack, string, page-crossing, and the implicit
+   * supervisor accesses to descriptor tables and the TSS, which hardware matches too: Linux refuses
+   * data breakpoints on the GDT, IDT, TSS and entry stacks for that reason). Not matched: the
+   * accesses of delivering an exception or an external interrupt (they happen outside any
+   * instruction here).
    */
-  private stepWithBreakpoints(): void {
+  private stepWithBreakpoints(): number {
     const rf = (this.flags & F.RF) !== 0;
     if (!rf) {
       const d7 = this.dr7;
@@ -452,8 +474,36 @@ export class Cpu extends SysCpu {
         this.raise(Vec.DB);
       }
     }
-    this.runBlocks(this.executed + 1);
+    let data = 0;
+    if (!this.dataBreakpointsArmed()) {
+      this.runBlocks(this.executed + 1);
+    } else {
+      this.dbData = true;
+      this.dbDataHits = 0;
+      this.updateAccessMasks();
+      try {
+        this.runBlocks(this.executed + 1);
+        data = this.dbDataHits;
+      } finally {
+        // Also when the instruction faulted: its hits go with it, and the fast paths come back.
+        this.dbData = false;
+        this.dbDataHits = 0;
+        this.updateAccessMasks();
+      }
+    }
     if (rf && this.exitReason === RunExit.BUDGET) this.flags &= ~F.RF;
+    return data;
+  }
+
+  /** True when DR7 enables a data breakpoint (R/W = 01 or 11), or an I/O one (10) with CR4.DE = 1. */
+  private dataBreakpointsArmed(): boolean {
+    const d7 = this.dr7;
+    const de = (this.cr4 & CR4.DE) !== 0;
+    for (let n = 0; n < 4; n++) {
+      const rw = (d7 >>> (16 + 4 * n)) & 3;
+      if (((d7 >>> (2 * n)) & 3) !== 0 && (rw === 1 || rw === 3 || (rw === 2 && de))) return true;
+    }
+    return false;
   }
 
   /** Low half of the linear address of CS:RIP (CS.base added outside 64-bit mode, SDM Vol. 3 3.4). */
@@ -466,6 +516,8 @@ export class Cpu extends SysCpu {
     const vec = this.faultVec;
     const err = this.faultHasErr ? this.faultErr : -1;
     const hits = this.dbHits;
+    // Breakpoint hits a MOV SS held for the instruction after it go when that instruction faults.
+    this.dbPending = 0;
     if (this.hooks !== null && this.intercept(InterceptKind.EXCEPTION, vec, err)) {
       this.dbHits = 0;
       return;

@@ -10,6 +10,7 @@ import { Prefix } from "../decoder/insn.js";
 import { Op } from "../generated/ops.js";
 import { alu, mask } from "./alu.js";
 import { LF } from "./flags.js";
+import { DB_WRITE } from "./memory.js";
 import type { OpCpu, XInsn } from "./operands.js";
 import { F } from "./state.js";
 
@@ -67,6 +68,8 @@ export function lockedRmw(c: OpCpu, i: XInsn): boolean {
   const off = la & 0xfff;
   if (off + sz > 4096) return false;
   c.probeWrite(la, c.laHi);
+  // This path reads and writes the view itself, not through the checked accesses.
+  if (c.dbData) c.dbMatch(la, c.laHi, sz, DB_WRITE);
   const ti = c.tlbLookup(la, c.laHi, 1);
   if (c.tlbIsMmio(ti)) return false;
   const view = c.tlbView[ti]!;

@@ -64,9 +64,12 @@ export function stringOp(c: Cpu, i: XInsn): void {
     return;
   }
   // Under RFLAGS.TF each iteration is one step with its own single-step trap (RIP stays on the
-  // instruction while iterations remain), as hardware does.
+  // instruction while iterations remain), as hardware does. Under data breakpoints every element
+  // goes through the checked accesses, and the iteration that hits one ends the step, so that its
+  // trap comes before the next iteration (SDM Vol. 3 18.3.1.2).
   const traced = (c.flags & F.TF) !== 0;
-  if (!traced && (k === 0 || k === 2) && delta > 0 && asz !== 2 && fastRep(c, i, k, sz, asz, srcSeg)) return;
+  const whole = !traced && !c.dbData;
+  if (whole && (k === 0 || k === 2) && delta > 0 && asz !== 2 && fastRep(c, i, k, sz, asz, srcSeg)) return;
   const cond = k === 1 || k === 4; // REPE/REPNE apply to CMPS and SCAS only
   const repne = (i.prefixes & Prefix.REPNE) !== 0;
   const chunk = traced ? 1 : CHUNK;
@@ -78,6 +81,7 @@ export function stringOp(c: Cpu, i: XInsn): void {
     decCount(c, asz);
     if (cond && c.zf() === repne) return;
     if (c.stopBlock) return; // an I/O intercept stopped in the middle
+    if (c.dbDataHits !== 0) break;
   }
   if (!countZero(c, asz)) {
     // Not finished: re-execute this instruction next time round.
@@ -224,6 +228,7 @@ function once(c: Cpu, k: number, sz: number, asz: number, srcSeg: number, delta:
       if (c.intercept(12 /* IO */, port | (sz << 16) | (1 << 24), 1)) return;
       const v = c.io.in(port, sz as 1 | 2 | 4);
       c.writeLin(sz, v, 0);
+      if (c.dbData) c.dbPort(port, sz);
       advance(c, 7, asz, delta);
       return;
     }
@@ -235,6 +240,7 @@ function once(c: Cpu, k: number, sz: number, asz: number, srcSeg: number, delta:
       const v = c.readLin(sz);
       if (c.intercept(12 /* IO */, port | (sz << 16), 1)) return;
       c.io.out(port, sz as 1 | 2 | 4, v);
+      if (c.dbData) c.dbPort(port, sz);
       advance(c, 6, asz, delta);
     }
   }

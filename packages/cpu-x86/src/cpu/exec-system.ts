@@ -114,6 +114,7 @@ export function inOut(c: C, i: I): void {
   if (c.intercept(IK.IO, port | (sz << 16) | (i.k === 0 ? 1 << 24 : 0), 0)) return;
   if (i.k === 0) c.setReg(sz, 0, c.io.in(port, sz as 1 | 2 | 4), 0, i);
   else c.io.out(port, sz as 1 | 2 | 4, c.getReg(sz, 0, i));
+  if (c.dbData) c.dbPort(port, sz);
 }
 
 // ------------------------------------------------------------------ CPUID, TSC, MSRs

@@ -74,6 +74,10 @@ const P_MMIO = 1 << 16;
 /** A global translation (G = 1 with CR4.PGE = 1): kept by MOV to CR3 (SDM Vol. 3 4.10.2.4). */
 const P_GLOBAL = 1 << 17;
 
+/** `dbMatch` kinds. */
+export const DB_READ = 0;
+export const DB_WRITE = 1;
+
 const ACC_READ = 0;
 const ACC_WRITE = 1;
 const ACC_FETCH = 2;
@@ -143,6 +147,14 @@ export class MemCpu extends FlagsCpu {
   acCheck = false;
   /** Set while the CPU makes implicit supervisor accesses (descriptor tables, TSS, IDT). */
   implicitSup = false;
+  /**
+   * Set (by the run loop) while one instruction runs under an enabled data or I/O breakpoint: the
+   * fast paths' masks are then `P_NEVER`, so every data access reaches `rdSlow` / `wrSlow`, which
+   * match it against DR0-DR3. The fast paths never look at breakpoints.
+   */
+  dbData = false;
+  /** DR6 B0-B3 of the enabled data / I/O breakpoints the running instruction matched so far. */
+  dbDataHits = 0;
 
   /** Decoded code per physical page number. */
   readonly codePages = new Map<number, CodePage>();
@@ -202,8 +214,9 @@ export class MemCpu extends FlagsCpu {
       this.xMask = P_XS;
       this.acCheck = false;
     }
-    this.rMask = this.acCheck ? P_NEVER : this.rNeed;
-    this.wMask = this.acCheck ? P_NEVER : this.wNeed;
+    const slow = this.acCheck || this.dbData;
+    this.rMask = slow ? P_NEVER : this.rNeed;
+    this.wMask = slow ? P_NEVER : this.wNeed;
   }
 
   /** RFLAGS.AC selects the SMAP and alignment-check masks. */
@@ -526,6 +539,7 @@ export class MemCpu extends FlagsCpu {
     if (off + size <= 4096) {
       const i = this.tlbLookup(lo, hi, ACC_READ);
       const p = this.tlbPerm[i]!;
+      if (this.dbData) this.dbMatch(lo, hi, size, DB_READ);
       if (p & P_MMIO) {
         return this.mem.mmioRead(this.tlbPfn[i]! * 4096 + off, size as 1 | 2 | 4) | 0;
       }
@@ -660,6 +674,7 @@ export class MemCpu extends FlagsCpu {
     if (off + size <= 4096) {
       const i = this.tlbLookup(lo, hi, ACC_WRITE);
       const p = this.tlbPerm[i]!;
+      if (this.dbData) this.dbMatch(lo, hi, size, DB_WRITE);
       if (p & P_MMIO) {
         this.mem.mmioWrite(this.tlbPfn[i]! * 4096 + off, size as 1 | 2 | 4, v);
         return;
@@ -676,6 +691,48 @@ export class MemCpu extends FlagsCpu {
     for (let k = 0; k < size; k++) {
       const a = (lo >>> 0) + k;
       this.wr8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi, v >> (8 * k));
+    }
+  }
+
+  // ---------------------------------------------------------------- data and I/O breakpoints
+
+  /**
+   * Matches a data access of `size` bytes at linear (lo, hi), inside one page, against DR0-DR3
+   * (`kind`: `DB_READ` or `DB_WRITE`; an RMW makes both) and records the enabled breakpoints it hits
+   * in `dbDataHits`. Only while `dbData` is set (the run loop turns the hits into a #DB trap once the
+   * instruction completes, SDM Vol. 3 18.3.1.2).
+   */
+  dbMatch(lo: number, hi: number, size: number, kind: number): void {
+    const long = (this.efer & EFER.LMA) !== 0;
+    // R/W = 01 breaks on writes, 11 on reads or writes (SDM Vol. 3 18.2.4).
+    this.dbRange(lo >>> 0, long ? hi : 0, size, kind === DB_WRITE ? 0b1010 : 0b1000, long);
+  }
+
+  /** Matches an IN/OUT/INS/OUTS of `size` bytes at `port` against the I/O breakpoints (R/W = 10). */
+  dbPort(port: number, size: number): void {
+    // R/W = 10 is an I/O breakpoint only with CR4.DE = 1; without it the encoding is undefined
+    // (SDM Vol. 3 18.2.4) and matches nothing here.
+    if ((this.cr4 & CR4.DE) !== 0) this.dbRange(port, 0, size, 0b0100, false);
+  }
+
+  /**
+   * Records in `dbDataHits` the enabled breakpoints whose R/W is in `rwSet` (a bit per R/W value)
+   * and whose range overlaps bytes [a, a + size) of the 4 GiB block `hi`. A range is LENn bytes
+   * (1, 2, 8, 4 for LEN = 00, 01, 10, 11; 10 is 8 bytes in every mode, SDM Vol. 3 18.2.6) from DRn
+   * with its low bits cleared to LENn's alignment, and an access hits it when any byte it touches is
+   * inside (SDM Vol. 3 18.2.5). B bits of matching but disabled breakpoints are not set: the SDM
+   * leaves them to the implementation (18.2.3) and Linux, the host reference, reports only enabled
+   * ones.
+   */
+  private dbRange(a: number, hi: number, size: number, rwSet: number, long: boolean): void {
+    const d7 = this.dr7;
+    for (let n = 0; n < 4; n++) {
+      if (((d7 >>> (2 * n)) & 3) === 0 || ((rwSet >>> ((d7 >>> (16 + 4 * n)) & 3)) & 1) === 0) continue;
+      if ((long ? this.dr[2 * n + 1]! : 0) !== hi) continue;
+      const lenBits = (d7 >>> (18 + 4 * n)) & 3;
+      const len = lenBits === 2 ? 8 : lenBits + 1;
+      const start = (this.dr[2 * n]! & -len) >>> 0;
+      if (a < start + len && start < a + size) this.dbDataHits |= 1 << n;
     }
   }
 
