@@ -38,7 +38,15 @@ const STALE = 0;
 const CLEAN = 1;
 const DIRTY = 2;
 
-/** Flags as the generator knows them: in the CPU (`c.lz*`/`c.flags`) or in locals with op/size. */
+/** `LocalFlags.op` for flags computed eagerly into the local `fF` (RFLAGS bit positions). */
+const EAGER = -1;
+/** CF PF AF ZF SF OF. */
+const ARITH = 0x8d5;
+
+/**
+ * Flags as the generator knows them: in the CPU (`c.lz*`/`c.flags`), or in locals: lazy with the
+ * op/size known here, or eager in `fF` (op EAGER).
+ */
 interface LocalFlags {
   op: number;
   sz: 4 | 8;
@@ -107,6 +115,7 @@ class Gen {
   spillFlagsCode(): string {
     const f = this.flags;
     if (f === null) return "";
+    if (f.op === EAGER) return `c.flags = (c.flags & ${~ARITH}) | fF; c.lzOp = 0; `;
     let s = `c.lzOp = ${f.op}; c.lzSize = ${f.sz}; c.lzRes = fR; `;
     if (f.sz === 8) s += "c.lzResHi = fRh; ";
     if (f.op !== LF.LOGIC) {
@@ -156,6 +165,8 @@ class Gen {
     const f = this.flags;
     if (f === null) return "(c.cf() ? 1 : 0)";
     switch (f.op) {
+      case EAGER:
+        return "(fF & 1)";
       case LF.LOGIC:
         return "0";
       case LF.INC:
@@ -172,6 +183,20 @@ class Gen {
   condExpr(cc: number): string {
     const f = this.flags;
     if (f === null) return `c.cond(${cc})`;
+    if (f.op === EAGER) {
+      const bit = (m: number): string => `((fF & ${m}) !== 0)`;
+      const e = [
+        bit(0x800),
+        bit(1),
+        bit(0x40),
+        bit(0x41),
+        bit(0x80),
+        bit(4),
+        `(${bit(0x80)} !== ${bit(0x800)})`,
+      ];
+      const v = cc >> 1 === 7 ? `(${bit(0x40)} || ${bit(0x80)} !== ${bit(0x800)})` : e[cc >> 1]!;
+      return (cc & 1) === 0 ? v : `!${v}`;
+    }
     const w = f.sz === 8;
     const zf = w ? "((fR | fRh) === 0)" : "(fR === 0)";
     const sf = w ? "(fRh < 0)" : "(fR < 0)";
@@ -378,6 +403,40 @@ function genAlu(g: Gen, k: number, sz: 4 | 8, d: number, sl: string, sh: string,
   }
 }
 
+/**
+ * SHL/SAL (k 4, 6), SHR (5), SAR (7) of a 32-bit register by a constant count (already masked to
+ * 0..31): the result zero-extends even for count 0, which leaves the flags alone; otherwise the
+ * flags are the interpreter's (`shift` in alu.ts: CF the last bit out, OF as for a count of 1, AF
+ * clear), computed eagerly into `fF`.
+ */
+function genShift32(g: Gen, k: number, n: number, d: number): void {
+  const dl = g.rl(d);
+  if (n === 0) {
+    g.setHi(d, "0");
+    return;
+  }
+  g.emit(`vl = ${dl};`);
+  let cf: string;
+  let of: string;
+  if (k === 5) {
+    g.emit(`fR = (vl >>> ${n}) | 0;`);
+    cf = `((vl >>> ${n - 1}) & 1)`;
+    of = "((vl >>> 31) << 11)";
+  } else if (k === 7) {
+    g.emit(`fR = vl >> ${n};`);
+    cf = `((vl >> ${n - 1}) & 1)`;
+    of = "0";
+  } else {
+    g.emit(`fR = vl << ${n};`);
+    cf = `((vl >>> ${32 - n}) & 1)`;
+    of = `(((fR >>> 31) ^ ${cf}) << 11)`;
+  }
+  g.emit(`fF = ${cf} | ${of} | P[fR & 255] | (fR === 0 ? 64 : 0) | (fR < 0 ? 128 : 0);`);
+  g.flags = { op: EAGER, sz: 4 };
+  g.setLo(d, "fR");
+  g.setHi(d, "0");
+}
+
 /** INC/DEC of register `d`: CF is kept (fC), the rest recorded as LF.INC/LF.DEC. */
 function genIncDec(g: Gen, dec: boolean, sz: 4 | 8, d: number): void {
   g.emit(`fC = ${g.cfExpr()};`);
@@ -455,6 +514,10 @@ function genInline(g: Gen, i: XInsn): boolean {
     if (fn === X.testRR64) {
       g.emit(`vl = ${g.rl(i.reg)}; vh = ${g.rh(i.reg)};`);
       genAlu(g, 4, 8, i.rm, "vl", "vh", false);
+      return true;
+    }
+    if (fn === A.shiftE && i.sz === 4 && (i.k & 7) >= 4 && i.k >> 3 !== 1) {
+      genShift32(g, i.k & 7, (i.k >> 3 === 0 ? i.imm : 1) & 31, i.rm);
       return true;
     }
     if (fn === X.incDecR32) {
@@ -622,7 +685,7 @@ export function generateBlock64(insns: readonly XInsn[], tlbMask: number): Gener
   const decl =
     "const r = c.r, tl = c.tlbTagLo, th = c.tlbTagHi, tp = c.tlbPerm, tv = c.tlbView, to = c.tlbOff; " +
     "const rip0 = c.ripLo, rip0h = c.ripHi; let ex = c.executed, t = 0, lo = 0, hi = 0, vl = 0, vh = 0, ti = 0, o = 0, u8 = null, sw = 0, sl = 0, ql = 0, qh = 0; " +
-    "let fD = 0, fS = 0, fR = 0, fDh = 0, fSh = 0, fRh = 0, fC = 0; " +
+    "let fD = 0, fS = 0, fR = 0, fDh = 0, fSh = 0, fRh = 0, fC = 0, fF = 0; " +
     `let ${Array.from({ length: 16 }, (_, r) => `a${r} = 0, b${r} = 0`).join(", ")};`;
   const src = `"use strict"; return function block(c, end) {\n${decl}\n${pre}\n${g.out}};`;
   const factory = new Function("P", "ult", "TM", ...g.params, src);
