@@ -154,7 +154,13 @@ function program(g: Rng): Program {
   const start2 = code.length;
   code.push(0x41, 0xbf, ...le32(3 + g.below(40))); // mov r15d, imm
   const body = code.length;
-  for (let k = 0; k < 1 + g.below(6); k++) code.push(...randomInsn(g, memOk));
+  for (let k = 0; k < 1 + g.below(6); k++) {
+    if (g.below(3) === 0) {
+      // if (cc) skip the next instruction: a branch inside the loop, so the loop spans blocks
+      const skipped = randomInsn(g, memOk);
+      code.push(0x70 | g.below(16), skipped.length, ...skipped);
+    } else code.push(...randomInsn(g, memOk));
+  }
   code.push(0x49, 0xff, 0xcf); // dec r15
   code.push(0x74, 4); // jz out (past the jcc and the jmp)
   code.push(0x70 | g.below(16), -(code.length + 2 - body) & 0xff); // jcc body (random condition)

@@ -31,6 +31,7 @@ import {
   type TscClock,
 } from "./interfaces.js";
 import { type CompiledBlock, compileBlock, JIT_THRESHOLD } from "./jit.js";
+import { REGION_MAX, type RegionBlock, succs } from "./jit-gen.js";
 import { FAULT, TRANSLATION_EXIT, Vec } from "./memory.js";
 import { XInsn } from "./operands.js";
 import type { CpuStateSnapshot } from "./state.js";
@@ -596,7 +597,7 @@ export class Cpu extends SysCpu {
       // A block reaching the threshold is compiled and runs compiled at once. Single steps (TF,
       // DR7 breakpoints: `limit` 1) always interpret, so every access takes the checked paths.
       if (b.compiled === null && this.jit && b.pfn >= 0 && ++b.hits === this.jitThreshold)
-        b.compiled = compileBlock(insns, b.mode, this.tlbTagLo.length - 1);
+        b.compiled = compileBlock(this.regionAt(b), b.mode, this.tlbTagLo.length - 1);
       if (b.compiled !== null && insns.length <= limit && limit > 1) {
         this.curCodePfn = b.pfn;
         this.codeInvalidated = false;
@@ -652,6 +653,30 @@ export class Cpu extends SysCpu {
       this.shutdown ||
       (this.dr7 & 0xff) !== 0
     );
+  }
+
+  /**
+   * The blocks to compile with `b` (about to run at RIP): in 64-bit mode, `b` and the decoded
+   * blocks of the same code page its branches and fall-throughs reach, breadth first, at most
+   * REGION_MAX (jit-gen.ts); in the other modes `b` alone.
+   */
+  private regionAt(b: Block): RegionBlock[] {
+    const off0 = this.ripLinearLo() & 0xfff;
+    const out: RegionBlock[] = [{ insns: b.insns, off: off0 }];
+    const page = this.codePages.get(b.pfn);
+    if (b.mode !== 64 || page === undefined) return out;
+    const seen = new Set<number>([off0]);
+    for (let q = 0; q < out.length && out.length < REGION_MAX; q++) {
+      const rb = out[q]!;
+      const total = rb.insns.reduce((s, i) => s + i.length, 0);
+      for (const s of succs(rb, total)) {
+        if (s < 0 || s >= 4096 || seen.has(s) || out.length >= REGION_MAX) continue;
+        seen.add(s);
+        const nb = page.blocks.get((s << 2) | 2) as Block | undefined;
+        if (nb !== undefined && nb.valid && nb.mode === 64) out.push({ insns: nb.insns, off: s });
+      }
+    }
+    return out;
   }
 
   /** Finds or builds the decoded block at CS:RIP. */

@@ -63,6 +63,8 @@ class Gen {
   off = 0;
   k = 0;
   len = 0;
+  /** `<block>_<instruction>`: names the instruction's handler and record parameters. */
+  tag = "";
   readonly params: string[] = [];
   readonly args: unknown[] = [];
 
@@ -133,7 +135,7 @@ class Gen {
       this.spillFlagsCode() +
       ripCode("c.ripLo", "c.ripHi", this.off) +
       ripCode("c.nipLo", "c.nipHi", this.off + this.len) +
-      `c.curInsn = i${this.k}; c.executed = ex + ${this.k}; `
+      `c.curInsn = i${this.tag}; c.executed = ex + ${this.k}; `
     );
   }
 
@@ -285,6 +287,32 @@ export const NO_FAULT_ON_REGISTERS = new Set<unknown>([
   X.movRI64,
   X.incDecR32,
   X.incDecR64,
+]);
+
+/** Handlers `genInline` may emit inline (some only for some operand forms). */
+const INLINE_PLAIN = new Set<unknown>([
+  X.movRR32ToRm,
+  X.movRR64ToRm,
+  A.movRR32,
+  A.movRR64,
+  X.movRI32,
+  X.movRI64,
+  A.aluRR32,
+  X.aluRR64,
+  X.aluRI32,
+  X.aluRI64,
+  X.testRR32,
+  X.testRR64,
+  X.incDecR32,
+  X.incDecR64,
+  X.lea32,
+  X.lea64,
+  X.load32,
+  X.load64,
+  X.store32,
+  X.store64,
+  X.aluLoad32,
+  X.aluLoad64,
 ]);
 
 const ALU_JS: Record<number, string> = { 1: "|", 4: "&", 6: "^" };
@@ -563,14 +591,15 @@ function genInline(g: Gen, i: XInsn): boolean {
 function genCall(g: Gen, i: XInsn, simple: boolean): void {
   g.spillAll();
   const k = g.k;
+  const h = `h${g.tag}(c, i${g.tag});`;
   if (simple) {
-    g.emit(`h${k}(c, i${k});`);
+    g.emit(h);
   } else {
     g.emit(
-      `${ripCode("c.ripLo", "c.ripHi", g.off)}${ripCode("c.nipLo", "c.nipHi", g.off + g.len)}c.curInsn = i${k}; c.executed = ex + ${k};`,
+      `${ripCode("c.ripLo", "c.ripHi", g.off)}${ripCode("c.nipLo", "c.nipHi", g.off + g.len)}c.curInsn = i${g.tag}; c.executed = ex + ${k};`,
     );
     g.emit(
-      `h${k}(c, i${k}); c.ripLo = c.nipLo; c.ripHi = c.nipHi; c.executed++; ex = c.executed - ${k + 1}; sl = 1; if (c.stopBlock || c.codeInvalidated) return;`,
+      `${h} c.ripLo = c.nipLo; c.ripHi = c.nipHi; c.executed++; ex = c.executed - ${k + 1}; sl = 1; if (c.stopBlock || c.codeInvalidated) return;`,
     );
   }
   g.forgetAll();
@@ -582,73 +611,58 @@ function isSimple(i: XInsn): boolean {
   return !i.isMem && NO_FAULT_ON_REGISTERS.has(i.fn);
 }
 
-/**
- * Generates the function for a block decoded in 64-bit mode. Returns null when the block has no
- * instruction the generator covers (the caller then uses the handler-call compiler).
- */
-export function generateBlock64(insns: readonly XInsn[], tlbMask: number): GeneratedBlock | null {
-  const g = new Gen(insns);
-  const n = insns.length;
-  const last = insns[n - 1]!;
-  const total = insns.reduce((s, i) => s + i.length, 0);
-  // Last instruction: a relative branch whose target is the block's start loops here.
-  const lf = last.fn;
-  const isJcc = lf === Fl.jcc || lf === Fl.jccZ;
-  const isJmp = lf === Fl.jmpRel;
-  const branchDist = isJcc || isJmp ? total + (last.imm | 0) : Number.NaN;
-  const loops = branchDist === 0;
-  let inlined = 0;
+/** A block of a region: its instructions and its offset in the code page. */
+export interface RegionBlock {
+  insns: readonly XInsn[];
+  off: number;
+}
 
-  // Registers the block touches are loaded once before a loop, so each iteration starts alike.
+/** Most blocks one region function takes. */
+export const REGION_MAX = 16;
+
+/**
+ * Generates the function for a region of blocks decoded in 64-bit mode from one code page: the
+ * entry block first, then blocks its branches reach in the same page. Control moves between the
+ * region's blocks inside the function (`pc`, a block index) while the instruction budget lasts;
+ * any other target leaves with RIP set. Returns null when no instruction is covered (the caller
+ * then uses the handler-call compiler).
+ */
+export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number): GeneratedBlock | null {
+  const g = new Gen(blocks[0]!.insns);
+  const off0 = blocks[0]!.off;
+  const index = new Map<number, number>();
+  blocks.forEach((b, j) => index.set(b.off, j));
+  const totals = blocks.map((b) => b.insns.reduce((s, i) => s + i.length, 0));
+  // One block that does not come back to itself: straight-line code, registers loaded lazily.
+  const straight = blocks.length === 1 && !succs(blocks[0]!, totals[0]!).includes(off0);
   const headLo = new Uint8Array(16);
   const headHi = new Uint8Array(16);
-  // Generate the body once to learn the register set, then for real with the head state fixed.
-  for (let pass = 0; pass < (loops ? 2 : 1); pass++) {
-    g.out = loops ? "for (;;) {\n" : "";
+  let inlined = 0;
+  for (let pass = 0; pass < (straight ? 1 : 2); pass++) {
+    g.out = straight ? "" : "for (;;) {\nswitch (pc) {\n";
     g.params.length = 0;
     g.args.length = 0;
-    g.lo.set(headLo);
-    g.hi.set(headHi);
-    g.flags = null;
     inlined = 0;
-    let off = 0;
-    for (let k = 0; k < n; k++) {
-      const i = insns[k]!;
-      g.k = k;
-      g.off = off;
-      g.len = i.length;
-      g.params.push(`h${k}`, `i${k}`);
-      g.args.push(i.fn, i);
-      const isLast = k === n - 1;
-      if (isLast && (isJcc || isJmp)) break;
-      if (isLast && !(isJcc || isJmp)) {
-        if (genLastInline(g, i, total)) inlined++;
-        else genLastCall(g, total);
-        break;
-      }
-      if (genInline(g, i)) {
-        inlined++;
-        if (i.isMem) {
-          g.emit(
-            `if (sw !== 0) { sw = 0; sl = 1; if (c.stopBlock || c.codeInvalidated) { ${g.leaveCode(off + i.length, k + 1)} } }`,
-          );
-        }
-      } else {
-        genCall(g, i, isSimple(i));
-      }
-      off += i.length;
-    }
-    if (isJcc || isJmp) {
-      const k = n - 1;
-      g.k = k;
-      g.off = total - last.length;
-      g.len = last.length;
-      const cond = isJmp ? "true" : g.condExpr(last.k);
-      const target = total + (last.imm | 0);
-      if (loops) {
-        // Not taken: leave at the fall-through. Taken: go round again while the budget lasts.
-        g.emit(`if (!(${cond})) { ${g.leaveCode(total, n)} }`);
-        // Registers reloaded after handler calls, so the next iteration finds them in locals.
+    for (let j = 0; j < blocks.length; j++) {
+      const blk = blocks[j]!;
+      const insns = blk.insns;
+      const n = insns.length;
+      const rel = blk.off - off0;
+      const total = totals[j]!;
+      g.lo.set(headLo);
+      g.hi.set(headHi);
+      g.flags = null;
+      if (!straight) g.emit(`case ${j}: {`);
+      /** Leaves block j for the block at relative offset `to` (in the region or not). */
+      const goto = (to: number): string => {
+        const m = index.get(off0 + to);
+        if (m === undefined || straight) return g.leaveCode(to, n);
+        const nm = blocks[m]!.insns.length;
+        return `ex += ${n}; pc = ${m}; if (ex + ${nm} > end || (sl !== 0 && ((sl = 0), (c.executed = ex), c.mustLeave(end)))) { ${g.spillRegsCode()}${ripCode("c.ripLo", "c.ripHi", to)}c.executed = ex; return; } continue;`;
+      };
+      /** Registers back in locals and flags to the CPU, as every block of a region starts. */
+      const settle = (): void => {
+        if (straight) return;
         for (let r = 0; r < 16; r++) {
           if (headLo[r] !== STALE && g.lo[r] === STALE) g.rl(r);
           if (headHi[r] !== STALE && g.hi[r] === STALE) g.rh(r);
@@ -656,23 +670,64 @@ export function generateBlock64(insns: readonly XInsn[], tlbMask: number): Gener
         const fl = g.spillFlagsCode();
         if (fl !== "") g.emit(fl);
         g.flags = null;
-        g.emit(
-          `ex += ${n}; if (ex + ${n} > end || (sl !== 0 && ((sl = 0), (c.executed = ex), c.mustLeave(end)))) { ${g.spillRegsCode()}c.ripLo = rip0; c.ripHi = rip0h; c.executed = ex; return; }`,
-        );
-        g.emit("}");
-      } else {
-        g.emit(
-          `if (${cond}) { t = (rip0 >>> 0) + ${target}; lo = t | 0; hi = (rip0h + Math.floor(t / 4294967296)) | 0; if (((hi >> 15) + 1) >>> 1 !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); } ${g.spillRegsCode()}${g.spillFlagsCode()}c.ripLo = lo; c.ripHi = hi; c.executed = ex + ${n}; return; }`,
-        );
-        g.emit(g.leaveCode(total, n));
+      };
+      let off = rel;
+      const last = insns[n - 1]!;
+      const lf = last.fn;
+      const branch = lf === Fl.jcc || lf === Fl.jccZ || lf === Fl.jmpRel;
+      for (let k = 0; k < n; k++) {
+        const i = insns[k]!;
+        g.k = k;
+        g.off = off;
+        g.len = i.length;
+        g.params.push(`h${j}_${k}`, `i${j}_${k}`);
+        g.args.push(i.fn, i);
+        g.tag = `${j}_${k}`;
+        if (k === n - 1) break;
+        if (genInline(g, i)) {
+          inlined++;
+          if (i.isMem) {
+            g.emit(
+              `if (sw !== 0) { sw = 0; sl = 1; if (c.stopBlock || c.codeInvalidated) { ${g.leaveCode(off + i.length, k + 1)} } }`,
+            );
+          }
+        } else {
+          genCall(g, i, isSimple(i));
+        }
+        off += i.length;
       }
-      inlined++;
+      // The last instruction.
+      if (branch) {
+        const cond = lf === Fl.jmpRel ? "true" : g.condExpr(last.k);
+        const taken = rel + total + (last.imm | 0);
+        const fall = rel + total;
+        g.emit(`tk = ${cond};`);
+        settle();
+        const takenIn = index.has(off0 + taken) && !straight;
+        // A target outside the page may be non-canonical: #GP(0) at the branch (SDM Vol. 2 Jcc).
+        const check = takenIn
+          ? ""
+          : `t = (rip0 >>> 0) + ${taken}; if (((((rip0h + Math.floor(t / 4294967296)) | 0) >> 15) + 1) >>> 1 !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); } `;
+        g.emit(`if (tk) { ${check}${goto(taken)} }`);
+        if (lf !== Fl.jmpRel) g.emit(goto(fall));
+        inlined++;
+      } else if (genLastInline(g, last)) {
+        inlined++;
+        if (!isExit(last)) {
+          settle();
+          g.emit(goto(rel + total));
+        }
+      } else {
+        genLastCall(g);
+      }
+      if (!straight) g.emit("}");
     }
-    if (loops && pass === 0) {
-      // Head state for the real pass: every register the body reads or writes is in a local.
+    if (!straight) g.out += "}\n}\n";
+    if (pass === 0 && !straight) {
+      // Head state for the real pass: every register the region reads or writes is in a local.
       for (let r = 0; r < 16; r++) {
-        headLo[r] = g.lo[r] !== STALE || usedLo(g.out, r) ? DIRTY : STALE;
-        headHi[r] = g.hi[r] !== STALE || usedHi(g.out, r) ? DIRTY : STALE;
+        headLo[r] = usedLo(g.out, r) ? DIRTY : STALE;
+        headHi[r] = usedHi(g.out, r) ? DIRTY : STALE;
       }
     }
   }
@@ -684,12 +739,33 @@ export function generateBlock64(insns: readonly XInsn[], tlbMask: number): Gener
   }
   const decl =
     "const r = c.r, tl = c.tlbTagLo, th = c.tlbTagHi, tp = c.tlbPerm, tv = c.tlbView, to = c.tlbOff; " +
-    "const rip0 = c.ripLo, rip0h = c.ripHi; let ex = c.executed, t = 0, lo = 0, hi = 0, vl = 0, vh = 0, ti = 0, o = 0, u8 = null, sw = 0, sl = 0, ql = 0, qh = 0; " +
+    "const rip0 = c.ripLo, rip0h = c.ripHi; let ex = c.executed, t = 0, lo = 0, hi = 0, vl = 0, vh = 0, ti = 0, o = 0, u8 = null, sw = 0, sl = 0, ql = 0, qh = 0, tk = false, pc = 0; " +
     "let fD = 0, fS = 0, fR = 0, fDh = 0, fSh = 0, fRh = 0, fC = 0, fF = 0; " +
     `let ${Array.from({ length: 16 }, (_, r) => `a${r} = 0, b${r} = 0`).join(", ")};`;
   const src = `"use strict"; return function block(c, end) {\n${decl}\n${pre}\n${g.out}};`;
   const factory = new Function("P", "ult", "TM", ...g.params, src);
   return factory(PARITY, ult, tlbMask, ...g.args) as GeneratedBlock;
+}
+
+/** Page offsets a block may continue at without leaving through a handler (branch targets, fall-through). */
+export function succs(b: RegionBlock, total: number): number[] {
+  const last = b.insns[b.insns.length - 1]!;
+  const lf = last.fn;
+  const end = b.off + total;
+  if (lf === Fl.jmpRel) return [end + (last.imm | 0)];
+  if (lf === Fl.jcc || lf === Fl.jccZ) return [end + (last.imm | 0), end];
+  if (isExit(last) || !isPlainLast(last)) return [];
+  return [end];
+}
+
+/** Last instructions the generator always leaves the function after (RIP from the instruction). */
+function isExit(i: XInsn): boolean {
+  return i.fn === X.callRel64 || i.fn === X.retNear64;
+}
+
+/** A last instruction the generator emits inline, after which the block falls through. */
+function isPlainLast(i: XInsn): boolean {
+  return INLINE_PLAIN.has(i.fn) || (i.fn === A.shiftE && i.sz === 4 && !i.isMem);
 }
 
 function usedLo(code: string, r: number): boolean {
@@ -706,19 +782,21 @@ function ult(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
 }
 
 /** The block's last instruction through its handler; RIP from the handler's next RIP. */
-function genLastCall(g: Gen, total: number): void {
+function genLastCall(g: Gen): void {
   const k = g.k;
   g.spillAll();
   g.emit(
-    `${ripCode("c.ripLo", "c.ripHi", g.off)}${ripCode("c.nipLo", "c.nipHi", g.off + g.len)}c.curInsn = i${k}; c.executed = ex + ${k};`,
+    `${ripCode("c.ripLo", "c.ripHi", g.off)}${ripCode("c.nipLo", "c.nipHi", g.off + g.len)}c.curInsn = i${g.tag}; c.executed = ex + ${k};`,
   );
-  g.emit(`h${k}(c, i${k}); c.ripLo = c.nipLo; c.ripHi = c.nipHi; c.executed++; return;`);
+  g.emit(`h${g.tag}(c, i${g.tag}); c.ripLo = c.nipLo; c.ripHi = c.nipHi; c.executed++; return;`);
   g.forgetAll();
-  void total;
 }
 
-/** CALL rel32 / RET / a plain last instruction inline at the block's end. */
-function genLastInline(g: Gen, i: XInsn, total: number): boolean {
+/**
+ * CALL rel32 / RET (which leave the function) or a plain last instruction inline at the block's
+ * end (the caller then continues at the fall-through).
+ */
+function genLastInline(g: Gen, i: XInsn): boolean {
   const fn = i.fn;
   const k = g.k;
   if (fn === X.callRel64) {
@@ -752,8 +830,11 @@ function genLastInline(g: Gen, i: XInsn, total: number): boolean {
     return true;
   }
   if (genInline(g, i)) {
-    if (i.isMem) g.emit("if (sw !== 0) sl = 1;");
-    g.emit(g.leaveCode(total, k + 1));
+    if (i.isMem) {
+      g.emit(
+        `if (sw !== 0) { sw = 0; sl = 1; if (c.stopBlock || c.codeInvalidated) { ${g.leaveCode(g.off + g.len, k + 1)} } }`,
+      );
+    }
     return true;
   }
   return false;

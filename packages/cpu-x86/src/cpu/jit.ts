@@ -12,7 +12,7 @@
  * Compiled code is dropped with its block (a write to the page invalidates the block; the
  * interpreter never calls a block whose `valid` is false).
  */
-import { generateBlock64, NO_FAULT_ON_REGISTERS } from "./jit-gen.js";
+import { generateRegion64, NO_FAULT_ON_REGISTERS, type RegionBlock } from "./jit-gen.js";
 import type { OpCpu, XInsn } from "./operands.js";
 
 /**
@@ -40,12 +40,16 @@ function simple(i: XInsn): boolean {
  * and next RIP, run its handler, commit RIP, count it, and leave early when the handler ended the
  * block.
  */
-export function compileBlock(insns: readonly XInsn[], mode: 16 | 32 | 64, tlbMask: number): CompiledBlock {
+export function compileBlock(
+  region: readonly RegionBlock[],
+  mode: 16 | 32 | 64,
+  tlbMask: number,
+): CompiledBlock {
   if (mode === 64) {
-    const gen = generateBlock64(insns, tlbMask);
+    const gen = generateRegion64(region, tlbMask);
     if (gen !== null) return gen;
   }
-  return compileCalls(insns, mode);
+  return compileCalls(region[0]!.insns, mode);
 }
 
 /** The handler-call form: one call per instruction, with the interpreter's bookkeeping between. */
