@@ -673,7 +673,7 @@ export class Cpu extends SysCpu {
         if (s < 0 || s >= 4096 || seen.has(s) || out.length >= REGION_MAX) continue;
         seen.add(s);
         const nb = page.blocks.get((s << 2) | 2) as Block | undefined;
-        if (nb !== undefined && nb.valid && nb.mode === 64) out.push({ insns: nb.insns, off: s });
+        if (nb?.valid && nb.mode === 64) out.push({ insns: nb.insns, off: s });
       }
     }
     return out;

@@ -631,7 +631,7 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
   const g = new Gen(blocks[0]!.insns);
   const off0 = blocks[0]!.off;
   const index = new Map<number, number>();
-  blocks.forEach((b, j) => index.set(b.off, j));
+  for (let j = 0; j < blocks.length; j++) index.set(blocks[j]!.off, j);
   const totals = blocks.map((b) => b.insns.reduce((s, i) => s + i.length, 0));
   // One block that does not come back to itself: straight-line code, registers loaded lazily.
   const straight = blocks.length === 1 && !succs(blocks[0]!, totals[0]!).includes(off0);
