@@ -656,7 +656,7 @@ export class Cpu extends SysCpu {
   }
 
   /**
-   * The blocks to compile with `b` (about to run at RIP): in 64-bit mode, `b` and the decoded
+   * The blocks to compile with `b` (about to run at RIP): in 64-bit mode, `b` and the hot decoded
    * blocks of the same code page its branches and fall-throughs reach, breadth first, at most
    * REGION_MAX (jit-gen.ts); in the other modes `b` alone.
    */
@@ -673,7 +673,10 @@ export class Cpu extends SysCpu {
         if (s < 0 || s >= 4096 || seen.has(s) || out.length >= REGION_MAX) continue;
         seen.add(s);
         const nb = page.blocks.get((s << 2) | 2) as Block | undefined;
-        if (nb?.valid && nb.mode === 64) out.push({ insns: nb.insns, off: s });
+        // Only blocks about as hot as `b`: a rarely taken path in a generated function is code V8
+        // optimised without type feedback, and reaching it deoptimises the whole region.
+        const hot = nb !== undefined && (nb.compiled !== null || nb.hits >= this.jitThreshold >> 2);
+        if (hot && nb.valid && nb.mode === 64) out.push({ insns: nb.insns, off: s });
       }
     }
     return out;
