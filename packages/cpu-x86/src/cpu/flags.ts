@@ -144,16 +144,71 @@ export class FlagsCpu extends CpuState {
     return ((this.lzDst ^ this.lzSrc ^ this.lzRes) & 0x10) !== 0;
   }
 
-  /** Folds the lazy state into `flags` and drops it. */
+  /**
+   * Folds the lazy state into `flags` and drops it: what cf() ... of() give, computed in one pass
+   * (every PUSHF, interrupt, SYSCALL and exit that reads RFLAGS comes here).
+   */
   materialize(): void {
-    if (this.lzOp === LF.NONE) return;
-    let f = this.flags & ~ARITH_FLAGS;
-    if (this.cf()) f |= F.CF;
-    if (this.pf()) f |= F.PF;
-    if (this.af()) f |= F.AF;
-    if (this.zf()) f |= F.ZF;
-    if (this.sf()) f |= F.SF;
-    if (this.of()) f |= F.OF;
+    const op = this.lzOp;
+    if (op === LF.NONE) return;
+    const sz = this.lzSize;
+    const res = this.lzRes;
+    const old = this.flags;
+    let f = (old & ~ARITH_FLAGS) | PARITY[res & 0xff]!;
+    // ZF, SF and the sign-bit word for OF: the high half for 8-byte operands.
+    let sign: number;
+    if (sz === 4) {
+      if (res === 0) f |= F.ZF;
+      sign = 31;
+    } else if (sz === 8) {
+      if ((res | this.lzResHi) === 0) f |= F.ZF;
+      sign = 31;
+    } else if (sz === 1) {
+      if ((res & 0xff) === 0) f |= F.ZF;
+      sign = 7;
+    } else {
+      if ((res & 0xffff) === 0) f |= F.ZF;
+      sign = 15;
+    }
+    const hiWord = sz === 8;
+    if ((((hiWord ? this.lzResHi : res) >>> sign) & 1) !== 0) f |= F.SF;
+    if (op !== LF.LOGIC) {
+      const d = this.lzDst;
+      const s = this.lzSrc;
+      if (((d ^ s ^ res) & 0x10) !== 0) f |= F.AF;
+      const dh = this.lzDstHi;
+      const sh = this.lzSrcHi;
+      const rh = this.lzResHi;
+      let cf: boolean;
+      let ofw: number;
+      switch (op) {
+        case LF.ADD:
+          cf = hiWord ? ult64(res, rh, d, dh) : res >>> 0 < d >>> 0;
+          ofw = hiWord ? (dh ^ rh) & (sh ^ rh) : (d ^ res) & (s ^ res);
+          break;
+        case LF.ADC1:
+          cf = hiWord ? !ult64(d, dh, res, rh) : res >>> 0 <= d >>> 0;
+          ofw = hiWord ? (dh ^ rh) & (sh ^ rh) : (d ^ res) & (s ^ res);
+          break;
+        case LF.SUB:
+          cf = hiWord ? ult64(d, dh, s, sh) : d >>> 0 < s >>> 0;
+          ofw = hiWord ? (dh ^ sh) & (dh ^ rh) : (d ^ s) & (d ^ res);
+          break;
+        case LF.SBB1:
+          cf = hiWord ? !ult64(s, sh, d, dh) : d >>> 0 <= s >>> 0;
+          ofw = hiWord ? (dh ^ sh) & (dh ^ rh) : (d ^ s) & (d ^ res);
+          break;
+        case LF.INC:
+          cf = (old & F.CF) !== 0;
+          ofw = hiWord ? (dh ^ rh) & (sh ^ rh) : (d ^ res) & (s ^ res);
+          break;
+        default: // DEC
+          cf = (old & F.CF) !== 0;
+          ofw = hiWord ? (dh ^ sh) & (dh ^ rh) : (d ^ s) & (d ^ res);
+      }
+      if (cf) f |= F.CF;
+      if (((ofw >>> sign) & 1) !== 0) f |= F.OF;
+    }
     this.flags = f;
     this.lzOp = LF.NONE;
   }
