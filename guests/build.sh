@@ -81,9 +81,12 @@ if [ "${TSKVM_SKIP_GPU:-0}" != 1 ]; then
   cp "$WORK/out-gpu/.config" "$HERE/config-6.1-gpu"
 fi
 
-# The initramfs: busybox with one symlink per applet, /init from initramfs/init, busybox init's
-# inittab. gen_init_cpio (built with the kernel) writes it without needing root for /dev nodes.
+# The initramfs: busybox with one symlink per applet, /init built from initramfs/init.c (raw
+# system calls, no libc), busybox init's inittab. gen_init_cpio (built with the kernel) writes it
+# without needing root for /dev nodes.
 echo "== initramfs"
+gcc -Os -static -nostdlib -ffreestanding -fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie \
+  -Wl,--build-id=none -s -o "$WORK/init" "$HERE/initramfs/init.c"
 LIST="$WORK/initramfs.list"
 {
   echo "dir /dev 0755 0 0"
@@ -91,7 +94,7 @@ LIST="$WORK/initramfs.list"
   echo "nod /dev/null 0666 0 0 c 1 3"
   for d in /bin /sbin /etc /proc /sys /tmp /root /mnt /usr /usr/bin /usr/sbin; do echo "dir $d 0755 0 0"; done
   echo "file /bin/busybox /bin/busybox 0755 0 0"
-  echo "file /init $HERE/initramfs/init 0755 0 0"
+  echo "file /init $WORK/init 0755 0 0"
   echo "file /etc/inittab $HERE/initramfs/inittab 0644 0 0"
   echo "file /etc/rc.shutdown $HERE/initramfs/rc.shutdown 0755 0 0"
   /bin/busybox --list-full | sort | while read -r applet; do

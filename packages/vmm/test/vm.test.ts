@@ -122,7 +122,7 @@ describe("createVm (the JS API)", () => {
       parseVmOptions(
         {
           kernel: resolve(GUESTS, "multiboot-test/multiboot-test-aout.bin"),
-          initrd: resolve(GUESTS, "initramfs/init"),
+          initrd: resolve(GUESTS, "initramfs/inittab"),
           debugExit: true,
           mem: "32M",
         },
