@@ -252,7 +252,7 @@ export class NonRootHooks implements Intercepts {
       len = i.length;
     }
     // #PF: the qualification is the faulting linear address; CR2 is not written (SDM 27.1, 28.2.1).
-    // #DB: B0-B3 of an instruction breakpoint; DR6 is not written (SDM 28.2.1).
+    // #DB: B0-B3 of the instruction, data or I/O breakpoints hit; DR6 is not written (SDM 28.2.1).
     const qual = vec === 14 ? this.pfAddress() : vec === 1 ? BigInt(this.cpu.dbHits) : 0n;
     this.take(ExitReason.EXCEPTION_NMI, qual, false);
     this.exit.intrInfo = exceptionExitInfo(vec, type, err < 0 ? null : err);
