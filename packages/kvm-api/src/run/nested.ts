@@ -29,6 +29,7 @@ import {
   checkControls,
   checkHostState,
   copyGuestState,
+  DEFAULT_CR4_FIXED1,
   EXIT_REASON_ENTRY_FAILURE,
   ExitCtl,
   type ExitInfo,
@@ -63,7 +64,13 @@ import type { KvmSregs } from "../vcpu-state.js";
 import type { VmxBackend } from "./engine.js";
 import { HostMemory, WalkMemory } from "./host-memory.js";
 import { NestedCpuView } from "./nested-view.js";
-import { CR0_HOST_OWNED, CR4_HOST_OWNED, EXCEPTION_BITMAP_BASE, setIa32eEntry } from "./vmcs-setup.js";
+import {
+  CR0_HOST_OWNED,
+  CR4_HOST_OWNED,
+  CR4_PKE,
+  EXCEPTION_BITMAP_BASE,
+  setIa32eEntry,
+} from "./vmcs-setup.js";
 
 /** Secondary controls L0 offers L1 for L2 (KVM's nested secondary controls, minus what is not here). */
 const L1_PROC2 =
@@ -75,6 +82,9 @@ const L1_PROC2 =
   Proc2.RDRAND_EXITING |
   Proc2.RDSEED_EXITING |
   Proc2.ENABLE_INVPCID;
+
+/** CPUID.(7,0):ECX.PKU. */
+const CPUID7_ECX_PKU = 1 << 3;
 
 /** Primary controls whose exits vmcs02 takes over from vmcs12 (the rest are L0's anyway). */
 const L1_PROC_EXITS =
@@ -95,11 +105,13 @@ const L2_VPID = 2;
 
 /**
  * The VMX capabilities L0 offers L1 (KVM nested_vmx_setup_ctls_msrs): the vmx package's model minus
- * what this nested implementation cannot virtualize. `physAddrBits` is L1's MAXPHYADDR.
+ * what this nested implementation cannot virtualize. `physAddrBits` is L1's MAXPHYADDR, `pku` whether L1's CPUID has PKU.
  */
-export function nestedCaps(physAddrBits: number): VmxCaps {
+export function nestedCaps(physAddrBits: number, pku = false): VmxCaps {
   return new VmxCaps({
     physAddrBits,
+    // nested_vmx_cr_fixed1_bits_update(): CR4.PKE may be 1 in VMX operation when L1 has PKU.
+    cr4Fixed1: DEFAULT_CR4_FIXED1 | (pku ? CR4_PKE : 0),
     disabledPin: Pin.PREEMPTION_TIMER,
     disabledProc: Proc.USE_TSC_OFFSETTING | Proc.USE_TPR_SHADOW | Proc.MONITOR_TRAP_FLAG,
     disabledProc2: IMPLEMENTED_PROC2 & ~L1_PROC2,
@@ -188,8 +200,10 @@ export class NestedVmx {
     if (this.caps12 === null) {
       this.b.vcpu.cpuid(0x80000008, 0, this.cpuidOut);
       const bits = this.cpuidOut[0]! & 0xff;
+      this.b.vcpu.cpuid(7, 0, this.cpuidOut);
+      const pku = (this.cpuidOut[2]! & CPUID7_ECX_PKU) !== 0;
       // L1 can never name L0's private window (HOST_BASE has bit 45 set): MAXPHYADDR <= 45.
-      this.caps12 = nestedCaps(bits >= 32 && bits <= 45 ? bits : 40);
+      this.caps12 = nestedCaps(bits >= 32 && bits <= 45 ? bits : 40, pku);
     }
     return this.caps12;
   }
