@@ -142,3 +142,40 @@ describe.skipIf(!haveNasm)("a guest with PKU", () => {
     expect([dv.getUint32(512, true), dv.getUint32(2688, true)]).toEqual([3, 0]);
   });
 });
+
+describe("XSAVES in the vCPU's own code (L1)", () => {
+  it("runs when the guest's CPUID has XSAVES: KVM's XSS-exiting bitmap is 0, nothing exits", () => {
+    const model = new CpuidModel();
+    model.xsaveExtensions |= CPUID_D1_EAX_XSAVES;
+    const m = machine({ kvm: { cpu: cpuX86Features(model) } });
+    m.vcpu.setCpuid2(m.kvm.getSupportedCpuid());
+    // mov eax, cr4 / bts eax, 18 / mov cr4, eax / xor edx, edx / mov eax, 3 / mov ebx, 0x60000 /
+    // xsaves [ebx] / hlt (nasm, bits 32).
+    const code = "0f20e00fbae8120f22e031d2b803000000bb000006000fc72bf4";
+    m.ram.set(
+      Uint8Array.from(code.match(/../g)!, (h) => Number.parseInt(h, 16)),
+      0x1000,
+    );
+    flat32(m, 0x1000);
+    expect(line(next(m))).toBe("hlt");
+    // The compacted header XSAVES writes: XCOMP_BV = bit 63 | RFBM, RFBM = EDX:EAX & XCR0 = x87.
+    expect(new DataView(m.ram.buffer).getBigUint64(0x60000 + 520, true)).toBe((1n << 63n) | 1n);
+  });
+
+  it("is #UD when the guest's CPUID lacks XSAVES, though the CPU has it", () => {
+    const model = new CpuidModel();
+    model.xsaveExtensions |= CPUID_D1_EAX_XSAVES;
+    const m = machine({ kvm: { cpu: cpuX86Features(model) } });
+    const t = m.kvm.getSupportedCpuid();
+    findCpuid(t, 0xd, 1)!.eax &= ~CPUID_D1_EAX_XSAVES;
+    m.vcpu.setCpuid2(t);
+    const code = "0f20e00fbae8120f22e031d2b803000000bb000006000fc72bf4";
+    m.ram.set(
+      Uint8Array.from(code.match(/../g)!, (h) => Number.parseInt(h, 16)),
+      0x1000,
+    );
+    flat32(m, 0x1000);
+    // No IDT: #UD -> #DF -> triple fault.
+    expect(line(next(m))).toBe("shutdown");
+  });
+});

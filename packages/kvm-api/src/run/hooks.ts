@@ -101,6 +101,13 @@ export class NonRootHooks implements Intercepts {
   emulatingIo = false;
   /** Does L1 intercept this port for the running L2 (nested.ts)? String I/O exits only then. */
   l1StringIo: (port: number, size: number) => boolean = () => false;
+  /**
+   * XSAVES (`restore` false) / XRSTORS in the running guest: an exit reason, NO_EXIT or RAISE_UD,
+   * for `xssRequested` = IA32_XSS & EDX:EAX. L0's own guest (L1) gets NO_EXIT: KVM allows XSAVES
+   * exactly when the guest's CPUID has it (the CPU's model raises #UD otherwise, `applyGuestCpuid`)
+   * with an XSS-exiting bitmap of 0 (VMX_XSS_EXIT_BITMAP). For L2, nested.ts asks vmcs12.
+   */
+  xsaves: (restore: boolean, xssRequested: number) => number = () => NO_EXIT;
   cpu!: Cpu;
 
   constructor(
@@ -199,6 +206,8 @@ export class NonRootHooks implements Intercepts {
         return this.take(ExitReason.INVD);
       case IK.XSETBV:
         return this.take(ExitReason.XSETBV);
+      case IK.XSAVES:
+        return this.decide(this.xsaves(a === 1, b));
       case IK.RDRAND:
         return this.decide(rdrandExit(v));
       case IK.RDSEED:
