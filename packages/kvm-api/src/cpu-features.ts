@@ -24,8 +24,19 @@ import {
 /** Leaves whose answer depends on ECX (the sub-leaf): SDM Vol. 2 CPUID, leaf 07H (0DH: xsaveLeaf). */
 const INDEXED_LEAVES: ReadonlyMap<number, readonly number[]> = new Map([[7, [0]]]);
 
-/** The CPUID table and MSR list of a cpu-x86 CPUID model (the default model when none is given). */
-export function cpuX86Features(model: CpuidModel = new CpuidModel()): CpuFeatureSource {
+/**
+ * The cpu-x86 CPU as KVM would see it as a host: its default model plus protection keys, which it
+ * implements but leaves off by default (real KVM offers PKU when the host has it; a vCPU runs it only
+ * when its CPUID has it, `applyGuestCpuid`). XSAVES stays off: no supervisor state component exists.
+ */
+export function hostCpuModel(): CpuidModel {
+  const m = new CpuidModel();
+  m.features7Ecx |= CPUID_7_ECX_PKU;
+  return m;
+}
+
+/** The CPUID table and MSR list of a cpu-x86 CPUID model (`hostCpuModel()` when none is given). */
+export function cpuX86Features(model: CpuidModel = hostCpuModel()): CpuFeatureSource {
   const r: CpuidResult = { eax: 0, ebx: 0, ecx: 0, edx: 0 };
   const entries: CpuidEntry2[] = [];
   const add = (fn: number, index: number, flags: number) => {

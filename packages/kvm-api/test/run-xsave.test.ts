@@ -1,6 +1,9 @@
 // CPUID leaf 0DH as KVM reports and updates it, and the PKRU component of KVM_GET/SET_XSAVE
 // (guests/programs/xsave-pkru.asm). Layout follows arch/x86/kvm/cpuid.c (__do_cpuid_func case 0xd,
-// xstate_required_size, kvm_update_cpuid_runtime) over the CPU's own CPUID.
+// xstate_required_size, kvm_update_cpuid_runtime) over the CPU's own CPUID. Real KVM
+// (kvm_pvm on an AMD host) as oracle for the layout: sub-leaves 0, 1 and one per permitted
+// component, all with KVM_CPUID_FLAG_SIGNIFCANT_INDEX; 0.EBX = 0.ECX = the size of every permitted
+// component; 1.EBX = 0 without XSAVEC/XSAVES; component ECX and EDX 0.
 import { CPUID_7_ECX_PKU, CPUID_D1_EAX_XSAVES, CpuidModel } from "@tskvm/cpu-x86";
 import { describe, expect, it } from "vitest";
 import { cpuX86Features } from "../src/cpu-features.js";
@@ -23,14 +26,22 @@ const leafD = (kvm: Kvm) =>
     .map((e) => [e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx]);
 
 describe("KVM_GET_SUPPORTED_CPUID leaf 0DH", () => {
-  it("x87 and SSE only: sub-leaves 0 and 1, EBX = ECX = 576 (legacy region + header)", () => {
+  it("x87 and SSE only (a CPU without PKU): sub-leaves 0 and 1, EBX = ECX = 576", () => {
     const F = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
-    expect(leafD(new Kvm())).toEqual([
+    const kvm = new Kvm({ cpu: cpuX86Features(new CpuidModel()) });
+    expect(leafD(kvm)).toEqual([
       [0, F, 3, 576, 576, 0],
       // XSAVEOPT | XSAVEC: EBX is the compacted size of x87 | SSE.
       [1, F, 3, 576, 0, 0],
     ]);
-    expect(new Kvm().xcr0Supported).toBe(3n);
+    expect(kvm.xcr0Supported).toBe(3n);
+  });
+
+  it("by default PKU is offered (real KVM: when the host has it), with its PKRU component", () => {
+    const kvm = new Kvm();
+    expect(findCpuid(kvm.getSupportedCpuid(), 7, 0)!.ecx & CPUID_7_ECX_PKU).toBe(CPUID_7_ECX_PKU);
+    expect(leafD(kvm).map((e) => e[0])).toEqual([0, 1, 9]);
+    expect(kvm.xcr0Supported).toBe(0x203n);
   });
 
   it("with PKU: sub-leaf 9 = [8, 2688, 0, 0], sizes for every permitted component, XCR0[9] supported", () => {
@@ -143,39 +154,36 @@ describe.skipIf(!haveNasm)("a guest with PKU", () => {
   });
 });
 
+/**
+ * A vCPU on a CPU with XSAVES whose CPUID offers it or not, running mov eax, cr4 / bts eax, 18 /
+ * mov cr4, eax / xor edx, edx / mov eax, 3 / mov ebx, 0x60000 / xsaves [ebx] / hlt (nasm, bits 32).
+ */
+function xsavesGuest(guestHasXsaves: boolean) {
+  const model = new CpuidModel();
+  model.xsaveExtensions |= CPUID_D1_EAX_XSAVES;
+  const m = machine({ kvm: { cpu: cpuX86Features(model) } });
+  const t = m.kvm.getSupportedCpuid();
+  if (!guestHasXsaves) findCpuid(t, 0xd, 1)!.eax &= ~CPUID_D1_EAX_XSAVES;
+  m.vcpu.setCpuid2(t);
+  const code = "0f20e00fbae8120f22e031d2b803000000bb000006000fc72bf4";
+  m.ram.set(
+    Uint8Array.from(code.match(/../g)!, (h) => Number.parseInt(h, 16)),
+    0x1000,
+  );
+  flat32(m, 0x1000);
+  return m;
+}
+
 describe("XSAVES in the vCPU's own code (L1)", () => {
   it("runs when the guest's CPUID has XSAVES: KVM's XSS-exiting bitmap is 0, nothing exits", () => {
-    const model = new CpuidModel();
-    model.xsaveExtensions |= CPUID_D1_EAX_XSAVES;
-    const m = machine({ kvm: { cpu: cpuX86Features(model) } });
-    m.vcpu.setCpuid2(m.kvm.getSupportedCpuid());
-    // mov eax, cr4 / bts eax, 18 / mov cr4, eax / xor edx, edx / mov eax, 3 / mov ebx, 0x60000 /
-    // xsaves [ebx] / hlt (nasm, bits 32).
-    const code = "0f20e00fbae8120f22e031d2b803000000bb000006000fc72bf4";
-    m.ram.set(
-      Uint8Array.from(code.match(/../g)!, (h) => Number.parseInt(h, 16)),
-      0x1000,
-    );
-    flat32(m, 0x1000);
+    const m = xsavesGuest(true);
     expect(line(next(m))).toBe("hlt");
     // The compacted header XSAVES writes: XCOMP_BV = bit 63 | RFBM, RFBM = EDX:EAX & XCR0 = x87.
     expect(new DataView(m.ram.buffer).getBigUint64(0x60000 + 520, true)).toBe((1n << 63n) | 1n);
   });
 
   it("is #UD when the guest's CPUID lacks XSAVES, though the CPU has it", () => {
-    const model = new CpuidModel();
-    model.xsaveExtensions |= CPUID_D1_EAX_XSAVES;
-    const m = machine({ kvm: { cpu: cpuX86Features(model) } });
-    const t = m.kvm.getSupportedCpuid();
-    findCpuid(t, 0xd, 1)!.eax &= ~CPUID_D1_EAX_XSAVES;
-    m.vcpu.setCpuid2(t);
-    const code = "0f20e00fbae8120f22e031d2b803000000bb000006000fc72bf4";
-    m.ram.set(
-      Uint8Array.from(code.match(/../g)!, (h) => Number.parseInt(h, 16)),
-      0x1000,
-    );
-    flat32(m, 0x1000);
     // No IDT: #UD -> #DF -> triple fault.
-    expect(line(next(m))).toBe("shutdown");
+    expect(line(next(xsavesGuest(false)))).toBe("shutdown");
   });
 });
