@@ -140,6 +140,87 @@ export function cpuidEqual(a: readonly CpuidEntry2[], b: readonly CpuidEntry2[])
   });
 }
 
+/** CPUID.(0DH,1):EAX: XSAVEC (bit 1) and XSAVES (bit 3), which make sub-leaf 1 EBX meaningful. */
+export const CPUID_D1_EAX_XSAVEC_XSAVES = (1 << 1) | (1 << 3);
+/** XSAVE legacy region plus header: the smallest XSAVE area (SDM Vol. 1 13.4). */
+const XSAVE_LEGACY_AND_HEADER = 576;
+
+/**
+ * The sub-leaves of CPUID leaf 0DH that exist for the components `xcr0` | `xss` (32-bit masks: no
+ * component above 31 exists here): 0 and 1, then one per component from 2 (SDM Vol. 1 13.2; KVM's
+ * __do_cpuid_func lists exactly these).
+ */
+export function xsaveSubleaves(xcr0: number, xss: number): number[] {
+  const out = [0, 1];
+  const m = (xcr0 | xss) >>> 0;
+  for (let i = 2; i < 32; i++) if ((m >>> i) & 1) out.push(i);
+  return out;
+}
+
+/**
+ * Bytes of an XSAVE area holding the components `xfeatures`, from the sizes, offsets and alignment
+ * flags the table's leaf-0DH sub-leaves give (KVM xstate_required_size(), which asks the host's
+ * CPUID the same way): standard form = the end of the furthest component; compacted = the
+ * components packed in order after the header, 64-byte aligned where ECX[1] says so.
+ */
+export function xstateRequiredSize(
+  table: readonly CpuidEntry2[],
+  xfeatures: number,
+  compacted: boolean,
+): number {
+  let size = XSAVE_LEGACY_AND_HEADER;
+  for (let i = 2; i < 32; i++) {
+    if (((xfeatures >>> i) & 1) === 0) continue;
+    const e = table.find((x) => x.function === 0xd && x.index === i);
+    if (!e) continue;
+    const off = compacted ? (e.ecx & 2 ? (size + 63) & ~63 : size) : e.ebx >>> 0;
+    size = Math.max(size, off + (e.eax >>> 0));
+  }
+  return size;
+}
+
+/** Guest state that CPUID reflects (kvm_update_cpuid_runtime): CR4, XCR0, IA32_XSS (low halves). */
+export interface CpuidRuntime {
+  cr4: number;
+  xcr0: number;
+  xss: number;
+}
+
+const CR4_OSXSAVE = 1 << 18;
+const CR4_PKE = 1 << 22;
+const CPUID1_ECX_XSAVE = 1 << 26;
+const CPUID1_ECX_OSXSAVE = 1 << 27;
+const CPUID7_ECX_PKU = 1 << 3;
+const CPUID7_ECX_OSPKE = 1 << 4;
+
+/**
+ * What kvm_update_cpuid_runtime() keeps current in a vCPU's CPUID, applied to one answer `out`
+ * (EAX, EBX, ECX, EDX) of CPUID(fn, index) from `table`: CPUID.1:ECX.OSXSAVE = CR4.OSXSAVE (with
+ * XSAVE), CPUID.(7,0):ECX.OSPKE = CR4.PKE (with PKU), CPUID.(0DH,0):EBX = the standard-form size for
+ * XCR0, CPUID.(0DH,1):EBX = the compacted size for XCR0 | IA32_XSS (with XSAVEC or XSAVES). Sizes
+ * come from `host`, the supported table (KVM asks the host CPU).
+ */
+export function applyCpuidRuntime(
+  host: readonly CpuidEntry2[],
+  fn: number,
+  index: number,
+  out: Uint32Array,
+  rt: CpuidRuntime,
+): void {
+  if (fn === 1) {
+    if (out[2]! & CPUID1_ECX_XSAVE)
+      out[2] = rt.cr4 & CR4_OSXSAVE ? out[2]! | CPUID1_ECX_OSXSAVE : out[2]! & ~CPUID1_ECX_OSXSAVE;
+  } else if (fn === 7 && index === 0) {
+    if (out[2]! & CPUID7_ECX_PKU)
+      out[2] = rt.cr4 & CR4_PKE ? out[2]! | CPUID7_ECX_OSPKE : out[2]! & ~CPUID7_ECX_OSPKE;
+  } else if (fn === 0xd && index === 0 && out[0]! & 1) {
+    // An entry exists (EAX reports x87, always supported): KVM updates only an existing one.
+    out[1] = xstateRequiredSize(host, rt.xcr0, false);
+  } else if (fn === 0xd && index === 1 && out[0]! & CPUID_D1_EAX_XSAVEC_XSAVES) {
+    out[1] = xstateRequiredSize(host, rt.xcr0 | rt.xss, true);
+  }
+}
+
 /** The entry for (function, index): the index matters only when the entry says so. */
 export function findCpuid(table: readonly CpuidEntry2[], fn: number, index: number): CpuidEntry2 | undefined {
   return table.find(

@@ -12,7 +12,10 @@ import { Vm, type VmOptions } from "./vm.js";
 export interface KvmOptions {
   /** The CPU's features and MSRs; by default those of the @tskvm/cpu-x86 CPU model that runs the guest. */
   cpu?: CpuFeatureSource;
-  /** XCR0 components the CPU can save/restore (x87 always; SSE/AVX when the CPU has them). */
+  /**
+   * XCR0 components the CPU can save/restore (KVM's supported_xcr0); by default those CPUID.(0DH,0)
+   * of the CPU reports in EDX:EAX (x87 alone without that leaf).
+   */
   xcr0Supported?: bigint;
   /**
    * Nested VMX (kvm_intel's `nested` module parameter): KVM_GET_SUPPORTED_CPUID reports
@@ -47,7 +50,9 @@ export class Kvm {
   private readonly opts: KvmOptions;
   constructor(opts: KvmOptions = {}) {
     this.opts = { ...opts, cpu: opts.cpu ?? cpuX86Features() };
-    this.xcr0Supported = opts.xcr0Supported ?? 1n;
+    const d0 = this.hostCpuid().find((e) => e.function === 0xd && e.index === 0);
+    this.xcr0Supported =
+      opts.xcr0Supported ?? (d0 ? (BigInt(d0.edx >>> 0) << 32n) | BigInt(d0.eax >>> 0) : 1n);
     this.nested = opts.nested ?? false;
   }
 
@@ -77,6 +82,14 @@ export class Kvm {
     const t = supportedCpuid(this.opts.cpu, this.nested);
     if (t.length > maxEntries) fail("E2BIG", "KVM_GET_SUPPORTED_CPUID", "TooSmall", `need ${t.length}`);
     return t;
+  }
+
+  /**
+   * The CPU's own CPUID leaves, the "host CPUID" KVM asks for XSAVE component sizes and offsets
+   * (xstate_required_size); not a copy, not to be changed.
+   */
+  hostCpuid(): readonly CpuidEntry2[] {
+    return this.opts.cpu?.supportedCpuid() ?? [];
   }
 
   /** MSRs of the CPU (not those kvm-api implements). */

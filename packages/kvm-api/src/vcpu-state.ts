@@ -211,6 +211,42 @@ export function resetFpu(): KvmFpu {
   };
 }
 
+/** The FXSAVE64 bytes kvm_fpu covers: the x87 header, ST0-7 and XMM0-15 (0..415). */
+export const FX_SIZE = 416;
+
+/** kvm_fpu as the FXSAVE64 image it stands for (x86.c kvm_arch_vcpu_ioctl_get/set_fpu). */
+export function fpuToImage(f: KvmFpu, img: Uint8Array): void {
+  const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
+  dv.setUint16(0, f.fcw, true);
+  dv.setUint16(2, f.fsw, true);
+  img[4] = f.ftwx & 0xff;
+  img[5] = 0;
+  dv.setUint16(6, f.lastOpcode & 0x7ff, true);
+  dv.setBigUint64(8, f.lastIp, true);
+  dv.setBigUint64(16, f.lastDp, true);
+  // MXCSR reserved bits would make FXRSTOR #GP; KVM keeps only what the host accepts (mask 0xffff).
+  dv.setUint32(24, f.mxcsr & 0xffff, true);
+  dv.setUint32(28, 0xffff, true);
+  img.set(f.fpr.subarray(0, 128), 32);
+  img.set(f.xmm.subarray(0, 256), 160);
+}
+
+/** The kvm_fpu fields of an FXSAVE64 image (also the legacy region of an XSAVE image). */
+export function imageToFpu(img: Uint8Array): KvmFpu {
+  const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
+  return {
+    fpr: img.slice(32, 160),
+    fcw: dv.getUint16(0, true),
+    fsw: dv.getUint16(2, true),
+    ftwx: img[4]!,
+    lastOpcode: dv.getUint16(6, true),
+    lastIp: dv.getBigUint64(8, true),
+    lastDp: dv.getBigUint64(16, true),
+    xmm: img.slice(160, 416),
+    mxcsr: dv.getUint32(24, true),
+  };
+}
+
 export function emptyEvents(): KvmVcpuEvents {
   return {
     exception: { injected: 0, nr: 0, hasErrorCode: 0, pending: 0, errorCode: 0 },

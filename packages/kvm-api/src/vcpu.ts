@@ -5,7 +5,14 @@
  * (the VMX/CPU composition), the seam where `@tskvm/vmx` plugs in.
  */
 import { nsToTsc, tscToNs } from "./clock.js";
-import { type CpuidEntry2, cpuidEqual, cpuidLookup, validateCpuid2 } from "./cpuid.js";
+import {
+  applyCpuidRuntime,
+  type CpuidEntry2,
+  type CpuidRuntime,
+  cpuidEqual,
+  cpuidLookup,
+  validateCpuid2,
+} from "./cpuid.js";
 import { KvmClockVcpu } from "./devices/kvmclock.js";
 import { Lapic, PENDING_INIT, PENDING_SIPI } from "./devices/lapic.js";
 import { KVM_APIC_REG_SIZE, MSR_IA32_APICBASE, MSR_IA32_TSC_DEADLINE } from "./devices/lapic-regs.js";
@@ -50,10 +57,24 @@ export interface MsrEntry {
 
 /**
  * The parts of the register state a backend holds while it runs the guest: KVM_GET/SET_REGS,
- * _SREGS, _FPU, and _DEBUGREGS (set only: the backend never changes the debug registers).
+ * _SREGS, _FPU, _DEBUGREGS (set only: the backend never changes the debug registers), and XSTATE:
+ * what KVM_GET/SET_XSAVE and KVM_GET/SET_XCRS add to kvm_fpu (XCR0 and the PKRU component).
  */
-export const VcpuState = { REGS: 1, SREGS: 2, FPU: 4, DEBUGREGS: 8 } as const;
-const STATE_RUNNING = VcpuState.REGS | VcpuState.SREGS | VcpuState.FPU | VcpuState.DEBUGREGS;
+export const VcpuState = { REGS: 1, SREGS: 2, FPU: 4, DEBUGREGS: 8, XSTATE: 16 } as const;
+const STATE_RUNNING =
+  VcpuState.REGS | VcpuState.SREGS | VcpuState.FPU | VcpuState.DEBUGREGS | VcpuState.XSTATE;
+
+/** struct kvm_xsave's region: 4 KiB, the standard (non-compacted) XSAVE format. */
+const KVM_XSAVE_SIZE = 4096;
+/** XSTATE_BV / XCOMP_BV offsets in the XSAVE header (SDM Vol. 1 13.4.2). */
+const XSAVE_HDR_XSTATE_BV = 512;
+const XSAVE_HDR_XCOMP_BV = 520;
+/** XSAVE state components: x87 (0), SSE (1), PKRU (9) (SDM Vol. 1 13.1). */
+const XFEATURE_X87 = 1;
+const XFEATURE_SSE = 2;
+const XFEATURE_PKRU = 1 << 9;
+/** CPUID.(7,0):ECX.PKU. */
+const CPUID7_ECX_PKU = 1 << 3;
 
 /** What runs the guest: implemented by the VMX/CPU composition. */
 export interface VcpuBackend {
@@ -113,8 +134,9 @@ export class Vcpu {
   private stale = 0;
   private sregs: S.KvmSregs;
   private fpu: S.KvmFpu = S.resetFpu();
-  private xsave = new Uint8Array(4096);
   private xcr0 = 1n;
+  /** PKRU, the XSAVE component 9 (KVM keeps it in vcpu->arch.pkru). */
+  private pkru = 0;
   private events: S.KvmVcpuEvents = S.emptyEvents();
   private debugRegs: S.KvmDebugRegs = { db: [0n, 0n, 0n, 0n], dr6: 0xffff0ff0n, dr7: 0x400n, flags: 0 };
   private guestDebug: KvmGuestDebug = emptyGuestDebug();
@@ -123,6 +145,8 @@ export class Vcpu {
   /** KVM_GUESTDBG_INJECT_DB/BP not yet taken by the backend: the vector (1 or 3), or -1. */
   guestDebugInject = -1;
   private cpuidTable: CpuidEntry2[] = [];
+  /** Bumped by KVM_SET_CPUID2: the backend fits the CPU's features to the new table. */
+  cpuidGeneration = 0;
   private readonly cpuMsrs = new Map<number, bigint>();
   /** IA32_BIOS_SIGN_ID as the guest reads it; only KVM_SET_MSRS changes it. */
   private microcodeVersion = DEFAULT_MICROCODE_VERSION;
@@ -317,29 +341,87 @@ export class Vcpu {
     this.changed(VcpuState.FPU);
   }
 
-  /** KVM_GET_XSAVE: the 4 KiB XSAVE image (legacy area, header, extended components). */
-  getXsave(): Uint8Array {
-    return this.xsave.slice();
+  /**
+   * Offset of the PKRU component in a KVM_GET/SET_XSAVE image when the guest's CPUID offers PKU
+   * (and the CPU has the component): the host's CPUID.(0DH,9):EBX, as KVM lays the image out with
+   * the host's offsets (fpu_copy_guest_fpstate_to_uabi). -1 otherwise.
+   */
+  private pkruOffset(): number {
+    const pku = this.cpuidTable.some((e) => e.function === 7 && e.index === 0 && e.ecx & CPUID7_ECX_PKU);
+    const comp = this.vm.kvm.hostCpuid().find((e) => e.function === 0xd && e.index === 9);
+    return pku && comp ? comp.ebx : -1;
   }
+
+  /**
+   * KVM_GET_XSAVE: the 4 KiB standard-format XSAVE image of the running state: the legacy region
+   * (kvm_fpu's FXSAVE64 bytes), XSTATE_BV = x87 | SSE, and PKRU at its CPUID offset with XSTATE_BV[9]
+   * when the guest's CPUID offers PKU (KVM writes the PKRU component whenever the guest may use it).
+   */
+  getXsave(): Uint8Array {
+    this.fresh(VcpuState.FPU | VcpuState.XSTATE);
+    const img = new Uint8Array(KVM_XSAVE_SIZE);
+    const dv = new DataView(img.buffer);
+    S.fpuToImage(this.fpu, img);
+    let bv = XFEATURE_X87 | XFEATURE_SSE;
+    const off = this.pkruOffset();
+    if (off >= 0) {
+      dv.setUint32(off, this.pkru >>> 0, true);
+      bv |= XFEATURE_PKRU;
+    }
+    dv.setUint32(XSAVE_HDR_XSTATE_BV, bv, true);
+    return img;
+  }
+  /**
+   * KVM_SET_XSAVE: loads the image as XRSTOR of every supported component would (copy_uabi_to_xstate):
+   * a component whose XSTATE_BV bit is clear takes its initial state (x87: FCW 037FH, empty tags;
+   * SSE: XMM registers zero; PKRU: 0). MXCSR comes from the image.
+   */
   setXsave(region: Uint8Array): void {
-    if (region.length !== 4096) fail("EINVAL", "KVM_SET_XSAVE", "BadLength");
+    if (region.length !== KVM_XSAVE_SIZE) fail("EINVAL", "KVM_SET_XSAVE", "BadLength");
     const dv = new DataView(region.buffer, region.byteOffset, region.byteLength);
     // SDM 13.8: XSTATE_BV (offset 512) may only name components enabled in XCR0 (KVM checks
     // against the supported set); XCOMP_BV (520) must be 0 in the standard format.
-    const xstateBv = dv.getBigUint64(512, true);
+    const xstateBv = dv.getBigUint64(XSAVE_HDR_XSTATE_BV, true);
     if (xstateBv & ~this.vm.kvm.xcr0Supported) fail("EINVAL", "KVM_SET_XSAVE", "XstateBvUnsupported");
-    if (dv.getBigUint64(520, true) !== 0n) fail("EINVAL", "KVM_SET_XSAVE", "CompactedFormat");
+    if (dv.getBigUint64(XSAVE_HDR_XCOMP_BV, true) !== 0n) fail("EINVAL", "KVM_SET_XSAVE", "CompactedFormat");
     // MXCSR reserved bits #GP on XRSTOR; KVM rejects them.
     if (dv.getUint32(24, true) & ~0xffff) fail("EINVAL", "KVM_SET_XSAVE", "MxcsrReserved");
-    this.xsave = region.slice();
+    const bv = Number(xstateBv & 0xffffffffn);
+    const f = S.imageToFpu(region);
+    if ((bv & XFEATURE_X87) === 0) {
+      const init = S.resetFpu();
+      Object.assign(f, { ...init, xmm: f.xmm, mxcsr: f.mxcsr });
+    }
+    if ((bv & XFEATURE_SSE) === 0) f.xmm.fill(0);
+    this.setFpu(f);
+    const off = this.pkruOffset();
+    if (off >= 0) this.setXstate(this.xcr0, bv & XFEATURE_PKRU ? dv.getUint32(off, true) : 0);
+  }
+
+  /**
+   * XCR0 and PKRU, the XSTATE part: the backend loads them after a change (syncIn) and stores the
+   * running values through `setXstate` when they are read (readState).
+   */
+  getXstate(): { xcr0: bigint; pkru: number } {
+    this.fresh(VcpuState.XSTATE);
+    return { xcr0: this.xcr0, pkru: this.pkru };
+  }
+  setXstate(xcr0: bigint, pkru: number): void {
+    this.fresh(VcpuState.XSTATE);
+    this.xcr0 = xcr0;
+    this.pkru = pkru | 0;
+    this.changed(VcpuState.XSTATE);
   }
 
   getXcrs(): S.KvmXcr[] {
+    this.fresh(VcpuState.XSTATE);
     return [{ xcr: 0, value: this.xcr0 }];
   }
   setXcrs(xcrs: readonly S.KvmXcr[]): void {
     S.checkXcrs(xcrs, this.vm.kvm.xcr0Supported);
-    for (const x of xcrs) this.xcr0 = x.value;
+    let xcr0 = this.getXstate().xcr0;
+    for (const x of xcrs) xcr0 = x.value;
+    this.setXstate(xcr0, this.pkru);
   }
 
   getVcpuEvents(): S.KvmVcpuEvents {
@@ -462,10 +544,16 @@ export class Vcpu {
     const t = validateCpuid2(entries);
     if (this.hasRun && !cpuidEqual(t, this.cpuidTable)) fail("EBUSY", "KVM_SET_CPUID2", "AfterRun");
     this.cpuidTable = t;
+    this.cpuidGeneration++;
   }
-  /** CPUID exit handling: `out` gets EAX, EBX, ECX, EDX. */
-  cpuid(fn: number, index: number, out: Uint32Array): void {
+  /**
+   * CPUID exit handling: `out` gets EAX, EBX, ECX, EDX. With `rt`, the guest's CR4, XCR0 and IA32_XSS,
+   * the bits and sizes kvm_update_cpuid_runtime() keeps current follow them (OSXSAVE, OSPKE, leaf 0DH
+   * EBX of sub-leaves 0 and 1).
+   */
+  cpuid(fn: number, index: number, out: Uint32Array, rt?: CpuidRuntime): void {
     cpuidLookup(this.cpuidTable, fn, index, out);
+    if (rt !== undefined) applyCpuidRuntime(this.vm.kvm.hostCpuid(), fn, index, out, rt);
     if (fn === 1) {
       // kvm_update_cpuid_runtime(): CPUID.1:EDX.APIC follows IA32_APIC_BASE.EN.
       if (!(this.apicBase & 0x800)) out[3]! &= ~(1 << 9);

@@ -1,6 +1,7 @@
-import { CpuidModel, Msr } from "@tskvm/cpu-x86";
+import { CPUID_7_ECX_PKU, Msr } from "@tskvm/cpu-x86";
 import { describe, expect, it } from "vitest";
 import * as C from "../src/caps.js";
+import { hostCpuModel } from "../src/cpu-features.js";
 import { findCpuid, KVM_FEATURES_OFFERED } from "../src/cpuid.js";
 import { Kvm } from "../src/kvm.js";
 import { errOf } from "./helpers.js";
@@ -196,7 +197,7 @@ describe("Kvm (system ioctls)", () => {
     // Leaf 1: the cpu-x86 model's own bits plus the ones kvm-api implements (APIC, x2APIC,
     // TSC-deadline, hypervisor).
     const leaf1 = findCpuid(t, 1, 0)!;
-    const model = new CpuidModel();
+    const model = hostCpuModel();
     expect(leaf1.edx >>> 0).toBe((model.features1Edx | (1 << 9)) >>> 0);
     expect(leaf1.ecx >>> 0).toBe((model.features1Ecx | (1 << 21) | (1 << 24) | (1 << 31)) >>> 0);
   });
@@ -210,12 +211,15 @@ describe("Kvm (system ioctls)", () => {
     const ext = findCpuid(t, 0x80000001, 0)!;
     expect((ext.edx >>> 29) & 1).toBe(1); // LM
     expect((ext.edx >>> 20) & 1).toBe(1); // NX
-    // Every leaf in the table is what the CPU itself answers to CPUID.
-    const model = new CpuidModel();
+    // Every leaf in the table is what the CPU itself (with PKU, which it has but leaves off by
+    // default) answers to CPUID; leaf 0DH's sizes as for every supported component enabled (KVM's
+    // table does not depend on any XCR0).
+    const model = hostCpuModel();
+    expect(model.features7Ecx & CPUID_7_ECX_PKU).toBe(CPUID_7_ECX_PKU);
     const r = { eax: 0, ebx: 0, ecx: 0, edx: 0 };
     for (const e of t.filter((x) => x.function < 0x40000000 || x.function >= 0x80000000)) {
       if (e.function === 1) continue; // kvm-api adds its own bits there (checked above)
-      model.query(e.function, e.index, r, false);
+      model.query(e.function, e.index, r, false, false, model.xcr0Mask);
       expect([e.eax, e.ebx, e.ecx, e.edx], `leaf ${e.function.toString(16)}.${e.index}`).toEqual([
         r.eax >>> 0,
         r.ebx >>> 0,

@@ -159,6 +159,30 @@ describe.skipIf(!haveNasm)("KVM_SET_GUEST_DEBUG", () => {
     expect([b.pc, b.dr6 & 0x400fn]).toEqual([0x1205n, 1n]);
   });
 
+  it("USE_HW_BP: a data watchpoint (R/W = 01, LEN = 4) exits after the write with B1 in DR6", () => {
+    const m = boot(0x1300);
+    // DR1 = 0x20004; DR7: L1 (bit 2), R/W1 = 01 (bits 21:20, writes), LEN1 = 11 (bits 23:22, 4 bytes).
+    const dr7 = (1n << 2n) | (1n << 20n) | (3n << 22n);
+    setDebug(m, KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP, [0n, 0x20004n, 0n, 0n, 0n, 0n, 0n, dr7]);
+    // REP STOSD zeroes 0x20000..0x22fff: the trap follows the second iteration (SDM 18.3.1.2), RIP
+    // still on the REP STOSD with two of the 3072 dwords stored.
+    const e = debugExit(next(m));
+    expect(e.exception).toBe(1);
+    expect(e.dr6 & 0xfn).toBe(2n);
+    expect(e.dr7).toBe(dr7 | 0x400n);
+    const regs = m.vcpu.getRegs();
+    expect([regs.rcx, regs.rdi]).toEqual([3n * 1024n - 2n, 0x20008n]);
+    expect(e.pc).toBe(regs.rip);
+    // A data breakpoint is a trap: nothing re-fires on resume. The next write to 0x20004 is the PDE
+    // store `mov dword [0x20004], 0x22007`; the exit comes with the value already in memory.
+    const f = debugExit(next(m));
+    expect(f.dr6 & 0xfn).toBe(2n);
+    expect(new DataView(m.ram.buffer).getUint32(0x20004, true)).toBe(0x22007);
+    expect(m.vcpu.getRegs().rcx).toBe(0n);
+    // A read of the watched dword does not trap (R/W = 01): the guest runs to its OUT 0x14.
+    expect(line(next(m))).toBe("io out 0x14 1 11");
+  });
+
   it("hostile structs: unknown control bits, wrong debugreg count, DR7 above 32 bits -> EINVAL", () => {
     const m = boot();
     const bad = (control: number, debugreg: bigint[]) => {

@@ -1,5 +1,7 @@
-import { ExitReason, F, VMCS_FIELDS, Vmcs, VmxStateError } from "@tskvm/vmx";
+import { CPUID_D1_EAX_XSAVES, CpuidModel } from "@tskvm/cpu-x86";
+import { ExitReason, F, l1WantsExit, VMCS_FIELDS, Vmcs, VmxStateError } from "@tskvm/vmx";
 import { beforeAll, describe, expect, it } from "vitest";
+import { cpuX86Features } from "../src/cpu-features.js";
 import { PENDING_INIT } from "../src/devices/lapic.js";
 import { Kvm } from "../src/index.js";
 import { attachVmxBackend, nestedCaps } from "../src/run/index.js";
@@ -317,6 +319,45 @@ describe.skipIf(!NASM)("KVM_RUN: nested VMX (a guest hypervisor runs its own gue
     }
     // Exceptions (0) and other exits of L2 were reflected to L1's handler.
     expect([...reasons.keys()].join("\n")).toMatch(/io out 0x11 4 00000000/);
+  });
+
+  it("SDM 26.3: XSAVES in L2 without enable XSAVES/XRSTORS is #UD (reflected to L1)", () => {
+    // A CPU and guest CPUID with XSAVES, so the instruction reaches the VMX intercept.
+    const model = new CpuidModel();
+    model.xsaveExtensions |= CPUID_D1_EAX_XSAVES;
+    const m = machine({
+      kvm: { nested: true, cpu: cpuX86Features(model) },
+      backend: { maxRunInstructions: 200_000 },
+    });
+    m.vcpu.setCpuid2(m.kvm.getSupportedCpuid());
+    m.ram.set(bin, 0x1000);
+    m.ram[CASE] = 14;
+    realMode(m, 0x1000);
+    // L2: CR4.OSXSAVE = 1, XSAVES [0x60000] of x87 | SSE, HLT (nasm of mov rax, cr4 / bts rax, 18 /
+    // mov cr4, rax / xor edx, edx / mov eax, 3 / mov ebx, 0x60000 / xsaves [rbx] / hlt).
+    const l2 = "0f20e0480fbae8120f22e031d2b803000000bb000006000fc72bf4";
+    m.ram.set(
+      Uint8Array.from(l2.match(/../g)!, (h) => Number.parseInt(h, 16)),
+      0x50000,
+    );
+    // L1's vmcs12 leaves "enable XSAVES/XRSTORS" 0: #UD in L2, which L1 intercepts (every exception).
+    expect(runLog(m, {}, 40, ["hlt", "shutdown", "internal-error", "io out 0x18 1 dd"])).toEqual([
+      "io out 0x11 4 00000000",
+      "io out 0x12 4 00000000",
+      "io out 0x14 4 06030080", // valid, hardware exception, vector 6
+      "io out 0x18 1 dd",
+    ]);
+    // The XSAVES never ran: the area is untouched.
+    expect(m.ram.subarray(0x60000, 0x60240).every((b) => b === 0)).toBe(true);
+  });
+
+  it("an XSAVES exit from L2 (reason 63) is L1's: l1WantsExit reflects it", () => {
+    const v12 = new Vmcs();
+    const e = { reason: ExitReason.XSAVES, qualification: 0n, intrInfo: 0, intrErrorCode: 0, gpr: () => 0n };
+    expect(l1WantsExit(v12, { read: () => {}, write: () => {} }, e)).toBe(true);
+    expect(l1WantsExit(v12, { read: () => {}, write: () => {} }, { ...e, reason: ExitReason.XRSTORS })).toBe(
+      true,
+    );
   });
 
   it("KVM_GET/SET_SREGS while L2 runs show L2's own CR0, not the read shadow L1 gave it", () => {

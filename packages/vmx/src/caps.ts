@@ -143,6 +143,7 @@ export const IMPLEMENTED_PROC2 =
   Proc2.ENABLE_INVPCID |
   Proc2.ENABLE_VMFUNC |
   Proc2.RDSEED_EXITING |
+  Proc2.ENABLE_XSAVES |
   Proc2.TSC_SCALING;
 /** Every VM-exit control implemented here. */
 export const IMPLEMENTED_EXIT =
@@ -227,6 +228,7 @@ export class VmxCaps {
     if (this.vmfunc & 1) f.add("eptpSwitching");
     if (proc2 & Proc2.TSC_SCALING) f.add("tscScaling");
     if (proc2 & Proc2.PAUSE_LOOP_EXITING) f.add("pauseLoop");
+    if (proc2 & Proc2.ENABLE_XSAVES) f.add("xsaves");
     this.fieldFeatures = f;
     for (const d of VMCS_FIELDS) if (f.has(d.feature)) this.supportedFields[d.enc] = 1;
 

@@ -95,6 +95,17 @@ export function invpcidExit(v: Vmcs): number {
   if ((proc2Of(v) & Proc2.ENABLE_INVPCID) === 0) return RAISE_UD;
   return procBit(v, Proc.INVLPG_EXITING, ExitReason.INVPCID);
 }
+/**
+ * XSAVES (`restore` false, exit reason 63) and XRSTORS (true, 64): #UD unless "enable XSAVES/XRSTORS"
+ * (26.3); with it, a VM exit when a bit set in IA32_XSS & EDX:EAX is also set in the XSS-exiting
+ * bitmap (26.1.3). `xssRequested` is that AND's low half (cpu-x86's InterceptKind.XSAVES `b`): no
+ * IA32_XSS bit above 31 exists, so only the bitmap's low half can match.
+ */
+export function xsavesExit(v: Vmcs, xssRequested: number, restore: boolean): number {
+  if ((proc2Of(v) & Proc2.ENABLE_XSAVES) === 0) return RAISE_UD;
+  if ((xssRequested & v.get32(F.XSS_EXIT_BITMAP)) === 0) return NO_EXIT;
+  return restore ? ExitReason.XRSTORS : ExitReason.XSAVES;
+}
 /** LGDT, LIDT, SGDT, SIDT (reason 46) and LLDT, LTR, SLDT, STR (47) with "descriptor-table exiting". */
 export function descriptorTableExit(v: Vmcs, ldtrTr: boolean): number {
   if ((proc2Of(v) & Proc2.DESC_TABLE_EXITING) === 0) return NO_EXIT;

@@ -162,6 +162,7 @@ const PROC2: Record<number, Probe> = {
       (r) => r.unit.vmfunc(0, 0),
     ),
   [Proc2.RDSEED_EXITING]: (on) => I.rdseedExit(withCtl(S, Proc2.RDSEED_EXITING, on)),
+  [Proc2.ENABLE_XSAVES]: (on) => I.xsavesExit(withCtl(S, Proc2.ENABLE_XSAVES, on), 0, false),
   [Proc2.TSC_SCALING]: (on) =>
     I.guestTsc(
       withCtl(S, Proc2.TSC_SCALING, on, (v) => {

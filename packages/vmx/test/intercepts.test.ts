@@ -73,6 +73,25 @@ describe("SDM 26.1.3 instruction exits by control (table)", () => {
   for (const [name, decide, proc, proc2, want] of table) {
     it(name, () => expect(decide(vmcs(proc, proc2))).toBe(want));
   }
+  it("SDM 26.3: XSAVES/XRSTORS without enable XSAVES/XRSTORS are #UD", () => {
+    const v = vmcs(0, Proc2.WBINVD_EXITING);
+    v.set64(F.XSS_EXIT_BITMAP, 0xffffffffffffffffn);
+    expect([I.xsavesExit(v, 1 << 8, false), I.xsavesExit(v, 0, true)]).toEqual([RAISE_UD, RAISE_UD]);
+    // The control counts only with "activate secondary controls".
+    v.set32(F.SECONDARY_VM_EXEC_CONTROL, Proc2.ENABLE_XSAVES);
+    v.set32(F.CPU_BASED_VM_EXEC_CONTROL, 0);
+    expect(I.xsavesExit(v, 0, false)).toBe(RAISE_UD);
+  });
+  it("SDM 26.1.3: XSAVES/XRSTORS exit when IA32_XSS & EDX:EAX meets the XSS-exiting bitmap", () => {
+    const v = vmcs(0, Proc2.ENABLE_XSAVES);
+    v.set64(F.XSS_EXIT_BITMAP, (1n << 8n) | (1n << 40n));
+    // IA32_XSS & EDX:EAX = PT (bit 8): in the bitmap.
+    expect(I.xsavesExit(v, 1 << 8, false)).toBe(R.XSAVES);
+    expect(I.xsavesExit(v, 1 << 8, true)).toBe(R.XRSTORS);
+    // CET_U (bit 11) is not in the bitmap; nothing requested never exits.
+    expect(I.xsavesExit(v, 1 << 11, false)).toBe(NO_EXIT);
+    expect(I.xsavesExit(v, 0, true)).toBe(NO_EXIT);
+  });
   it("CPUID, GETSEC, INVD and XSETBV always exit", () => {
     expect(I.UNCONDITIONAL).toEqual({ CPUID: 10, GETSEC: 11, INVD: 13, XSETBV: 55 });
   });

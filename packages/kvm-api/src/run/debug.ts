@@ -10,8 +10,9 @@
  *   with exception 3 and the INT3's address; RIP stays on the INT3.
  * - hardware breakpoints: userspace's DR0-3/DR7 go into the CPU (GUEST_DR7 in the VMCS) while the
  *   guest's own live in a shadow, MOV DR exits so the guest reads and writes its shadow
- *   (handle_dr), and the #DB bit of the exception bitmap makes the CPU's instruction-breakpoint
- *   fault a VM exit (exit qualification = DR6 B0-B3, SDM 28.2.1).
+ *   (handle_dr), and the #DB bit of the exception bitmap makes the CPU's breakpoint #DB a VM exit
+ *   (exit qualification = DR6 B0-B3, SDM 28.2.1): the instruction-breakpoint fault and the data
+ *   (R/W = 01, 11) and I/O (10) breakpoint traps alike.
  * With single-step or hardware breakpoints every #DB goes to userspace (handle_exception_nmi).
  *
  * Guest debugging applies to the vCPU's own code (L1); while L2 runs a changed setting waits for

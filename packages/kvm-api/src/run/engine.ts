@@ -11,8 +11,19 @@
  */
 import { Cpu, FAULT, RunExit, TranslateFault, type TranslateResult, type Translator } from "@tskvm/cpu-x86";
 import { Mmu } from "@tskvm/mmu-ept";
-import { type ExitInfo, ExitReason, F, INTR_INFO_VALID, IntrType, Proc, VmxCaps, VmxUnit } from "@tskvm/vmx";
+import {
+  DEFAULT_CR4_FIXED1,
+  type ExitInfo,
+  ExitReason,
+  F,
+  INTR_INFO_VALID,
+  IntrType,
+  Proc,
+  VmxCaps,
+  VmxUnit,
+} from "@tskvm/vmx";
 import { DeterministicClock } from "../clock.js";
+import { applyGuestCpuid } from "../cpu-features.js";
 import {
   KVM_EXIT_FAIL_ENTRY,
   KVM_EXIT_INTERNAL_ERROR,
@@ -31,7 +42,7 @@ import { NonRootHooks } from "./hooks.js";
 import { HOST_PHYS_BITS, HostMemory, WalkMemory } from "./host-memory.js";
 import { type NestedState, NestedVmx } from "./nested.js";
 import { StateSync } from "./sync.js";
-import { msrBitmap, programControls } from "./vmcs-setup.js";
+import { CR4_PKE, msrBitmap, programControls } from "./vmcs-setup.js";
 import { cpuToRecord, recordToCpu, VmxStateRecord } from "./vmx-state.js";
 
 /** Tuning of one vCPU's run loop. */
@@ -86,7 +97,8 @@ const VMCS_MSR_FIELDS = new Map<number, number>([
 
 /** The VMX + CPU backend of one vCPU (`vcpu.backend`). */
 export class VmxBackend implements VcpuBackend {
-  readonly caps = new VmxCaps({ physAddrBits: HOST_PHYS_BITS });
+  /** The VMX hardware: CR4.PKE may be 1 (the CPU has protection keys, opt-in per guest CPUID). */
+  readonly caps = new VmxCaps({ physAddrBits: HOST_PHYS_BITS, cr4Fixed1: DEFAULT_CR4_FIXED1 | CR4_PKE });
   readonly host = new HostMemory();
   readonly ept = new EptMap();
   readonly record = new VmxStateRecord();
@@ -127,6 +139,8 @@ export class VmxBackend implements VcpuBackend {
     instructionLength: 0,
     instructionInfo: undefined,
   };
+  /** The vCPU's CPUID generation the CPU's features were fitted to. */
+  private cpuidSeen = -1;
   /** An event was injected by this entry: with MTF the exit is due before any instruction (SDM 26.5.2). */
   private injectedAtEntry = false;
 
@@ -262,6 +276,10 @@ export class VmxBackend implements VcpuBackend {
     this.runStartMs = hostNowMs();
     this.runStartInsns = this.cpu.executed;
     this.runStartNs = vcpu.vm.clock.nowNs();
+    if (vcpu.cpuidGeneration !== this.cpuidSeen) {
+      this.cpuidSeen = vcpu.cpuidGeneration;
+      applyGuestCpuid(this.cpu.cpuidModel, vcpu.getCpuid2(), vcpu.vm.kvm.hostCpuid());
+    }
     this.sync.syncIn();
     this.debug.sync();
     const pending = this.handlers.complete();

@@ -16,6 +16,7 @@ import {
   IntrType,
   Proc,
 } from "@tskvm/vmx";
+import type { CpuidRuntime } from "../cpuid.js";
 import {
   KVM_EXIT_HLT,
   KVM_EXIT_INTERNAL_ERROR,
@@ -49,6 +50,8 @@ const DR6_BS = 0x4000;
 export class ExitHandlers {
   private completion: Completion | null = null;
   private readonly cpuidOut = new Uint32Array(4);
+  /** The guest state CPUID reflects, refilled per CPUID exit. */
+  private readonly cpuidRt: CpuidRuntime = { cr4: 0, xcr0: 1, xss: 0 };
 
   constructor(private readonly b: VmxBackend) {}
 
@@ -359,7 +362,12 @@ export class ExitHandlers {
   private cpuid(len: number): null {
     const cpu = this.b.cpu;
     const o = this.cpuidOut;
-    this.b.vcpu.cpuid(cpu.r[0]! >>> 0, cpu.r[2]! >>> 0, o);
+    const rt = this.cpuidRt;
+    // OSXSAVE and PKE are guest-owned CR4 bits (CR4_HOST_OWNED): the CPU's CR4 has the guest's.
+    rt.cr4 = cpu.cr4;
+    rt.xcr0 = cpu.xcr0Lo;
+    rt.xss = cpu.xssLo;
+    this.b.vcpu.cpuid(cpu.r[0]! >>> 0, cpu.r[2]! >>> 0, o, rt);
     const set = (reg: number, val: number) => {
       cpu.r[reg * 2] = val | 0;
       cpu.r[reg * 2 + 1] = 0;

@@ -101,6 +101,13 @@ export class NonRootHooks implements Intercepts {
   emulatingIo = false;
   /** Does L1 intercept this port for the running L2 (nested.ts)? String I/O exits only then. */
   l1StringIo: (port: number, size: number) => boolean = () => false;
+  /**
+   * XSAVES (`restore` false) / XRSTORS in the running guest: an exit reason, NO_EXIT or RAISE_UD,
+   * for `xssRequested` = IA32_XSS & EDX:EAX. L0's own guest (L1) gets NO_EXIT: KVM allows XSAVES
+   * exactly when the guest's CPUID has it (the CPU's model raises #UD otherwise, `applyGuestCpuid`)
+   * with an XSS-exiting bitmap of 0 (VMX_XSS_EXIT_BITMAP). For L2, nested.ts asks vmcs12.
+   */
+  xsaves: (restore: boolean, xssRequested: number) => number = () => NO_EXIT;
   cpu!: Cpu;
 
   constructor(
@@ -199,6 +206,8 @@ export class NonRootHooks implements Intercepts {
         return this.take(ExitReason.INVD);
       case IK.XSETBV:
         return this.take(ExitReason.XSETBV);
+      case IK.XSAVES:
+        return this.decide(this.xsaves(a === 1, b));
       case IK.RDRAND:
         return this.decide(rdrandExit(v));
       case IK.RDSEED:
@@ -252,7 +261,7 @@ export class NonRootHooks implements Intercepts {
       len = i.length;
     }
     // #PF: the qualification is the faulting linear address; CR2 is not written (SDM 27.1, 28.2.1).
-    // #DB: B0-B3 of an instruction breakpoint; DR6 is not written (SDM 28.2.1).
+    // #DB: B0-B3 of the instruction, data or I/O breakpoints hit; DR6 is not written (SDM 28.2.1).
     const qual = vec === 14 ? this.pfAddress() : vec === 1 ? BigInt(this.cpu.dbHits) : 0n;
     this.take(ExitReason.EXCEPTION_NMI, qual, false);
     this.exit.intrInfo = exceptionExitInfo(vec, type, err < 0 ? null : err);

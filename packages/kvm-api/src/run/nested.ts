@@ -29,6 +29,7 @@ import {
   checkControls,
   checkHostState,
   copyGuestState,
+  DEFAULT_CR4_FIXED1,
   EXIT_REASON_ENTRY_FAILURE,
   ExitCtl,
   type ExitInfo,
@@ -47,6 +48,8 @@ import {
   Pin,
   Proc,
   Proc2,
+  proc2Of,
+  RAISE_UD,
   type Seg,
   Vmcs,
   VmxCaps,
@@ -63,7 +66,13 @@ import type { KvmSregs } from "../vcpu-state.js";
 import type { VmxBackend } from "./engine.js";
 import { HostMemory, WalkMemory } from "./host-memory.js";
 import { NestedCpuView } from "./nested-view.js";
-import { CR0_HOST_OWNED, CR4_HOST_OWNED, EXCEPTION_BITMAP_BASE, setIa32eEntry } from "./vmcs-setup.js";
+import {
+  CR0_HOST_OWNED,
+  CR4_HOST_OWNED,
+  CR4_PKE,
+  EXCEPTION_BITMAP_BASE,
+  setIa32eEntry,
+} from "./vmcs-setup.js";
 
 /** Secondary controls L0 offers L1 for L2 (KVM's nested secondary controls, minus what is not here). */
 const L1_PROC2 =
@@ -75,6 +84,10 @@ const L1_PROC2 =
   Proc2.RDRAND_EXITING |
   Proc2.RDSEED_EXITING |
   Proc2.ENABLE_INVPCID;
+
+/** CPUID.(7,0):ECX.PKU and CPUID.(0DH,1):EAX.XSAVES. */
+const CPUID7_ECX_PKU = 1 << 3;
+const CPUID_D1_EAX_XSAVES = 1 << 3;
 
 /** Primary controls whose exits vmcs02 takes over from vmcs12 (the rest are L0's anyway). */
 const L1_PROC_EXITS =
@@ -93,20 +106,44 @@ const CR0_FIXED_L2 = 0x80000001n;
 /** VPID vmcs02 runs L2 with (L1 runs with 1): the CPU's TLB is dropped on every switch anyway. */
 const L2_VPID = 2;
 
+/** What L1's CPUID offers that changes its VMX capabilities (nested_vmx_cr_fixed1_bits_update etc.). */
+export interface L1Features {
+  /** CPUID.(7,0):ECX.PKU: CR4.PKE may be 1 in VMX operation. */
+  pku?: boolean;
+  /** CPUID.(0DH,1):EAX.XSAVES: "enable XSAVES/XRSTORS" is offered for L2 (where the vmx package has it). */
+  xsaves?: boolean;
+}
+
 /**
  * The VMX capabilities L0 offers L1 (KVM nested_vmx_setup_ctls_msrs): the vmx package's model minus
  * what this nested implementation cannot virtualize. `physAddrBits` is L1's MAXPHYADDR.
  */
-export function nestedCaps(physAddrBits: number): VmxCaps {
+export function nestedCaps(physAddrBits: number, l1: L1Features = {}): VmxCaps {
   return new VmxCaps({
     physAddrBits,
+    cr4Fixed1: DEFAULT_CR4_FIXED1 | (l1.pku ? CR4_PKE : 0),
     disabledPin: Pin.PREEMPTION_TIMER,
     disabledProc: Proc.USE_TSC_OFFSETTING | Proc.USE_TPR_SHADOW | Proc.MONITOR_TRAP_FLAG,
-    disabledProc2: IMPLEMENTED_PROC2 & ~L1_PROC2,
+    // "enable XSAVES/XRSTORS" is decided on vmcs12 (l2Xsaves), never merged into vmcs02.
+    disabledProc2: IMPLEMENTED_PROC2 & ~(L1_PROC2 | (l1.xsaves ? Proc2.ENABLE_XSAVES : 0)),
     disabledExit: ExitCtl.SAVE_PREEMPTION_TIMER,
     // The run loop keeps wait-for-SIPI as an MP state of the vCPU, not as a state L2 can be in.
     waitForSipi: false,
   });
+}
+
+/**
+ * XSAVES/XRSTORS in L2, decided on vmcs12 as the CPU would decide on vmcs02 had prepare_vmcs02 copied
+ * "enable XSAVES/XRSTORS" and the XSS-exiting bitmap (KVM does): #UD with the control 0 (SDM 26.3),
+ * exit 63/64 (reflected to L1: `l1WantsExit` gives L1 every exit reason it has no rule for) when
+ * IA32_XSS & EDX:EAX meets the bitmap (26.1.3). vmcs02 carries neither, so L0's VMX needs no XSAVES
+ * support of its own. The same decision as @tskvm/vmx's `xsavesExit` (which kvm-api can call once it
+ * builds against a vmx that exports it); L1 sets the control only where its capability MSRs allow it.
+ */
+function l2Xsaves(v12: Vmcs, xssRequested: number, restore: boolean): number {
+  if ((proc2Of(v12) & Proc2.ENABLE_XSAVES) === 0) return RAISE_UD;
+  if ((xssRequested & v12.get32(F.XSS_EXIT_BITMAP)) === 0) return NO_EXIT;
+  return restore ? ExitReason.XRSTORS : ExitReason.XSAVES;
 }
 
 /** Nested VMX state for snapshots (KVM_GET/SET_NESTED_STATE), plain JSON through `toJsonable`. */
@@ -169,6 +206,7 @@ export class NestedVmx {
     this.mem = new L1PhysMemory(b);
     b.hooks.l1StringIo = (port, size) =>
       this.l2Active && ioExit(this.unit.vmcs, this.mem, port, size) !== NO_EXIT;
+    b.hooks.xsaves = (restore, xss) => (this.l2Active ? l2Xsaves(this.unit.vmcs, xss, restore) : NO_EXIT);
     // SDM 24.8: INIT is blocked in VMX root operation; in non-root operation it exits (26.2).
     b.vcpu.initLatched = () => this.unit12?.inVmxOperation === true;
   }
@@ -188,8 +226,12 @@ export class NestedVmx {
     if (this.caps12 === null) {
       this.b.vcpu.cpuid(0x80000008, 0, this.cpuidOut);
       const bits = this.cpuidOut[0]! & 0xff;
+      this.b.vcpu.cpuid(7, 0, this.cpuidOut);
+      const pku = (this.cpuidOut[2]! & CPUID7_ECX_PKU) !== 0;
+      this.b.vcpu.cpuid(0xd, 1, this.cpuidOut);
+      const xsaves = (this.cpuidOut[0]! & CPUID_D1_EAX_XSAVES) !== 0;
       // L1 can never name L0's private window (HOST_BASE has bit 45 set): MAXPHYADDR <= 45.
-      this.caps12 = nestedCaps(bits >= 32 && bits <= 45 ? bits : 40);
+      this.caps12 = nestedCaps(bits >= 32 && bits <= 45 ? bits : 40, { pku, xsaves });
     }
     return this.caps12;
   }

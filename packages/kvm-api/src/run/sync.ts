@@ -70,39 +70,7 @@ function sregsEqual(a: S.KvmSregs, b: S.KvmSregs): boolean {
   );
 }
 
-/** The FXSAVE64 bytes kvm_fpu covers: the x87 header, ST0-7 and XMM0-15 (0..415). */
-const FX_SIZE = 416;
-
-function fpuToImage(f: S.KvmFpu, img: Uint8Array): void {
-  const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
-  dv.setUint16(0, f.fcw, true);
-  dv.setUint16(2, f.fsw, true);
-  img[4] = f.ftwx & 0xff;
-  img[5] = 0;
-  dv.setUint16(6, f.lastOpcode & 0x7ff, true);
-  dv.setBigUint64(8, f.lastIp, true);
-  dv.setBigUint64(16, f.lastDp, true);
-  // MXCSR reserved bits would make FXRSTOR #GP; KVM keeps only what the host accepts (mask 0xffff).
-  dv.setUint32(24, f.mxcsr & 0xffff, true);
-  dv.setUint32(28, 0xffff, true);
-  img.set(f.fpr.subarray(0, 128), 32);
-  img.set(f.xmm.subarray(0, 256), 160);
-}
-
-function imageToFpu(img: Uint8Array): S.KvmFpu {
-  const dv = new DataView(img.buffer, img.byteOffset, img.byteLength);
-  return {
-    fpr: img.slice(32, 160),
-    fcw: dv.getUint16(0, true),
-    fsw: dv.getUint16(2, true),
-    ftwx: img[4]!,
-    lastOpcode: dv.getUint16(6, true),
-    lastIp: dv.getBigUint64(8, true),
-    lastDp: dv.getBigUint64(16, true),
-    xmm: img.slice(160, 416),
-    mxcsr: dv.getUint32(24, true),
-  };
-}
+const FX_SIZE = S.FX_SIZE;
 
 function sameImage(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < FX_SIZE; i++) if (a[i] !== b[i]) return false;
@@ -130,6 +98,7 @@ export class StateSync {
     const vcpu = this.b.vcpu;
     const dirty = vcpu.takeDirty();
     if (dirty & VcpuState.FPU) this.fpuIn();
+    if (dirty & VcpuState.XSTATE) this.xstateIn();
     if (dirty & VcpuState.DEBUGREGS) this.b.debug.loadDebugRegs(vcpu.getDebugRegs());
     if ((dirty & (VcpuState.REGS | VcpuState.SREGS)) === 0) return;
     const r = vcpu.getRegs();
@@ -167,11 +136,26 @@ export class StateSync {
    */
   private fpuIn(): void {
     const img = this.fpuImage;
-    fpuToImage(this.b.vcpu.getFpu(), img);
+    S.fpuToImage(this.b.vcpu.getFpu(), img);
     if (sameImage(img, this.lastImage)) return;
     const u = this.b.cpu.fpUnits;
     fxrstor(u.x87, u.sse, img, 0, true, 16);
     this.lastImage.set(img);
+  }
+
+  /**
+   * KVM_SET_XCRS / KVM_SET_XSAVE's XCR0 and PKRU into the CPU. A new PKRU drops the translations, as
+   * WRPKRU does: the TLB keeps the rights PKRU gave.
+   */
+  private xstateIn(): void {
+    const cpu = this.b.cpu;
+    const x = this.b.vcpu.getXstate();
+    cpu.xcr0Lo = Number(x.xcr0 & 0xffffffffn) | 0;
+    cpu.xcr0Hi = Number(x.xcr0 >> 32n) | 0;
+    if (cpu.pkru !== x.pkru) {
+      cpu.pkru = x.pkru;
+      cpu.flushTranslations();
+    }
   }
 
   /** The CPU's x87/SSE state back into the Vcpu's kvm_fpu when the guest changed it (FXSAVE64). */
@@ -180,7 +164,7 @@ export class StateSync {
     const u = this.b.cpu.fpUnits;
     fxsave(u.x87, u.sse, img, 0, true, 16);
     if (sameImage(img, this.lastImage)) return;
-    this.b.vcpu.setFpu(imageToFpu(img));
+    this.b.vcpu.setFpu(S.imageToFpu(img));
     this.lastImage.set(img);
   }
 
@@ -232,6 +216,10 @@ export class StateSync {
       }
     }
     if (parts & VcpuState.FPU) this.fpuOut();
+    if (parts & VcpuState.XSTATE) {
+      const cpu = this.b.cpu;
+      vcpu.setXstate((BigInt(cpu.xcr0Hi >>> 0) << 32n) | BigInt(cpu.xcr0Lo >>> 0), cpu.pkru);
+    }
     if (parts & VcpuState.DEBUGREGS) vcpu.setDebugRegs(this.b.debug.readDebugRegs());
   }
 

@@ -26,6 +26,8 @@ import type { KvmSegment, KvmSregs } from "../vcpu-state.js";
 export const CR0_HOST_OWNED = 0x20n;
 /** CR4 bits the kernel owns: VMXE, 1 in VMX operation and 0 for the guest unless nested VMX is on. */
 export const CR4_HOST_OWNED = 0x2000n;
+/** CR4.PKE (SDM Vol. 3 2.5): allowed in VMX operation (IA32_VMX_CR4_FIXED1) as the CPU has PKU. */
+export const CR4_PKE = 1 << 22;
 /** Exception bitmap: #MC always (KVM intercepts machine checks); #DB/#BP with guest debugging. */
 export const EXCEPTION_BITMAP_BASE = 1 << 18;
 
