@@ -44,10 +44,10 @@ export const CPUID_1_ECX_XSAVE = 1 << 26;
 export const CPUID_D1_EAX_XSAVEOPT = 1 << 0;
 export const CPUID_D1_EAX_XSAVEC = 1 << 1;
 /**
- * CPUID.(0DH,1):EAX[3]: XSAVES/XRSTORS and the IA32_XSS MSR (SDM Vol. 1 13.11, 13.12). Implemented but
- * off by default: kvm-api's VMX hook does not yet act on "enable XSAVES/XRSTORS" or the XSS-exiting
- * bitmap (`InterceptKind.XSAVES`), so a nested guest could run them where its hypervisor forbade it.
- * `xsaveExtensions |= CPUID_D1_EAX_XSAVES` turns it on.
+ * CPUID.(0DH,1):EAX[3]: XSAVES/XRSTORS and the IA32_XSS MSR (SDM Vol. 1 13.11, 13.12). Off in this
+ * model's defaults (no supervisor component exists, so IA32_XSS can only be 0);
+ * `xsaveExtensions |= CPUID_D1_EAX_XSAVES` turns it on. A hypervisor layer decides nested
+ * "enable XSAVES/XRSTORS" and the XSS-exiting bitmap through `InterceptKind.XSAVES` (kvm-api does).
  */
 export const CPUID_D1_EAX_XSAVES = 1 << 3;
 /**
@@ -68,10 +68,8 @@ export const XSAVE_PKRU_OFFSET_INTEL = 2688;
 export const CPUID_7_EBX_SMAP = 1 << 20;
 /**
  * CPUID.(7,0):ECX.PKU: protection keys, RDPKRU/WRPKRU, CR4.PKE, and the XSAVE PKRU component (XCR0[9],
- * CPUID.(0DH,9)). Implemented but off by default: kvm-api's supported-CPUID table carries only
- * sub-leaves 0 and 1 of leaf 0DH and never updates 0DH.0:EBX for the guest's XCR0, so a Linux guest
- * told of PKU would find the PKRU component without a size and turn XSAVE off.
- * `features7Ecx |= CPUID_7_ECX_PKU` turns it on.
+ * CPUID.(0DH,9)). Off in this model's defaults; `features7Ecx |= CPUID_7_ECX_PKU` turns it on (kvm-api's
+ * host model does, and lists the 0DH sub-leaves and XCR0-dependent sizes a Linux guest checks).
  */
 export const CPUID_7_ECX_PKU = 1 << 3;
 /** CPUID.(7,0):ECX.OSPKE: CR4.PKE, filled in at CPUID time. */
