@@ -49,9 +49,9 @@ BASE_OPTS="64BIT PRINTK PRINTK_TIME BUG TTY SERIAL_8250 SERIAL_8250_CONSOLE BLK_
   VIRTIO_MENU VIRTIO_PCI VIRTIO_MMIO VIRTIO_MMIO_CMDLINE_DEVICES BLOCK BLK_DEV VIRTIO_BLK
   NET INET UNIX NETDEVICES NET_CORE VIRTIO_NET VIRTIO_BALLOON VIRTIO_CONSOLE HW_RANDOM
   HW_RANDOM_VIRTIO EXT2_FS FUTEX POSIX_TIMERS MULTIUSER HYPERVISOR_GUEST PARAVIRT KVM_GUEST
-  X86_MPPARSE SMP KERNEL_LZ4 CRYPTO CRYPTO_MANAGER_DISABLE_TESTS"
+  X86_MPPARSE SMP KERNEL_LZ4 CRYPTO CRYPTO_MANAGER_DISABLE_TESTS SLAB"
 BASE_OFF="KERNEL_XZ KERNEL_GZIP KERNEL_BZIP2 KERNEL_LZMA KERNEL_LZO KERNEL_ZSTD RANDOMIZE_BASE
-  RD_GZIP RD_BZIP2 RD_LZMA RD_XZ RD_LZO RD_LZ4 RD_ZSTD ACPI LEGACY_PTYS"
+  RD_GZIP RD_BZIP2 RD_LZMA RD_XZ RD_LZO RD_LZ4 RD_ZSTD ACPI LEGACY_PTYS SLOB"
 GPU_OPTS="DRM DRM_VIRTIO_GPU DRM_FBDEV_EMULATION FB VT VT_CONSOLE FRAMEBUFFER_CONSOLE"
 
 build_kernel() { # $1 = output dir, $2 = extra options
@@ -87,6 +87,10 @@ fi
 echo "== initramfs"
 gcc -Os -static -nostdlib -ffreestanding -fno-stack-protector -fno-asynchronous-unwind-tables -fno-pie -no-pie \
   -Wl,--build-id=none -s -o "$WORK/init" "$HERE/initramfs/init.c"
+# gen_init_cpio's -t covers directories and nodes; regular files keep their own mtime, so the files
+# from this checkout get the fixed one too (a fresh clone or build would change the cpio otherwise).
+cp "$HERE/initramfs/inittab" "$HERE/initramfs/rc.shutdown" "$WORK/"
+touch -d "@$EPOCH" "$WORK/init" "$WORK/inittab" "$WORK/rc.shutdown"
 LIST="$WORK/initramfs.list"
 {
   echo "dir /dev 0755 0 0"
@@ -95,8 +99,8 @@ LIST="$WORK/initramfs.list"
   for d in /bin /sbin /etc /proc /sys /tmp /root /mnt /usr /usr/bin /usr/sbin; do echo "dir $d 0755 0 0"; done
   echo "file /bin/busybox /bin/busybox 0755 0 0"
   echo "file /init $WORK/init 0755 0 0"
-  echo "file /etc/inittab $HERE/initramfs/inittab 0644 0 0"
-  echo "file /etc/rc.shutdown $HERE/initramfs/rc.shutdown 0755 0 0"
+  echo "file /etc/inittab $WORK/inittab 0644 0 0"
+  echo "file /etc/rc.shutdown $WORK/rc.shutdown 0755 0 0"
   /bin/busybox --list-full | sort | while read -r applet; do
     case "$applet" in bin/busybox) continue ;; esac
     echo "slink /$applet /bin/busybox 0777 0 0"
