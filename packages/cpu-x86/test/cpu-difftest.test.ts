@@ -30,6 +30,13 @@ describe.skipIf(!hasGcc())("difftest against the host CPU", () => {
     expect(r.passed).toBe(20_000);
   });
 
+  it("20,000 snippets of the forms jit-gen.ts emits inline, every block compiled, match the host", () => {
+    const r = runDifftest({ seed: 20261127, count: 20_000, keep: 10, jit: true, inlineForms: true });
+    const report = r.failures.map((f) => `#${f.index} ${f.snippet}\n  ${f.diffs.join("\n  ")}`).join("\n");
+    expect(report).toBe("");
+    expect(r.passed).toBe(20_000);
+  });
+
   it("20,000 snippets in 16-bit code (LDT code and data segments, 16-bit addressing and stack) match the host", () => {
     const r = runDifftest({ seed: 20261126, count: 20_000, keep: 10, mode: 16 });
     const report = r.failures.map((f) => `#${f.index} ${f.snippet}\n  ${f.diffs.join("\n  ")}`).join("\n");

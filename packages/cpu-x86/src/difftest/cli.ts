@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // difftest: runs generated x86-64 snippets on the host CPU (native harness) and on cpu-x86, and reports
 // the first differences. Usage: npm run difftest -w @tskvm/cpu-x86 -- --seed S --count N [--show K] [--mode 16|32|64] [--jit]
-// (--jit: every block runs compiled by the block compiler, checked against the host the same way)
+// (--jit: every block runs compiled by the block compiler, checked against the host the same way;
+// --inline-forms: only the one-byte forms the code generator emits inline)
 import { runDifftest } from "./run.js";
 
 function arg(name: string, def: number): number {
@@ -25,7 +26,8 @@ if (mode !== 16 && mode !== 32 && mode !== 64) {
 }
 const t0 = performance.now();
 const jit = process.argv.includes("--jit");
-const r = runDifftest({ seed, count, keep: show, mode, jit });
+const inlineForms = process.argv.includes("--inline-forms");
+const r = runDifftest({ seed, count, keep: show, mode, jit, inlineForms });
 for (const f of r.failures) {
   console.log(`#${f.index} ${f.snippet}`);
   for (const d of f.diffs) console.log(`    ${d}`);

@@ -33,7 +33,18 @@ export interface DifftestOptions {
   mode?: DiffMode;
   /** Run every block through the block compiler (jit.ts, jit-gen.ts) instead of the interpreter. */
   jit?: boolean;
+  /** Only the one-byte opcodes jit-gen.ts emits inline (MOV, ALU, TEST, INC/DEC, LEA, shifts, PUSH/POP, Jcc...). */
+  inlineForms?: boolean;
 }
+
+/** One-byte opcodes of the forms the code generator covers (jit-gen.ts `genInline` and block ends). */
+const INLINE_OPCODES = new Set<number>([
+  0x01, 0x03, 0x09, 0x0b, 0x21, 0x23, 0x29, 0x2b, 0x31, 0x33, 0x39, 0x3b, 0x05, 0x0d, 0x25, 0x2d, 0x35, 0x3d,
+  0x81, 0x83, 0x85, 0x89, 0x8b, 0x8d, 0xc7, 0xc1, 0xd1, 0xff, 0xe8, 0xc3, 0xeb, 0xe9,
+  ...Array.from({ length: 16 }, (_, k) => 0x50 + k),
+  ...Array.from({ length: 8 }, (_, k) => 0xb8 + k),
+  ...Array.from({ length: 16 }, (_, k) => 0x70 + k),
+]);
 
 function newSnippet(): SnippetIn {
   return {
@@ -52,7 +63,8 @@ function newSnippet(): SnippetIn {
 export function runDifftest(o: DifftestOptions): DifftestResult {
   const bin = buildHarness();
   const mode = o.mode ?? 64;
-  const templates = buildTemplates(mode);
+  const all = buildTemplates(mode);
+  const templates = o.inlineForms ? all.filter((t) => t.map === 0 && INLINE_OPCODES.has(t.opcode)) : all;
   const rng = new Rng(o.seed);
   const insn = new Insn();
   const emu = new EmulatedRunner(o.jit ?? false);
