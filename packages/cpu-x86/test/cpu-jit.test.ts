@@ -85,6 +85,13 @@ function randomInsn(g: Rng, memOk: boolean): number[] {
   const d = g.pick(FREE);
   const s = g.below(16);
   const k = g.below(8);
+  if (g.below(12) === 0) {
+    // CALL rel32 to the next instruction, then POP the return address; or LEA/PUSH/RET to the
+    // next instruction: block ends through CALL and RET (jit-gen.ts `genLastInline`).
+    return g.below(2)
+      ? [0xe8, 0, 0, 0, 0, ...(d >= 8 ? [0x41] : []), 0x58 | (d & 7)]
+      : [0x48, 0x8d, 0x05, 2, 0, 0, 0, 0x50, 0xc3];
+  }
   switch (g.below(memOk ? 16 : 11)) {
     case 0:
       return rr([0x89], w, s, d); // mov r/m, r
