@@ -3,6 +3,11 @@
  * without an in-kernel LAPIC, kvm_run.cr8 is loaded as the guest's CR8 on every KVM_RUN and the
  * guest's CR8 is stored back on every exit, a lower CR8 exits with KVM_EXIT_SET_TPR (vmx.c
  * handle_cr); with one, CR8 is the LAPIC's TPR[7:4] and kvm_run.cr8 only reports it.
+ * The same sequences were run on this host's /dev/kvm (kvm_pvm) with a throwaway C runner: the
+ * same kvm_run.cr8 / kvm_sregs.cr8 values, EINVAL with kvm_run.cr8 rewritten, if_flag 0 and
+ * ready_for_interrupt_injection 0 without and 1 with the irqchip, except KVM_EXIT_SET_TPR:
+ * kvm_pvm runs ring-0 code in KVM's instruction emulator, which has no SET_TPR exit (only the
+ * VMX and SVM CR8-write intercepts have it).
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { Errno, KvmError } from "../src/errors.js";

@@ -474,6 +474,8 @@ export class ExitHandlers {
     const lo = cpu.r[gpr * 2]!;
     const hi = cpu.codeMode === 64 ? cpu.r[gpr * 2 + 1]! : 0;
     if (cr === 8) {
+      // SDM 2.5: reserved bits 63:4 are #GP. (vmx.c handle_cr truncates to u8 first, so KVM takes
+      // e.g. 0x100 as 0; not copied.)
       if (hi !== 0 || (lo & ~15) !== 0) {
         this.injectException(13, 0);
         return null;
