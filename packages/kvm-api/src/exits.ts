@@ -62,6 +62,8 @@ export type KvmExit =
       isWrite: boolean;
     }
   | { kind: "irq-window-open"; reason: typeof KVM_EXIT_IRQ_WINDOW_OPEN }
+  /** Without an in-kernel LAPIC: the guest lowered CR8 (vmx.c handle_cr), a masked interrupt may now be due. */
+  | { kind: "set-tpr"; reason: typeof KVM_EXIT_SET_TPR }
   | { kind: "shutdown"; reason: typeof KVM_EXIT_SHUTDOWN }
   | {
       kind: "fail-entry";
@@ -79,11 +81,18 @@ export interface KvmRunFields {
   requestInterruptWindow: boolean;
   /** In: return KVM_EXIT_INTR at once (KVM_CAP_IMMEDIATE_EXIT). */
   immediateExit: boolean;
-  /** Out: an interrupt can be injected now with KVM_INTERRUPT. */
+  /**
+   * Out: with the in-kernel PIC always true; otherwise an interrupt can be injected now with
+   * KVM_INTERRUPT (x86.c post_kvm_run_save, kvm_vcpu_ready_for_interrupt_injection).
+   */
   readyForInterruptInjection: boolean;
   /** Out: RFLAGS.IF. */
   ifFlag: boolean;
-  /** Out: CR8. */
+  /**
+   * Out: the guest's CR8 (kvm_get_cr8: the LAPIC's TPR[7:4] with an in-kernel LAPIC). In, without
+   * an in-kernel LAPIC: loaded as the guest's CR8 on every `run()` ("re-sync apic's tpr"; bits
+   * 63:4 set fail with EINVAL), so userspace keeps its TPR here, as QEMU does.
+   */
   cr8: number;
   /** Out: IA32_APIC_BASE. */
   apicBase: number;

@@ -167,6 +167,8 @@ export function restoreVm(
     v.setTscKhz(c.tscKhz);
     if (c.lapic && v.lapic && !v.lapic.restore(c.lapic)) fail("EINVAL", "KVM_SET_LAPIC", "BadLapicState");
     v.setSregs(c.sregs);
+    // Without an in-kernel LAPIC the next run() loads CR8 from kvm_run.cr8: it must hold the saved one.
+    v.runFields.cr8 = v.cr8;
     v.setRegs(c.regs);
     v.setFpu(c.fpu);
     v.setXsave(c.xsave);

@@ -152,6 +152,8 @@ export class Vcpu {
   private microcodeVersion = DEFAULT_MICROCODE_VERSION;
   /** IA32_APIC_BASE without an in-kernel LAPIC (KVM still keeps it). */
   private apicBaseNoLapic = 0xfee00000 + 0x800;
+  /** CR8 without an in-kernel LAPIC (vcpu->arch.cr8); with one, CR8 is the LAPIC's TPR[7:4]. */
+  private cr8NoLapic = 0;
   mpState: number;
   tscKhz = DEFAULT_TSC_KHZ;
   /** TSC = nsToTsc(vm ns) + tscOffset. */
@@ -208,16 +210,51 @@ export class Vcpu {
 
   /** KVM_RUN. `immediateExit` returns KVM_EXIT_INTR at once, as KVM does (-EINTR). */
   run(): KvmExit {
-    if (this.runFields.immediateExit) return { kind: "intr", reason: 10 };
+    const rf = this.runFields;
+    // x86.c kvm_arch_vcpu_ioctl_run ("re-sync apic's tpr"): without an in-kernel LAPIC, kvm_run->cr8
+    // is the guest's CR8 from here on, before the immediate_exit check; reserved bits are EINVAL.
+    if (!this.lapic && !this.setCr8(rf.cr8)) {
+      this.postRunSave();
+      fail("EINVAL", "KVM_RUN", "BadCr8", `kvm_run.cr8 = ${rf.cr8}`);
+    }
+    if (rf.immediateExit) {
+      this.postRunSave();
+      return { kind: "intr", reason: 10 };
+    }
     if (!this.backend)
       fail("EOPNOTSUPP", "KVM_RUN", "NoCpuBackend", "no CPU backend is attached to this vCPU");
     this.hasRun = true;
     this.acceptEvents();
     const exit = this.backend.run(this);
     if (this.backend.readState) this.stale = STATE_RUNNING;
-    this.runFields.apicBase = this.apicBase;
-    this.runFields.cr8 = this.lapic ? this.lapic.cr8 : Number(this.sregs.cr8);
+    this.postRunSave();
     return exit;
+  }
+
+  /**
+   * post_kvm_run_save(), the part kept here: CR8 and IA32_APIC_BASE on every return from KVM_RUN.
+   * if_flag and ready_for_interrupt_injection need the running state: the backend fills them.
+   */
+  private postRunSave(): void {
+    this.runFields.apicBase = this.apicBase;
+    this.runFields.cr8 = this.cr8;
+  }
+
+  /** kvm_get_cr8(): the LAPIC's TPR[7:4], or the vCPU's own CR8 without an in-kernel LAPIC. */
+  get cr8(): number {
+    return this.lapic ? this.lapic.cr8 : this.cr8NoLapic;
+  }
+
+  /**
+   * kvm_set_cr8(): false, changing nothing, when a reserved bit (63:4, SDM 2.5) is set. With an
+   * in-kernel LAPIC it writes TPR[7:4] (kvm_lapic_set_tpr).
+   */
+  setCr8(v: number | bigint): boolean {
+    const n = typeof v === "bigint" ? (v >= 0n && v <= 15n ? Number(v) : -1) : v;
+    if (!Number.isInteger(n) || n < 0 || n > 15) return false;
+    if (this.lapic) this.lapic.cr8 = n;
+    else this.cr8NoLapic = n;
+    return true;
   }
 
   /**
@@ -303,7 +340,7 @@ export class Vcpu {
     this.fresh(VcpuState.SREGS);
     const s = structuredClone(this.sregs);
     s.apicBase = BigInt(this.apicBase);
-    if (this.lapic) s.cr8 = BigInt(this.lapic.cr8);
+    s.cr8 = BigInt(this.cr8);
     return s;
   }
   setSregs(s: S.KvmSregs): void {
@@ -311,7 +348,8 @@ export class Vcpu {
     if (s.apicBase !== BigInt(this.apicBase)) {
       if (!this.setApicBaseHost(s.apicBase)) fail("EINVAL", "KVM_SET_SREGS", "BadApicBase");
     }
-    if (this.lapic) this.lapic.cr8 = Number(s.cr8 & 0xfn);
+    // __set_sregs_common() ignores kvm_set_cr8()'s result: a CR8 with reserved bits leaves CR8 as is.
+    this.setCr8(s.cr8);
     // Without an in-kernel irqchip, interrupt_bitmap carries at most one pending interrupt.
     if (!this.lapic) {
       const bits = s.interruptBitmap;

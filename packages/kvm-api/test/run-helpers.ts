@@ -97,6 +97,27 @@ export function flat32(m: Machine, eip: number): void {
   m.vcpu.setRegs({ ...m.vcpu.getRegs(), rip: BigInt(eip), rsp: 0x8000n, rflags: 2n });
 }
 
+/**
+ * 64-bit mode at `rip` from the flat 32-bit state, the first 2 MiB identity-mapped by one 2 MiB page
+ * (PML4 0x80000 -> PDPT 0x81000 -> PD 0x82000): CR0.PG|PE, CR4.PAE, EFER.LME|LMA, CS.L.
+ */
+export function longMode(m: Machine, rip: number): void {
+  flat32(m, rip);
+  const dv = new DataView(m.ram.buffer);
+  dv.setUint32(0x80000, 0x81003, true);
+  dv.setUint32(0x81000, 0x82003, true);
+  dv.setUint32(0x82000, 0x83, true);
+  const s = m.vcpu.getSregs();
+  m.vcpu.setSregs({
+    ...s,
+    cr0: 0x80000011n,
+    cr3: 0x80000n,
+    cr4: 0x20n,
+    efer: 0x500n,
+    cs: { ...s.cs, l: 1, db: 0 },
+  });
+}
+
 const hex = (d: Uint8Array, n: number) =>
   Array.from(d.subarray(0, n), (b) => b.toString(16).padStart(2, "0")).join("");
 

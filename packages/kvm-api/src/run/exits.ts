@@ -25,6 +25,7 @@ import {
   KVM_EXIT_IO_OUT,
   KVM_EXIT_IRQ_WINDOW_OPEN,
   KVM_EXIT_MMIO,
+  KVM_EXIT_SET_TPR,
   KVM_EXIT_SHUTDOWN,
   KVM_INTERNAL_ERROR_EMULATION,
   KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
@@ -460,9 +461,10 @@ export class ExitHandlers {
     const cr = qual & 15;
     const type = (qual >>> 4) & 3;
     const gpr = (qual >>> 8) & 15;
-    const lapic = b.vcpu.lapic;
+    const vcpu = b.vcpu;
+    // CR8 is the vCPU's (kvm_get_cr8/kvm_set_cr8): the LAPIC TPR, or vcpu->arch.cr8 without one.
     if (type === 1 && cr === 8) {
-      cpu.r[gpr * 2] = lapic ? lapic.cr8 : cpu.cr8;
+      cpu.r[gpr * 2] = vcpu.cr8;
       cpu.r[gpr * 2 + 1] = 0;
       this.skip(len);
       return null;
@@ -472,13 +474,18 @@ export class ExitHandlers {
     const lo = cpu.r[gpr * 2]!;
     const hi = cpu.codeMode === 64 ? cpu.r[gpr * 2 + 1]! : 0;
     if (cr === 8) {
+      // SDM 2.5: reserved bits 63:4 are #GP. (vmx.c handle_cr truncates to u8 first, so KVM takes
+      // e.g. 0x100 as 0; not copied.)
       if (hi !== 0 || (lo & ~15) !== 0) {
         this.injectException(13, 0);
         return null;
       }
-      if (lapic) lapic.cr8 = lo;
-      else cpu.cr8 = lo;
+      const prev = vcpu.cr8;
+      vcpu.setCr8(lo);
       this.skip(len);
+      // vmx.c handle_cr(): without an in-kernel LAPIC, a lower TPR goes to userspace, whose
+      // interrupt controller may now have an interrupt to deliver.
+      if (!vcpu.lapic && lo < prev) return { kind: "set-tpr", reason: KVM_EXIT_SET_TPR };
       return null;
     }
     if (cr !== 0 && cr !== 4) return b.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(qual)]);

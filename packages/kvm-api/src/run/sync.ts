@@ -224,8 +224,9 @@ export class StateSync {
   }
 
   /**
-   * Fills kvm_run's status fields as KVM_RUN returns; returns `exit`. Registers stay in the CPU and
-   * the VMCS until userspace reads them (`readState`).
+   * Fills kvm_run's status fields that need the running state as KVM_RUN returns (x86.c
+   * post_kvm_run_save; the Vcpu adds CR8 and the APIC base); returns `exit`. Registers stay in the
+   * CPU and the VMCS until userspace reads them (`readState`).
    */
   out(exit: KvmExit): KvmExit {
     const b = this.b;
@@ -234,11 +235,15 @@ export class StateSync {
     const rf = vcpu.runFields;
     const ifFlag = (v.get32(F.GUEST_RFLAGS) & 0x200) !== 0;
     rf.ifFlag = ifFlag;
+    // pic_in_kernel() || kvm_vcpu_ready_for_interrupt_injection(): with the in-kernel PIC the
+    // field is always 1; otherwise IF set, no STI/MOV SS shadow, no event being (re)injected and
+    // no KVM_INTERRUPT vector still waiting (kvm_cpu_accept_dm_intr).
     rf.readyForInterruptInjection =
-      ifFlag &&
-      (v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & 3) === 0 &&
-      !b.entryEventPending() &&
-      vcpu.pendingExternalVector < 0;
+      vcpu.vm.irqchip !== null ||
+      (ifFlag &&
+        (v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & 3) === 0 &&
+        !b.entryEventPending() &&
+        vcpu.pendingExternalVector < 0);
     return exit;
   }
 }

@@ -405,8 +405,17 @@ export class KvmFds {
         const rv = new StructView(T.kvm_run, run);
         vcpu.runFields.requestInterruptWindow = rv.num("request_interrupt_window") !== 0;
         vcpu.runFields.immediateExit = rv.num("immediate_exit") !== 0;
-        const exit = vcpu.run();
-        writeExit(rv, run, exit, vcpu);
+        // Read back as the guest's CR8 without an in-kernel LAPIC (Vcpu.run); a u64 beyond 2^53
+        // stays > 15, so it still fails as reserved bits.
+        vcpu.runFields.cr8 = Number(rv.big("cr8"));
+        let exit: KvmExit;
+        try {
+          exit = vcpu.run();
+        } finally {
+          // post_kvm_run_save() runs on the error paths too.
+          writeStatus(rv, vcpu);
+        }
+        writeExit(rv, run, exit);
         return exit.kind === "intr" ? -Errno.EINTR : 0;
       }
       case I.KVM_GET_REGS:
@@ -550,13 +559,17 @@ function msrsArgError(b: Uint8Array): number {
   return 0;
 }
 
-/** Fills the kvm_run page from an exit (api.rst 5, "The kvm_run structure"). */
-function writeExit(rv: StructView, run: Uint8Array, exit: KvmExit, vcpu: Vcpu): void {
-  rv.set("exit_reason", exit.reason);
+/** kvm_run's status fields, as x86.c post_kvm_run_save() leaves them on every return. */
+function writeStatus(rv: StructView, vcpu: Vcpu): void {
   rv.set("ready_for_interrupt_injection", vcpu.runFields.readyForInterruptInjection ? 1 : 0);
   rv.set("if_flag", vcpu.runFields.ifFlag ? 1 : 0);
   rv.set("cr8", vcpu.runFields.cr8);
   rv.set("apic_base", vcpu.runFields.apicBase);
+}
+
+/** Fills the kvm_run page from an exit (api.rst 5, "The kvm_run structure"). */
+function writeExit(rv: StructView, run: Uint8Array, exit: KvmExit): void {
+  rv.set("exit_reason", exit.reason);
   switch (exit.kind) {
     case "io":
       rv.set("io.direction", exit.direction);
