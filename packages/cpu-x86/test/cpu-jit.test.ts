@@ -10,6 +10,7 @@ import {
   Cpu,
   enterFlatLongMode,
   FlatMemory,
+  IdentityTranslator,
   InterceptKind,
   RunExit,
   TranslateFault,
@@ -299,5 +300,35 @@ describe("block compiler (jit-gen.ts) vs the interpreter", () => {
       [7, 1000],
     );
     expect(a.log).toEqual(b.log);
+  });
+});
+
+describe("code that rewrites itself as it runs", () => {
+  it("a loop patching the immediate it executes next gets every new value; the page then runs uncached", () => {
+    // loop: mov [rip+1], ecx (the imm32 of the next instruction); mov eax, imm32; add ebx, eax;
+    //       dec ecx; jnz loop; hlt.  EBX = N + (N-1) + ... + 1.
+    const code = [0x89, 0x0d, 1, 0, 0, 0, 0xb8, 0, 0, 0, 0, 0x01, 0xc3, 0xff, 0xc9, 0x75, 0xef, 0xf4];
+    for (const jit of [true, false]) {
+      const ram = new Uint8Array(RAM);
+      ram.set(code, CODE);
+      const cpu = new Cpu({
+        memory: new FlatMemory(ram),
+        translator: new IdentityTranslator(),
+        jit,
+        jitThreshold: 1,
+      });
+      enterFlatLongMode(cpu, 0);
+      cpu.ripLo = CODE;
+      const n = 5000;
+      cpu.r[2] = n; // ECX
+      let exit: number;
+      do exit = cpu.run(7919);
+      while (exit === RunExit.BUDGET);
+      expect(exit).toBe(RunExit.HLT);
+      expect(cpu.r[6]! >>> 0).toBe((n * (n + 1)) / 2);
+      expect(cpu.executed).toBe(n * 5 + 1);
+      // Dropped and rebuilt 8 times, then decoded per instruction without caching the page.
+      expect(cpu.codePages.has(CODE / 4096)).toBe(false);
+    }
   });
 });

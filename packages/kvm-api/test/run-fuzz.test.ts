@@ -1,7 +1,7 @@
 /**
  * Guest code is hostile: random bytes run through KVM_RUN in real mode, 32-bit protected mode and
  * long mode (identity-mapped) must always end in a `kvm_run` exit, never in a JS exception out of
- * `run()` and never in a hang. `TSKVM_LONG=1` runs 20x more programs (6x in real mode: COUNT).
+ * `run()` and never in a hang. `TSKVM_LONG=1` runs 20x more programs (COUNT).
  */
 import { describe, expect, it } from "vitest";
 import type { KvmExit } from "../src/index.js";
@@ -20,14 +20,13 @@ function prng(seed: number): () => number {
 
 /**
  * Programs per mode. Random real-mode code is self-modifying almost everywhere: its 16-bit
- * addresses land in the first 64 KiB, over its own code at 0x1000, and a write to a page of
- * decoded code drops the page's blocks (cpu-x86 memory.ts). Measured on the 2-core dev machine:
- * about 0.7 code-page invalidations per guest instruction, so ~90 ms per real-mode program
- * (~11 programs/s, ~25k guest instructions/s) against ~9 ms in flat32 and ~5 ms in long mode. The
- * long run gives real mode 600 programs (~55 s) where the others get 2000 (~19 s and ~10 s).
+ * addresses land in the first 64 KiB, over its own code at 0x1000. It used to cost ~90 ms per
+ * program (every write dropped the page's decoded blocks, ~0.7 drops per guest instruction); since
+ * cpu-x86 runs such a page uncached (`Cpu.invalidateCodePage`), the long run's 2000 programs per
+ * mode take ~10 s (real), ~4 s (flat32) and ~3 s (long) on the 2-core dev machine.
  */
 const LONG = Boolean(process.env.TSKVM_LONG);
-const COUNT = { real: LONG ? 600 : 100, flat32: LONG ? 2000 : 100, long: LONG ? 2000 : 100 };
+const COUNT = { real: LONG ? 2000 : 100, flat32: LONG ? 2000 : 100, long: LONG ? 2000 : 100 };
 
 describe("KVM_RUN on random guest code", () => {
   for (const mode of ["real", "flat32", "long"] as const) {

@@ -64,6 +64,11 @@ export const RunExit = {
 } as const;
 export type RunExit = (typeof RunExit)[keyof typeof RunExit];
 
+/** Self-modifying code (`Cpu.invalidateCodePage`): drops per window that make a page run uncached. */
+const SMC_LIMIT = 16;
+const SMC_WINDOW = 50_000;
+const SMC_COOLDOWN = 200_000;
+
 /** Jump-cache entries (a power of two). */
 const JC_SIZE = 4096;
 const JC_MASK = JC_SIZE - 1;
@@ -195,6 +200,13 @@ export class Cpu extends SysCpu {
   private readonly scratch = new Uint8Array(16);
   private readonly crossInsn = new XInsn();
   private readonly crossBlock = new Block([this.crossInsn], -1);
+  /**
+   * Self-modifying code: per physical page, the decoded-code drops in the current window
+   * (`smcHits`), and the pages that are decoded one instruction at a time, uncached, until the
+   * retired count in `smcPages` (see `invalidateCodePage`).
+   */
+  private readonly smcHits = new Map<number, { n: number; start: number }>();
+  private readonly smcPages = new Map<number, number>();
   /** The block that ran last and ended normally (its links are tried first). */
   private prevBlock: Block | null = null;
   /**
@@ -238,6 +250,8 @@ export class Cpu extends SysCpu {
     this.updateAccessMasks();
     this.tlbFlushAll();
     this.codePages.clear();
+    this.smcHits.clear();
+    this.smcPages.clear();
     this.shutdown = false;
     this.fpUnits.x87.init();
     this.mxcsr = 0x1f80;
@@ -682,6 +696,29 @@ export class Cpu extends SysCpu {
     return out;
   }
 
+  /**
+   * A write dropped `pfn`'s decoded code. A page whose code is dropped SMC_LIMIT times within
+   * SMC_WINDOW retired instructions (code that rewrites itself as it runs, a guest's own JIT, a
+   * fuzzer) is then run uncached, one instruction decoded at a time, for SMC_COOLDOWN
+   * instructions: decoding a block, write-protecting the page and dropping it all again for nearly
+   * every instruction costs far more (a block and its records per instruction, mostly garbage).
+   */
+  override invalidateCodePage(pfn: number): void {
+    if (this.codePages.has(pfn)) {
+      let h = this.smcHits.get(pfn);
+      if (h === undefined || this.executed - h.start > SMC_WINDOW) {
+        if (this.smcHits.size > 4096) this.smcHits.clear();
+        h = { n: 0, start: this.executed };
+        this.smcHits.set(pfn, h);
+      }
+      if (++h.n >= SMC_LIMIT) {
+        this.smcHits.delete(pfn);
+        this.smcPages.set(pfn, this.executed + SMC_COOLDOWN);
+      }
+    }
+    super.invalidateCodePage(pfn);
+  }
+
   /** Finds or builds the decoded block at CS:RIP. */
   private currentBlock(): Block {
     let lo = this.ripLo;
@@ -698,6 +735,13 @@ export class Cpu extends SysCpu {
     const key = (off << 2) | (mode === 16 ? 0 : mode === 32 ? 1 : 2);
     if (this.tlbIsMmio(ti)) return this.crossPageBlock(lo, hi, mode);
     const pfn = this.tlbPfn[ti]!;
+    if (this.smcPages.size !== 0) {
+      const until = this.smcPages.get(pfn);
+      if (until !== undefined) {
+        if (this.executed < until) return this.crossPageBlock(lo, hi, mode);
+        this.smcPages.delete(pfn);
+      }
+    }
     let page = this.codePages.get(pfn);
     if (page !== undefined) {
       const b = page.blocks.get(key);
@@ -730,7 +774,10 @@ export class Cpu extends SysCpu {
     return b;
   }
 
-  /** An instruction that crosses a page boundary (or runs from MMIO): decoded every time, never cached. */
+  /**
+   * An instruction that crosses a page boundary, runs from MMIO or from a page of self-modifying
+   * code (`smcPages`): decoded every time, never cached.
+   */
   private crossPageBlock(lo: number, hi: number, mode: 16 | 32 | 64): Block {
     const buf = this.scratch;
     let n = 0;
