@@ -60,8 +60,13 @@ const addr = fc.oneof(
 );
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const descArb: fc.Arbitrary<Desc> = fc.record({
-  addr: fc.oneof(fc.integer({ min: 0x8000, max: MEM - 1 }), addr),
-  len: fc.oneof(fc.integer({ min: 0, max: 2048 }), fc.constantFrom(16, 32, 0xffff_ffff)),
+  // Page-aligned ranges too: the balloon's reporting and hinting queues take only whole pages.
+  addr: fc.oneof(
+    fc.integer({ min: 0x8000, max: MEM - 1 }),
+    addr,
+    fc.integer({ min: 0, max: MEM / 0x1000 }).map((p) => p * 0x1000),
+  ),
+  len: fc.oneof(fc.integer({ min: 0, max: 2048 }), fc.constantFrom(4, 16, 32, 0x1000, 0x2000, 0xffff_ffff)),
   flags: fc.integer({ min: 0, max: 7 }),
   next: fc.oneof(fc.integer({ min: 0, max: QSIZE }), fc.integer({ min: 0, max: 0xffff })),
 });
@@ -134,7 +139,8 @@ function makeDevice(kind: DeviceKind, mem: FlatGuestMemory): VirtioDevice {
     case "console":
       return new VirtioConsole({ maxPendingInput: 256, ports: [{ name: "fuzz", console: true }] });
     case "balloon":
-      return new VirtioBalloon(new FlatBalloonMemory(mem));
+      // Every optional queue: stats 2, free_page_vq 3, reporting_vq 4.
+      return new VirtioBalloon(new FlatBalloonMemory(mem), { freePageHint: true });
     case "gpu":
       return new VirtioGpu({ maxHostMemory: 1 << 20 });
   }
@@ -149,8 +155,14 @@ function hostEvent(dev: VirtioDevice, n: number): void {
     if (n % 17 === 0) dev.setLink(n % 2 === 0);
   } else if (dev instanceof VirtioConsole) dev.input(new Uint8Array(n % 300));
   else if (dev instanceof VirtioBalloon) {
-    if (n % 2 === 0) dev.setTarget(n);
-    else dev.requestStats();
+    const actions = [
+      () => dev.setTarget(n),
+      () => dev.requestStats(),
+      () => dev.requestFreePageHints(),
+      () => dev.stopFreePageHints(),
+      () => dev.freePageHintsDone(),
+    ];
+    actions[n % actions.length]!();
   } else if (dev instanceof VirtioGpu) {
     dev.resizeDisplay(n % 2, 64 + (n % 800), 64 + (n % 600));
     dev.toRGBA(0);
