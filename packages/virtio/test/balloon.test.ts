@@ -373,7 +373,7 @@ for (const kind of TRANSPORTS) {
       expect(drv.needsReset).toBe(false);
     });
 
-    it("5.5.6.7.2: hints from an older command id are ignored; the older run's STOP leaves a new request standing", () => {
+    it("5.5 Free Page Hinting: hints from an older command id are ignored; the older run's STOP leaves a new request standing", () => {
       const { drv, dev } = make({ freePageHint: true });
       const fq = drv.queue(3);
       const first = dev.requestFreePageHints()!;

@@ -96,7 +96,7 @@ export class FlatBalloonMemory implements BalloonMemory {
  * refused it. Ranges are checked one by one: a bad range is skipped, the others still count.
  */
 export type BalloonRequestError =
-  /** virtio 1.2 5.5.6.7 / Linux virtqueue_add_inbuf: reported and hinted pages are device-writable buffers. */
+  /** Linux virtballoon_free_page_report / get_free_page_and_send (virtqueue_add_inbuf): reported and hinted pages are device-writable buffers. */
   | { kind: "DeviceReadablePages"; queue: "reporting" | "freePage"; bytes: number }
   /** A cmd id buffer on free_page_vq is one device-readable le32 (Linux send_cmd_id_start/stop). */
   | { kind: "BadCmdIdBuffer"; bytes: number }
@@ -106,7 +106,7 @@ export type BalloonRequestError =
   | { kind: "NotRam"; gpa: number; len: number };
 
 /**
- * virtio 1.2 5.5.6.7 free page hinting, as the device runs it. The host asks for hints by
+ * Free page hinting (virtio 1.2 5.5, "Free Page Hinting"), as the device runs it. The host asks for hints by
  * writing a new command id to config (requested); the driver echoes that id on free_page_vq
  * (hinting), sends free page blocks, then VIRTIO_BALLOON_CMD_ID_STOP (stopped). When the host
  * no longer needs the hinted pages it writes VIRTIO_BALLOON_CMD_ID_DONE (done) and the driver
@@ -168,7 +168,7 @@ const CMD_ID_BYTES = 4;
  * and returns the buffer.
  *
  * Free page hinting (F_FREE_PAGE_HINT, see FreePageHintState): hinted blocks are discarded
- * when they arrive. virtio 1.2 5.5.6.7.2 lets the device drop a hinted page only while the
+ * when they arrive. virtio 1.2 5.5 ("Free Page Hinting", device requirements) lets the device drop a hinted page only while the
  * driver has not written it since; this device acts on the notification itself, before the
  * vCPU that kicked runs again, and never discards a hinted page later, so a write after the
  * hint always lands on (zeroed) memory the device keeps. The driver holds the blocks until
@@ -254,13 +254,13 @@ export class VirtioBalloon extends VirtioDevice {
   }
 
   /**
-   * Ask the guest for free page hints (virtio 1.2 5.5.6.7): a fresh command id in
+   * Ask the guest for free page hints (virtio 1.2 5.5, "Free Page Hinting"): a fresh command id in
    * free_page_hint_cmd_id, with a config change. Returns the id, or undefined when the driver
    * did not negotiate F_FREE_PAGE_HINT (or is not running).
    */
   requestFreePageHints(): number | undefined {
     if (!this.roles.includes("freePage")) return undefined;
-    // 5.5.6.7.2: a command id is not reused until the driver has stopped the run that used it;
+    // virtio 1.2 5.5 "Free Page Hinting": a command id is not reused until the driver has stopped the run that used it;
     // ids only grow (skipping STOP and DONE on wrap), so none is reused within 2^32 - 2 requests.
     const id = this.nextCmdId;
     this.nextCmdId = id >= 0xffff_ffff ? FIRST_CMD_ID : id + 1;
@@ -520,7 +520,7 @@ export class VirtioBalloon extends VirtioDevice {
       if ("kind" in req) this.refuse(req, true);
       else if (req.tag === "cmdId") this.hintCmdId(req.cmdId);
       else if (this.hint.tag === "hinting") this.hinted += this.discardRanges(req.ranges);
-      // 5.5.6.7.2: hints that do not belong to the current command id are ignored.
+      // virtio 1.2 5.5 "Free Page Hinting": hints that do not belong to the current command id are ignored.
       else this.count("hintIgnoredBytes", req.bytes);
       q.pushUsed(chain, 0);
       done++;
@@ -544,7 +544,7 @@ export class VirtioBalloon extends VirtioDevice {
   }
 
   /**
-   * Validate and discard free page ranges one by one (5.5.6.7 / reporting: whole 4 KiB pages of
+   * Validate and discard free page ranges one by one (hinting and reporting: whole 4 KiB pages of
    * guest RAM); a bad range is skipped and recorded. Returns the bytes discarded.
    */
   private discardRanges(ranges: readonly Segment[]): number {
