@@ -152,9 +152,9 @@ export class ChunkedGuestMemory implements GuestMemory, BalloonMemory {
     }
   }
 
-  discard(gpa: number, len: number): void {
+  discard(gpa: number, len: number): boolean {
     const r = this.pages(gpa, len);
-    if (r === undefined) return;
+    if (r === undefined) return false;
     // Free page reporting: drop whole chunks the range covers, zero the rest.
     for (let p = r[0]; p < r[1]; ) {
       const i = Math.floor(p / this.pagesPerChunk);
@@ -165,5 +165,6 @@ export class ChunkedGuestMemory implements GuestMemory, BalloonMemory {
       else this.chunks[i]?.fill(0, (p - first) * PAGE, (end - first) * PAGE);
       p = end;
     }
+    return true;
   }
 }

@@ -5,11 +5,16 @@ export * from "./constants";
 export { type DeviceContext, type DeviceHost, type Metrics, VirtioDevice } from "./device";
 export {
   BALLOON_PAGE,
+  BalloonCmdId,
   BalloonConfig,
   BalloonFeature,
   type BalloonMemory,
+  type BalloonRequestError,
   BalloonStat,
+  type BalloonState,
+  type BalloonStatus,
   FlatBalloonMemory,
+  type FreePageHintState,
   VirtioBalloon,
   type VirtioBalloonOptions,
 } from "./devices/balloon";

@@ -44,6 +44,8 @@ type Op =
   | { op: "reg"; off: number; size: 1 | 2 | 4; value: number }
   | { op: "header"; q: number; type: number; sector: number; len: number }
   | { op: "host"; n: number }
+  | { op: "pages"; q: number; ranges: { page: number; pages: number; write: boolean }[] }
+  | { op: "cmdId"; q: number; id: number }
   | { op: "chain"; q: number; first: number; descs: Desc[]; table: number; tableDescs: Desc[] }
   | { op: "reset" };
 
@@ -60,8 +62,13 @@ const addr = fc.oneof(
 );
 const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const descArb: fc.Arbitrary<Desc> = fc.record({
-  addr: fc.oneof(fc.integer({ min: 0x8000, max: MEM - 1 }), addr),
-  len: fc.oneof(fc.integer({ min: 0, max: 2048 }), fc.constantFrom(16, 32, 0xffff_ffff)),
+  // Page-aligned ranges too: the balloon's reporting and hinting queues take only whole pages.
+  addr: fc.oneof(
+    fc.integer({ min: 0x8000, max: MEM - 1 }),
+    addr,
+    fc.integer({ min: 0, max: MEM / 0x1000 }).map((p) => p * 0x1000),
+  ),
+  len: fc.oneof(fc.integer({ min: 0, max: 2048 }), fc.constantFrom(4, 16, 32, 0x1000, 0x2000, 0xffff_ffff)),
   flags: fc.integer({ min: 0, max: 7 }),
   next: fc.oneof(fc.integer({ min: 0, max: QSIZE }), fc.integer({ min: 0, max: 0xffff })),
 });
@@ -120,6 +127,29 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     len: fc.constantFrom(0, 1, 16, 512, 4096),
   }),
   fc.record({ op: fc.constant("host" as const), n: fc.integer({ min: 0, max: 0xffff }) }),
+  // Well-formed page lists and command ids (balloon reporting_vq / free_page_vq shapes), some
+  // of them past the end of RAM or device-readable.
+  fc.record({
+    op: fc.constant("pages" as const),
+    q: fc.oneof(fc.constantFrom(3, 4), fc.integer({ min: 0, max: 4 })),
+    ranges: fc.array(
+      fc.record({
+        page: fc.integer({ min: 0, max: MEM / 0x1000 + 1 }),
+        pages: fc.integer({ min: 0, max: 3 }),
+        write: fc.oneof(
+          { arbitrary: fc.constant(true), weight: 9 },
+          { arbitrary: fc.constant(false), weight: 1 },
+        ),
+      }),
+      { minLength: 1, maxLength: 4 },
+    ),
+  }),
+  // -1: the device's current command id (the host asks for hints first if it has not).
+  fc.record({
+    op: fc.constant("cmdId" as const),
+    q: fc.oneof(fc.constant(3), fc.integer({ min: 0, max: 4 })),
+    id: fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 4 })),
+  }),
   fc.constant({ op: "reset" as const }),
 );
 
@@ -134,7 +164,8 @@ function makeDevice(kind: DeviceKind, mem: FlatGuestMemory): VirtioDevice {
     case "console":
       return new VirtioConsole({ maxPendingInput: 256, ports: [{ name: "fuzz", console: true }] });
     case "balloon":
-      return new VirtioBalloon(new FlatBalloonMemory(mem));
+      // Every optional queue: stats 2, free_page_vq 3, reporting_vq 4.
+      return new VirtioBalloon(new FlatBalloonMemory(mem), { freePageHint: true });
     case "gpu":
       return new VirtioGpu({ maxHostMemory: 1 << 20 });
   }
@@ -149,8 +180,14 @@ function hostEvent(dev: VirtioDevice, n: number): void {
     if (n % 17 === 0) dev.setLink(n % 2 === 0);
   } else if (dev instanceof VirtioConsole) dev.input(new Uint8Array(n % 300));
   else if (dev instanceof VirtioBalloon) {
-    if (n % 2 === 0) dev.setTarget(n);
-    else dev.requestStats();
+    const actions = [
+      () => dev.setTarget(n),
+      () => dev.requestStats(),
+      () => dev.requestFreePageHints(),
+      () => dev.stopFreePageHints(),
+      () => dev.freePageHintsDone(),
+    ];
+    actions[n % actions.length]!();
   } else if (dev instanceof VirtioGpu) {
     dev.resizeDisplay(n % 2, 64 + (n % 800), 64 + (n % 600));
     dev.toRGBA(0);
@@ -243,6 +280,31 @@ function run(kind: DeviceKind, transport: "mmio" | "pci" | "mmio-packed" | "pci-
       case "host":
         hostEvent(dev, o.n);
         break;
+      case "pages": {
+        const mq = q(o.q);
+        if (mq === undefined) break;
+        mq.addSegments(
+          o.ranges.map((r) => ({ addr: r.page * 0x1000, len: r.pages * 0x1000, write: r.write })),
+          0,
+        );
+        break;
+      }
+      case "cmdId": {
+        const mq = q(o.q);
+        if (mq === undefined) break;
+        if (o.id < 0 && dev instanceof VirtioBalloon && dev.freePageHint.tag !== "requested")
+          dev.requestFreePageHints();
+        const h = dev instanceof VirtioBalloon ? dev.freePageHint : undefined;
+        const id = o.id >= 0 ? o.id : h !== undefined && "cmdId" in h ? h.cmdId : 0;
+        const b = new Uint8Array(4);
+        new DataView(b.buffer).setUint32(0, id, true);
+        try {
+          mq.add([b], [], 0);
+        } catch {
+          // The mock's arena ran out: a limitation of the driver model, not the device.
+        }
+        break;
+      }
       case "chain": {
         // Descriptors at first, first+1, ... (wrapping), an optional indirect table, then
         // publish and kick: the parser sees a fresh, mostly plausible chain every time.

@@ -55,7 +55,10 @@ export async function main(
     .option("--cpus <n>", `vCPUs, 1-${MAX_CPUS}`, "1")
     .option("--disk <path[,ro][,pci|,mmio]>", "virtio-blk disk image (repeatable)", collect)
     .option("--net <switch>", "virtio-net device on the named virtual switch")
-    .option("--balloon", "virtio-balloon device")
+    .option(
+      "--balloon [features]",
+      "virtio-balloon device; features: report|no-report (free page reporting, on), hint|no-hint (free page hinting, off)",
+    )
     .option("--gpu", "virtio-gpu device (and the gpu kernel when no --kernel is given)")
     .option("--screenshot <path>", "write a PNG of the framebuffer when the guest stops (needs --gpu)")
     .addOption(new Option("--debug-exit", "QEMU's isa-debug-exit at port 0xf4: exit status (value << 1) | 1"))

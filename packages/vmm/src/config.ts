@@ -14,6 +14,14 @@ export interface DiskConfig {
   transport: "pci" | "mmio";
 }
 
+/** The balloon's optional features (virtio 1.2 5.5.3), from `--balloon [report|no-report][,hint|no-hint]`. */
+export interface BalloonOptions {
+  /** VIRTIO_BALLOON_F_PAGE_REPORTING (on by default): the guest reports free 2 MiB blocks, the VMM drops their contents. */
+  reporting: boolean;
+  /** VIRTIO_BALLOON_F_FREE_PAGE_HINT (off by default): the guest hints free blocks when the host asks for them. */
+  hinting: boolean;
+}
+
 /** Everything needed to build a VM. Sizes in bytes. */
 export interface VmConfig {
   kernel: string;
@@ -25,7 +33,8 @@ export interface VmConfig {
   disks: DiskConfig[];
   /** The virtual switch a virtio-net device joins, if any. */
   net: string | undefined;
-  balloon: boolean;
+  /** The virtio-balloon device and its features, if there is one. */
+  balloon: BalloonOptions | undefined;
   gpu: boolean;
   /** Where `--screenshot` writes a PNG of the framebuffer at the end of the run. */
   screenshot: string | undefined;
@@ -114,6 +123,32 @@ export function parseDisk(text: string): DiskConfig {
   return { path, readOnly: readOnly ?? false, transport: transport ?? "pci" };
 }
 
+/**
+ * Parse the `--balloon` value: `true` (the bare flag) for the defaults, or a comma list of
+ * `report`, `no-report`, `hint`, `no-hint`; false or undefined for no balloon.
+ */
+export function parseBalloon(value: boolean | string | undefined): BalloonOptions | undefined {
+  if (value === undefined || value === false) return undefined;
+  const opts: BalloonOptions = { reporting: true, hinting: false };
+  if (value === true) return opts;
+  const seen = new Set<"reporting" | "hinting">();
+  for (const word of value.split(",")) {
+    const w = word.trim();
+    const key =
+      w === "report" || w === "no-report"
+        ? "reporting"
+        : w === "hint" || w === "no-hint"
+          ? "hinting"
+          : undefined;
+    if (key === undefined)
+      throw new ConfigError(`--balloon: unknown option "${w}" (known: report, no-report, hint, no-hint)`);
+    if (seen.has(key)) throw new ConfigError(`--balloon: ${key} given more than once in "${value}"`);
+    seen.add(key);
+    opts[key] = !w.startsWith("no-");
+  }
+  return opts;
+}
+
 /** The options as a transport hands them over (strings as typed; booleans for flags). */
 export interface VmOptionsInput {
   kernel?: string | undefined;
@@ -123,7 +158,8 @@ export interface VmOptionsInput {
   cpus?: string | number | undefined;
   disk?: string[] | undefined;
   net?: string | undefined;
-  balloon?: boolean | undefined;
+  /** A flag (`--balloon`) or its feature list (`--balloon hint`, `--balloon no-report`). */
+  balloon?: boolean | string | undefined;
   gpu?: boolean | undefined;
   screenshot?: string | undefined;
   debugExit?: boolean | undefined;
@@ -211,7 +247,7 @@ export function parseVmOptions(input: VmOptionsInput, bundled: BundledGuest): Vm
     cpus,
     disks,
     net: input.net,
-    balloon: input.balloon ?? false,
+    balloon: parseBalloon(input.balloon),
     gpu,
     screenshot: input.screenshot,
     debugExit: input.debugExit ?? false,

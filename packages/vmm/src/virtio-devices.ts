@@ -44,8 +44,11 @@ export class GuestRamBalloon implements BalloonMemory {
     return true;
   }
   restore(): void {}
-  discard(gpa: number, len: number): void {
-    this.ram.slice(gpa, len)?.fill(0);
+  discard(gpa: number, len: number): boolean {
+    const v = this.ram.slice(gpa, len);
+    if (!v) return false;
+    v.fill(0);
+    return true;
   }
 }
 
@@ -196,7 +199,13 @@ export function createVirtioDevices(
           // deflate-on-oom off, as QEMU's and Firecracker's defaults: the guest then takes
           // inflated pages out of MemTotal (Linux virtio_balloon.c adjust_managed_page_count),
           // so the memory visibly leaves the guest, and only the host gives it back.
-          out.balloon = new VirtioBalloon(new GuestRamBalloon(deps.memory), { deflateOnOom: false });
+          // Free page reporting: the blocks Linux reports are zeroed (GuestRamBalloon.discard) and
+          // counted in balloon.reportedBytes; hinting runs when the host asks (requestFreePageHints).
+          out.balloon = new VirtioBalloon(new GuestRamBalloon(deps.memory), {
+            deflateOnOom: false,
+            pageReporting: config.balloon?.reporting ?? true,
+            freePageHint: config.balloon?.hinting ?? false,
+          });
           dev = out.balloon;
           break;
         case "gpu": {

@@ -164,6 +164,7 @@ describe("tskvm run: bad input -> one clear line, non-zero exit, nothing written
     [["--disk", "a.img,fast"], /--disk a\.img: unknown option "fast"/],
     [["--disk", "a.img", "--disk", "a.img,ro"], /the same file is attached twice/],
     [["--net", "bad name!"], /--net: "bad name!" is not a switch name/],
+    [["--balloon", "fast"], /--balloon: unknown option "fast"/],
     [["run", "extra"], /too many arguments/],
   ])("bad flags %j", (args, pattern) => {
     expectRefusal(tskvm(...(args as string[])), 2, pattern);

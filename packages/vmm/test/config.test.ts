@@ -1,7 +1,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ActionError, parseAction, parseActionLine } from "../src/actions.js";
-import { ConfigError, DEFAULT_APPEND, parseDisk, parseSize, parseVmOptions } from "../src/config.js";
+import {
+  ConfigError,
+  DEFAULT_APPEND,
+  parseBalloon,
+  parseDisk,
+  parseSize,
+  parseVmOptions,
+} from "../src/config.js";
 import { GiB, MiB } from "../src/layout.js";
 
 const bundled = { kernel: "/g/bzImage", gpuKernel: "/g/bzImage-gpu", initrd: "/g/initramfs.cpio" };
@@ -69,6 +76,25 @@ describe("parseVmOptions", () => {
         `--kernel-decompress: "${bad}" is not "host" or "guest"`,
       );
   });
+  it("--balloon [features]: reporting on and hinting off by default; a feature list changes them", () => {
+    expect(parseVmOptions({}, bundled).balloon).toBeUndefined();
+    expect(parseVmOptions({ balloon: false }, bundled).balloon).toBeUndefined();
+    expect(parseVmOptions({ balloon: true }, bundled).balloon).toEqual({ reporting: true, hinting: false });
+    expect(parseVmOptions({ balloon: "hint" }, bundled).balloon).toEqual({ reporting: true, hinting: true });
+    expect(parseVmOptions({ balloon: "no-report, hint" }, bundled).balloon).toEqual({
+      reporting: false,
+      hinting: true,
+    });
+    expect(parseBalloon("report,no-hint")).toEqual({ reporting: true, hinting: false });
+    for (const [bad, why] of [
+      ["", 'unknown option ""'],
+      ["fast", 'unknown option "fast" (known: report, no-report, hint, no-hint)'],
+      ["hint,,report", 'unknown option ""'],
+      ["hint,no-hint", 'hinting given more than once in "hint,no-hint"'],
+      ["report,report", "reporting given more than once"],
+    ])
+      expect(() => parseVmOptions({ balloon: bad }, bundled)).toThrow(`--balloon: ${why}`);
+  });
   it("refuses contradictions", () => {
     expect(() => parseVmOptions({ screenshot: "x.png" }, bundled)).toThrow("--screenshot needs --gpu");
     expect(() => parseVmOptions({ disk: ["a", "a,ro"] }, bundled)).toThrow("attached twice");
@@ -85,6 +111,7 @@ describe("parseVmOptions", () => {
             net: fc.string(),
             screenshot: fc.string(),
             gpu: fc.boolean(),
+            balloon: fc.oneof(fc.boolean(), fc.string(), fc.constantFrom("hint", "no-report,hint")),
             append: fc.string(),
           },
           { requiredKeys: [] },

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { hasFeature } from "@tskvm/virtio";
 import { describe, expect, it } from "vitest";
 import { parseVmOptions } from "../src/config.js";
 import { bundledGuest } from "../src/guests.js";
@@ -47,6 +48,12 @@ describe("createVm (the JS API)", () => {
     vm.close();
   });
 
+  it("--balloon no-report: the balloon does not offer free page reporting", async () => {
+    const vm = await createVm(parseVmOptions({ mem: "64M", balloon: "no-report" }, bundled));
+    expect(hasFeature(vm.virtioDevices.balloon!.offered, 5)).toBe(false);
+    vm.close();
+  });
+
   it("control actions follow the lifecycle and the configured devices", async () => {
     const vm = await createVm(parseVmOptions({ mem: "64M" }, bundled));
     expect(await vm.control({ kind: "pause" })).toEqual({
@@ -71,6 +78,8 @@ describe("createVm (the JS API)", () => {
     const vm = await createVm(parseVmOptions({ mem: "64M", balloon: true, gpu: true }, bundled));
     expect(await vm.control({ kind: "balloon", bytes: 16 * MiB })).toEqual({ ok: true });
     expect(vm.virtioDevices.balloon!.targetPages).toBe(4096);
+    // --balloon offers free page reporting (VIRTIO_BALLOON_F_PAGE_REPORTING, bit 5) unless told not to.
+    expect(hasFeature(vm.virtioDevices.balloon!.offered, 5)).toBe(true);
     expect(await vm.control({ kind: "balloon", bytes: 128 * MiB })).toMatchObject({ ok: false });
     expect(await vm.control({ kind: "screenshot", path: "never.png" })).toEqual({
       ok: false,

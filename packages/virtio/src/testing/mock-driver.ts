@@ -124,6 +124,32 @@ export class MockQueue {
       segs.push({ addr, len, write: true });
       ins.push({ addr, len });
     }
+    return this.place(segs, ins, token, opts);
+  }
+
+  /**
+   * Make a buffer of the given guest ranges available as they are (no copy, no allocation),
+   * as Linux does when it posts pages it owns (free page reporting, hinting). Device-writable
+   * ranges are not read back in used().
+   */
+  addSegments(
+    segs: { addr: number; len: number; write: boolean }[],
+    token: number,
+    opts: AddOptions = {},
+  ): boolean {
+    if (segs.length === 0) throw new Error("MockQueue.addSegments: empty chain");
+    return this.place(segs, [], token, opts);
+  }
+
+  private place(
+    segs: { addr: number; len: number; write: boolean }[],
+    ins: { addr: number; len: number }[],
+    token: number,
+    opts: AddOptions,
+  ): boolean {
+    const n = segs.length;
+    const indirect = opts.indirect === true;
+    if (this.free.length < (indirect ? 1 : n)) return false;
     let head: number;
     if (indirect) {
       const table = this.driver.arena.alloc(16 * n, 16);

@@ -99,11 +99,38 @@ export class MockPackedQueue {
       segs.push({ addr, len, write: true });
       ins.push({ addr, len });
     }
+    return this.place(segs, ins, token, opts);
+  }
+
+  /**
+   * Make a buffer of the given guest ranges available as they are (no copy, no allocation),
+   * as Linux does when it posts pages it owns (free page reporting, hinting). Device-writable
+   * ranges are not read back in used().
+   */
+  addSegments(
+    segs: { addr: number; len: number; write: boolean }[],
+    token: number,
+    opts: AddOptions = {},
+  ): boolean {
+    if (segs.length === 0) throw new Error("MockPackedQueue.addSegments: empty chain");
+    return this.place(segs, [], token, opts);
+  }
+
+  private place(
+    segs: { addr: number; len: number; write: boolean }[],
+    ins: { addr: number; len: number }[],
+    token: number,
+    opts: AddOptions,
+  ): boolean {
+    const n = segs.length;
+    const indirect = opts.indirect === true;
+    const slots = indirect ? 1 : n;
+    if (this.freeDescs < slots || this.freeIds.length === 0) return false;
     const id = this.freeIds.pop()!;
     const headIdx = this.nextAvail;
     const headWrap = this.availWrap;
     let headFlags = 0;
-    const place = (addr: number, len: number, flags: number) => {
+    const put = (addr: number, len: number, flags: number) => {
       const f = flags | this.wrapBits(this.availWrap);
       const isHead = this.nextAvail === headIdx && this.availWrap === headWrap;
       if (isHead) headFlags = f;
@@ -119,10 +146,10 @@ export class MockPackedQueue {
       segs.forEach((s, i) => {
         this.writeDesc(table, i, s.addr, s.len, 0, s.write ? DescFlag.WRITE : 0);
       });
-      place(table, 16 * n, DescFlag.INDIRECT);
+      put(table, 16 * n, DescFlag.INDIRECT);
     } else {
       segs.forEach((s, i) => {
-        place(s.addr, s.len, (s.write ? DescFlag.WRITE : 0) | (i + 1 < n ? DescFlag.NEXT : 0));
+        put(s.addr, s.len, (s.write ? DescFlag.WRITE : 0) | (i + 1 < n ? DescFlag.NEXT : 0));
       });
     }
     // The head's flags last: that write makes the whole chain available.
