@@ -12,7 +12,20 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ACCESS, ATTRS, FEATURES, KINDS, MAP_COUNT, parseRecords, SIZES } from "./isa.mjs";
 
-export const SEL = { MODE: 1, MP: 2, REXB: 3, L: 4, REG: 5, MOD: 6, RM: 7, W: 8, OS: 9, OS_D64: 10, OS_F64: 11, AS: 12 };
+export const SEL = {
+  MODE: 1,
+  MP: 2,
+  REXB: 3,
+  L: 4,
+  REG: 5,
+  MOD: 6,
+  RM: 7,
+  W: 8,
+  OS: 9,
+  OS_D64: 10,
+  OS_F64: 11,
+  AS: 12,
+};
 export const IMM = { none: 0, Ib: 1, Ibs: 2, Iw: 3, Iz: 4, Iv: 5, Id: 6, Jb: 7, Jz: 8, O: 9, Ap: 10 };
 export const FA = {
   LOCK: 1 << 0,
@@ -54,7 +67,21 @@ function entryOf(rec, form, opcodeOffset, rmExact) {
     reg = (b >> 3) & 7;
     rm = b & 7;
   }
-  return { rec, form, mode, mp: e.mp, rexb0: rec.attrs.has("rexb0"), L: e.vexL, reg, mod, rm, w: e.w, os: rec.os, as: rec.as, opcodeOffset };
+  return {
+    rec,
+    form,
+    mode,
+    mp: e.mp,
+    rexb0: rec.attrs.has("rexb0"),
+    L: e.vexL,
+    reg,
+    mod,
+    rm,
+    w: e.w,
+    os: rec.os,
+    as: rec.as,
+    opcodeOffset,
+  };
 }
 
 function specificity(x) {
@@ -75,7 +102,11 @@ function specificity(x) {
 const ORDER = ["MODE", "MP", "REXB", "L", "REG", "MOD", "RM", "W", "OS", "AS"];
 
 const SPLITS = {
-  MODE: { n: 2, used: (x) => x.mode !== "any", match: (x, b) => x.mode === "any" || x.mode === (b ? "64" : "non64") },
+  MODE: {
+    n: 2,
+    used: (x) => x.mode !== "any",
+    match: (x, b) => x.mode === "any" || x.mode === (b ? "64" : "non64"),
+  },
   MP: {
     n: 4, // none, 66, F3, F2
     used: (x) => x.mp !== "none",
@@ -84,11 +115,23 @@ const SPLITS = {
   REXB: { n: 2, used: (x) => x.rexb0, match: (x, b) => !x.rexb0 || b === 0 },
   L: { n: 2, used: (x) => x.L >= 0, match: (x, b) => x.L < 0 || x.L === b },
   REG: { n: 8, used: (x) => x.reg >= 0, match: (x, b) => x.reg < 0 || x.reg === b },
-  MOD: { n: 2, used: (x) => x.mod !== "any", match: (x, b) => x.mod === "any" || x.mod === (b ? "reg" : "mem") },
+  MOD: {
+    n: 2,
+    used: (x) => x.mod !== "any",
+    match: (x, b) => x.mod === "any" || x.mod === (b ? "reg" : "mem"),
+  },
   RM: { n: 8, used: (x) => x.rm >= 0, match: (x, b) => x.rm < 0 || x.rm === b },
   W: { n: 2, used: (x) => x.w >= 0, match: (x, b) => x.w < 0 || x.w === b },
-  OS: { n: 3, used: (x) => x.os !== "", match: (x, b) => x.os === "" || x.os === ["os16", "os32", "os64"][b] },
-  AS: { n: 3, used: (x) => x.as !== "", match: (x, b) => x.as === "" || x.as === ["as16", "as32", "as64"][b] },
+  OS: {
+    n: 3,
+    used: (x) => x.os !== "",
+    match: (x, b) => x.os === "" || x.os === ["os16", "os32", "os64"][b],
+  },
+  AS: {
+    n: 3,
+    used: (x) => x.as !== "",
+    match: (x, b) => x.as === "" || x.as === ["as16", "as32", "as64"][b],
+  },
 };
 
 /** Builds the decision tree for one slot; returns a node value (>= 0 form, < 0 ~index into tree). */
@@ -98,13 +141,16 @@ function buildNode(entries, depth, tree, slotName, path) {
     const name = ORDER[d];
     const split = SPLITS[name];
     if (!entries.some(split.used)) continue;
-    if (name === "RM" && entries.some((x) => x.rm >= 0 && x.mod !== "reg")) throw new Error(`${slotName}: exact ModRM without mod=11`);
+    if (name === "RM" && entries.some((x) => x.rm >= 0 && x.mod !== "reg"))
+      throw new Error(`${slotName}: exact ModRM without mod=11`);
     let sel = SEL[name];
     if (name === "OS") {
       const f64 = entries.filter((x) => x.rec.attrs.has("f64")).length;
       const d64 = entries.filter((x) => x.rec.attrs.has("d64")).length;
       if ((f64 && f64 !== entries.length) || (d64 && d64 !== entries.length))
-        throw new Error(`${slotName}: operand-size variants disagree on d64/f64 (${entries.map((x) => x.rec.where).join(", ")})`);
+        throw new Error(
+          `${slotName}: operand-size variants disagree on d64/f64 (${entries.map((x) => x.rec.where).join(", ")})`,
+        );
       if (f64) sel = SEL.OS_F64;
       else if (d64) sel = SEL.OS_D64;
     }
@@ -129,7 +175,9 @@ function buildNode(entries, depth, tree, slotName, path) {
   }
   const forms = new Set(winners.map((x) => x.form));
   if (forms.size > 1)
-    throw new Error(`${slotName}${path}: ambiguous records ${winners.map((x) => `${x.rec.mn} (${x.rec.where})`).join(" and ")}`);
+    throw new Error(
+      `${slotName}${path}: ambiguous records ${winners.map((x) => `${x.rec.mn} (${x.rec.where})`).join(" and ")}`,
+    );
   return winners[0].form;
 }
 
@@ -176,7 +224,9 @@ export function generate(files) {
     const slotName = `map ${s >> 8} opcode ${(s & 255).toString(16).toUpperCase().padStart(2, "0")}`;
     const hasModrm = entries.map((x) => x.rec.enc.modrm !== "none");
     if (hasModrm.some((h) => h !== hasModrm[0]))
-      throw new Error(`${slotName}: records disagree on whether a ModRM byte follows (${entries.map((x) => x.rec.where).join(", ")})`);
+      throw new Error(
+        `${slotName}: records disagree on whether a ModRM byte follows (${entries.map((x) => x.rec.where).join(", ")})`,
+      );
     modrm[s] = hasModrm[0] ? 1 : 0;
     root[s] = buildNode(entries, 0, tree, slotName, "");
   }
@@ -224,10 +274,12 @@ export function generate(files) {
     formAttr[f] = a;
     const imms = [];
     r.operands.forEach((o, i) => {
-      formOperands[f * 4 + i] = KINDS.indexOf(o.kind) | (SIZES.indexOf(o.size) << 8) | (ACCESS[o.access] << 16) | (o.reg << 20);
+      formOperands[f * 4 + i] =
+        KINDS.indexOf(o.kind) | (SIZES.indexOf(o.size) << 8) | (ACCESS[o.access] << 16) | (o.reg << 20);
       if (["I", "J", "O", "A"].includes(o.kind)) imms.push(IMM[immKind(o)]);
     });
-    if (imms[1] !== undefined && imms[1] !== IMM.Ib) throw new Error(`${r.where}: a second immediate must be Ib`);
+    if (imms[1] !== undefined && imms[1] !== IMM.Ib)
+      throw new Error(`${r.where}: a second immediate must be Ib`);
     formImm[f] = (imms[0] ?? 0) | ((imms[1] ?? 0) << 4);
     formFeature[f] = FEATURES.indexOf(r.feature);
     formFlagsR[f] = r.flags.r;
@@ -238,7 +290,8 @@ export function generate(files) {
     opRead[op] |= r.flags.r;
   }
 
-  const header = "// DO NOT EDIT: generated by tools/gen.mjs from data/*.txt (`npm run gen`). test/decoder-gen.test.ts checks it.\n";
+  const header =
+    "// DO NOT EDIT: generated by tools/gen.mjs from data/*.txt (`npm run gen`). test/decoder-gen.test.ts checks it.\n";
   const arr = (name, type, a, doc) =>
     `/** ${doc} */\nexport const ${name} = new ${type}([${Array.from(a).join(",")}]);\n`;
   const ops =
@@ -247,7 +300,12 @@ export function generate(files) {
     "export type Op = (typeof Op)[keyof typeof Op];\n\n" +
     `/** Lower-case mnemonic per Op id (Intel syntax). */\nexport const OP_NAMES: readonly string[] = ${JSON.stringify(["(bad)", ...names.map((n) => n.toLowerCase())])};\n\n` +
     `/** Number of Op ids, INVALID included. */\nexport const OP_COUNT = ${names.length + 1};\n\n` +
-    arr("OP_FLAGS_UNDEFINED", "Uint16Array", opUndef, "RFLAGS bits any form of the op leaves undefined (SDM: \"undefined\"); difftests mask these.") +
+    arr(
+      "OP_FLAGS_UNDEFINED",
+      "Uint16Array",
+      opUndef,
+      'RFLAGS bits any form of the op leaves undefined (SDM: "undefined"); difftests mask these.',
+    ) +
     arr("OP_FLAGS_WRITTEN", "Uint16Array", opWritten, "RFLAGS bits any form of the op writes.") +
     arr("OP_FLAGS_READ", "Uint16Array", opRead, "RFLAGS bits any form of the op reads.") +
     `\n/** CPUID features named by records. */\nexport const Feature = {\n${FEATURES.map((f, i) => `  ${/^\d/.test(f) ? `F${f}` : f}: ${i},`).join("\n")}\n} as const;\nexport type Feature = (typeof Feature)[keyof typeof Feature];\n` +
@@ -259,15 +317,35 @@ export function generate(files) {
     `export const FORM_COUNT = ${nForms};\n` +
     arr("FORM_OP", "Uint16Array", formOp, "Op id per form.") +
     arr("FORM_ATTR", "Uint32Array", formAttr, "FA_* attribute bits per form.") +
-    arr("FORM_OPERANDS", "Uint32Array", formOperands, "Four operand specs per form: kind | size << 8 | access << 16 | fixed register << 20.") +
+    arr(
+      "FORM_OPERANDS",
+      "Uint32Array",
+      formOperands,
+      "Four operand specs per form: kind | size << 8 | access << 16 | fixed register << 20.",
+    ) +
     arr("FORM_IMM", "Uint8Array", formImm, "First immediate kind | second << 4 (IMM_* codes).") +
     arr("FORM_FEATURE", "Uint8Array", formFeature, "CPUID Feature per form.") +
     arr("FORM_FLAGS_READ", "Uint16Array", formFlagsR, "RFLAGS read per form.") +
-    arr("FORM_FLAGS_WRITTEN", "Uint16Array", formFlagsW, "RFLAGS written per form (undefined, cleared and set included).") +
+    arr(
+      "FORM_FLAGS_WRITTEN",
+      "Uint16Array",
+      formFlagsW,
+      "RFLAGS written per form (undefined, cleared and set included).",
+    ) +
     arr("FORM_FLAGS_UNDEFINED", "Uint16Array", formFlagsU, "RFLAGS left undefined per form.") +
     `/** Record location per form (for messages and tests). */\nexport const FORM_WHERE: readonly string[] = ${JSON.stringify(["", ...forms.slice(1).map((r) => r.where)])};\n` +
-    arr("SLOT_MODRM", "Uint8Array", modrm, "1 when a ModRM byte follows the opcode; index map * 256 + opcode.") +
-    arr("SLOT_ROOT", fits16(root), root, "Decision-tree root per slot: >= 0 a form, < 0 ~node index in TREE.") +
+    arr(
+      "SLOT_MODRM",
+      "Uint8Array",
+      modrm,
+      "1 when a ModRM byte follows the opcode; index map * 256 + opcode.",
+    ) +
+    arr(
+      "SLOT_ROOT",
+      fits16(root),
+      root,
+      "Decision-tree root per slot: >= 0 a form, < 0 ~node index in TREE.",
+    ) +
     arr("TREE", fits16(tree), tree, "Decision-tree nodes: selector, then one child per branch.") +
     `export const SEL = ${JSON.stringify(SEL)} as const;\n` +
     `export const IMM = ${JSON.stringify(IMM)} as const;\n` +

@@ -87,20 +87,84 @@ const FIXED = {
   FS: ["Seg", "w", 4],
   GS: ["Seg", "w", 5],
   ST: ["ST", "t", 0],
-  "1": ["One", "b", 0],
+  1: ["One", "b", 0],
   XMM0: ["Xmm0", "dq", 0],
 };
 
 /** RFLAGS bits (SDM Vol. 1 3.4.3). */
-export const FLAG_BITS = { c: 1 << 0, p: 1 << 2, a: 1 << 4, z: 1 << 6, s: 1 << 7, t: 1 << 8, i: 1 << 9, d: 1 << 10, o: 1 << 11 };
+export const FLAG_BITS = {
+  c: 1 << 0,
+  p: 1 << 2,
+  a: 1 << 4,
+  z: 1 << 6,
+  s: 1 << 7,
+  t: 1 << 8,
+  i: 1 << 9,
+  d: 1 << 10,
+  o: 1 << 11,
+};
 
 /** CPUID features a record may name; the index is the generated Feature id. */
 export const FEATURES = [
-  "8086", "186", "286", "386", "486", "586", "686", "LM", "CMOV", "CX8", "CX16", "X87", "FXSR",
-  "MMX", "SSE", "SSE2", "SSE3", "SSSE3", "SSE4_1", "SSE4_2", "POPCNT", "LZCNT", "BMI1", "BMI2",
-  "MOVBE", "ADX", "SYSCALL", "SEP", "RDTSCP", "RDRAND", "RDSEED", "XSAVE", "XSAVEOPT", "XSAVEC",
-  "XSAVES", "MONITOR", "VMX", "INVPCID", "SMAP", "FSGSBASE", "RDPID", "CLFSH", "CLFLUSHOPT", "CLWB",
-  "PREFETCHW", "RTM", "SMX", "PKU", "SERIALIZE", "AVX", "AVX2", "FMA", "F16C", "AES", "PCLMULQDQ", "MSR", "TSC", "CPUID", "PAUSE",
+  "8086",
+  "186",
+  "286",
+  "386",
+  "486",
+  "586",
+  "686",
+  "LM",
+  "CMOV",
+  "CX8",
+  "CX16",
+  "X87",
+  "FXSR",
+  "MMX",
+  "SSE",
+  "SSE2",
+  "SSE3",
+  "SSSE3",
+  "SSE4_1",
+  "SSE4_2",
+  "POPCNT",
+  "LZCNT",
+  "BMI1",
+  "BMI2",
+  "MOVBE",
+  "ADX",
+  "SYSCALL",
+  "SEP",
+  "RDTSCP",
+  "RDRAND",
+  "RDSEED",
+  "XSAVE",
+  "XSAVEOPT",
+  "XSAVEC",
+  "XSAVES",
+  "MONITOR",
+  "VMX",
+  "INVPCID",
+  "SMAP",
+  "FSGSBASE",
+  "RDPID",
+  "CLFSH",
+  "CLFLUSHOPT",
+  "CLWB",
+  "PREFETCHW",
+  "RTM",
+  "SMX",
+  "PKU",
+  "SERIALIZE",
+  "AVX",
+  "AVX2",
+  "FMA",
+  "F16C",
+  "AES",
+  "PCLMULQDQ",
+  "MSR",
+  "TSC",
+  "CPUID",
+  "PAUSE",
 ];
 
 /** Attributes (SDM superscripts and lock/rep legality). */
@@ -159,7 +223,8 @@ export function parseOperand(tok, where) {
   if (!SIZES.includes(size)) fail(where, `operand "${tok}": unknown size "${m[2]}"`);
   if (size === "none" && kind !== "M") fail(where, `operand "${tok}": only M may have no size`);
   if (size === "bs" && kind !== "I") fail(where, `operand "${tok}": "bs" is for sign-extended Ib only`);
-  if (kind === "I" && !["b", "bs", "w", "z", "v", "d"].includes(size)) fail(where, `operand "${tok}": bad immediate size`);
+  if (kind === "I" && !["b", "bs", "w", "z", "v", "d"].includes(size))
+    fail(where, `operand "${tok}": bad immediate size`);
   if (kind === "J" && !["b", "z"].includes(size)) fail(where, `operand "${tok}": J is Jb or Jz`);
   if (kind === "A" && size !== "p") fail(where, `operand "${tok}": far pointer is Ap`);
   return { kind, size, reg: 0, access: acc, text: spec };
@@ -171,7 +236,19 @@ export function parseOperand(tok, where) {
  */
 export function parseEncoding(text, where) {
   const toks = text.trim().split(/\s+/);
-  const e = { map: 0, mp: "none", opcode: -1, modrm: "none", reg: -1, modrmByte: -1, plusR: false, plusI: false, w: -1, vex: false, vexL: -1 };
+  const e = {
+    map: 0,
+    mp: "none",
+    opcode: -1,
+    modrm: "none",
+    reg: -1,
+    modrmByte: -1,
+    plusR: false,
+    plusI: false,
+    w: -1,
+    vex: false,
+    vexL: -1,
+  };
   let i = 0;
   const t0 = toks[0] ?? "";
   if (t0.startsWith("VEX.")) {
@@ -271,7 +348,8 @@ export function parseRecords(text, file) {
     if (!line.trim()) continue;
     const where = `${file}:${n + 1}`;
     const cols = line.split("|").map((c) => c.trim());
-    if (cols.length < 2 || cols.length > 6) fail(where, "want 2 to 6 columns: mnemonic | encoding | operands | flags | cpuid | attrs");
+    if (cols.length < 2 || cols.length > 6)
+      fail(where, "want 2 to 6 columns: mnemonic | encoding | operands | flags | cpuid | attrs");
     const [mn = "", enc = "", ops = "", flags = "", cpuid = "", attrs = ""] = cols;
     if (!/^[A-Z][A-Z0-9_]*$/.test(mn)) fail(where, `bad mnemonic "${mn}"`);
     const e = parseEncoding(enc, where);
@@ -282,25 +360,42 @@ export function parseRecords(text, file) {
     const feature = cpuid || "8086";
     if (!FEATURES.includes(feature)) fail(where, `unknown cpuid feature "${feature}"`);
     const needsModrm = operands.some((o) => MODRM_KINDS.has(o.kind));
-    if (needsModrm && e.modrm === "none") fail(where, "operands use ModRM but the encoding has no /r or /digit");
+    if (needsModrm && e.modrm === "none")
+      fail(where, "operands use ModRM but the encoding has no /r or /digit");
     if (e.modrm === "digit" && operands.some((o) => ["G", "S", "C", "D", "V", "P"].includes(o.kind)))
       fail(where, "/digit and an operand in ModRM.reg");
-    if (operands.some((o) => o.kind === "Z") !== e.plusR) fail(where, "+r opcodes take exactly one Z operand");
-    if ((operands.some((o) => o.kind === "B" || o.kind === "H")) && !e.vex) fail(where, "B/H operands need a VEX encoding");
+    if (operands.some((o) => o.kind === "Z") !== e.plusR)
+      fail(where, "+r opcodes take exactly one Z operand");
+    if (operands.some((o) => o.kind === "B" || o.kind === "H") && !e.vex)
+      fail(where, "B/H operands need a VEX encoding");
     const imms = operands.filter((o) => ["I", "J", "O", "A"].includes(o.kind));
     if (imms.length > 2) fail(where, "at most two immediates");
-    if (imms.length === 2 && !(imms[0].kind === "I" && imms[1].kind === "I")) fail(where, "two immediates must both be I");
+    if (imms.length === 2 && !(imms[0].kind === "I" && imms[1].kind === "I"))
+      fail(where, "two immediates must both be I");
     const memOnly = operands.some((o) => o.kind === "M") || attrSet.has("mem");
     const regOnly =
-      !attrSet.has("modreg") && (operands.some((o) => ["R", "U", "N"].includes(o.kind)) || attrSet.has("reg") || e.modrm === "exact");
+      !attrSet.has("modreg") &&
+      (operands.some((o) => ["R", "U", "N"].includes(o.kind)) || attrSet.has("reg") || e.modrm === "exact");
     if (memOnly && regOnly) fail(where, "operands/attributes require both memory and register ModRM");
     if (attrSet.has("i64") && attrSet.has("o64")) fail(where, "i64 and o64 together");
     const os = ["os16", "os32", "os64"].filter((a) => attrSet.has(a));
     const as = ["as16", "as32", "as64"].filter((a) => attrSet.has(a));
     if (os.length > 1 || as.length > 1) fail(where, "at most one osNN and one asNN");
-    out.push({ mn, enc: e, operands, flags: parseFlags(flags, where), feature, attrs: attrSet, memOnly, regOnly, where, os: os[0] ?? "", as: as[0] ?? "" });
+    out.push({
+      mn,
+      enc: e,
+      operands,
+      flags: parseFlags(flags, where),
+      feature,
+      attrs: attrSet,
+      memOnly,
+      regOnly,
+      where,
+      os: os[0] ?? "",
+      as: as[0] ?? "",
+    });
   }
   return out;
 }
 
-export { MP, MAPS };
+export { MAPS, MP };
