@@ -48,8 +48,6 @@ import {
   Pin,
   Proc,
   Proc2,
-  proc2Of,
-  RAISE_UD,
   type Seg,
   Vmcs,
   VmxCaps,
@@ -59,6 +57,7 @@ import {
   VmxStateError,
   VmxUnit,
   type VmxUnitState,
+  xsavesExit,
 } from "@tskvm/vmx";
 import { PENDING_INIT } from "../devices/lapic.js";
 import { KVM_EXIT_SHUTDOWN, type KvmExit } from "../exits.js";
@@ -132,20 +131,6 @@ export function nestedCaps(physAddrBits: number, l1: L1Features = {}): VmxCaps {
   });
 }
 
-/**
- * XSAVES/XRSTORS in L2, decided on vmcs12 as the CPU would decide on vmcs02 had prepare_vmcs02 copied
- * "enable XSAVES/XRSTORS" and the XSS-exiting bitmap (KVM does): #UD with the control 0 (SDM 26.3),
- * exit 63/64 (reflected to L1: `l1WantsExit` gives L1 every exit reason it has no rule for) when
- * IA32_XSS & EDX:EAX meets the bitmap (26.1.3). vmcs02 carries neither, so L0's VMX needs no XSAVES
- * support of its own. The same decision as @tskvm/vmx's `xsavesExit` (which kvm-api can call once it
- * builds against a vmx that exports it); L1 sets the control only where its capability MSRs allow it.
- */
-function l2Xsaves(v12: Vmcs, xssRequested: number, restore: boolean): number {
-  if ((proc2Of(v12) & Proc2.ENABLE_XSAVES) === 0) return RAISE_UD;
-  if ((xssRequested & v12.get32(F.XSS_EXIT_BITMAP)) === 0) return NO_EXIT;
-  return restore ? ExitReason.XRSTORS : ExitReason.XSAVES;
-}
-
 /** Nested VMX state for snapshots (KVM_GET/SET_NESTED_STATE), plain JSON through `toJsonable`. */
 export interface NestedState {
   /** L1's virtual VMX unit: VMX operation, VMXON and vmcs12 pointers, the cached vmcs12. */
@@ -206,7 +191,10 @@ export class NestedVmx {
     this.mem = new L1PhysMemory(b);
     b.hooks.l1StringIo = (port, size) =>
       this.l2Active && ioExit(this.unit.vmcs, this.mem, port, size) !== NO_EXIT;
-    b.hooks.xsaves = (restore, xss) => (this.l2Active ? l2Xsaves(this.unit.vmcs, xss, restore) : NO_EXIT);
+    // XSAVES/XRSTORS in L2 are decided on vmcs12 ("enable XSAVES/XRSTORS" and the XSS-exiting bitmap,
+    // as the CPU would on vmcs02 had prepare_vmcs02 copied them, as KVM does): #UD or exit 63/64,
+    // reflected to L1. vmcs02 carries neither, so L0's VMX needs no XSAVES support of its own.
+    b.hooks.xsaves = (restore, xss) => (this.l2Active ? xsavesExit(this.unit.vmcs, xss, restore) : NO_EXIT);
     // SDM 24.8: INIT is blocked in VMX root operation; in non-root operation it exits (26.2).
     b.vcpu.initLatched = () => this.unit12?.inVmxOperation === true;
   }
