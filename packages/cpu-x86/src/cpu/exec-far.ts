@@ -387,7 +387,9 @@ export function syscall(c: C, _i: I): void {
   const k = c.codeMode === 64 ? M64.lstar : M64.cstar;
   c.nipLo = c.msr64[k * 2]!;
   c.nipHi = c.msr64[k * 2 + 1]!;
-  c.stopBlock = true;
+  // No stopBlock: SYSCALL ends its block, and the block runner re-checks what `run` would (events,
+  // IF, shadows, breakpoints: `mustLeave`) before the next block, looked up under the new mode and
+  // CPL (the link epoch moved); setting RFLAGS.TF stops the block by itself (`Cpu.setRflags`).
 }
 
 /** SYSRET / SYSRETQ (SDM Vol. 2 SYSRET). */
@@ -406,7 +408,7 @@ export function sysret(c: C, i: I): void {
   c.updateModeKeepCpl(3);
   c.nipLo = r[2]!;
   c.nipHi = to64 ? r[3]! : 0;
-  c.stopBlock = true;
+  // No stopBlock, as for SYSCALL: the runner's checks before the next block cover the new state.
 }
 
 /** SYSENTER (SDM Vol. 2 SYSENTER). */
