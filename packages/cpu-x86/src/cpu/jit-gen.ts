@@ -68,8 +68,6 @@ class Gen {
   readonly params: string[] = [];
   readonly args: unknown[] = [];
 
-  constructor(readonly insns: readonly XInsn[]) {}
-
   emit(s: string): void {
     this.out += s;
     this.out += "\n";
@@ -588,7 +586,7 @@ function genInline(g: Gen, i: XInsn): boolean {
 }
 
 /** Handler call with the interpreter's bookkeeping for instruction k (not the block's last). */
-function genCall(g: Gen, i: XInsn, simple: boolean): void {
+function genCall(g: Gen, simple: boolean): void {
   g.spillAll();
   const k = g.k;
   const h = `h${g.tag}(c, i${g.tag});`;
@@ -603,7 +601,6 @@ function genCall(g: Gen, i: XInsn, simple: boolean): void {
     );
   }
   g.forgetAll();
-  void i;
 }
 
 /** True for handlers that are pure on register operands (their RIP/count updates can be folded). */
@@ -628,7 +625,7 @@ export const REGION_MAX = 16;
  * then uses the handler-call compiler).
  */
 export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number): GeneratedBlock | null {
-  const g = new Gen(blocks[0]!.insns);
+  const g = new Gen();
   const off0 = blocks[0]!.off;
   const index = new Map<number, number>();
   for (let j = 0; j < blocks.length; j++) index.set(blocks[j]!.off, j);
@@ -692,7 +689,7 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
             );
           }
         } else {
-          genCall(g, i, isSimple(i));
+          genCall(g, isSimple(i));
         }
         off += i.length;
       }

@@ -1,9 +1,12 @@
 /**
- * Block compiler: a hot decoded block becomes one JS function that calls each instruction's handler
- * from its own call site. Every site then has a single target, so V8 can inline the handlers into
- * the block, and the per-instruction loop bookkeeping (next-RIP arithmetic, dispatch through
- * `insn.fn`) is specialised to the block's mode. Semantics are exactly the interpreter's: the same
- * handlers run in the same order with the same state updates between them.
+ * Block compiler. In 64-bit mode a hot block and the hot blocks of its page that its branches reach
+ * become generated code (`jit-gen.ts`: inline JS for the common forms, registers and flags in
+ * locals). Otherwise, and for a 64-bit block with nothing the generator covers, the block becomes
+ * one JS function that calls each instruction's handler from its own call site: every site then has
+ * a single target, so V8 can inline the handlers into the block, and the per-instruction loop
+ * bookkeeping (next-RIP arithmetic, dispatch through `insn.fn`) is specialised to the block's mode.
+ * Semantics are exactly the interpreter's: the same handlers run in the same order with the same
+ * state updates between them.
  *
  * Register-only instructions whose handlers can neither fault nor look at RIP (ALU, MOV, shifts...
  * on registers) skip the bookkeeping entirely: their RIP and retired-instruction updates are folded
