@@ -93,6 +93,16 @@ function randomInsn(g: Rng, memOk: boolean): number[] {
       ? [0xe8, 0, 0, 0, 0, ...(d >= 8 ? [0x41] : []), 0x58 | (d & 7)]
       : [0x48, 0x8d, 0x05, 2, 0, 0, 0, 0x50, 0xc3];
   }
+  if (g.below(8) === 0) {
+    // MOVZX/MOVSX r, r/m8 or r/m16 (0F B6/B7/BE/BF), MOVSXD (63), TEST r/m, imm32 (F7 /0)
+    const which = g.below(4);
+    if (which === 3) return [...rex(w, 0, 0, d), 0xf7, 0xc0 | (d & 7), ...le32(imm32(g))];
+    if (which === 2) return rr([0x63], true, d, s);
+    const op = [0x0f, g.pick([0xb6, 0xb7, 0xbe, 0xbf])];
+    return memOk && g.below(2)
+      ? mem(op, w, d, g.below(4), g.below(512) * 4 - 64, g.below(2) === 0)
+      : rr(op, w, d, s);
+  }
   switch (g.below(memOk ? 16 : 11)) {
     case 0:
       return rr([0x89], w, s, d); // mov r/m, r

@@ -311,6 +311,10 @@ const INLINE_PLAIN = new Set<unknown>([
   X.store64,
   X.aluLoad32,
   X.aluLoad64,
+  A.movExt,
+  A.setcc,
+  A.cmovcc,
+  A.testEI,
 ]);
 
 const ALU_JS: Record<number, string> = { 1: "|", 4: "&", 6: "^" };
@@ -365,14 +369,40 @@ function genAddr(g: Gen, i: XInsn, withSeg: boolean): boolean {
 }
 
 /** Inline TLB read of `size` bytes at lo/hi into `vl` (and `vh`), slow path through `c.rdN`. */
-function genRead(g: Gen, size: 4 | 8, sg: number): void {
-  const last = 4096 - size;
-  let fast = `u8 = tv[ti]; o = to[ti] + (lo & 4095); vl = u8[o] | (u8[o + 1] << 8) | (u8[o + 2] << 16) | (u8[o + 3] << 24);`;
+function genRead(g: Gen, size: 1 | 2 | 4 | 8, sg: number): void {
+  const bytes = ["u8[o]", "(u8[o + 1] << 8)", "(u8[o + 2] << 16)", "(u8[o + 3] << 24)"];
+  let fast = `u8 = tv[ti]; o = to[ti] + (lo & 4095); vl = ${bytes.slice(0, Math.min(size, 4)).join(" | ")};`;
   if (size === 8) fast += " vh = u8[o + 4] | (u8[o + 5] << 8) | (u8[o + 6] << 16) | (u8[o + 7] << 24);";
-  const slow = size === 8 ? "vl = c.rd64(lo, hi); vh = c.hiOut;" : "vl = c.rd32(lo, hi);";
+  const slow = size === 8 ? "vl = c.rd64(lo, hi); vh = c.hiOut;" : `vl = c.rd${size * 8}(lo, hi);`;
+  const inPage = size === 1 ? "" : ` && (lo & 4095) <= ${4096 - size}`;
   g.emit(
-    `ti = ((lo >>> 12) ^ hi) & TM; if (tl[ti] === (lo & -4096) && th[ti] === hi && (tp[ti] & c.rMask) !== 0 && (lo & 4095) <= ${last}) { ${fast} } else { ${g.syncBeforeCode()}c.laSeg = ${sg}; ${slow} sw = 1; }`,
+    `ti = ((lo >>> 12) ^ hi) & TM; if (tl[ti] === (lo & -4096) && th[ti] === hi && (tp[ti] & c.rMask) !== 0${inPage}) { ${fast} } else { ${g.syncBeforeCode()}c.laSeg = ${sg}; ${slow} sw = 1; }`,
   );
+}
+
+/**
+ * MOVZX/MOVSX/MOVSXD (`A.movExt`: k = sign | source size << 2) into a 32- or 64-bit register from
+ * the value in `vl` (the source's low `src` bytes, zero-extended).
+ */
+function genExtend(g: Gen, i: XInsn): void {
+  const src = i.k >> 2;
+  if ((i.k & 3) === 0) {
+    g.setLo(i.reg, "vl");
+  } else {
+    g.emit(src === 1 ? "vl = (vl << 24) >> 24;" : src === 2 ? "vl = (vl << 16) >> 16;" : "vl = vl | 0;");
+    g.setLo(i.reg, "vl");
+    if (i.sz === 8) {
+      g.setHi(i.reg, "vl >> 31");
+      return;
+    }
+  }
+  g.setHi(i.reg, "0");
+}
+
+/** The low byte of register `n` as an 8-bit operand (AH..BH for 4-7 without REX). */
+function byteReg(g: Gen, i: XInsn, n: number): string {
+  if (n >= 4 && n < 8 && i.byteRegsHigh) return `((${g.rl(n - 4)} >> 8) & 255)`;
+  return `(${g.rl(n)} & 255)`;
 }
 
 /** Inline TLB write of `size` bytes (values in the given expressions) at lo/hi. */
@@ -546,6 +576,44 @@ function genInline(g: Gen, i: XInsn): boolean {
       genShift32(g, i.k & 7, (i.k >> 3 === 0 ? i.imm : 1) & 31, i.rm);
       return true;
     }
+    if (fn === A.movExt && (i.sz === 4 || i.sz === 8)) {
+      const src = i.k >> 2;
+      g.emit(`vl = ${src === 1 ? byteReg(g, i, i.rm) : src === 2 ? `(${g.rl(i.rm)} & 65535)` : g.rl(i.rm)};`);
+      genExtend(g, i);
+      return true;
+    }
+    if (fn === A.setcc) {
+      // SETcc r/m8 on a register: the low byte (or AH..BH) takes 0/1, the rest of the register stays.
+      const cond = g.condExpr(i.k);
+      if (i.rm >= 4 && i.rm < 8 && i.byteRegsHigh) {
+        const n = i.rm - 4;
+        g.emit(`vl = ${cond} ? 256 : 0;`);
+        g.setLo(n, `(${g.rl(n)} & -65281) | vl`);
+      } else {
+        g.emit(`vl = ${cond} ? 1 : 0;`);
+        g.setLo(i.rm, `(${g.rl(i.rm)} & -256) | vl`);
+      }
+      return true;
+    }
+    if (fn === A.cmovcc && (i.sz === 4 || i.sz === 8)) {
+      // Both registers in locals before the branch, so either path leaves the same state.
+      const sl = g.rl(i.rm);
+      const sh = g.rh(i.rm);
+      const dl = g.rl(i.reg);
+      const dh = g.rh(i.reg);
+      const cond = g.condExpr(i.k);
+      if (i.sz === 8) g.emit(`if (${cond}) { ${dl} = ${sl}; ${dh} = ${sh}; }`);
+      else g.emit(`if (${cond}) ${dl} = ${sl}; ${dh} = 0;`);
+      g.lo[i.reg] = DIRTY;
+      g.hi[i.reg] = DIRTY;
+      return true;
+    }
+    if (fn === A.testEI && (i.sz === 4 || i.sz === 8)) {
+      g.emit(`vl = ${g.rl(i.rm)};`);
+      if (i.sz === 4) genAlu(g, 4, 4, i.rm, String(i.imm | 0), "0", false);
+      else genAlu(g, 4, 8, i.rm, String(i.imm | 0), String(i.immHi | 0), false);
+      return true;
+    }
     if (fn === X.incDecR32) {
       genIncDec(g, i.k === 1, 4, i.rm);
       return true;
@@ -560,6 +628,12 @@ function genInline(g: Gen, i: XInsn): boolean {
     if (!genAddr(g, i, false)) return false;
     g.setLo(i.reg, "lo");
     g.setHi(i.reg, fn === X.lea64 ? "hi" : "0");
+    return true;
+  }
+  if (fn === A.movExt && (i.sz === 4 || i.sz === 8) && i.mode === 64) {
+    if (!genAddr(g, i, true)) return false;
+    genRead(g, (i.k >> 2) as 1 | 2 | 4, i.sg);
+    genExtend(g, i);
     return true;
   }
   const load = fn === X.load64 || fn === X.load32;

@@ -33,7 +33,7 @@ export interface DifftestOptions {
   mode?: DiffMode;
   /** Run every block through the block compiler (jit.ts, jit-gen.ts) instead of the interpreter. */
   jit?: boolean;
-  /** Only the one-byte opcodes jit-gen.ts emits inline (MOV, ALU, TEST, INC/DEC, LEA, shifts, PUSH/POP, Jcc...). */
+  /** Only the opcodes jit-gen.ts emits inline (MOV, ALU, TEST, INC/DEC, LEA, shifts, MOVZX/MOVSX, SETcc, CMOVcc, PUSH/POP, Jcc...). */
   inlineForms?: boolean;
 }
 
@@ -76,6 +76,16 @@ const INLINE_OPCODES = new Set<number>([
   ...Array.from({ length: 16 }, (_, k) => 0x70 + k),
 ]);
 
+/** Two-byte (0F) opcodes of the forms it covers: MOVZX/MOVSX, SETcc, CMOVcc. */
+const INLINE_OPCODES_0F = new Set<number>([
+  0xb6,
+  0xb7,
+  0xbe,
+  0xbf,
+  ...Array.from({ length: 16 }, (_, k) => 0x90 + k),
+  ...Array.from({ length: 16 }, (_, k) => 0x40 + k),
+]);
+
 function newSnippet(): SnippetIn {
   return {
     regs: new Int32Array(32),
@@ -94,7 +104,13 @@ export function runDifftest(o: DifftestOptions): DifftestResult {
   const bin = buildHarness();
   const mode = o.mode ?? 64;
   const all = buildTemplates(mode);
-  const templates = o.inlineForms ? all.filter((t) => t.map === 0 && INLINE_OPCODES.has(t.opcode)) : all;
+  const templates = o.inlineForms
+    ? all.filter(
+        (t) =>
+          (t.map === 0 && INLINE_OPCODES.has(t.opcode)) ||
+          (t.map === 1 && t.pfx === 0 && INLINE_OPCODES_0F.has(t.opcode)),
+      )
+    : all;
   const rng = new Rng(o.seed);
   const insn = new Insn();
   const emu = new EmulatedRunner(o.jit ?? false);
