@@ -4,7 +4,7 @@
 // (Linux) accepts only aligned breakpoint addresses and no I/O breakpoints, and shows no B bits of
 // disabled breakpoints: those cases are SDM-derived below.
 import { beforeAll, describe, expect, it } from "vitest";
-import { Cpu, CR4, F, FlatMemory, InterceptKind, RunExit, Vec } from "../src/index.js";
+import { Cpu, CR4, F, FlatMemory, RunExit, Vec } from "../src/index.js";
 import { CODE, PagedMachine, PTE } from "./helpers/paged.js";
 import { buildOracle, haveOracle, runOracle } from "./oracle/build.js";
 
@@ -113,16 +113,6 @@ function emulate(c: Case, rflags = 0): string {
   });
   m.cpu.dr7 = c.dr7 | 0x400;
   m.cpu.setRflags(m.cpu.getRflags() | rflags);
-  let hits = 0;
-  m.cpu.hooks = {
-    intercept: (kind, vec, err) => {
-      if (kind !== InterceptKind.EXCEPTION) return false;
-      m.faults.push({ vec, err });
-      // Under an intercept hook (VMX) the #DB's cause is in dbHits (the exit qualification).
-      hits = m.cpu.dbHits;
-      return true;
-    },
-  };
   const traps: string[] = [];
   for (let n = 0; n < 100; n++) {
     m.faults = [];
@@ -133,7 +123,7 @@ function emulate(c: Case, rflags = 0): string {
     expect(m.cpu.dr6 & 0x400f).toBe(0); // DR6 is untouched when the hook takes the #DB
     const off = (m.cpu.ripLo >>> 0) - CODE;
     const at = off >= 0 && off < bytes.length ? off.toString(16) : "x";
-    traps.push(`${at}:${(hits & 0x400f).toString(16)}`);
+    traps.push(`${at}:${(m.dbHits & 0x400f).toString(16)}`);
   }
   throw new Error("no end marker after 100 traps");
 }
@@ -207,16 +197,8 @@ describe("data breakpoints (SDM-derived)", () => {
     m.load([0xb8, 0x28, 0x00, 0x00, 0x00, 0x8e, 0xd8, 0xf4]);
     m.cpu.dr[4] = gdt + 0x28; // DR2
     m.cpu.dr7 = 0xb000420; // G2, R/W2 = 11, LEN2 = 10
-    let hits = 0;
-    const hooks = m.cpu.hooks!;
-    m.cpu.hooks = {
-      intercept: (k, a, b) => {
-        hits = m.cpu.dbHits;
-        return hooks.intercept(k, a, b);
-      },
-    };
     expect(m.run()?.vec).toBe(Vec.DB);
-    expect(hits).toBe(4);
+    expect(m.dbHits).toBe(4);
     expect(m.cpu.ripLo - CODE).toBe(7); // a trap: after MOV DS
   });
 });
@@ -270,18 +252,10 @@ describe("I/O breakpoints (CR4.DE = 1, R/W = 10)", () => {
     if (de) m.cpu.cr4 |= CR4.DE;
     m.cpu.dr[0] = port;
     m.cpu.dr7 = dr7 | 0x400;
-    let hits = 0;
-    const hooks = m.cpu.hooks!;
-    m.cpu.hooks = {
-      intercept: (k, a, b) => {
-        hits = m.cpu.dbHits;
-        return hooks.intercept(k, a, b);
-      },
-    };
     const f = m.run();
     if (f === null) return null;
     expect(f.vec).toBe(Vec.DB);
-    return { hits, off: m.cpu.ripLo - CODE };
+    return { hits: m.dbHits, off: m.cpu.ripLo - CODE };
   }
 
   it("IN AL, imm8 and OUT DX, AL hit a 1-byte port range", () => {

@@ -23,6 +23,11 @@ export class PagedMachine {
   readonly dv: DataView;
   readonly cpu: Cpu;
   faults: Fault[] = [];
+  /**
+   * `cpu.dbHits` when the last exception was taken: under an intercept hook (VMX) a #DB's cause
+   * (B0-B3, BS) is there, as the exit qualification, and DR6 is left alone.
+   */
+  dbHits = 0;
 
   /** `shared`: RAM in a SharedArrayBuffer (LOCK'd instructions then take the Atomics path). */
   constructor(cpl: 0 | 3 = 0, shared = false) {
@@ -41,6 +46,7 @@ export class PagedMachine {
       intercept: (kind, a, b) => {
         if (kind !== InterceptKind.EXCEPTION) return false;
         this.faults.push({ vec: a, err: b });
+        this.dbHits = this.cpu.dbHits;
         return true;
       },
     };
