@@ -26,7 +26,7 @@ import { NO_REG } from "../decoder/insn.js";
 import * as X from "./exec-fast.js";
 import * as Fl from "./exec-flow.js";
 import * as A from "./exec-int.js";
-import { LF, PARITY } from "./flags.js";
+import { LF, PARITY, ult64 } from "./flags.js";
 import type { OpCpu, XInsn } from "./operands.js";
 import { Seg } from "./state.js";
 
@@ -128,13 +128,20 @@ class Gen {
 
   /** Guest state to the CPU as before instruction `k` at byte offset `off`, for a slow path or fault. */
   syncBeforeCode(): string {
-    return (
-      this.spillRegsCode() +
-      this.spillFlagsCode() +
-      ripCode("c.ripLo", "c.ripHi", this.off) +
-      ripCode("c.nipLo", "c.nipHi", this.off + this.len) +
-      `c.curInsn = i${this.tag}; c.executed = ex + ${this.k}; `
-    );
+    return this.spillRegsCode() + this.spillFlagsCode() + this.insnStateCode();
+  }
+
+  /** RIP, next RIP, the instruction record and the retired count as the interpreter sets them before a handler. */
+  insnStateCode(): string {
+    return `${ripCode("c.ripLo", "c.ripHi", this.off)}${ripCode("c.nipLo", "c.nipHi", this.off + this.len)}c.curInsn = i${this.tag}; c.executed = ex + ${this.k}; `;
+  }
+
+  /**
+   * After a memory instruction: when its slow path ran (`sw`), note it for the loop's event check
+   * and leave after the instruction if the access stopped the block or dropped decoded code.
+   */
+  slowPathCheckCode(): string {
+    return `if (sw !== 0) { sw = 0; sl = 1; if (c.stopBlock || c.codeInvalidated) { ${this.leaveCode(this.off + this.len, this.k + 1)} } }`;
   }
 
   /** Code leaving the block with RIP at byte offset `off` after `count` instructions retired. */
@@ -667,9 +674,7 @@ function genCall(g: Gen, simple: boolean): void {
   if (simple) {
     g.emit(h);
   } else {
-    g.emit(
-      `${ripCode("c.ripLo", "c.ripHi", g.off)}${ripCode("c.nipLo", "c.nipHi", g.off + g.len)}c.curInsn = i${g.tag}; c.executed = ex + ${k};`,
-    );
+    g.emit(g.insnStateCode());
     g.emit(
       `${h} c.ripLo = c.nipLo; c.ripHi = c.nipHi; c.executed++; ex = c.executed - ${k + 1}; sl = 1; if (c.stopBlock || c.codeInvalidated) return;`,
     );
@@ -729,7 +734,8 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
         const m = index.get(off0 + to);
         if (m === undefined || straight) return g.leaveCode(to, n);
         const nm = blocks[m]!.insns.length;
-        return `ex += ${n}; pc = ${m}; if (ex + ${nm} > end || (sl !== 0 && ((sl = 0), (c.executed = ex), c.mustLeave(end)))) { ${g.spillRegsCode()}${ripCode("c.ripLo", "c.ripHi", to)}c.executed = ex; return; } continue;`;
+        // (`settle` already moved the flags to the CPU, so leaving here writes the registers and RIP.)
+        return `ex += ${n}; pc = ${m}; if (ex + ${nm} > end || (sl !== 0 && ((sl = 0), (c.executed = ex), c.mustLeave(end)))) { ${g.leaveCode(to, 0)} } continue;`;
       };
       /** Registers back in locals and flags to the CPU, as every block of a region starts. */
       const settle = (): void => {
@@ -758,9 +764,7 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
         if (genInline(g, i)) {
           inlined++;
           if (i.isMem) {
-            g.emit(
-              `if (sw !== 0) { sw = 0; sl = 1; if (c.stopBlock || c.codeInvalidated) { ${g.leaveCode(off + i.length, k + 1)} } }`,
-            );
+            g.emit(g.slowPathCheckCode());
           }
         } else {
           genCall(g, isSimple(i));
@@ -815,7 +819,7 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
     `let ${Array.from({ length: 16 }, (_, r) => `a${r} = 0, b${r} = 0`).join(", ")};`;
   const src = `"use strict"; return function block(c, end) {\n${decl}\n${pre}\n${g.out}};`;
   const factory = new Function("P", "ult", "TM", ...g.params, src);
-  return factory(PARITY, ult, tlbMask, ...g.args) as GeneratedBlock;
+  return factory(PARITY, ult64, tlbMask, ...g.args) as GeneratedBlock;
 }
 
 /** Page offsets a block may continue at without leaving through a handler (branch targets, fall-through). */
@@ -847,18 +851,10 @@ function usedHi(code: string, r: number): boolean {
   return new RegExp(`\\bb${r}\\b`).test(code);
 }
 
-/** Unsigned 64-bit a < b on halves. */
-function ult(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
-  return aHi >>> 0 < bHi >>> 0 || (aHi === bHi && aLo >>> 0 < bLo >>> 0);
-}
-
 /** The block's last instruction through its handler; RIP from the handler's next RIP. */
 function genLastCall(g: Gen): void {
-  const k = g.k;
   g.spillAll();
-  g.emit(
-    `${ripCode("c.ripLo", "c.ripHi", g.off)}${ripCode("c.nipLo", "c.nipHi", g.off + g.len)}c.curInsn = i${g.tag}; c.executed = ex + ${k};`,
-  );
+  g.emit(g.insnStateCode());
   g.emit(`h${g.tag}(c, i${g.tag}); c.ripLo = c.nipLo; c.ripHi = c.nipHi; c.executed++; return;`);
   g.forgetAll();
 }
@@ -902,9 +898,7 @@ function genLastInline(g: Gen, i: XInsn): boolean {
   }
   if (genInline(g, i)) {
     if (i.isMem) {
-      g.emit(
-        `if (sw !== 0) { sw = 0; sl = 1; if (c.stopBlock || c.codeInvalidated) { ${g.leaveCode(g.off + g.len, k + 1)} } }`,
-      );
+      g.emit(g.slowPathCheckCode());
     }
     return true;
   }
