@@ -4,7 +4,7 @@
 // after the tables changed; they show which entries an instruction did and did not invalidate.
 import { describe, expect, it } from "vitest";
 import { CR4, Vec } from "../src/index.js";
-import { CODE, I, PagedMachine, PTE } from "./helpers/paged.js";
+import { CODE, type Fault, I, PagedMachine, PTE } from "./helpers/paged.js";
 
 const A = 0x100000;
 const B = 0x101000;
@@ -178,5 +178,85 @@ describe("other invalidations", () => {
     m.setReg(2, 4);
     m.load([...invpcid, ...I.hlt], CODE + 0x300);
     expect(m.run()).toEqual({ vec: Vec.GP, err: 0 });
+  });
+});
+
+// Block links and the jump cache stand for fetch translations: they must be dropped exactly when the
+// TLB entry they were made through would be (global ones survive MOV CR3, SDM Vol. 3 4.10.4.1), and
+// a link made at one CPL must not serve another.
+describe("decoded-code links follow the fetch translations", () => {
+  const XG = 0x120000; // global page
+  const XN = 0x121000; // non-global page
+  /** XG and XN each run `mov eax, <n>; hlt`: 1 from their first physical page, 2 from the second. */
+  const primed = (): PagedMachine => {
+    const m = new PagedMachine();
+    m.cpu.cr4 |= CR4.PGE;
+    m.cpu.tlbFlushAll();
+    m.ram.set([0xb8, 1, 0, 0, 0, ...I.hlt], 0x130000);
+    m.ram.set([0xb8, 2, 0, 0, 0, ...I.hlt], 0x131000);
+    m.ram.set([0xb8, 1, 0, 0, 0, ...I.hlt], 0x132000);
+    m.ram.set([0xb8, 2, 0, 0, 0, ...I.hlt], 0x133000);
+    m.map(XG, 0x130000, PTE.P | PTE.G);
+    m.map(XN, 0x132000, PTE.P);
+    m.load([...I.jmpRbx]);
+    for (const x of [XG, XN, XG, XN, XG, XN]) {
+      m.setReg(3, x);
+      m.cpu.ripLo = CODE;
+      expect(m.run()).toBeNull();
+      expect(m.reg(0)).toBe(1);
+    }
+    // Both remapped behind the TLB's back.
+    m.map(XG, 0x131000, PTE.P | PTE.G);
+    m.map(XN, 0x133000, PTE.P);
+    return m;
+  };
+  const jumpTo = (m: PagedMachine, x: number, at: number, before: number[] = []): Fault | null => {
+    m.setReg(3, x);
+    m.load([...before, ...I.jmpRbx], CODE + at);
+    return m.run();
+  };
+
+  it("MOV CR3 keeps what was reached through a global translation and drops the rest", () => {
+    const m = primed();
+    expect(jumpTo(m, XN, 0x100, [...I.movRaxCr3, ...I.movCr3Rax])).toBeNull();
+    expect(m.reg(0)).toBe(2);
+    expect(jumpTo(m, XG, 0x200, [...I.movRaxCr3, ...I.movCr3Rax])).toBeNull();
+    expect(m.reg(0)).toBe(1);
+    // The same jump again, now from a block linked to XG: still the global translation.
+    m.cpu.ripLo = CODE + 0x200;
+    expect(m.run()).toBeNull();
+    expect(m.reg(0)).toBe(1);
+  });
+
+  it("INVLPG and clearing CR4.PGE drop what was reached through a global translation", () => {
+    const m = primed();
+    expect(jumpTo(m, XG, 0x100, [...I.invlpgRbx])).toBeNull();
+    expect(m.reg(0)).toBe(2);
+    const n = primed();
+    n.setReg(0, n.cpu.cr4 & ~CR4.PGE);
+    expect(jumpTo(n, XG, 0x100, [...I.movCr4Rax])).toBeNull();
+    expect(n.reg(0)).toBe(2);
+  });
+
+  it("code reached at CPL 0 through a global supervisor translation is not reached again at CPL 3", () => {
+    const m = primed();
+    // To CPL 3 as SYSRET does it (no TLB flush), with the jump on a user page.
+    const USER = 0x140000;
+    m.map(USER, USER, PTE.P | PTE.U);
+    const c = m.cpu;
+    for (const s of [1, 2]) {
+      c.segSel[s] = (c.segSel[s]! | 3) & 0xffff;
+      c.segAttr[s] = c.segAttr[s]! | (3 << 5);
+    }
+    c.cpl = 3;
+    c.segCacheAll();
+    c.updateMode();
+    c.updateAccessMasks();
+    m.setReg(3, XG);
+    m.load([...I.jmpRbx], USER);
+    m.cpu.ripLo = USER;
+    // The fetch at XG: a supervisor page from user mode, #PF(P | U | I/D).
+    expect(m.run()).toEqual({ vec: Vec.PF, err: 0x15 });
+    expect(c.ripLo).toBe(XG);
   });
 });

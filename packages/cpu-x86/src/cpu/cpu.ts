@@ -77,25 +77,35 @@ const DR6_BS = 1 << 14;
 
 /** A decoded straight-line block: runs until its last instruction (a branch, or the page end). */
 export class Block {
-  /** False once its page's code was dropped (links to it are then ignored). */
-  valid = true;
-  /** Executions so far (the block is compiled at `jitThreshold`) and the compiled form. */
-  hits = 0;
-  compiled: CompiledBlock | null = null;
-  /** Decode mode the block was built for. */
-  mode: 16 | 32 | 64 = 64;
-  /** Two cached successors (fall-through and taken), valid while `epoch` matches the CPU's. */
-  epoch = -1;
+  // Field order is layout: what the block runner reads on every dispatch (the link check, then the
+  // chosen block's validity, instructions and compiled form) fills the object's first cache line.
+  /**
+   * Two cached successors (fall-through and taken) by linear RIP, each valid while its epoch
+   * (`epoch` for l1, `l2Ep` for l2) is the CPU's `linkEpoch` or `globalLinkEpoch` (state.ts).
+   */
+  epoch = 0x7fffffff;
   l1: Block | null = null;
   l1Lo = 0;
   l1Hi = 0;
+  /** False once its page's code was dropped (links to it are then ignored). */
+  valid = true;
+  readonly insns: XInsn[];
+  /** Executions so far (the block is compiled at `jitThreshold`) and the compiled form. */
+  compiled: CompiledBlock | null = null;
+  /** Physical page of the code (-1: not cached, `crossPageBlock`). A small integer, never a double. */
+  readonly pfn: number;
+  hits = 0;
   l2: Block | null = null;
   l2Lo = 0;
   l2Hi = 0;
-  constructor(
-    readonly insns: XInsn[],
-    readonly pfn: number,
-  ) {}
+  l2Ep = 0x7fffffff;
+  /** Decode mode the block was built for. */
+  mode: 16 | 32 | 64 = 64;
+  constructor(insns: XInsn[], pfn: number) {
+    this.insns = insns;
+    // `pfn` comes from the TLB's Float64Array: stored as is it would make the field a boxed double.
+    this.pfn = pfn | 0;
+  }
 }
 
 /** Port I/O that reads all-ones and ignores writes (no device on the bus). */
@@ -200,6 +210,8 @@ export class Cpu extends SysCpu {
   private readonly scratch = new Uint8Array(16);
   private readonly crossInsn = new XInsn();
   private readonly crossBlock = new Block([this.crossInsn], -1);
+  /** Whether `currentBlock`'s fetch went through a global translation (its links may use `globalLinkEpoch`). */
+  private fetchGlobal = false;
   /**
    * Self-modifying code: per physical page, the decoded-code drops in the current window
    * (`smcHits`), and the pages that are decoded one instruction at a time, uncached, until the
@@ -212,12 +224,12 @@ export class Cpu extends SysCpu {
   /**
    * Jump cache (QEMU's tb_jmp_cache): the last block found at a RIP, direct-mapped by RIP, for the
    * branches whose targets the two links of a block do not hold (returns, indirect calls). An entry
-   * serves while `linkEpoch` is the one it was filled in, the same rule the links follow.
+   * serves while the epoch it was filled in is current, the same rule the links follow.
    */
   private readonly jcBlock: (Block | null)[] = new Array<Block | null>(JC_SIZE).fill(null);
   private readonly jcLo = new Int32Array(JC_SIZE);
   private readonly jcHi = new Int32Array(JC_SIZE);
-  private readonly jcEpoch = new Int32Array(JC_SIZE).fill(-1);
+  private readonly jcEpoch = new Int32Array(JC_SIZE).fill(0x7fffffff);
 
   constructor(opts: CpuOptions) {
     super(opts.memory, opts.translator ?? { translate: () => false });
@@ -560,49 +572,71 @@ export class Cpu extends SysCpu {
       const limit = end - this.executed;
       const prev = this.prevBlock;
       let b: Block | null = null;
-      if (prev !== null && prev.epoch === this.linkEpoch) {
-        const lo = this.ripLo;
-        const hi = this.ripHi;
-        if (prev.l1 !== null && prev.l1Lo === lo && prev.l1Hi === hi && prev.l1.valid) b = prev.l1;
-        else if (prev.l2 !== null && prev.l2Lo === lo && prev.l2Hi === hi && prev.l2.valid) b = prev.l2;
+      const lo = this.ripLo;
+      const hi = this.ripHi;
+      // A link or jump-cache entry serves under the epoch it was made in: `linkEpoch`, or for code
+      // fetched through a global translation `globalLinkEpoch`, which MOV CR3 leaves alone.
+      const ep = this.linkEpoch;
+      const gep = this.globalLinkEpoch;
+      if (prev !== null) {
+        const l1 = prev.l1;
+        if (
+          l1 !== null &&
+          prev.l1Lo === lo &&
+          prev.l1Hi === hi &&
+          (prev.epoch === ep || prev.epoch === gep) &&
+          l1.valid
+        )
+          b = l1;
+        else {
+          const l2 = prev.l2;
+          if (
+            l2 !== null &&
+            prev.l2Lo === lo &&
+            prev.l2Hi === hi &&
+            (prev.l2Ep === ep || prev.l2Ep === gep) &&
+            l2.valid
+          )
+            b = l2;
+        }
       }
       if (b === null) {
-        const lo = this.ripLo;
-        const hi = this.ripHi;
         // Keyed by linear address: in real mode the same IP under another CS is other code.
         const lin = this.ripLinearLo();
         const j = (lin ^ (lin >>> 10) ^ hi) & JC_MASK;
         const cached = this.jcBlock[j]!;
+        let bep = this.jcEpoch[j]!;
         if (
           cached !== null &&
           this.jcLo[j] === lin &&
           this.jcHi[j] === hi &&
-          this.jcEpoch[j] === this.linkEpoch &&
+          (bep === ep || bep === gep) &&
           cached.valid
         ) {
           b = cached;
         } else {
           b = this.currentBlock();
+          // currentBlock may have changed the epochs (a TLB fill after a #PF drops links).
+          bep = this.fetchGlobal ? this.globalLinkEpoch : this.linkEpoch;
           if (b.pfn >= 0) {
             this.jcBlock[j] = b;
             this.jcLo[j] = lin;
             this.jcHi[j] = hi;
-            this.jcEpoch[j] = this.linkEpoch;
+            this.jcEpoch[j] = bep;
           }
         }
         if (prev !== null && b.pfn >= 0) {
-          if (prev.epoch !== this.linkEpoch) {
-            prev.epoch = this.linkEpoch;
-            prev.l1 = prev.l2 = null;
-          }
-          if (prev.l1 === null || !prev.l1.valid) {
+          const l1 = prev.l1;
+          if (l1 === null || !l1.valid || (prev.epoch !== ep && prev.epoch !== gep)) {
             prev.l1 = b;
             prev.l1Lo = lo;
             prev.l1Hi = hi;
+            prev.epoch = bep;
           } else {
             prev.l2 = b;
             prev.l2Lo = lo;
             prev.l2Hi = hi;
+            prev.l2Ep = bep;
           }
         }
       }
@@ -730,6 +764,7 @@ export class Cpu extends SysCpu {
       hi = 0;
     }
     const ti = this.fetchLookup(lo, hi);
+    this.fetchGlobal = this.tlbIsGlobal(ti);
     const off = lo & 0xfff;
     const mode = this.codeMode;
     const key = (off << 2) | (mode === 16 ? 0 : mode === 32 ? 1 : 2);

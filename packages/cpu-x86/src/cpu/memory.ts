@@ -267,7 +267,7 @@ export class MemCpu extends FlagsCpu {
     }
     this.tlbGlobals = globals;
     this.tlbLarge = large;
-    this.newLinkEpoch();
+    this.newNonGlobalLinkEpoch();
   }
 
   /**
@@ -744,6 +744,11 @@ export class MemCpu extends FlagsCpu {
    */
   fetchLookup(lo: number, hi: number): number {
     return this.tlbLookup(lo, hi, ACC_FETCH);
+  }
+
+  /** True when TLB entry `i` holds a global translation (PTE.G with CR4.PGE = 1). */
+  tlbIsGlobal(i: number): boolean {
+    return (this.tlbPerm[i]! & P_GLOBAL) !== 0;
   }
 
   tlbIsMmio(i: number): boolean {

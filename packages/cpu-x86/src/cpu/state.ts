@@ -363,6 +363,13 @@ export class CpuState {
    * an interrupt from user mode and its IRET) the links made at each level serve again.
    */
   linkEpoch = 0;
+  /**
+   * The epoch of links to code fetched through a global translation (PTE.G with CR4.PGE): those
+   * translations survive MOV CR3 (SDM Vol. 3 4.10.4.1), so links into kernel code need not be
+   * dropped at every context switch. It moves with `linkEpoch` except at the non-global flush, and
+   * has the same low CPL bits; it is always negative, so never equal to a `linkEpoch`.
+   */
+  globalLinkEpoch = -4;
   /** What `linkEpoch` was last moved for: decode mode, CPL, CS base and limit. */
   private linkMode = -1;
   private linkCpl = -1;
@@ -459,16 +466,24 @@ export class CpuState {
       this.linkCpl = this.cpl;
       this.linkCsBase = base;
       this.linkCsLimit = limit;
-      this.linkEpoch = ((this.linkEpoch & ~3) + 4) | this.cpl;
+      this.linkEpoch = (((this.linkEpoch & ~3) + 4) & 0x7fffffff) | this.cpl;
+      this.globalLinkEpoch = ((this.globalLinkEpoch & ~3) - 4) | this.cpl | 0x80000000;
     } else if (this.cpl !== this.linkCpl) {
       this.linkCpl = this.cpl;
       this.linkEpoch = (this.linkEpoch & ~3) | this.cpl;
+      this.globalLinkEpoch = (this.globalLinkEpoch & ~3) | this.cpl;
     }
   }
 
   /** Drops every block link and jump-cache entry: a new generation at the same CPL. */
   newLinkEpoch(): void {
-    this.linkEpoch = (this.linkEpoch + 4) | 0;
+    this.linkEpoch = (this.linkEpoch + 4) & 0x7fffffff;
+    this.globalLinkEpoch = (this.globalLinkEpoch - 4) | 0x80000000;
+  }
+
+  /** Drops the links and jump-cache entries of code fetched through non-global translations. */
+  newNonGlobalLinkEpoch(): void {
+    this.linkEpoch = (this.linkEpoch + 4) & 0x7fffffff;
   }
 
   /** Plain named-field snapshot of the integer and SSE state. */
