@@ -307,3 +307,41 @@ describe("MOV DR4 / DR5", () => {
     expect(m.cpu.dr7).toBe(0x20401);
   });
 });
+
+describe("DR7.GD, general detect (SDM Vol. 3 18.2.4)", () => {
+  it("a MOV from a debug register is a #DB fault with DR6.BD; the handler is entered with GD clear", () => {
+    // mov eax, dr6 (0F 21 F0); hlt. The handler at 0x8000: mov ebx, dr7; hlt.
+    const { cpu, ram, dv } = realMode([0x0f, 0x21, 0xf0, 0xf4]);
+    ram.set([0x0f, 0x21, 0xfb, 0xf4], 0x8000);
+    cpu.dr7 = 0x2400;
+    cpu.dr6 = 0xffff0ff1 | 0;
+    cpu.r[0] = 0x1234;
+    expect(cpu.run(100)).toBe(RunExit.HLT);
+    expect(cpu.ripLo & 0xffff).toBe(0x8004); // the handler's MOV DR ran (GD was cleared), then its HLT
+    expect(cpu.r[0]).toBe(0x1234); // a fault: the MOV did not happen
+    expect(dv.getUint16(0x7000 - 6, true)).toBe(0x7c00); // the saved IP is the MOV's
+    expect(cpu.dr6 & 0xe00f).toBe(0x2001); // BD set, B0 left alone
+    expect(cpu.dr7).toBe(0x400);
+    expect(cpu.r[6]).toBe(0x400); // what the handler read
+  });
+
+  it("under an intercept hook, a MOV to DR0 reports BD as the #DB's cause and DR7 keeps GD", () => {
+    const m = new PagedMachine(0);
+    m.load([0x0f, 0x23, 0xc0, 0xf4]); // mov dr0, rax; hlt
+    m.setReg(0, 0x5000);
+    m.cpu.dr7 = 0x2400;
+    expect(m.run()).toEqual({ vec: Vec.DB, err: -1 });
+    expect(m.dbHits).toBe(0x2000);
+    expect(m.cpu.ripLo).toBe(CODE);
+    expect([m.cpu.dr[0], m.cpu.dr7]).toEqual([0, 0x2400]);
+  });
+
+  it("the #GP of a MOV DR above CPL 0 comes before general detect", () => {
+    const m = new PagedMachine(3);
+    m.map(CODE, CODE, PTE.P | PTE.U);
+    m.cpu.tlbFlushAll();
+    m.load([0x0f, 0x21, 0xf8, 0xf4]); // mov rax, dr7
+    m.cpu.dr7 = 0x2400;
+    expect(m.run()).toEqual({ vec: Vec.GP, err: 0 });
+  });
+});

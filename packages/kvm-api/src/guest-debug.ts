@@ -32,6 +32,8 @@ export const KVM_GUESTDBG_VALID_MASK =
 export const DR6_ACTIVE_LOW = 0xffff0ff0n;
 /** DR6.BS: single step. */
 export const DR6_BS = 0x4000n;
+/** DR6.BD: a general-detect #DB (SDM Vol. 3 18.2.3). */
+export const DR6_BD = 0x2000n;
 
 /** `struct kvm_guest_debug`: `control` and `arch.debugreg[8]`. */
 export interface KvmGuestDebug {

@@ -331,3 +331,33 @@ describe("KVM_GET/SET_DEBUGREGS on a running guest", () => {
     expect(d.dr7).toBe(0x400n);
   });
 });
+
+describe("DR7.GD, general detect (SDM Vol. 3 18.2.4)", () => {
+  // mov eax, 0x1234; mov dr0, eax; out 0x10, al; hlt  (real mode)
+  const code = [0x66, 0xb8, 0x34, 0x12, 0, 0, 0x0f, 0x23, 0xc0, 0xe6, 0x10, 0xf4];
+
+  it("USE_HW_BP with GD: the MOV DR exits to userspace with DR6.BD before it moves anything", () => {
+    const m = machine();
+    m.ram.set(code, 0x1000);
+    realMode(m, 0x1000);
+    setDebug(m, KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_HW_BP, [0n, 0n, 0n, 0n, 0n, 0n, 0n, 0x2000n]);
+    const e = debugExit(next(m));
+    expect([e.exception, e.pc, e.dr6 & 0xe00fn, e.dr7]).toEqual([1, 0x1006n, 0x2000n, 0x2400n]);
+    setDebug(m, 0);
+    expect(line(next(m))).toBe("io out 0x10 1 34");
+    expect(m.vcpu.getDebugRegs().db[0]).toBe(0x1234n);
+  });
+
+  it("the guest's own GD: a #DB in the guest with DR6.BD, entered with GD clear", () => {
+    const m = machine();
+    m.ram.set(code, 0x1000);
+    // IVT[1] = 0000:2000: mov eax, dr6; out 0x11, al; hlt  (DR6 low byte: B0-B3 and bits 4-7)
+    m.ram.set([0x0f, 0x21, 0xf0, 0xe6, 0x11, 0xf4], 0x2000);
+    new DataView(m.ram.buffer).setUint32(4, 0x2000, true);
+    realMode(m, 0x1000);
+    m.vcpu.setDebugRegs({ ...m.vcpu.getDebugRegs(), dr6: 0xffff0ff0n, dr7: 0x2400n });
+    expect(line(next(m))).toBe("io out 0x11 1 f0");
+    const d = m.vcpu.getDebugRegs();
+    expect([d.dr6 & 0xe00fn, d.dr7, d.db[0]]).toEqual([0x2000n, 0x400n, 0n]);
+  });
+});

@@ -35,7 +35,7 @@ import { REGION_MAX, type RegionBlock, succs } from "./jit-gen.js";
 import { FAULT, TRANSLATION_EXIT, Vec } from "./memory.js";
 import { XInsn } from "./operands.js";
 import type { CpuStateSnapshot } from "./state.js";
-import { AR, CpuStateError, CR4, F, Seg } from "./state.js";
+import { AR, CpuStateError, CR4, DR7_GD, F, Seg } from "./state.js";
 import { SysCpu } from "./sysregs.js";
 
 /** The CPU snapshot: integer/SSE state plus the x87 unit. */
@@ -554,6 +554,9 @@ export class Cpu extends SysCpu {
       this.dr6 |= hits;
       this.dbHits = 0;
     }
+    // SDM Vol. 3 18.2.4: entering the #DB handler clears DR7.GD, so that it can use the debug
+    // registers (not on a VM exit: the handler is not entered).
+    if (vec === Vec.DB) this.dr7 &= ~DR7_GD;
     if (vec === Vec.PF) {
       this.cr2Lo = this.pfLo;
       this.cr2Hi = this.pfHi;

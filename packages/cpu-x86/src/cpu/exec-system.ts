@@ -10,7 +10,7 @@ import { EventType } from "./exceptions.js";
 import { InterceptKind as IK } from "./interfaces.js";
 import { Vec } from "./memory.js";
 import type { XInsn } from "./operands.js";
-import { CR0, CR4, EFER, F, M64, Msr, Seg } from "./state.js";
+import { CR0, CR4, DR7_GD, EFER, F, M64, Msr, Seg } from "./state.js";
 
 type C = Cpu;
 type I = XInsn;
@@ -200,6 +200,9 @@ export function movCr(c: C, i: I): void {
   c.stopBlock = true;
 }
 
+/** DR6.BD: the #DB is a general-detect fault (SDM Vol. 3 18.2.3). */
+const DR6_BD = 1 << 13;
+
 /** MOV r, DRn (k=0) / MOV DRn, r (k=1). */
 export function movDr(c: C, i: I): void {
   requireCpl0(c);
@@ -209,6 +212,12 @@ export function movDr(c: C, i: I): void {
   if (dr === 4) dr = 6;
   if (dr === 5) dr = 7;
   if (c.intercept(IK.MOV_DR, dr | (i.k << 4) | (i.rm << 8), 0)) return;
+  // DR7.GD: any access to a debug register is a #DB fault with DR6.BD, before the move (SDM Vol. 3
+  // 18.2.4). A MOV-DR VM exit comes first (KVM's handle_dr emulates the #DB for that reason).
+  if ((c.dr7 & DR7_GD) !== 0) {
+    c.dbHits = DR6_BD;
+    c.raise(Vec.DB);
+  }
   const sz = c.codeMode === 64 ? 8 : 4;
   if (i.k === 0) {
     if (dr < 4) c.setReg(sz, i.rm, c.dr[dr * 2]!, c.dr[dr * 2 + 1]!, i);

@@ -95,6 +95,9 @@ export const CR4 = {
 } as const;
 
 /** EFER bits (SDM Vol. 3 2.2.1). */
+/** DR7.GD, general detect (SDM Vol. 3 18.2.4): MOV to or from a debug register raises #DB. */
+export const DR7_GD = 1 << 13;
+
 export const EFER = { SCE: 1 << 0, LME: 1 << 8, LMA: 1 << 10, NXE: 1 << 11 } as const;
 
 /** Model-specific registers the CPU implements (SDM Vol. 4). Any other index raises #GP(0). */

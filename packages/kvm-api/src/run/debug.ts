@@ -22,6 +22,7 @@ import { F, INTR_INFO_VALID, IntrType, Proc } from "@tskvm/vmx";
 import { KVM_EXIT_DEBUG, type KvmExit } from "../exits.js";
 import {
   DR6_ACTIVE_LOW,
+  DR6_BD,
   DR6_BS,
   KVM_GUESTDBG_SINGLESTEP,
   KVM_GUESTDBG_USE_HW_BP,
@@ -162,6 +163,20 @@ export class GuestDebugUnit {
     if (vector === DB && c & (KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_USE_HW_BP))
       return this.exit(DB, qualification);
     return null;
+  }
+
+  /**
+   * handle_dr()'s general detect: the MOV-DR exit comes before the #DB that DR7.GD (in the DR7 the
+   * guest runs with, userspace's under USE_HW_BP) raises for the MOV (SDM Vol. 3 18.2.4), so the
+   * kernel raises it: KVM_EXIT_DEBUG with DR6.BD under USE_HW_BP, else a #DB for the guest with
+   * DR6.BD set. Null when GD is clear and the MOV goes ahead.
+   */
+  generalDetect(): KvmExit | "injected" | null {
+    if ((this.v.get64(F.GUEST_DR7) & 0x2000n) === 0n) return null;
+    if (this.control & KVM_GUESTDBG_USE_HW_BP) return this.exit(DB, DR6_BD);
+    this.b.cpu.dr6 |= Number(DR6_BD);
+    this.b.handlers.injectException(DB, null);
+    return "injected";
   }
 
   /**

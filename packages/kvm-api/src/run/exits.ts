@@ -307,10 +307,14 @@ export class ExitHandlers {
         return null;
       case ExitReason.MONITOR_TRAP_FLAG:
         return b.debug.stepExit();
-      case ExitReason.DR_ACCESS:
+      case ExitReason.DR_ACCESS: {
+        const gd = b.debug.generalDetect();
+        if (gd === "injected") return null;
+        if (gd !== null) return gd;
         if (!b.debug.movDr(qual)) this.injectException(13, 0);
         else this.skip(len);
         return null;
+      }
       case ExitReason.CR_ACCESS:
         return this.crAccess(qual, len);
       case ExitReason.IO_INSTRUCTION:
