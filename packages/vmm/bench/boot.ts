@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { DEFAULT_APPEND } from "../src/config.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const guests = resolve(here, "../../../guests");
@@ -156,7 +157,7 @@ if (ensureQemu()) {
     "-initrd",
     initrd,
     "-append",
-    "console=ttyS0 reboot=k",
+    DEFAULT_APPEND,
     "-nographic",
     "-no-reboot",
     "-nic",

@@ -23,7 +23,7 @@ describe("createVm (the JS API)", () => {
       hostDecompressed: true,
     });
     expect(vm.cpu.mode).toBe("long");
-    expect(vm.cmdline).toBe("console=ttyS0 reboot=k");
+    expect(vm.cmdline).toBe("console=ttyS0 reboot=k noreplace-smp");
     expect(vm.virtio.map((v) => v.kind)).toEqual(["console", "rng", "balloon"]);
     // The MP table is where Linux scans for it.
     const fp = new Uint8Array(4);
@@ -152,7 +152,7 @@ describe("createVm (the JS API)", () => {
     expect(readFileSync(img).length % 512).toBe(0);
     const vm = await createVm(parseVmOptions({ disk: [`${img},ro,mmio`], mem: "64M" }, bundled));
     expect(vm.cmdline).toBe(
-      `console=ttyS0 reboot=k virtio_mmio.device=4K@0x${VIRTIO_MMIO_BASE.toString(16)}:5`,
+      `console=ttyS0 reboot=k noreplace-smp virtio_mmio.device=4K@0x${VIRTIO_MMIO_BASE.toString(16)}:5`,
     );
     await expect(
       createVm(parseVmOptions({ kernel: resolve(GUESTS, "README.md") }, bundled)),
