@@ -5,6 +5,7 @@ export * from "./actions.js";
 export * from "./boot/cpu-state.js";
 export * from "./boot/linux.js";
 export * from "./boot/mptable.js";
+export * from "./boot/pirtable.js";
 export * from "./boot/multiboot.js";
 export * from "./boot/payload.js";
 export * from "./config.js";

@@ -5,6 +5,7 @@
  * irqchip, once kvm-api is wired) and machine-level events go to one callback.
  */
 import { type MpTableLayout, type PciIntxRoute, writeMpTable } from "./boot/mptable.js";
+import { writePirTable } from "./boot/pirtable.js";
 import { type IrqLine, PortBus } from "./devices/bus.js";
 import { CMOS_INDEX_PORT, Cmos, RTC_IRQ } from "./devices/cmos.js";
 import { I8042, I8042_AUX_IRQ, I8042_COMMAND_PORT, I8042_DATA_PORT, I8042_KBD_IRQ } from "./devices/i8042.js";
@@ -121,7 +122,7 @@ export function kernelCmdline(append: string, placed: VirtioPlacement[]): string
   return [append, ...extra].filter((s) => s !== "").join(" ");
 }
 
-/** Write the MP table with the PCI INTx routes of the placed devices. */
+/** Write the MP table with the PCI INTx routes of the placed devices, and the (empty) $PIR table. */
 export function writePlatformTables(
   mem: GuestMemory,
   cpus: number,
@@ -130,5 +131,6 @@ export function writePlatformTables(
   const pciRoutes: PciIntxRoute[] = placed.flatMap((p) =>
     p.transport === "pci" ? [{ slot: p.slot, pin: 1, ioapicPin: p.intxPin }] : [],
   );
+  writePirTable(mem);
   return writeMpTable(mem, { cpus, pciRoutes });
 }
