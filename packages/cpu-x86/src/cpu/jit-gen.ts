@@ -23,6 +23,7 @@
  */
 
 import { NO_REG } from "../decoder/insn.js";
+import { syscall, sysret } from "./exec-far.js";
 import * as X from "./exec-fast.js";
 import * as Fl from "./exec-flow.js";
 import * as A from "./exec-int.js";
@@ -786,6 +787,10 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
         g.emit(`if (tk) { ${check}${goto(taken)} }`);
         if (lf !== Fl.jmpRel) g.emit(goto(fall));
         inlined++;
+      } else if (!straight && isSysTransfer(last)) {
+        genSysDispatch(g, blocks);
+        settle();
+        g.emit("continue;");
       } else if (genLastInline(g, last)) {
         inlined++;
         if (!isExit(last)) {
@@ -831,6 +836,41 @@ export function succs(b: RegionBlock, total: number): number[] {
   if (lf === Fl.jcc || lf === Fl.jccZ) return [end + (last.imm | 0), end];
   if (isExit(last) || !isPlainLast(last)) return [];
   return [end];
+}
+
+/**
+ * SYSCALL and SYSRET: their targets (IA32_LSTAR, RCX) are known only when they run, but a loop of
+ * system calls often has both ends in one page, so the region goes on at whichever of its blocks
+ * the new RIP names (cpu.ts `regionAt` adds the likely ones).
+ */
+export function isSysTransfer(i: XInsn): boolean {
+  return i.fn === syscall || i.fn === sysret;
+}
+
+/**
+ * The last instruction through its handler (SYSCALL/SYSRET), then on to the region's block at the
+ * new RIP, with `pc` set, when the region may run it: still 64-bit mode (SYSRET may return to
+ * compatibility mode), the same linear page, that page's translation still in the TLB for the code
+ * page being run, executable at the new CPL (a supervisor page at CPL 3, a user page at CPL 0 under
+ * SMEP: the runner then takes the fetch fault), the block within the budget, and nothing for `run`
+ * to see (`mustLeave`: events, shadows, breakpoints; a TF set by SYSRET stops the block itself).
+ * Otherwise it returns with the state the handler left, as `genLastCall` does.
+ */
+function genSysDispatch(g: Gen, blocks: readonly RegionBlock[]): void {
+  g.spillAll();
+  g.emit(g.insnStateCode());
+  g.emit(`h${g.tag}(c, i${g.tag}); c.ripLo = c.nipLo; c.ripHi = c.nipHi; ex = ++c.executed; sl = 0;`);
+  g.forgetAll();
+  g.emit("lo = c.ripLo; hi = c.ripHi; ti = ((lo >>> 12) ^ hi) & TM;");
+  g.emit(
+    "if (c.stopBlock || c.codeInvalidated || c.codeMode !== 64 || hi !== rip0h || ((lo ^ rip0) & -4096) !== 0 || tl[ti] !== (lo & -4096) || th[ti] !== hi || (tp[ti] & c.xMask) === 0 || c.tlbPfn[ti] !== c.curCodePfn || c.mustLeave(end)) return;",
+  );
+  let cases = "";
+  for (let m = 0; m < blocks.length; m++) {
+    const b = blocks[m]!;
+    cases += `case ${b.off}: if (ex + ${b.insns.length} > end) return; pc = ${m}; break; `;
+  }
+  g.emit(`switch (lo & 4095) { ${cases}default: return; }`);
 }
 
 /** Last instructions the generator always leaves the function after (RIP from the instruction). */

@@ -4,13 +4,16 @@
  * mode, and stack pushes/pops.
  */
 import { MemCpu, Vec } from "./memory.js";
-import { AR, CR0, F, Seg } from "./state.js";
+import { AR, CR0, EFER, F, Seg } from "./state.js";
 
 /** Per-segment access summary kept beside the hidden part (recomputed on every load). */
 const SA_READ = 1;
 const SA_WRITE = 2;
 const SA_DOWN = 4;
 const SA_BIG = 8;
+const AR_DB = AR.DB;
+const AR_L = AR.L;
+const EFER_LMA = EFER.LMA;
 
 export class SegCpu extends MemCpu {
   /** Result of `lin`: the linear address. */
@@ -43,6 +46,50 @@ export class SegCpu extends MemCpu {
     // Real mode ignores the access rights for data access (SDM 20.1.1): treat as read/write data.
     if ((this.cr0 & CR0.PE) === 0 || this.flags & F.VM) v = (v & (SA_DOWN | SA_BIG)) | SA_READ | SA_WRITE;
     this.segAcc[s] = v;
+  }
+
+  /**
+   * Loads CS and SS with the flat hidden parts (base 0, limit 4 GiB) that SYSCALL, SYSRET, SYSENTER
+   * and SYSEXIT give them without reading the GDT (SDM Vol. 2), and switches to privilege `cpl`:
+   * `segCache` and `updateModeKeepCpl` for such a load, written out (it runs twice per system call).
+   * Protected mode only (the callers check it): CS is readable code, SS writable data.
+   */
+  loadFlatCsSs(csSel: number, csAttr: number, ssSel: number, ssAttr: number, cpl: number): void {
+    const sel = this.segSel;
+    const baseLo = this.segBaseLo;
+    const baseHi = this.segBaseHi;
+    const limit = this.segLimit;
+    const attr = this.segAttr;
+    const acc = this.segAcc;
+    // Seg.CS = 1, Seg.SS = 2 (literal: the constant objects cost a load each on this path).
+    sel[1] = csSel;
+    baseLo[1] = 0;
+    baseHi[1] = 0;
+    limit[1] = -1;
+    attr[1] = csAttr;
+    acc[1] = csAttr & AR_DB ? SA_READ | SA_BIG : SA_READ;
+    sel[2] = ssSel;
+    baseLo[2] = 0;
+    baseHi[2] = 0;
+    limit[2] = -1;
+    attr[2] = ssAttr;
+    acc[2] = ssAttr & AR_DB ? SA_READ | SA_WRITE | SA_BIG : SA_READ | SA_WRITE;
+    const mode = this.efer & EFER_LMA && csAttr & AR_L ? 64 : csAttr & AR_DB ? 32 : 16;
+    this.codeMode = mode;
+    this.stackSize = mode === 64 ? 8 : ssAttr & AR_DB ? 4 : 2;
+    this.cpl = cpl;
+    // `updateMode`'s link bookkeeping for a CS with base 0 and limit 4 GiB.
+    if (mode !== this.linkMode || this.linkCsBase !== 0 || this.linkCsLimit !== -1) {
+      this.linkMode = mode;
+      this.linkCpl = cpl;
+      this.linkCsBase = 0;
+      this.linkCsLimit = -1;
+      this.linkEpoch = ((this.linkEpoch & ~3) + 4) | cpl;
+    } else if (cpl !== this.linkCpl) {
+      this.linkCpl = cpl;
+      this.linkEpoch = (this.linkEpoch & ~3) | cpl;
+    }
+    this.updateAccessMasks();
   }
 
   segCacheAll(): void {

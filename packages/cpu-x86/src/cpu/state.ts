@@ -364,10 +364,10 @@ export class CpuState {
    */
   linkEpoch = 0;
   /** What `linkEpoch` was last moved for: decode mode, CPL, CS base and limit. */
-  private linkMode = -1;
-  private linkCpl = -1;
-  private linkCsBase = 0;
-  private linkCsLimit = 0;
+  protected linkMode = -1;
+  protected linkCpl = -1;
+  protected linkCsBase = 0;
+  protected linkCsLimit = 0;
 
   constructor() {
     this.resetState();
