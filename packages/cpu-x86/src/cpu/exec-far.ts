@@ -380,24 +380,32 @@ const SYSRET_FLAGS = 0x3c7fd7;
 export function syscall(c: C, _i: I): void {
   if ((c.efer & SCE_LMA) !== SCE_LMA || c.codeMode !== 64) c.raise(Vec.UD);
   const r = c.r;
-  const m = c.msr64;
   r[2] = c.nipLo;
   r[3] = c.nipHi;
   if (c.lzOp !== 0) c.materialize();
   const fl = c.flags & ~RF;
   r[22] = fl;
   r[23] = 0;
-  // RFLAGS &= ~IA32_FMASK: `setRflags` written out. Masking only clears bits, so TF cannot become
-  // set (no stopBlock), and `loadFlatCsSs` recomputes the access masks that AC selects.
-  c.flags = fl & ~m[FMASK]!;
-  c.lzOp = 0;
-  const sel = m[STAR_HI]! & 0xfffc;
-  c.loadFlatCsSs(sel, CODE64, (sel + 8) & 0xffff, DATA, 0);
-  c.nipLo = m[LSTAR]!;
-  c.nipHi = m[LSTAR + 1]!;
+  syscallEnter(c, fl);
+  c.nipLo = c.msr64[LSTAR]!;
+  c.nipHi = c.msr64[LSTAR + 1]!;
   // No stopBlock: SYSCALL ends its block, and the block runner re-checks what `run` would (events,
   // IF, shadows, breakpoints: `mustLeave`) before the next block, looked up under the new mode and
   // CPL (the link epoch moved).
+}
+
+/**
+ * SYSCALL after its checks and with RCX, R11 saved (`fl`: RFLAGS without RF, materialized): RFLAGS
+ * masked by IA32_FMASK, CS and SS from IA32_STAR[47:32], CPL 0. Also run by generated code
+ * (jit-gen.ts), which keeps RCX and R11 in locals and goes on at IA32_LSTAR itself.
+ */
+export function syscallEnter(c: C, fl: number): void {
+  // `setRflags` written out: masking only clears bits, so TF cannot become set (no stopBlock), and
+  // `loadFlatCsSs` recomputes the access masks that AC selects.
+  c.flags = fl & ~c.msr64[FMASK]!;
+  c.lzOp = 0;
+  const sel = c.msr64[STAR_HI]! & 0xfffc;
+  c.loadFlatCsSs(sel, CODE64, (sel + 8) & 0xffff, DATA, 0);
 }
 
 /** SYSRET / SYSRETQ (SDM Vol. 2 SYSRET). */
@@ -407,14 +415,26 @@ export function sysret(c: C, i: I): void {
   const r = c.r;
   const to64 = i.opSize === 8;
   if (to64 && ((r[3]! >> 15) + 1) >>> 1 !== 0) c.raise(Vec.GP, 0);
-  const base = (c.msr64[STAR_HI]! >>> 16) & 0xffff;
-  // RFLAGS from R11: `setRflags` written out; a TF it sets ends the block, so the next instruction
-  // runs traced (`Cpu.setRflags`), and `loadFlatCsSs` recomputes the access masks AC selects.
+  sysretLeave(c, r[22]!, to64);
+  c.nipLo = r[2]!;
+  c.nipHi = to64 ? r[3]! : 0;
+  // No stopBlock unless TF came back set: the runner's checks before the next block cover the rest.
+}
+
+/**
+ * SYSRET after its checks (`r11`: the low half of R11): RFLAGS from R11, CS and SS from
+ * IA32_STAR[63:48] for a return to 64-bit (`to64`) or compatibility mode, CPL 3. Also run by
+ * generated code (jit-gen.ts), which goes on at RCX itself.
+ */
+export function sysretLeave(c: C, r11: number, to64: boolean): void {
+  // `setRflags` written out: a TF it sets ends the block, so the next instruction runs traced
+  // (`Cpu.setRflags`), and `loadFlatCsSs` recomputes the access masks that AC selects.
   const old = c.flags;
-  const fl = (r[22]! & SYSRET_FLAGS) | 2;
+  const fl = (r11 & SYSRET_FLAGS) | 2;
   c.flags = fl;
   c.lzOp = 0;
   if ((fl & ~old & TF) !== 0) c.stopBlock = true;
+  const base = (c.msr64[STAR_HI]! >>> 16) & 0xffff;
   // SS gets a flat writable data descriptor with DPL 3 (SDM: not loaded from the GDT).
   c.loadFlatCsSs(
     ((to64 ? base + 16 : base) | 3) & 0xffff,
@@ -423,9 +443,6 @@ export function sysret(c: C, i: I): void {
     DATA | DPL3,
     3,
   );
-  c.nipLo = r[2]!;
-  c.nipHi = to64 ? r[3]! : 0;
-  // No stopBlock otherwise, as for SYSCALL: the runner's checks before the next block cover the new state.
 }
 
 /** SYSENTER (SDM Vol. 2 SYSENTER). */

@@ -4,16 +4,13 @@
  * mode, and stack pushes/pops.
  */
 import { MemCpu, Vec } from "./memory.js";
-import { AR, CR0, EFER, F, Seg } from "./state.js";
+import { AR, CR0, F, Seg } from "./state.js";
 
 /** Per-segment access summary kept beside the hidden part (recomputed on every load). */
 const SA_READ = 1;
 const SA_WRITE = 2;
 const SA_DOWN = 4;
 const SA_BIG = 8;
-const AR_DB = AR.DB;
-const AR_L = AR.L;
-const EFER_LMA = EFER.LMA;
 
 export class SegCpu extends MemCpu {
   /** Result of `lin`: the linear address. */
@@ -61,22 +58,24 @@ export class SegCpu extends MemCpu {
     const limit = this.segLimit;
     const attr = this.segAttr;
     const acc = this.segAcc;
-    // Seg.CS = 1, Seg.SS = 2 (literal: the constant objects cost a load each on this path).
+    // Plain numbers (Seg.CS = 1, Seg.SS = 2, AR.DB = 0x4000, AR.L = 0x2000, EFER.LMA = 0x400, the SA_*
+    // summaries): each constant read from a module binding costs V8 a load and a check, twice per
+    // system call. cpu-jit-syscall.test.ts checks the result against `segCache` and `updateMode`.
     sel[1] = csSel;
     baseLo[1] = 0;
     baseHi[1] = 0;
     limit[1] = -1;
     attr[1] = csAttr;
-    acc[1] = csAttr & AR_DB ? SA_READ | SA_BIG : SA_READ;
+    acc[1] = csAttr & 0x4000 ? 9 : 1; // SA_READ | SA_BIG, SA_READ
     sel[2] = ssSel;
     baseLo[2] = 0;
     baseHi[2] = 0;
     limit[2] = -1;
     attr[2] = ssAttr;
-    acc[2] = ssAttr & AR_DB ? SA_READ | SA_WRITE | SA_BIG : SA_READ | SA_WRITE;
-    const mode = this.efer & EFER_LMA && csAttr & AR_L ? 64 : csAttr & AR_DB ? 32 : 16;
+    acc[2] = ssAttr & 0x4000 ? 11 : 3; // SA_READ | SA_WRITE | SA_BIG, SA_READ | SA_WRITE
+    const mode = this.efer & 0x400 && csAttr & 0x2000 ? 64 : csAttr & 0x4000 ? 32 : 16;
     this.codeMode = mode;
-    this.stackSize = mode === 64 ? 8 : ssAttr & AR_DB ? 4 : 2;
+    this.stackSize = mode === 64 ? 8 : ssAttr & 0x4000 ? 4 : 2;
     this.cpl = cpl;
     // `updateMode`'s link bookkeeping for a CS with base 0 and limit 4 GiB.
     if (mode !== this.linkMode || this.linkCsBase !== 0 || this.linkCsLimit !== -1) {
