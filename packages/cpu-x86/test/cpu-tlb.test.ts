@@ -259,4 +259,19 @@ describe("decoded-code links follow the fetch translations", () => {
     expect(m.run()).toEqual({ vec: Vec.PF, err: 0x15 });
     expect(c.ripLo).toBe(XG);
   });
+
+  it("the same after SYSRETQ, which changes CPL through its own fast path", () => {
+    const m = primed();
+    const USER = 0x140000;
+    m.map(USER, USER, PTE.P | PTE.U);
+    m.ram.set([...I.jmpRbx], USER);
+    m.cpu.notifyPhysicalWrite(USER, 2);
+    m.cpu.msr64[1] = 0x10 << 16; // STAR[63:48]: SYSRET loads CS 0x23 and SS 0x1b
+    m.setReg(3, XG);
+    m.setReg(1, USER); // rcx: where SYSRETQ returns to
+    m.setReg(11, 0x202); // r11: the RFLAGS it loads
+    expect(jumpTo(m, XG, 0x100, [0x48, 0x0f, 0x07])).toEqual({ vec: Vec.PF, err: 0x15 }); // sysretq
+    expect(m.cpu.cpl).toBe(3);
+    expect(m.cpu.ripLo).toBe(XG);
+  });
 });

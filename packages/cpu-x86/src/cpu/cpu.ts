@@ -31,11 +31,11 @@ import {
   type TscClock,
 } from "./interfaces.js";
 import { type CompiledBlock, compileBlock, JIT_THRESHOLD } from "./jit.js";
-import { REGION_MAX, type RegionBlock, succs } from "./jit-gen.js";
+import { isSysTransfer, REGION_MAX, type RegionBlock, succs } from "./jit-gen.js";
 import { FAULT, TRANSLATION_EXIT, Vec } from "./memory.js";
 import { XInsn } from "./operands.js";
 import type { CpuStateSnapshot } from "./state.js";
-import { AR, CpuStateError, CR4, DR7_GD, F, Seg } from "./state.js";
+import { AR, CpuStateError, CR4, DR7_GD, F, M64, Seg } from "./state.js";
 import { SysCpu } from "./sysregs.js";
 
 /** The CPU snapshot: integer/SSE state plus the x87 unit. */
@@ -720,7 +720,7 @@ export class Cpu extends SysCpu {
     for (let q = 0; q < out.length && out.length < REGION_MAX; q++) {
       const rb = out[q]!;
       const total = rb.insns.reduce((s, i) => s + i.length, 0);
-      for (const s of succs(rb, total)) {
+      for (const s of [...succs(rb, total), ...this.sysSuccs(rb, total)]) {
         if (s < 0 || s >= 4096 || seen.has(s) || out.length >= REGION_MAX) continue;
         seen.add(s);
         const nb = page.blocks.get((s << 2) | 2) as Block | undefined;
@@ -731,6 +731,19 @@ export class Cpu extends SysCpu {
       }
     }
     return out;
+  }
+
+  /**
+   * Page offsets where a SYSCALL or SYSRET ending `rb` will likely go on (jit-gen.ts continues there
+   * inside the region when it does): IA32_LSTAR and RCX as they are now, when in the page at RIP,
+   * and the instruction after the block, where a SYSRET returns to; -1 for a target in another page.
+   */
+  private sysSuccs(rb: RegionBlock, total: number): number[] {
+    if (!isSysTransfer(rb.insns[rb.insns.length - 1]!)) return [];
+    const inPage = (lo: number, hi: number): number =>
+      hi === this.ripHi && ((lo ^ this.ripLo) & -4096) === 0 ? lo & 0xfff : -1;
+    const m = this.msr64;
+    return [inPage(m[M64.lstar * 2]!, m[M64.lstar * 2 + 1]!), inPage(this.r[2]!, this.r[3]!), rb.off + total];
   }
 
   /**

@@ -355,41 +355,57 @@ function iretToV86(c: C, ip: number, cs: number, fl: number): void {
 
 // ------------------------------------------------------------------ fast system calls
 
-/** Loads a flat segment with the given selector and attributes (SYSCALL/SYSENTER family: not from the GDT). */
-function flat(c: C, s: number, sel: number, attr: number): void {
-  c.segSel[s] = sel;
-  c.segBaseLo[s] = 0;
-  c.segBaseHi[s] = 0;
-  c.segLimit[s] = -1;
-  c.segAttr[s] = attr;
-  c.segCache(s);
-}
-
 const CODE64 = AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.L | AR.G;
 const CODE32 = AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.DB | AR.G;
 const DATA = AR.P | AR.S | AR.RW | AR.ACCESSED | AR.DB | AR.G;
+const DPL3 = 3 << AR.DPL_SHIFT;
+/*
+ * SYSCALL and SYSRET run twice per system call, so they read plain numbers: a field of a constant
+ * object (F.RF, M64.star) costs V8 a load and a map check on every use.
+ */
+const SCE_LMA = EFER.SCE | EFER.LMA;
+const RF = F.RF;
+const TF = F.TF;
+const STAR_HI = M64.star * 2 + 1;
+const LSTAR = M64.lstar * 2;
+const FMASK = M64.fmask * 2;
+/** RFLAGS bits SYSRET takes from R11 (SDM Vol. 2 SYSRET: "R11 AND 3C7FD7H"), with bit 1 set. */
+const SYSRET_FLAGS = 0x3c7fd7;
 
-/** SYSCALL (SDM Vol. 2 SYSCALL). */
+/**
+ * SYSCALL (SDM Vol. 2 SYSCALL). #UD outside 64-bit mode, as on Intel processors (the CPUID vendor
+ * here): the SDM's "IF (CS.L != 1) or (IA32_EFER.LMA != 1) or (IA32_EFER.SCE != 1)"; IA32_CSTAR,
+ * the compatibility-mode target of AMD processors, is never used.
+ */
 export function syscall(c: C, _i: I): void {
-  if ((c.efer & EFER.SCE) === 0 || (c.efer & EFER.LMA) === 0) c.raise(Vec.UD);
+  if ((c.efer & SCE_LMA) !== SCE_LMA || c.codeMode !== 64) c.raise(Vec.UD);
   const r = c.r;
-  const starHi = c.msr64[M64.star * 2 + 1]!;
-  const sel = starHi & 0xfffc;
   r[2] = c.nipLo;
   r[3] = c.nipHi;
-  const fl = c.getRflags();
-  r[22] = fl & ~F.RF;
+  if (c.lzOp !== 0) c.materialize();
+  const fl = c.flags & ~RF;
+  r[22] = fl;
   r[23] = 0;
-  c.setRflags(fl & ~c.msr64[M64.fmask * 2]! & ~F.RF);
-  flat(c, Seg.CS, sel, CODE64);
-  flat(c, Seg.SS, (sel + 8) & 0xffff, DATA);
-  c.updateModeKeepCpl(0);
-  const k = c.codeMode === 64 ? M64.lstar : M64.cstar;
-  c.nipLo = c.msr64[k * 2]!;
-  c.nipHi = c.msr64[k * 2 + 1]!;
+  syscallEnter(c, fl);
+  c.nipLo = c.msr64[LSTAR]!;
+  c.nipHi = c.msr64[LSTAR + 1]!;
   // No stopBlock: SYSCALL ends its block, and the block runner re-checks what `run` would (events,
   // IF, shadows, breakpoints: `mustLeave`) before the next block, looked up under the new mode and
-  // CPL (the link epoch moved); setting RFLAGS.TF stops the block by itself (`Cpu.setRflags`).
+  // CPL (the link epoch moved).
+}
+
+/**
+ * SYSCALL after its checks and with RCX, R11 saved (`fl`: RFLAGS without RF, materialized): RFLAGS
+ * masked by IA32_FMASK, CS and SS from IA32_STAR[47:32], CPL 0. Also run by generated code
+ * (jit-gen.ts), which keeps RCX and R11 in locals and goes on at IA32_LSTAR itself.
+ */
+export function syscallEnter(c: C, fl: number): void {
+  // `setRflags` written out: masking only clears bits, so TF cannot become set (no stopBlock), and
+  // `loadFlatCsSs` recomputes the access masks that AC selects.
+  c.flags = fl & ~c.msr64[FMASK]!;
+  c.lzOp = 0;
+  const sel = c.msr64[STAR_HI]! & 0xfffc;
+  c.loadFlatCsSs(sel, CODE64, (sel + 8) & 0xffff, DATA, 0);
 }
 
 /** SYSRET / SYSRETQ (SDM Vol. 2 SYSRET). */
@@ -399,16 +415,34 @@ export function sysret(c: C, i: I): void {
   const r = c.r;
   const to64 = i.opSize === 8;
   if (to64 && ((r[3]! >> 15) + 1) >>> 1 !== 0) c.raise(Vec.GP, 0);
-  const base = (c.msr64[M64.star * 2 + 1]! >>> 16) & 0xffff;
-  c.setRflags((r[22]! & 0x3c7fd7) | 2);
-  const dpl3 = 3 << AR.DPL_SHIFT;
-  flat(c, Seg.CS, ((to64 ? base + 16 : base) | 3) & 0xffff, (to64 ? CODE64 : CODE32) | dpl3);
-  // SS keeps a flat writable data descriptor with DPL 3 (SDM: not loaded from the GDT).
-  flat(c, Seg.SS, ((base + 8) | 3) & 0xffff, DATA | dpl3);
-  c.updateModeKeepCpl(3);
+  sysretLeave(c, r[22]!, to64);
   c.nipLo = r[2]!;
   c.nipHi = to64 ? r[3]! : 0;
-  // No stopBlock, as for SYSCALL: the runner's checks before the next block cover the new state.
+  // No stopBlock unless TF came back set: the runner's checks before the next block cover the rest.
+}
+
+/**
+ * SYSRET after its checks (`r11`: the low half of R11): RFLAGS from R11, CS and SS from
+ * IA32_STAR[63:48] for a return to 64-bit (`to64`) or compatibility mode, CPL 3. Also run by
+ * generated code (jit-gen.ts), which goes on at RCX itself.
+ */
+export function sysretLeave(c: C, r11: number, to64: boolean): void {
+  // `setRflags` written out: a TF it sets ends the block, so the next instruction runs traced
+  // (`Cpu.setRflags`), and `loadFlatCsSs` recomputes the access masks that AC selects.
+  const old = c.flags;
+  const fl = (r11 & SYSRET_FLAGS) | 2;
+  c.flags = fl;
+  c.lzOp = 0;
+  if ((fl & ~old & TF) !== 0) c.stopBlock = true;
+  const base = (c.msr64[STAR_HI]! >>> 16) & 0xffff;
+  // SS gets a flat writable data descriptor with DPL 3 (SDM: not loaded from the GDT).
+  c.loadFlatCsSs(
+    ((to64 ? base + 16 : base) | 3) & 0xffff,
+    (to64 ? CODE64 : CODE32) | DPL3,
+    ((base + 8) | 3) & 0xffff,
+    DATA | DPL3,
+    3,
+  );
 }
 
 /** SYSENTER (SDM Vol. 2 SYSENTER). */
@@ -418,9 +452,7 @@ export function sysenter(c: C, _i: I): void {
   if (sel === 0) c.raise(Vec.GP, 0);
   const long = (c.efer & EFER.LMA) !== 0;
   c.setRflags(c.getRflags() & ~(F.VM | F.IF | F.RF));
-  flat(c, Seg.CS, sel, long ? CODE64 : CODE32);
-  flat(c, Seg.SS, (sel + 8) & 0xffff, DATA);
-  c.updateModeKeepCpl(0);
+  c.loadFlatCsSs(sel, long ? CODE64 : CODE32, (sel + 8) & 0xffff, DATA, 0);
   c.r[8] = c.msr64[M64.sysenterEsp * 2]!;
   c.r[9] = long ? c.msr64[M64.sysenterEsp * 2 + 1]! : 0;
   c.nipLo = c.msr64[M64.sysenterEip * 2]!;
@@ -436,10 +468,13 @@ export function sysexit(c: C, i: I): void {
   const to64 = i.opSize === 8;
   const r = c.r;
   if (to64 && (((r[5]! >> 15) + 1) >>> 1 !== 0 || ((r[3]! >> 15) + 1) >>> 1 !== 0)) c.raise(Vec.GP, 0);
-  const dpl3 = 3 << AR.DPL_SHIFT;
-  flat(c, Seg.CS, ((sel + (to64 ? 32 : 16)) | 3) & 0xffff, (to64 ? CODE64 : CODE32) | dpl3);
-  flat(c, Seg.SS, ((sel + (to64 ? 40 : 24)) | 3) & 0xffff, DATA | dpl3);
-  c.updateModeKeepCpl(3);
+  c.loadFlatCsSs(
+    ((sel + (to64 ? 32 : 16)) | 3) & 0xffff,
+    (to64 ? CODE64 : CODE32) | DPL3,
+    ((sel + (to64 ? 40 : 24)) | 3) & 0xffff,
+    DATA | DPL3,
+    3,
+  );
   r[8] = r[2]!;
   r[9] = to64 ? r[3]! : 0;
   c.nipLo = r[4]!;

@@ -23,12 +23,13 @@
  */
 
 import { NO_REG } from "../decoder/insn.js";
+import { syscall, syscallEnter, sysret, sysretLeave } from "./exec-far.js";
 import * as X from "./exec-fast.js";
 import * as Fl from "./exec-flow.js";
 import * as A from "./exec-int.js";
 import { LF, PARITY, ult64 } from "./flags.js";
 import type { OpCpu, XInsn } from "./operands.js";
-import { Seg } from "./state.js";
+import { M64, Seg } from "./state.js";
 
 /** Runs the block from its first instruction; `end` bounds the retired count when it loops. */
 export type GeneratedBlock = (c: OpCpu, end: number) => void;
@@ -786,6 +787,10 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
         g.emit(`if (tk) { ${check}${goto(taken)} }`);
         if (lf !== Fl.jmpRel) g.emit(goto(fall));
         inlined++;
+      } else if (!straight && isSysTransfer(last) && (lf === syscall || last.opSize === 8)) {
+        genSysTransfer(g, last, blocks, n);
+        settle();
+        g.emit("continue;");
       } else if (genLastInline(g, last)) {
         inlined++;
         if (!isExit(last)) {
@@ -818,8 +823,16 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
     "let fD = 0, fS = 0, fR = 0, fDh = 0, fSh = 0, fRh = 0, fC = 0, fF = 0; " +
     `let ${Array.from({ length: 16 }, (_, r) => `a${r} = 0, b${r} = 0`).join(", ")};`;
   const src = `"use strict"; return function block(c, end) {\n${decl}\n${pre}\n${g.out}};`;
-  const factory = new Function("P", "ult", "TM", ...g.params, src);
-  return factory(PARITY, ult64, tlbMask, ...g.args) as GeneratedBlock;
+  const factory = new Function("P", "ult", "TM", "SCE", "SRL", "LSTAR", ...g.params, src);
+  return factory(
+    PARITY,
+    ult64,
+    tlbMask,
+    syscallEnter,
+    sysretLeave,
+    M64.lstar * 2,
+    ...g.args,
+  ) as GeneratedBlock;
 }
 
 /** Page offsets a block may continue at without leaving through a handler (branch targets, fall-through). */
@@ -831,6 +844,66 @@ export function succs(b: RegionBlock, total: number): number[] {
   if (lf === Fl.jcc || lf === Fl.jccZ) return [end + (last.imm | 0), end];
   if (isExit(last) || !isPlainLast(last)) return [];
   return [end];
+}
+
+/**
+ * SYSCALL and SYSRET: their targets (IA32_LSTAR, RCX) are known only when they run, but a loop of
+ * system calls often has both ends in one page, so the region goes on at whichever of its blocks
+ * the new RIP names (cpu.ts `regionAt` adds the likely ones).
+ */
+export function isSysTransfer(i: XInsn): boolean {
+  return i.fn === syscall || i.fn === sysret;
+}
+
+/**
+ * SYSCALL, or SYSRET to 64-bit mode, as the block's last instruction (k = n - 1), inline: the checks
+ * (64-bit mode is given), RCX and R11 in locals, the rest of the state change through the handlers'
+ * own `syscallEnter` / `sysretLeave`; then on to the region's block at the new RIP (IA32_LSTAR, RCX)
+ * with `pc` set, when the region may run it: the same linear page, that page's translation still in
+ * the TLB for the code page being run and executable at the new CPL (a supervisor page at CPL 3, a
+ * user page at CPL 0 under SMEP: the runner then takes the fetch fault), the block within the budget,
+ * and nothing for `run` to see (`mustLeave`: events, which IF may now let in, shadows, breakpoints;
+ * a TF that SYSRET sets stops the block). Otherwise it leaves with RIP at the target.
+ */
+function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: number): void {
+  const efer = i.fn === syscall ? 1025 : 1; // EFER.SCE | EFER.LMA, EFER.SCE
+  g.emit(`if ((c.efer & ${efer}) !== ${efer}) { ${g.syncBeforeCode()}c.raise(6); }`);
+  if (i.fn === syscall) {
+    const fl = g.spillFlagsCode();
+    if (fl !== "") g.emit(fl);
+    g.flags = null;
+    g.emit("if (c.lzOp !== 0) c.materialize(); vl = c.flags & -65537;");
+    g.emit(ripCode("lo", "hi", g.off + g.len));
+    g.setLo(1, "lo");
+    g.setHi(1, "hi");
+    g.setLo(11, "vl");
+    g.setHi(11, "0");
+    g.emit("SCE(c, vl); lo = c.msr64[LSTAR]; hi = c.msr64[LSTAR + 1];");
+  } else {
+    g.emit(`if (c.cpl !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); }`);
+    const rcxHi = g.rh(1);
+    g.emit(`if (((${rcxHi} >> 15) + 1) >>> 1 !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); }`);
+    // RFLAGS comes from R11: the flags in locals are dropped, not written back.
+    g.flags = null;
+    g.emit(`SRL(c, ${g.rl(11)}, true); lo = ${g.rl(1)}; hi = ${rcxHi};`);
+  }
+  const leave = `${g.spillRegsCode()}c.ripLo = lo; c.ripHi = hi; c.executed = ex; return;`;
+  // SYSCALL only clears RFLAGS bits (IF, TF among them) and changes nothing else `mustLeave` reads:
+  // it is checked only after a handler in the block (`sl`), as at a jump between the region's blocks.
+  const events =
+    i.fn === syscall
+      ? " || (sl !== 0 && ((sl = 0), (c.executed = ex), c.mustLeave(end)))"
+      : " || c.stopBlock || ((sl = 0), (c.executed = ex), c.mustLeave(end))";
+  g.emit(`ex += ${n}; ti = ((lo >>> 12) ^ hi) & TM;`);
+  g.emit(
+    `if (hi !== rip0h || ((lo ^ rip0) & -4096) !== 0 || tl[ti] !== (lo & -4096) || th[ti] !== hi || (tp[ti] & c.xMask) === 0 || c.tlbPfn[ti] !== c.curCodePfn${events}) { ${leave} }`,
+  );
+  let cases = "";
+  for (let m = 0; m < blocks.length; m++) {
+    const b = blocks[m]!;
+    cases += `case ${b.off}: if (ex + ${b.insns.length} > end) { ${leave} } pc = ${m}; break; `;
+  }
+  g.emit(`switch (lo & 4095) { ${cases}default: { ${leave} } }`);
 }
 
 /** Last instructions the generator always leaves the function after (RIP from the instruction). */

@@ -201,17 +201,19 @@ export class MemCpu extends FlagsCpu {
    * alignment-checked.
    */
   updateAccessMasks(): void {
-    const ac = (this.flags & F.AC) !== 0;
+    // Plain numbers (F.AC, CR0.AM, CR4.SMAP; the P_* bits): this runs twice per system call, and each
+    // constant read from a module binding costs V8 a load and a check; cpu-jit-syscall.test.ts checks them.
+    const ac = (this.flags & 0x40000) !== 0;
     if (this.cpl === 3 && !this.implicitSup) {
-      this.rNeed = P_RU;
-      this.wNeed = P_WU;
-      this.xMask = P_XU;
-      this.acCheck = ac && (this.cr0 & CR0.AM) !== 0;
+      this.rNeed = 2; // P_RU
+      this.wNeed = 8; // P_WU
+      this.xMask = 32; // P_XU
+      this.acCheck = ac && (this.cr0 & 0x40000) !== 0;
     } else {
-      const smapAc = ac && !this.implicitSup && (this.cr4 & CR4.SMAP) !== 0;
-      this.rNeed = smapAc ? P_RSA : P_RS;
-      this.wNeed = smapAc ? P_WSA : P_WS;
-      this.xMask = P_XS;
+      const smapAc = ac && !this.implicitSup && (this.cr4 & 0x200000) !== 0;
+      this.rNeed = smapAc ? 64 : 1; // P_RSA : P_RS
+      this.wNeed = smapAc ? 128 : 4; // P_WSA : P_WS
+      this.xMask = 16; // P_XS
       this.acCheck = false;
     }
     const slow = this.acCheck || this.dbData;

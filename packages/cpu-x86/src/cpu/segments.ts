@@ -45,6 +45,43 @@ export class SegCpu extends MemCpu {
     this.segAcc[s] = v;
   }
 
+  /**
+   * Loads CS and SS with the flat hidden parts (base 0, limit 4 GiB) that SYSCALL, SYSRET, SYSENTER
+   * and SYSEXIT give them without reading the GDT (SDM Vol. 2), and switches to privilege `cpl`:
+   * `segCache` and `updateModeKeepCpl` for such a load, written out (it runs twice per system call).
+   * Protected mode only (the callers check it): CS is readable code, SS writable data.
+   */
+  loadFlatCsSs(csSel: number, csAttr: number, ssSel: number, ssAttr: number, cpl: number): void {
+    const sel = this.segSel;
+    const baseLo = this.segBaseLo;
+    const baseHi = this.segBaseHi;
+    const limit = this.segLimit;
+    const attr = this.segAttr;
+    const acc = this.segAcc;
+    // Plain numbers (Seg.CS = 1, Seg.SS = 2, AR.DB = 0x4000, AR.L = 0x2000, EFER.LMA = 0x400, the SA_*
+    // summaries): V8 does not fold the module's constant objects here, and the named form measured
+    // ~10% slower on the SYSCALL loop (56-59 against 63-65 warm MIPS). cpu-jit-syscall.test.ts checks
+    // the result against `segCache` and `updateMode`.
+    sel[1] = csSel;
+    baseLo[1] = 0;
+    baseHi[1] = 0;
+    limit[1] = -1;
+    attr[1] = csAttr;
+    acc[1] = csAttr & 0x4000 ? 9 : 1; // SA_READ | SA_BIG, SA_READ
+    sel[2] = ssSel;
+    baseLo[2] = 0;
+    baseHi[2] = 0;
+    limit[2] = -1;
+    attr[2] = ssAttr;
+    acc[2] = ssAttr & 0x4000 ? 11 : 3; // SA_READ | SA_WRITE | SA_BIG, SA_READ | SA_WRITE
+    const mode = this.efer & 0x400 && csAttr & 0x2000 ? 64 : csAttr & 0x4000 ? 32 : 16;
+    this.codeMode = mode;
+    this.stackSize = mode === 64 ? 8 : ssAttr & 0x4000 ? 4 : 2;
+    this.cpl = cpl;
+    this.moveLinkEpoch(mode, 0, -1, cpl);
+    this.updateAccessMasks();
+  }
+
   segCacheAll(): void {
     for (let s = 0; s < 8; s++) this.segCache(s);
   }

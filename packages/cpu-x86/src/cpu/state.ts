@@ -460,21 +460,26 @@ export class CpuState {
       this.codeMode = this.efer & EFER.LMA && csAttr & AR.L ? 64 : csAttr & AR.DB ? 32 : 16;
     }
     this.stackSize = this.codeMode === 64 ? 8 : this.segAttr[Seg.SS]! & AR.DB ? 4 : 2;
-    // Links and the jump cache hold while the fetch context is the same: a VM entry, an interrupt
-    // or an IRET that stays in the same code segment at the same CPL keeps them.
-    const base = this.segBaseLo[Seg.CS]!;
-    const limit = this.segLimit[Seg.CS]!;
-    if (this.codeMode !== this.linkMode || base !== this.linkCsBase || limit !== this.linkCsLimit) {
-      this.linkMode = this.codeMode;
-      this.linkCpl = this.cpl;
+    this.moveLinkEpoch(this.codeMode, this.segBaseLo[Seg.CS]!, this.segLimit[Seg.CS]!, this.cpl);
+  }
+
+  /**
+   * Links and the jump cache hold while the fetch context is the same: a VM entry, an interrupt or
+   * an IRET that stays in the same code segment at the same CPL keeps them. A new decode mode, CS
+   * base or limit starts a new generation; a CPL change alone switches the epochs' low bits.
+   */
+  protected moveLinkEpoch(mode: number, base: number, limit: number, cpl: number): void {
+    if (mode !== this.linkMode || base !== this.linkCsBase || limit !== this.linkCsLimit) {
+      this.linkMode = mode;
+      this.linkCpl = cpl;
       this.linkCsBase = base;
       this.linkCsLimit = limit;
-      this.linkEpoch = (((this.linkEpoch & ~3) + 4) & 0x7fffffff) | this.cpl;
-      this.globalLinkEpoch = ((this.globalLinkEpoch & ~3) - 4) | this.cpl | 0x80000000;
-    } else if (this.cpl !== this.linkCpl) {
-      this.linkCpl = this.cpl;
-      this.linkEpoch = (this.linkEpoch & ~3) | this.cpl;
-      this.globalLinkEpoch = (this.globalLinkEpoch & ~3) | this.cpl;
+      this.linkEpoch = (((this.linkEpoch & ~3) + 4) & 0x7fffffff) | cpl;
+      this.globalLinkEpoch = ((this.globalLinkEpoch & ~3) - 4) | cpl | 0x80000000;
+    } else if (cpl !== this.linkCpl) {
+      this.linkCpl = cpl;
+      this.linkEpoch = (this.linkEpoch & ~3) | cpl;
+      this.globalLinkEpoch = (this.globalLinkEpoch & ~3) | cpl;
     }
   }
 
