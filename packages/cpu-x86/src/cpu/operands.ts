@@ -4,60 +4,25 @@
  * 16/32/64-bit addressing with the default segment (SS for rBP/rSP bases, SDM Vol. 1 3.7.5) and
  * ModRM r/m operands that are a register or memory.
  */
-import { DecodeStatus, type Insn, NO_REG, NO_SEG } from "../decoder/insn.js";
+import { Insn, NO_REG, NO_SEG } from "../decoder/insn.js";
 import type { FpuHandler } from "../fpu/dispatch.js";
 import { ExcCpu } from "./exceptions.js";
 import { Seg } from "./state.js";
 
-/**
- * The executor's instruction record: the decoder's `Insn` fields (the decoder fills it through its
- * `Insn` type) plus what the block builder precomputes. Not a subclass of `Insn`: a subclass lays
- * its own fields out after all of `Insn`'s, which put `fn` five cache lines into a 304-byte object.
- * Here the fields the block runner and the common handlers read come first, so an instruction
- * usually touches the object's first two cache lines; the decode-only and rare ones come last.
- */
-export class XInsn implements Insn {
+/** The executor's instruction record: the decoder's `Insn` plus what the block builder precomputes. */
+export class XInsn extends Insn {
   /** Semantics, chosen once when the block is built. */
   fn: (c: OpCpu, i: XInsn) => void = noop;
-  length = 0;
   /** Operand size in bytes for this form (1, 2, 4, 8). */
   sz = 4;
   /** Sub-kind: ALU operation, condition code, shift kind... (per handler). */
   k = 0;
-  reg = 0;
-  rm = 0;
-  isMem = false;
-  base = NO_REG;
-  index = NO_REG;
-  scale = 0;
-  disp = 0;
   /** Effective segment of the memory operand (override or default). */
   sg: number = Seg.DS;
-  imm = 0;
-  immHi = 0;
-  opSize = 4;
-  addrSize = 8;
-  mode: 16 | 32 | 64 = 64;
-  rex = 0;
-  byteRegsHigh = true;
-  prefixes = 0;
-  seg = NO_SEG;
-  mod = 0;
-  ripRel = false;
   /** The ordinary handler of a LOCK-prefixed RMW routed through exec-lock.ts. */
   inner: ((c: OpCpu, i: XInsn) => void) | null = null;
   /** x87/SIMD unit handler (fpu-glue.ts) when this is an x87, SSE or MMX instruction. */
   fpu: FpuHandler | null = null;
-  op = 0;
-  form = 0;
-  status: DecodeStatus = DecodeStatus.Invalid;
-  opcode = 0;
-  map = 0;
-  hasModrm = false;
-  imm2 = 0;
-  vvvv = 0;
-  vexL = 0;
-  mandatory = 0;
 }
 
 function noop(): void {}
