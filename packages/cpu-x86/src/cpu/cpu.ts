@@ -33,7 +33,7 @@ import {
 import { type CompiledBlock, compileBlock, JIT_THRESHOLD } from "./jit.js";
 import { isSysTransfer, REGION_MAX, type RegionBlock, succs } from "./jit-gen.js";
 import { FAULT, TRANSLATION_EXIT, Vec } from "./memory.js";
-import { XInsn } from "./operands.js";
+import { newXInsn, type XInsn } from "./operands.js";
 import type { CpuStateSnapshot } from "./state.js";
 import { AR, CpuStateError, CR4, DR7_GD, F, M64, Seg } from "./state.js";
 import { SysCpu } from "./sysregs.js";
@@ -208,7 +208,7 @@ export class Cpu extends SysCpu {
   private dbPending = 0;
   private stopRequested = false;
   private readonly scratch = new Uint8Array(16);
-  private readonly crossInsn = new XInsn();
+  private readonly crossInsn = newXInsn();
   private readonly crossBlock = new Block([this.crossInsn], -1);
   /** Whether `currentBlock`'s fetch went through a global translation (its links may use `globalLinkEpoch`). */
   private fetchGlobal = false;
@@ -808,7 +808,7 @@ export class Cpu extends SysCpu {
     const insns: XInsn[] = [];
     let p = off;
     while (p < 4096 && insns.length < 64) {
-      const i = new XInsn();
+      const i = newXInsn();
       const st = decode(bytes, p, mode, i);
       if (st === DecodeStatus.Truncated) break; // crosses into the next page: its own block
       const plain = prepare(i, st);

@@ -4,7 +4,7 @@
  * 16/32/64-bit addressing with the default segment (SS for rBP/rSP bases, SDM Vol. 1 3.7.5) and
  * ModRM r/m operands that are a register or memory.
  */
-import { Insn, NO_REG, NO_SEG } from "../decoder/insn.js";
+import { DecodeStatus, Insn, NO_REG, NO_SEG } from "../decoder/insn.js";
 import type { FpuHandler } from "../fpu/dispatch.js";
 import { ExcCpu } from "./exceptions.js";
 import { Seg } from "./state.js";
@@ -26,6 +26,51 @@ export class XInsn extends Insn {
 }
 
 function noop(): void {}
+
+/**
+ * A fresh XInsn from one object literal: V8 tracks allocation sites for literals (not for `new`),
+ * and pretenures a site whose objects survive, as decoded instructions do: they are then allocated
+ * in the old generation instead of being copied out of the young one by every scavenge.
+ */
+export function newXInsn(): XInsn {
+  return {
+    status: DecodeStatus.Invalid,
+    op: 0,
+    form: 0,
+    length: 0,
+    mode: 64,
+    opSize: 4,
+    addrSize: 8,
+    prefixes: 0,
+    rex: 0,
+    seg: NO_SEG,
+    opcode: 0,
+    map: 0,
+    hasModrm: false,
+    mod: 0,
+    reg: 0,
+    rm: 0,
+    isMem: false,
+    base: NO_REG,
+    index: NO_REG,
+    scale: 0,
+    disp: 0,
+    ripRel: false,
+    imm: 0,
+    immHi: 0,
+    imm2: 0,
+    vvvv: 0,
+    vexL: 0,
+    mandatory: 0,
+    byteRegsHigh: true,
+    fn: noop,
+    sz: 4,
+    k: 0,
+    sg: Seg.DS,
+    inner: null,
+    fpu: null,
+  } as XInsn;
+}
 
 export class OpCpu extends ExcCpu {
   /** High half of the last 64-bit operand read. */
