@@ -214,11 +214,17 @@ describe("Vcpu: MSRs, CPUID, LAPIC state, interrupts", () => {
     expect(out[0]).toBe(0x11);
     v.cpuid(0x80000001, 0, out);
     expect(out[0]).toBe(0x11);
-    v.cpuid(1, 0, out);
+    v.cpuid(1, 0, out, v.cpuidRuntime());
     expect(out[3]).toBe(1 << 9);
     v.writeMsr(0x1b, 0xfee00100n);
-    v.cpuid(1, 0, out);
+    v.cpuid(1, 0, out, v.cpuidRuntime());
     expect(out[3]).toBe(0);
+    // Answered from leaf 1, so KVM's updated leaf-1 entry: the APIC bit follows there too.
+    v.cpuid(5, 0, out, v.cpuidRuntime());
+    expect(out[3]).toBe(0);
+    // Without the guest state: the table as set.
+    v.cpuid(1, 0, out);
+    expect(out[3]).toBe(1 << 9);
   });
   it("KVM_GET_LAPIC/SET_LAPIC round trip the 1 KiB page; EINVAL without irqchip", () => {
     const vm = setup();
