@@ -592,7 +592,8 @@ export class Vcpu {
    * KVM_SET_CPUID2. After the first KVM_RUN only the table in force is accepted, compared with the
    * runtime updates applied to both sides (6.1 kvm_set_cpuid: __kvm_update_cpuid_runtime on the
    * incoming entries, then kvm_cpuid_check_equal), so a table read back from KVM_GET_CPUID2, or the
-   * one set before the guest changed CR4 or XCR0, still passes; any other is EBUSY.
+   * one set before the guest changed CR4 or XCR0, still passes; any other is EINVAL
+   * (kvm_cpuid_check_equal returns -EINVAL, also for a different entry count; the host's KVM agrees).
    */
   setCpuid2(entries: readonly CpuidEntry2[]): void {
     const t = validateCpuid2(entries);
@@ -600,7 +601,7 @@ export class Vcpu {
       const host = this.vm.kvm.hostCpuid();
       const rt = this.cpuidRuntime();
       if (!cpuidEqual(cpuidWithRuntime(t, host, rt), cpuidWithRuntime(this.cpuidTable, host, rt)))
-        fail("EBUSY", "KVM_SET_CPUID2", "AfterRun");
+        fail("EINVAL", "KVM_SET_CPUID2", "AfterRun");
     }
     this.cpuidTable = t;
     this.cpuidGeneration++;
