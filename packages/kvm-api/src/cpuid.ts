@@ -179,26 +179,43 @@ export function xstateRequiredSize(
   return size;
 }
 
-/** Guest state that CPUID reflects (kvm_update_cpuid_runtime): CR4, XCR0, IA32_XSS (low halves). */
+/**
+ * Guest state that CPUID reflects (kvm_update_cpuid_runtime): CR4, XCR0, IA32_XSS, IA32_APIC_BASE
+ * (low halves).
+ */
 export interface CpuidRuntime {
   cr4: number;
   xcr0: number;
   xss: number;
+  apicBase: number;
 }
 
 const CR4_OSXSAVE = 1 << 18;
 const CR4_PKE = 1 << 22;
+/** IA32_APIC_BASE[11]: the xAPIC global enable (SDM Vol. 3A 10.4.4). */
+const APIC_BASE_EN = 1 << 11;
 const CPUID1_ECX_XSAVE = 1 << 26;
 const CPUID1_ECX_OSXSAVE = 1 << 27;
 const CPUID7_ECX_PKU = 1 << 3;
 const CPUID7_ECX_OSPKE = 1 << 4;
 
+const withBit = (v: number, bit: number, on: boolean): number => (on ? v | bit : v & ~bit) >>> 0;
+
 /**
- * What kvm_update_cpuid_runtime() keeps current in a vCPU's CPUID, applied to one answer `out`
- * (EAX, EBX, ECX, EDX) of CPUID(fn, index) from `table`: CPUID.1:ECX.OSXSAVE = CR4.OSXSAVE (with
- * XSAVE), CPUID.(7,0):ECX.OSPKE = CR4.PKE (with PKU), CPUID.(0DH,0):EBX = the standard-form size for
- * XCR0, CPUID.(0DH,1):EBX = the compacted size for XCR0 | IA32_XSS (with XSAVEC or XSAVES). Sizes
- * come from `host`, the supported table (KVM asks the host CPU).
+ * What kvm_update_cpuid_runtime() keeps current in a vCPU's CPUID, applied to `out` (EAX, EBX, ECX,
+ * EDX), the registers of the table's entry for CPUID(fn, index) (the caller has one: KVM updates
+ * only entries that exist). As 6.1's __kvm_update_cpuid_runtime():
+ * - CPUID.1:ECX.OSXSAVE = CR4.OSXSAVE when the host has XSAVE (boot_cpu_has, not the guest's bit);
+ * - CPUID.1:EDX.APIC = IA32_APIC_BASE.EN, set as well as cleared;
+ * - CPUID.(7,0):ECX.OSPKE = CR4.PKE when the host has PKU;
+ * - CPUID.(0DH,0):EBX = the standard-form XSAVE size for XCR0;
+ * - CPUID.(0DH,1):EBX = the compacted size when the entry offers XSAVEC or XSAVES. 6.1 sizes XCR0
+ *   alone, later kernels XCR0 | IA32_XSS; this uses the latter, the same while no IA32_XSS
+ *   component is supported (cpu-x86 has none).
+ * Not done: 6.1 also makes CPUID.1:ECX.MONITOR follow IA32_MISC_ENABLE[18], but only once userspace
+ * disables KVM_X86_QUIRK_MISC_ENABLE_NO_MWAIT (KVM_CAP_DISABLE_QUIRKS2), which kvm-api does not
+ * offer; with the quirk in force 6.1 leaves the bit as set. `host` is the supported table: the
+ * host's features and the component sizes (KVM asks the host CPU).
  */
 export function applyCpuidRuntime(
   host: readonly CpuidEntry2[],
@@ -208,17 +225,81 @@ export function applyCpuidRuntime(
   rt: CpuidRuntime,
 ): void {
   if (fn === 1) {
-    if (out[2]! & CPUID1_ECX_XSAVE)
-      out[2] = rt.cr4 & CR4_OSXSAVE ? out[2]! | CPUID1_ECX_OSXSAVE : out[2]! & ~CPUID1_ECX_OSXSAVE;
+    if ((findCpuid(host, 1, 0)?.ecx ?? 0) & CPUID1_ECX_XSAVE)
+      out[2] = withBit(out[2]!, CPUID1_ECX_OSXSAVE, (rt.cr4 & CR4_OSXSAVE) !== 0);
+    out[3] = withBit(out[3]!, CPUID1_EDX_APIC, (rt.apicBase & APIC_BASE_EN) !== 0);
   } else if (fn === 7 && index === 0) {
-    if (out[2]! & CPUID7_ECX_PKU)
-      out[2] = rt.cr4 & CR4_PKE ? out[2]! | CPUID7_ECX_OSPKE : out[2]! & ~CPUID7_ECX_OSPKE;
-  } else if (fn === 0xd && index === 0 && out[0]! & 1) {
-    // An entry exists (EAX reports x87, always supported): KVM updates only an existing one.
+    if ((findCpuid(host, 7, 0)?.ecx ?? 0) & CPUID7_ECX_PKU)
+      out[2] = withBit(out[2]!, CPUID7_ECX_OSPKE, (rt.cr4 & CR4_PKE) !== 0);
+  } else if (fn === 0xd && index === 0) {
     out[1] = xstateRequiredSize(host, rt.xcr0, false);
   } else if (fn === 0xd && index === 1 && out[0]! & CPUID_D1_EAX_XSAVEC_XSAVES) {
     out[1] = xstateRequiredSize(host, rt.xcr0 | rt.xss, true);
   }
+}
+
+/** The leaves __kvm_update_cpuid_runtime() updates, in its order. */
+const RUNTIME_LEAVES = [
+  [1, 0],
+  [7, 0],
+  [0xd, 0],
+  [0xd, 1],
+] as const;
+
+/**
+ * The entry of `table` that __kvm_update_cpuid_runtime() updates as (fn, index), the one
+ * cpuid_entry2_find() picks: for leaf 1 (KVM_CPUID_INDEX_NOT_SIGNIFICANT) the first entry of
+ * function 1 whatever its index, else the first findCpuid() gives.
+ */
+function runtimeEntry(table: readonly CpuidEntry2[], fn: number, index: number): CpuidEntry2 | undefined {
+  return fn === 1 ? table.find((e) => e.function === 1) : findCpuid(table, fn, index);
+}
+
+/**
+ * The runtime updates that land on `entry`, an entry of `table`, applied to `out` (its EAX, EBX, ECX,
+ * EDX): what a CPUID exit answered from `entry` returns, as KVM answers from its stored, updated
+ * entries (an Intel out-of-range leaf gets the updates of the leaf it is answered from).
+ */
+export function applyCpuidRuntimeToEntry(
+  table: readonly CpuidEntry2[],
+  entry: CpuidEntry2,
+  host: readonly CpuidEntry2[],
+  out: Uint32Array,
+  rt: CpuidRuntime,
+): void {
+  for (const [fn, index] of RUNTIME_LEAVES) {
+    if (entry.function === fn && runtimeEntry(table, fn, index) === entry)
+      applyCpuidRuntime(host, fn, index, out, rt);
+  }
+}
+
+/**
+ * A copy of `table` as kvm_update_cpuid_runtime() leaves the vCPU's stored entries for the guest
+ * state `rt`: what KVM_GET_CPUID2 copies out, and what KVM_SET_CPUID2 compares after KVM_RUN (6.1
+ * kvm_set_cpuid() runs __kvm_update_cpuid_runtime() on the incoming entries, then
+ * kvm_cpuid_check_equal() against the stored ones, which are kept updated).
+ */
+export function cpuidWithRuntime(
+  table: readonly CpuidEntry2[],
+  host: readonly CpuidEntry2[],
+  rt: CpuidRuntime,
+): CpuidEntry2[] {
+  const out = table.map(copy);
+  const r = new Uint32Array(4);
+  for (const [fn, index] of RUNTIME_LEAVES) {
+    const e = runtimeEntry(out, fn, index);
+    if (!e) continue;
+    r[0] = e.eax;
+    r[1] = e.ebx;
+    r[2] = e.ecx;
+    r[3] = e.edx;
+    applyCpuidRuntime(host, fn, index, r, rt);
+    e.eax = r[0]!;
+    e.ebx = r[1]!;
+    e.ecx = r[2]!;
+    e.edx = r[3]!;
+  }
+  return out;
 }
 
 /** The entry for (function, index): the index matters only when the entry says so. */
@@ -232,14 +313,15 @@ export function findCpuid(table: readonly CpuidEntry2[], fn: number, index: numb
  * What CPUID(fn, index) returns in the guest, as kvm_cpuid(): the matching entry; else, on
  * Intel, a leaf above its class's maximum returns the highest basic leaf (SDM CPUID
  * "If a value entered for CPUID.EAX is higher than the maximum input value..."); else zeros,
- * except leaves 0xB/0x1F which echo ECX[7:0] and the EDX x2APIC id.
+ * except leaves 0xB/0x1F which echo ECX[7:0] and the EDX x2APIC id. Returns the entry answered
+ * from, undefined when none was.
  */
 export function cpuidLookup(
   table: readonly CpuidEntry2[],
   fn: number,
   index: number,
   out: Uint32Array,
-): void {
+): CpuidEntry2 | undefined {
   fn >>>= 0;
   let e = findCpuid(table, fn, index);
   if (!e) {
@@ -258,7 +340,7 @@ export function cpuidLookup(
     out[1] = e.ebx;
     out[2] = e.ecx;
     out[3] = e.edx;
-    return;
+    return e;
   }
   out.fill(0);
   if (fn === 0xb || fn === 0x1f) {
@@ -268,4 +350,5 @@ export function cpuidLookup(
       out[3] = sub1.edx;
     }
   }
+  return undefined;
 }

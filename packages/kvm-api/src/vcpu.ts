@@ -6,11 +6,12 @@
  */
 import { nsToTsc, tscToNs } from "./clock.js";
 import {
-  applyCpuidRuntime,
+  applyCpuidRuntimeToEntry,
   type CpuidEntry2,
   type CpuidRuntime,
   cpuidEqual,
   cpuidLookup,
+  cpuidWithRuntime,
   validateCpuid2,
 } from "./cpuid.js";
 import { KvmClockVcpu } from "./devices/kvmclock.js";
@@ -75,6 +76,8 @@ const XFEATURE_SSE = 2;
 const XFEATURE_PKRU = 1 << 9;
 /** CPUID.(7,0):ECX.PKU. */
 const CPUID7_ECX_PKU = 1 << 3;
+/** IA32_XSS (SDM Vol. 4 table 2-2). */
+const MSR_IA32_XSS = 0xda0;
 
 /** What runs the guest: implemented by the VMX/CPU composition. */
 export interface VcpuBackend {
@@ -574,28 +577,59 @@ export class Vcpu {
 
   // ---- CPUID ----
 
+  /**
+   * KVM_GET_CPUID2: the table as kvm_update_cpuid_runtime() keeps KVM's stored copy, for the vCPU's
+   * current CR4, XCR0, IA32_XSS and IA32_APIC_BASE (kvm_vcpu_ioctl_get_cpuid2 copies those entries).
+   */
   getCpuid2(): CpuidEntry2[] {
-    return this.cpuidTable.map((e) => ({ ...e }));
+    return cpuidWithRuntime(this.cpuidTable, this.vm.kvm.hostCpuid(), this.cpuidRuntime());
   }
-  /** KVM_SET_CPUID2; after the first KVM_RUN only an identical table is accepted (EBUSY). */
+  /** The table as KVM_SET_CPUID2 gave it, without the runtime updates (the backend's features). */
+  cpuidEntries(): readonly CpuidEntry2[] {
+    return this.cpuidTable;
+  }
+  /**
+   * KVM_SET_CPUID2. After the first KVM_RUN only the table in force is accepted, compared with the
+   * runtime updates applied to both sides (6.1 kvm_set_cpuid: __kvm_update_cpuid_runtime on the
+   * incoming entries, then kvm_cpuid_check_equal), so a table read back from KVM_GET_CPUID2, or the
+   * one set before the guest changed CR4 or XCR0, still passes; any other is EINVAL
+   * (kvm_cpuid_check_equal returns -EINVAL, also for a different entry count; the host's KVM agrees).
+   */
   setCpuid2(entries: readonly CpuidEntry2[]): void {
     const t = validateCpuid2(entries);
-    if (this.hasRun && !cpuidEqual(t, this.cpuidTable)) fail("EBUSY", "KVM_SET_CPUID2", "AfterRun");
+    if (this.hasRun) {
+      const host = this.vm.kvm.hostCpuid();
+      const rt = this.cpuidRuntime();
+      if (!cpuidEqual(cpuidWithRuntime(t, host, rt), cpuidWithRuntime(this.cpuidTable, host, rt)))
+        fail("EINVAL", "KVM_SET_CPUID2", "AfterRun");
+    }
     this.cpuidTable = t;
     this.cpuidGeneration++;
   }
   /**
-   * CPUID exit handling: `out` gets EAX, EBX, ECX, EDX. With `rt`, the guest's CR4, XCR0 and IA32_XSS,
-   * the bits and sizes kvm_update_cpuid_runtime() keeps current follow them (OSXSAVE, OSPKE, leaf 0DH
-   * EBX of sub-leaves 0 and 1).
+   * The guest state CPUID reflects, read as the ioctls read it (the running state brought back
+   * first): CR4 (kvm_sregs), XCR0 (kvm_xcrs), IA32_XSS (KVM_GET_MSRS), IA32_APIC_BASE.
+   */
+  cpuidRuntime(): CpuidRuntime {
+    this.fresh(VcpuState.SREGS | VcpuState.XSTATE);
+    const b = this.backend;
+    const xss = (b?.hostReadMsr ? b.hostReadMsr(MSR_IA32_XSS) : this.readMsr(MSR_IA32_XSS, true)) ?? 0n;
+    return {
+      cr4: Number(this.sregs.cr4 & 0xffffffffn),
+      xcr0: Number(this.xcr0 & 0xffffffffn),
+      xss: Number(xss & 0xffffffffn),
+      apicBase: this.apicBase,
+    };
+  }
+  /**
+   * CPUID exit handling: `out` gets EAX, EBX, ECX, EDX. With `rt` (the guest's state, see
+   * cpuidRuntime), the entry answered from carries what kvm_update_cpuid_runtime() keeps current
+   * (APIC, OSXSAVE, OSPKE, leaf 0DH EBX of sub-leaves 0 and 1), as KVM_GET_CPUID2 shows it.
    */
   cpuid(fn: number, index: number, out: Uint32Array, rt?: CpuidRuntime): void {
-    cpuidLookup(this.cpuidTable, fn, index, out);
-    if (rt !== undefined) applyCpuidRuntime(this.vm.kvm.hostCpuid(), fn, index, out, rt);
-    if (fn === 1) {
-      // kvm_update_cpuid_runtime(): CPUID.1:EDX.APIC follows IA32_APIC_BASE.EN.
-      if (!(this.apicBase & 0x800)) out[3]! &= ~(1 << 9);
-    }
+    const e = cpuidLookup(this.cpuidTable, fn, index, out);
+    if (rt !== undefined && e !== undefined)
+      applyCpuidRuntimeToEntry(this.cpuidTable, e, this.vm.kvm.hostCpuid(), out, rt);
   }
 
   // ---- MSRs ----

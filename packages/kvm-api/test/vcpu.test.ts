@@ -190,7 +190,7 @@ describe("Vcpu: MSRs, CPUID, LAPIC state, interrupts", () => {
     expect(v.vm.mmioRead(0, 0xfee00080, 4)).toBeUndefined(); // MMIO is off in x2APIC mode
     expect(v.readMsr(0x808)).toBe(0x20n);
   });
-  it("KVM_SET_CPUID2: >256 entries E2BIG, bad linear width EINVAL, changes after KVM_RUN EBUSY", () => {
+  it("KVM_SET_CPUID2: >256 entries E2BIG, bad linear width EINVAL, changes after KVM_RUN EINVAL", () => {
     const v = setup().createVcpu(0);
     const e = { function: 0, index: 0, flags: 0, eax: 1, ebx: 0, ecx: 0, edx: 0 };
     expect(errOf(() => v.setCpuid2(new Array(257).fill(e))).code).toBe("E2BIG");
@@ -200,7 +200,8 @@ describe("Vcpu: MSRs, CPUID, LAPIC state, interrupts", () => {
     v.setCpuid2([e]);
     v.hasRun = true;
     v.setCpuid2([e]); // identical: allowed
-    expect(errOf(() => v.setCpuid2([{ ...e, eax: 2 }])).code).toBe("EBUSY");
+    // 6.1 kvm_cpuid_check_equal: -EINVAL.
+    expect(errOf(() => v.setCpuid2([{ ...e, eax: 2 }])).code).toBe("EINVAL");
   });
   it("CPUID exit lookup: Intel out-of-range leaves return the highest basic leaf; APIC bit follows APIC base", () => {
     const v = setup().createVcpu(0);
@@ -214,11 +215,17 @@ describe("Vcpu: MSRs, CPUID, LAPIC state, interrupts", () => {
     expect(out[0]).toBe(0x11);
     v.cpuid(0x80000001, 0, out);
     expect(out[0]).toBe(0x11);
-    v.cpuid(1, 0, out);
+    v.cpuid(1, 0, out, v.cpuidRuntime());
     expect(out[3]).toBe(1 << 9);
     v.writeMsr(0x1b, 0xfee00100n);
-    v.cpuid(1, 0, out);
+    v.cpuid(1, 0, out, v.cpuidRuntime());
     expect(out[3]).toBe(0);
+    // Answered from leaf 1, so KVM's updated leaf-1 entry: the APIC bit follows there too.
+    v.cpuid(5, 0, out, v.cpuidRuntime());
+    expect(out[3]).toBe(0);
+    // Without the guest state: the table as set.
+    v.cpuid(1, 0, out);
+    expect(out[3]).toBe(1 << 9);
   });
   it("KVM_GET_LAPIC/SET_LAPIC round trip the 1 KiB page; EINVAL without irqchip", () => {
     const vm = setup();

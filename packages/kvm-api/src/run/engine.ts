@@ -278,7 +278,7 @@ export class VmxBackend implements VcpuBackend {
     this.runStartNs = vcpu.vm.clock.nowNs();
     if (vcpu.cpuidGeneration !== this.cpuidSeen) {
       this.cpuidSeen = vcpu.cpuidGeneration;
-      applyGuestCpuid(this.cpu.cpuidModel, vcpu.getCpuid2(), vcpu.vm.kvm.hostCpuid());
+      applyGuestCpuid(this.cpu.cpuidModel, vcpu.cpuidEntries(), vcpu.vm.kvm.hostCpuid());
     }
     this.sync.syncIn();
     this.debug.sync();

@@ -52,7 +52,7 @@ export class ExitHandlers {
   private completion: Completion | null = null;
   private readonly cpuidOut = new Uint32Array(4);
   /** The guest state CPUID reflects, refilled per CPUID exit. */
-  private readonly cpuidRt: CpuidRuntime = { cr4: 0, xcr0: 1, xss: 0 };
+  private readonly cpuidRt: CpuidRuntime = { cr4: 0, xcr0: 1, xss: 0, apicBase: 0 };
 
   constructor(private readonly b: VmxBackend) {}
 
@@ -372,6 +372,8 @@ export class ExitHandlers {
     rt.cr4 = cpu.cr4;
     rt.xcr0 = cpu.xcr0Lo;
     rt.xss = cpu.xssLo;
+    // IA32_APIC_BASE is kvm-api's MSR (KVM_API_MSRS), never the CPU's.
+    rt.apicBase = this.b.vcpu.apicBase;
     this.b.vcpu.cpuid(cpu.r[0]! >>> 0, cpu.r[2]! >>> 0, o, rt);
     const set = (reg: number, val: number) => {
       cpu.r[reg * 2] = val | 0;
