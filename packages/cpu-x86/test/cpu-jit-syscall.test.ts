@@ -21,6 +21,7 @@ import {
   TranslateFault,
   type TranslateResult,
 } from "../src/index.js";
+import { Rng } from "./oracle/build.js";
 
 const CODE = 0x10000;
 const KERNEL2 = 0x11000; // a second kernel entry, in another page
@@ -29,21 +30,6 @@ const RAM = 0x40000;
 const STAR_HI = 1;
 const LSTAR = 2;
 const FMASK = 6;
-
-class Rng {
-  constructor(private s: number) {}
-  next(): number {
-    let x = this.s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.s = x;
-    return x >>> 0;
-  }
-  below(n: number): number {
-    return this.next() % n;
-  }
-}
 
 function le32(v: number): number[] {
   return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
@@ -55,13 +41,13 @@ function filler(g: Rng): number[] {
   for (let k = g.below(4); k > 0; k--) {
     switch (g.below(4)) {
       case 0:
-        out.push(0x05, ...le32(g.next())); // add eax, imm32
+        out.push(0x05, ...le32(g.u32())); // add eax, imm32
         break;
       case 1:
-        out.push(0x81, 0xc3, ...le32(g.next())); // add ebx, imm32
+        out.push(0x81, 0xc3, ...le32(g.u32())); // add ebx, imm32
         break;
       case 2:
-        out.push(0x81, 0xf2, ...le32(g.next())); // xor edx, imm32
+        out.push(0x81, 0xf2, ...le32(g.u32())); // xor edx, imm32
         break;
       default:
         out.push(0xff, 0xc6); // inc esi
@@ -178,7 +164,7 @@ describe("SYSCALL/SYSRET in generated regions vs the interpreter", () => {
     const events = new Set<string>();
     for (let t = 0; t < 300; t++) {
       const p = program(g);
-      const seed = g.next() || 1;
+      const seed = g.u32() || 1;
       const a = runProgram(p, true, new Rng(seed));
       const b = runProgram(p, false, new Rng(seed));
       expect(a, `program ${t}`).toEqual(b);

@@ -16,31 +16,13 @@ import {
   TranslateFault,
   type TranslateResult,
 } from "../src/index.js";
+import { Rng } from "./oracle/build.js";
 
 const CODE = 0x10000;
 const DATA = 0x40000;
 /** A page that faults (#PF, not present) and the first address past RAM (MMIO: reads all-ones). */
 const HOLE = 0x60000;
 const RAM = 0x80000;
-
-class Rng {
-  constructor(private s: number) {}
-  next(): number {
-    // xorshift32
-    let x = this.s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.s = x;
-    return x >>> 0;
-  }
-  below(n: number): number {
-    return this.next() % n;
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.below(a.length)]!;
-  }
-}
 
 /** Registers a random instruction may write: not RSP (4), r13 (index), r14 (base), r15 (counter). */
 const FREE = [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12];
@@ -77,7 +59,7 @@ function mem(
 const EDGE = [0, 1, -1, 0x7fffffff, -0x80000000, 0x80, 0xff, 0xffff, 0x12345678];
 
 function imm32(g: Rng): number {
-  return g.below(3) === 0 ? g.pick(EDGE) : g.next() | 0;
+  return g.below(3) === 0 ? g.pick(EDGE) : g.u32() | 0;
 }
 
 /** One random instruction (bytes). */
@@ -185,7 +167,7 @@ function program(g: Rng): Program {
   code.push(0xeb, -(code.length + 2 - start2 - 6) & 0xff); // jmp body: back when jcc falls through
   code.push(0xf4); // out: hlt
   const regs = new Int32Array(32);
-  for (let r = 0; r < 32; r++) regs[r] = g.below(3) === 0 ? g.pick(EDGE) : g.next() | 0;
+  for (let r = 0; r < 32; r++) regs[r] = g.below(3) === 0 ? g.pick(EDGE) : g.u32() | 0;
   regs[8] = 0x30000; // RSP
   regs[9] = 0;
   regs[26] = g.below(8); // r13: index
