@@ -33,7 +33,8 @@ function noop(): void {}
  * in the old generation instead of being copied out of the young one by every scavenge.
  */
 export function newXInsn(): XInsn {
-  return {
+  // Typed, not cast: a field added to Insn or XInsn and missing here is a compile error.
+  const i: XInsn = {
     status: DecodeStatus.Invalid,
     op: 0,
     form: 0,
@@ -69,7 +70,8 @@ export function newXInsn(): XInsn {
     sg: Seg.DS,
     inner: null,
     fpu: null,
-  } as XInsn;
+  };
+  return i;
 }
 
 export class OpCpu extends ExcCpu {
