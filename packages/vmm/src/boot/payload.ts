@@ -29,6 +29,27 @@ const LZ4_CHUNK_MAX = 8 << 20;
 const u32 = (b: Uint8Array, o: number) =>
   (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 
+/** The length `lz4Length` read last (a second result without allocating a pair). */
+let lengthOut = 0;
+
+/**
+ * A token's 4-bit length `n`: 15 continues in bytes from `src[i]` that add up until one is not 255.
+ * Returns the index past them, the length in `lengthOut`. A plain function, not a closure over the
+ * caller's index: that would put the index in a context slot for every byte the block copies.
+ */
+function lz4Length(src: Uint8Array, i: number, end: number, n: number, start: number, what: string): number {
+  if (n === 15) {
+    let b: number;
+    do {
+      if (i >= end) throw new PayloadError(`LZ4 block at ${start}: truncated ${what}`);
+      b = src[i++]!;
+      n += b;
+    } while (b === 255);
+  }
+  lengthOut = n;
+  return i;
+}
+
 /**
  * Inflates one LZ4 block (the block format: sequences of a token, literals, a 16-bit offset and a
  * match) into `out` at `pos`; returns the new end. Every read and write is bounds-checked.
@@ -43,21 +64,11 @@ function lz4Block(
 ): number {
   let i = start;
   let o = pos;
-  // A 4-bit length of 15 continues in bytes that add up until one is not 255. Written out twice
-  // below: a helper closing over `i` would put it in a context slot, and every byte access with it
-  // (the kernel's 2.5 MB inflate in ~2x the time).
   for (;;) {
     if (i >= end) throw new PayloadError(`LZ4 block at ${start}: truncated sequence`);
     const token = src[i++]!;
-    let lit = token >>> 4;
-    if (lit === 15) {
-      let b: number;
-      do {
-        if (i >= end) throw new PayloadError(`LZ4 block at ${start}: truncated literal length`);
-        b = src[i++]!;
-        lit += b;
-      } while (b === 255);
-    }
+    i = lz4Length(src, i, end, token >>> 4, start, "literal length");
+    const lit = lengthOut;
     if (i + lit > end) throw new PayloadError(`LZ4 block at ${start}: literals run past the block`);
     if (o + lit > limit) throw new PayloadError(`LZ4 block at ${start}: output exceeds ${limit} bytes`);
     // Short runs byte by byte: a subarray per sequence would allocate ~1 M objects per kernel.
@@ -74,16 +85,8 @@ function lz4Block(
     i += 2;
     if (offset === 0 || offset > o - pos)
       throw new PayloadError(`LZ4 block at ${start}: match offset ${offset} is out of range`);
-    let len = token & 15;
-    if (len === 15) {
-      let b: number;
-      do {
-        if (i >= end) throw new PayloadError(`LZ4 block at ${start}: truncated match length`);
-        b = src[i++]!;
-        len += b;
-      } while (b === 255);
-    }
-    len += 4;
+    i = lz4Length(src, i, end, token & 15, start, "match length");
+    const len = lengthOut + 4;
     if (o + len > limit) throw new PayloadError(`LZ4 block at ${start}: output exceeds ${limit} bytes`);
     let from = o - offset;
     if (offset >= len && len >= 64) {
