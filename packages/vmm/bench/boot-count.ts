@@ -3,6 +3,7 @@
 // the guest instructions retired by vCPU 0, the MIPS that makes, and the kernel's `Run /init`
 // timestamp (with --icount 0 that timestamp is the kernel's own instruction count, 1 ns each).
 //   npm run bench:boot-count -w @tskvm/vmm -- [--icount] [--kernel-decompress guest] [--runs N]
+//     [--kernel PATH] [--initrd PATH]   (default: the bundled guest's)
 //   (uses packages/vmm/dist: run `npx tsup` in packages/vmm first)
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -14,6 +15,8 @@ const { values: opts } = parseArgs({
     icount: { type: "boolean", default: false },
     "kernel-decompress": { type: "string", default: "host" },
     runs: { type: "string", default: "1" },
+    kernel: { type: "string" },
+    initrd: { type: "string" },
   },
 });
 const MARKER = "TSKVM-BOOT-OK";
@@ -22,7 +25,13 @@ async function once(): Promise<string> {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const config = parseVmOptions(
-    { icount: opts.icount ? "0" : undefined, kernelDecompress: opts["kernel-decompress"] },
+    {
+      icount: opts.icount ? "0" : undefined,
+      kernelDecompress: opts["kernel-decompress"],
+      kernel: opts.kernel,
+      // The marker comes from the bundled initramfs's init, so it stays the default with --kernel.
+      initrd: opts.initrd ?? bundledGuest().initrd,
+    },
     bundledGuest(),
   );
   // One line at a time: appending every byte to the whole output would allocate ~45 MB per boot

@@ -97,6 +97,30 @@ describe("i8042 as Linux's i8042 driver probes it", () => {
     expect(t.kbd).toEqual([true, false]);
   });
 
+  it("each byte read from port 0x60 ends its IRQ pulse; the next queued byte starts a new one", () => {
+    // Linux's i8042_interrupt reads one byte per (edge-triggered) interrupt: identify's three
+    // reply bytes need three rising edges, or atkbd's probe stalls (it did, and hung poweroff).
+    const t = setup();
+    t.writeData(0xf2); // identify -> ACK AB 83
+    expect(t.kbd).toEqual([true]);
+    expect([t.readData(), t.readData(), t.readData()]).toEqual([0xfa, 0xab, 0x83]);
+    expect(t.kbd).toEqual([true, false, true, false, true, false]);
+    // The AUX line too, for bytes from the AUX port, with AUXINT set.
+    const aux: boolean[] = [];
+    const d = new I8042({ auxIrq: { set: (l) => aux.push(l) } });
+    const { data, command } = d.portDevices();
+    command.ioWrite(0, 1, I8042Cmd.WRITE_CTR);
+    data.ioWrite(0, 1, I8042Ctr.AUXINT | I8042Ctr.SYS);
+    command.ioWrite(0, 1, I8042Cmd.AUX_SEND);
+    data.ioWrite(0, 1, 0xf2);
+    command.ioWrite(0, 1, I8042Cmd.AUX_SEND);
+    data.ioWrite(0, 1, 0xf2);
+    expect(aux).toEqual([true]);
+    data.ioRead(0, 1);
+    data.ioRead(0, 1);
+    expect(aux).toEqual([true, false, true, false]);
+  });
+
   it("reboot (arch/x86/kernel/reboot.c BOOT_KBD): wait for IBF clear, write 0xFE to 0x64 -> reset event", () => {
     const t = setup();
     expect(t.status() & I8042Str.IBF).toBe(0); // kb_wait()

@@ -149,7 +149,14 @@ export class I8042 {
 
   private readData(): number {
     const head = this.queue.shift();
-    if (head) this.lastData = head.byte;
+    if (head) {
+      this.lastData = head.byte;
+      // Reading empties the output buffer, which drops IRQ 1/12; the next queued byte then loads
+      // and raises its line again. The drop matters: the IOAPIC and PIC see these IRQs as edges,
+      // so a line held high across two keyboard bytes would never announce the second one, and
+      // Linux's i8042 driver (which reads one byte per interrupt) would stall.
+      this.lowerIrqs();
+    }
     this.update();
     // An empty buffer reads the last byte again, as the real latch does.
     return this.lastData;
@@ -289,6 +296,17 @@ export class I8042 {
   private reset(): void {
     this.resets++;
     this.onReset();
+  }
+
+  private lowerIrqs(): void {
+    if (this.kbdLevel) {
+      this.kbdLevel = false;
+      this.kbdIrq.set(false);
+    }
+    if (this.auxLevel) {
+      this.auxLevel = false;
+      this.auxIrq.set(false);
+    }
   }
 
   private update(): void {
