@@ -52,15 +52,16 @@ BASE_OPTS="64BIT PRINTK PRINTK_TIME BUG TTY SERIAL_8250 SERIAL_8250_CONSOLE BLK_
   X86_MPPARSE SMP KERNEL_LZ4 CRYPTO CRYPTO_MANAGER_DISABLE_TESTS SLAB"
 BASE_OFF="KERNEL_XZ KERNEL_GZIP KERNEL_BZIP2 KERNEL_LZMA KERNEL_LZO KERNEL_ZSTD RANDOMIZE_BASE
   RD_GZIP RD_BZIP2 RD_LZMA RD_XZ RD_LZO RD_LZ4 RD_ZSTD ACPI LEGACY_PTYS SLOB
-  IPV6 HID PCIEASPM"
+  IPV6 HID PCIEASPM VT INPUT SERIO"
 GPU_OPTS="DRM DRM_VIRTIO_GPU DRM_FBDEV_EMULATION FB VT VT_CONSOLE FRAMEBUFFER_CONSOLE"
 
 build_kernel() { # $1 = output dir, $2 = extra options
   out="$1"; extra="$2"
   mkdir -p "$out"
   make -C "$KSRC" O="$out" -s tinyconfig
-  for o in $BASE_OPTS $extra; do "$KSRC/scripts/config" --file "$out/.config" --enable "$o"; done
+  # Off first, then on: the gpu kernel's extras turn VT (and through it INPUT) back on.
   for o in $BASE_OFF; do "$KSRC/scripts/config" --file "$out/.config" --disable "$o"; done
+  for o in $BASE_OPTS $extra; do "$KSRC/scripts/config" --file "$out/.config" --enable "$o"; done
   "$KSRC/scripts/config" --file "$out/.config" --set-val NR_CPUS 8
   make -C "$KSRC" O="$out" -s olddefconfig
   # olddefconfig drops an option whose dependencies are missing: fail loudly instead of shipping

@@ -3,7 +3,7 @@
 // the guest instructions retired by vCPU 0, the MIPS that makes, and the kernel's `Run /init`
 // timestamp (with --icount 0 that timestamp is the kernel's own instruction count, 1 ns each).
 //   npm run bench:boot-count -w @tskvm/vmm -- [--icount] [--kernel-decompress guest] [--runs N]
-//     [--kernel PATH] [--initrd PATH]   (default: the bundled guest's)
+//     [--kernel PATH] [--initrd PATH] [--mem SIZE]   (default: the bundled guest's)
 //   (uses packages/vmm/dist: run `npx tsup` in packages/vmm first)
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -17,6 +17,7 @@ const { values: opts } = parseArgs({
     runs: { type: "string", default: "1" },
     kernel: { type: "string" },
     initrd: { type: "string" },
+    mem: { type: "string" },
   },
 });
 const MARKER = "TSKVM-BOOT-OK";
@@ -29,6 +30,7 @@ async function once(): Promise<string> {
       icount: opts.icount ? "0" : undefined,
       kernelDecompress: opts["kernel-decompress"],
       kernel: opts.kernel,
+      mem: opts.mem,
       // The marker comes from the bundled initramfs's init, so it stays the default with --kernel.
       initrd: opts.initrd ?? bundledGuest().initrd,
     },
