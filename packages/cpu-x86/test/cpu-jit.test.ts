@@ -253,6 +253,32 @@ describe("block compiler (jit-gen.ts) vs the interpreter", () => {
     expect(compared).toBeGreaterThan(400);
   });
 
+  it("INC/DEC keep CF when the generated code cannot know the flags: concrete (after POPFQ) or lazy (an ADD in another block)", () => {
+    // push imm32; popfq; dec r15; setc al; add ecx, ebx; jmp +0; dec r15; setc dl; hlt
+    for (const cfIn of [0, 1])
+      for (const [ecx, ebx] of [
+        [0xffffffff, 1],
+        [5, 6],
+      ]) {
+        const code = [0x68, ...le32(0x2 | cfIn | 0x40), 0x9d, 0x49, 0xff, 0xcf, 0x0f, 0x92, 0xc0];
+        code.push(0x01, 0xd9, 0xeb, 0x00, 0x49, 0xff, 0xcf, 0x0f, 0x92, 0xc2, 0xf4);
+        const regs = new Int32Array(32);
+        regs[0] = 0x7700; // rax: al gets CF
+        regs[2] = ecx! | 0; // rcx
+        regs[4] = 0x7700; // rdx: dl gets CF
+        regs[6] = ebx!; // rbx
+        regs[8] = 0x30000; // rsp
+        regs[30] = 10; // r15
+        const jit = runProgram({ code, regs }, true, [100]);
+        const interp = runProgram({ code, regs }, false, [100]);
+        expect(jit.log).toEqual(interp.log);
+        const r = jit.log[0]!.split(" r=")[1]!.split(",");
+        expect(r[0]).toBe((0x7700 | cfIn).toString(16)); // CF from POPFQ, kept by DEC
+        expect(r[4]).toBe((0x7700 | (ecx === 0xffffffff ? 1 : 0)).toString(16)); // CF from the ADD, kept by DEC
+        expect(r[30]).toBe("8");
+      }
+  });
+
   it("a loop that stores into its own code page leaves at the store and runs the new code", () => {
     // loop: mov [r14], eax (r14 points at the two INCs below); dec r15; jnz loop; then the patched
     // bytes run. Self-modifying code must be seen on the next execution.

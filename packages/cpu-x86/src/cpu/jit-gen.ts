@@ -171,7 +171,8 @@ class Gen {
   /** JS expression (0/1) for CF under the current flag knowledge. */
   cfExpr(): string {
     const f = this.flags;
-    if (f === null) return "(c.cf() ? 1 : 0)";
+    // Unknown at compile time: concrete flags (lzOp 0, as after SYSRET, IRET or POPF) inline.
+    if (f === null) return "(c.lzOp === 0 ? c.flags & 1 : c.cf() ? 1 : 0)";
     switch (f.op) {
       case EAGER:
         return "(fF & 1)";
