@@ -25,6 +25,7 @@ const MARKER = "TSKVM-BOOT-OK";
 async function once(): Promise<string> {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
+  const guest = bundledGuest();
   const config = parseVmOptions(
     {
       icount: opts.icount ? "0" : undefined,
@@ -32,9 +33,9 @@ async function once(): Promise<string> {
       kernel: opts.kernel,
       mem: opts.mem,
       // The marker comes from the bundled initramfs's init, so it stays the default with --kernel.
-      initrd: opts.initrd ?? bundledGuest().initrd,
+      initrd: opts.initrd ?? guest.initrd,
     },
-    bundledGuest(),
+    guest,
   );
   // One line at a time: appending every byte to the whole output would allocate ~45 MB per boot
   // and skew the very GC figures this measures.

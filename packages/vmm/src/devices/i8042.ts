@@ -155,7 +155,7 @@ export class I8042 {
       // and raises its line again. The drop matters: the IOAPIC and PIC see these IRQs as edges,
       // so a line held high across two keyboard bytes would never announce the second one, and
       // Linux's i8042 driver (which reads one byte per interrupt) would stall.
-      this.lowerIrqs();
+      this.setLevels(false, false);
     }
     this.update();
     // An empty buffer reads the last byte again, as the real latch does.
@@ -298,21 +298,8 @@ export class I8042 {
     this.onReset();
   }
 
-  private lowerIrqs(): void {
-    if (this.kbdLevel) {
-      this.kbdLevel = false;
-      this.kbdIrq.set(false);
-    }
-    if (this.auxLevel) {
-      this.auxLevel = false;
-      this.auxIrq.set(false);
-    }
-  }
-
-  private update(): void {
-    const head = this.queue[0];
-    const kbd = !!head && !head.aux && (this.ctr & I8042Ctr.KBDINT) !== 0;
-    const aux = !!head && head.aux && (this.ctr & I8042Ctr.AUXINT) !== 0;
+  /** Drives IRQ 1 and 12 to these levels, signalling only the lines that change. */
+  private setLevels(kbd: boolean, aux: boolean): void {
     if (kbd !== this.kbdLevel) {
       this.kbdLevel = kbd;
       this.kbdIrq.set(kbd);
@@ -321,6 +308,14 @@ export class I8042 {
       this.auxLevel = aux;
       this.auxIrq.set(aux);
     }
+  }
+
+  private update(): void {
+    const head = this.queue[0];
+    this.setLevels(
+      !!head && !head.aux && (this.ctr & I8042Ctr.KBDINT) !== 0,
+      !!head && head.aux && (this.ctr & I8042Ctr.AUXINT) !== 0,
+    );
   }
 
   save(): I8042State {
