@@ -355,10 +355,11 @@ function iretToV86(c: C, ip: number, cs: number, fl: number): void {
 
 // ------------------------------------------------------------------ fast system calls
 
-const CODE64 = AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.L | AR.G;
+/** The flat hidden parts SYSCALL and SYSRET load (also written out by jit-gen.ts `genFlatCsSs`). */
+export const CODE64 = AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.L | AR.G;
 const CODE32 = AR.P | AR.S | AR.CODE | AR.RW | AR.ACCESSED | AR.DB | AR.G;
-const DATA = AR.P | AR.S | AR.RW | AR.ACCESSED | AR.DB | AR.G;
-const DPL3 = 3 << AR.DPL_SHIFT;
+export const DATA = AR.P | AR.S | AR.RW | AR.ACCESSED | AR.DB | AR.G;
+export const DPL3 = 3 << AR.DPL_SHIFT;
 /*
  * SYSCALL and SYSRET run twice per system call, so they read plain numbers: a field of a constant
  * object (F.RF, M64.star) costs V8 a load and a map check on every use.
@@ -366,11 +367,11 @@ const DPL3 = 3 << AR.DPL_SHIFT;
 const SCE_LMA = EFER.SCE | EFER.LMA;
 const RF = F.RF;
 const TF = F.TF;
-const STAR_HI = M64.star * 2 + 1;
+export const STAR_HI = M64.star * 2 + 1;
 const LSTAR = M64.lstar * 2;
-const FMASK = M64.fmask * 2;
+export const FMASK = M64.fmask * 2;
 /** RFLAGS bits SYSRET takes from R11 (SDM Vol. 2 SYSRET: "R11 AND 3C7FD7H"), with bit 1 set. */
-const SYSRET_FLAGS = 0x3c7fd7;
+export const SYSRET_FLAGS = 0x3c7fd7;
 
 /**
  * SYSCALL (SDM Vol. 2 SYSCALL). #UD outside 64-bit mode, as on Intel processors (the CPUID vendor
@@ -396,8 +397,8 @@ export function syscall(c: C, _i: I): void {
 
 /**
  * SYSCALL after its checks and with RCX, R11 saved (`fl`: RFLAGS without RF, materialized): RFLAGS
- * masked by IA32_FMASK, CS and SS from IA32_STAR[47:32], CPL 0. Also run by generated code
- * (jit-gen.ts), which keeps RCX and R11 in locals and goes on at IA32_LSTAR itself.
+ * masked by IA32_FMASK, CS and SS from IA32_STAR[47:32], CPL 0. Generated code (jit-gen.ts
+ * `genSysTransfer`) writes the same steps out; a change here goes there too.
  */
 export function syscallEnter(c: C, fl: number): void {
   // `setRflags` written out: masking only clears bits, so TF cannot become set (no stopBlock), and
@@ -423,8 +424,8 @@ export function sysret(c: C, i: I): void {
 
 /**
  * SYSRET after its checks (`r11`: the low half of R11): RFLAGS from R11, CS and SS from
- * IA32_STAR[63:48] for a return to 64-bit (`to64`) or compatibility mode, CPL 3. Also run by
- * generated code (jit-gen.ts), which goes on at RCX itself.
+ * IA32_STAR[63:48] for a return to 64-bit (`to64`) or compatibility mode, CPL 3. Generated code
+ * (jit-gen.ts `genSysTransfer`) writes the same steps out for SYSRETQ; a change here goes there too.
  */
 export function sysretLeave(c: C, r11: number, to64: boolean): void {
   // `setRflags` written out: a TF it sets ends the block, so the next instruction runs traced

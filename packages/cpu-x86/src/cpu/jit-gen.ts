@@ -23,13 +23,17 @@
  */
 
 import { NO_REG } from "../decoder/insn.js";
-import { syscall, syscallEnter, sysret, sysretLeave } from "./exec-far.js";
+import { CODE64, DATA, DPL3, FMASK, STAR_HI, SYSRET_FLAGS, syscall, sysret } from "./exec-far.js";
 import * as X from "./exec-fast.js";
 import * as Fl from "./exec-flow.js";
 import * as A from "./exec-int.js";
 import { LF, PARITY, ult64 } from "./flags.js";
+import { P_RS, P_RU, P_WS, P_WU, P_XS, P_XU } from "./memory.js";
 import type { OpCpu, XInsn } from "./operands.js";
-import { M64, Seg } from "./state.js";
+import { AR, F, M64, Seg } from "./state.js";
+
+/** IA32_LSTAR's low half in `msr64`. */
+const LSTAR = M64.lstar * 2;
 
 /** Runs the block from its first instruction; `end` bounds the retired count when it loops. */
 export type GeneratedBlock = (c: OpCpu, end: number) => void;
@@ -127,6 +131,30 @@ class Gen {
     return s;
   }
 
+  /**
+   * Code folding the local flags into `c.flags` (lzOp 0), as `materialize` would from the lazy
+   * record `spillFlagsCode` writes: for a block that reads all of RFLAGS first (SYSCALL's R11).
+   */
+  eagerFlagsCode(): string {
+    const f = this.flags;
+    if (f === null) return "";
+    if (f.op === EAGER) return this.spillFlagsCode();
+    const w = f.sz === 8;
+    let e = `P[fR & 255] | ${w ? "((fR | fRh) === 0 ? 64 : 0)" : "(fR === 0 ? 64 : 0)"} | ((${w ? "fRh" : "fR"} >>> 31) << 7)`;
+    if (f.op !== LF.LOGIC) {
+      const add = f.op === LF.ADD || f.op === LF.INC;
+      const ofw = add
+        ? w
+          ? "(fDh ^ fRh) & (fSh ^ fRh)"
+          : "(fD ^ fR) & (fS ^ fR)"
+        : w
+          ? "(fDh ^ fSh) & (fDh ^ fRh)"
+          : "(fD ^ fS) & (fD ^ fR)";
+      e += ` | ${this.cfExpr()} | ((fD ^ fS ^ fR) & 16) | (((${ofw}) >>> 31) << 11)`;
+    }
+    return `c.flags = (c.flags & ${~ARITH}) | ${e}; c.lzOp = 0; `;
+  }
+
   /** Guest state to the CPU as before instruction `k` at byte offset `off`, for a slow path or fault. */
   syncBeforeCode(): string {
     return this.spillRegsCode() + this.spillFlagsCode() + this.insnStateCode();
@@ -142,7 +170,7 @@ class Gen {
    * and leave after the instruction if the access stopped the block or dropped decoded code.
    */
   slowPathCheckCode(): string {
-    return `if (sw !== 0) { sw = 0; sl = 1; if (c.stopBlock || c.codeInvalidated) { ${this.leaveCode(this.off + this.len, this.k + 1)} } }`;
+    return `if (sw !== 0) { sw = 0; sl = 1; vx = 0; if (c.stopBlock || c.codeInvalidated) { ${this.leaveCode(this.off + this.len, this.k + 1)} } }`;
   }
 
   /** Code leaving the block with RIP at byte offset `off` after `count` instructions retired. */
@@ -324,6 +352,23 @@ const INLINE_PLAIN = new Set<unknown>([
   A.setcc,
   A.cmovcc,
   A.testEI,
+]);
+
+/** Handlers that neither read nor write RFLAGS (moves, loads, stores, LEA). */
+const FLAG_NEUTRAL = new Set<unknown>([
+  X.movRR32ToRm,
+  X.movRR64ToRm,
+  A.movRR32,
+  A.movRR64,
+  X.movRI32,
+  X.movRI64,
+  X.lea32,
+  X.lea64,
+  X.load32,
+  X.load64,
+  X.store32,
+  X.store64,
+  A.movExt,
 ]);
 
 const ALU_JS: Record<number, string> = { 1: "|", 4: "&", 6: "^" };
@@ -678,7 +723,7 @@ function genCall(g: Gen, simple: boolean): void {
   } else {
     g.emit(g.insnStateCode());
     g.emit(
-      `${h} c.ripLo = c.nipLo; c.ripHi = c.nipHi; c.executed++; ex = c.executed - ${k + 1}; sl = 1; if (c.stopBlock || c.codeInvalidated) return;`,
+      `${h} c.ripLo = c.nipLo; c.ripHi = c.nipHi; c.executed++; ex = c.executed - ${k + 1}; sl = 1; vx = 0; if (c.stopBlock || c.codeInvalidated) return;`,
     );
   }
   g.forgetAll();
@@ -716,6 +761,7 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
   const headLo = new Uint8Array(16);
   const headHi = new Uint8Array(16);
   let inlined = 0;
+  let sys = false;
   for (let pass = 0; pass < (straight ? 1 : 2); pass++) {
     g.out = straight ? "" : "for (;;) {\nswitch (pc) {\n";
     g.params.length = 0;
@@ -739,16 +785,24 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
         // (`settle` already moved the flags to the CPU, so leaving here writes the registers and RIP.)
         return `ex += ${n}; pc = ${m}; if (ex + ${nm} > end || (sl !== 0 && ((sl = 0), (c.executed = ex), c.mustLeave(end)))) { ${g.leaveCode(to, 0)} } continue;`;
       };
-      /** Registers back in locals and flags to the CPU, as every block of a region starts. */
-      const settle = (): void => {
+      /**
+       * Registers back in locals and flags to the CPU, as every block of a region starts: computed
+       * (`eager`) when a block the jump may reach reads all of RFLAGS first, else as the lazy record.
+       */
+      const settle = (eager: boolean): void => {
         if (straight) return;
         for (let r = 0; r < 16; r++) {
           if (headLo[r] !== STALE && g.lo[r] === STALE) g.rl(r);
           if (headHi[r] !== STALE && g.hi[r] === STALE) g.rh(r);
         }
-        const fl = g.spillFlagsCode();
+        const fl = eager ? g.eagerFlagsCode() : g.spillFlagsCode();
         if (fl !== "") g.emit(fl);
         g.flags = null;
+      };
+      /** Whether the region's block at relative offset `to` (if any) reads all of RFLAGS first. */
+      const wants = (to: number): boolean => {
+        const m = index.get(off0 + to);
+        return m !== undefined && !straight && readsRflagsFirst(blocks[m]!);
       };
       let off = rel;
       const last = insns[n - 1]!;
@@ -779,7 +833,7 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
         const taken = rel + total + (last.imm | 0);
         const fall = rel + total;
         g.emit(`tk = ${cond};`);
-        settle();
+        settle(wants(taken) || (lf !== Fl.jmpRel && wants(fall)));
         const takenIn = index.has(off0 + taken) && !straight;
         // A target outside the page may be non-canonical: #GP(0) at the branch (SDM Vol. 2 Jcc).
         const check = takenIn
@@ -790,12 +844,13 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
         inlined++;
       } else if (!straight && isSysTransfer(last) && (lf === syscall || last.opSize === 8)) {
         genSysTransfer(g, last, blocks, n);
-        settle();
+        settle(false);
         g.emit("continue;");
+        sys = true;
       } else if (genLastInline(g, last)) {
         inlined++;
         if (!isExit(last)) {
-          settle();
+          settle(wants(rel + total));
           g.emit(goto(rel + total));
         }
       } else {
@@ -821,19 +876,14 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
   const decl =
     "const r = c.r, tl = c.tlbTagLo, th = c.tlbTagHi, tp = c.tlbPerm, tv = c.tlbView, to = c.tlbOff; " +
     "const rip0 = c.ripLo, rip0h = c.ripHi; let ex = c.executed, t = 0, lo = 0, hi = 0, vl = 0, vh = 0, ti = 0, o = 0, u8 = null, sw = 0, sl = 0, ql = 0, qh = 0, tk = false, pc = 0; " +
-    "let fD = 0, fS = 0, fR = 0, fDh = 0, fSh = 0, fRh = 0, fC = 0, fF = 0; " +
-    `let ${Array.from({ length: 16 }, (_, r) => `a${r} = 0, b${r} = 0`).join(", ")};`;
+    "let fD = 0, fS = 0, fR = 0, fDh = 0, fSh = 0, fRh = 0, fC = 0, fF = 0, vx = 0; " +
+    `let ${Array.from({ length: 16 }, (_, r) => `a${r} = 0, b${r} = 0`).join(", ")};` +
+    (sys
+      ? " const ti0 = ((rip0 >>> 12) ^ rip0h) & TM, ms = c.msr64, sS = c.segSel, sB = c.segBaseLo, sH = c.segBaseHi, sL = c.segLimit, sA = c.segAttr, sC = c.segAcc;"
+      : "");
   const src = `"use strict"; return function block(c, end) {\n${decl}\n${pre}\n${g.out}};`;
-  const factory = new Function("P", "ult", "TM", "SCE", "SRL", "LSTAR", ...g.params, src);
-  return factory(
-    PARITY,
-    ult64,
-    tlbMask,
-    syscallEnter,
-    sysretLeave,
-    M64.lstar * 2,
-    ...g.args,
-  ) as GeneratedBlock;
+  const factory = new Function("P", "ult", "TM", ...g.params, src);
+  return factory(PARITY, ult64, tlbMask, ...g.args) as GeneratedBlock;
 }
 
 /** Page offsets a block may continue at without leaving through a handler (branch targets, fall-through). */
@@ -858,19 +908,21 @@ export function isSysTransfer(i: XInsn): boolean {
 
 /**
  * SYSCALL, or SYSRET to 64-bit mode, as the block's last instruction (k = n - 1), inline: the checks
- * (64-bit mode is given), RCX and R11 in locals, the rest of the state change through the handlers'
- * own `syscallEnter` / `sysretLeave`; then on to the region's block at the new RIP (IA32_LSTAR, RCX)
- * with `pc` set, when the region may run it: the same linear page, that page's translation still in
- * the TLB for the code page being run and executable at the new CPL (a supervisor page at CPL 3, a
- * user page at CPL 0 under SMEP: the runner then takes the fetch fault), the block within the budget,
- * and nothing for `run` to see (`mustLeave`: events, which IF may now let in, shadows, breakpoints;
- * a TF that SYSRET sets stops the block). Otherwise it leaves with RIP at the target.
+ * (64-bit mode is given), RCX and R11 in locals, and the handlers' state change (exec-far.ts
+ * `syscallEnter`, `sysretLeave`) written out (`genFlatCsSs`); then on to the region's block at the
+ * new RIP (IA32_LSTAR, RCX) with `pc` set, when the region may run it: the same linear page, that
+ * page's translation still in the TLB for the code page being run and executable at the new CPL (a
+ * supervisor page at CPL 3, a user page at CPL 0 under SMEP: the runner then takes the fetch fault),
+ * the block within the budget, and nothing for `run` to see (`mustLeave`, after a handler in the
+ * block or a SYSRET that sets IF: a held interrupt or an interrupt window may now be taken; a TF that
+ * SYSRET sets stops the block). Otherwise it leaves with RIP at the target.
  */
 function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: number): void {
   const efer = i.fn === syscall ? 1025 : 1; // EFER.SCE | EFER.LMA, EFER.SCE
   g.emit(`if ((c.efer & ${efer}) !== ${efer}) { ${g.syncBeforeCode()}c.raise(6); }`);
   if (i.fn === syscall) {
-    const fl = g.spillFlagsCode();
+    // R11 takes RFLAGS: flags in locals fold straight into c.flags, lazy ones in the CPU materialize.
+    const fl = g.eagerFlagsCode();
     if (fl !== "") g.emit(fl);
     g.flags = null;
     g.emit("if (c.lzOp !== 0) c.materialize(); vl = c.flags & -65537;");
@@ -879,25 +931,38 @@ function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: num
     g.setHi(1, "hi");
     g.setLo(11, "vl");
     g.setHi(11, "0");
-    g.emit("SCE(c, vl); lo = c.msr64[LSTAR]; hi = c.msr64[LSTAR + 1];");
+    // syscallEnter: RFLAGS masked by IA32_FMASK (it only clears bits: TF cannot become set), CS and
+    // SS from IA32_STAR[47:32].
+    g.emit(`c.flags = vl & ~ms[${FMASK}]; c.lzOp = 0; t = ms[${STAR_HI}] & 65532;`);
+    genFlatCsSs(g, "t", CODE64, "(t + 8) & 65535", DATA, 0);
+    g.emit(`lo = ms[${LSTAR}]; hi = ms[${LSTAR + 1}];`);
   } else {
     g.emit(`if (c.cpl !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); }`);
     const rcxHi = g.rh(1);
     g.emit(`if (((${rcxHi} >> 15) + 1) >>> 1 !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); }`);
-    // RFLAGS comes from R11: the flags in locals are dropped, not written back.
+    // sysretLeave: RFLAGS from R11 (the flags in locals are dropped, not written back); a TF it sets
+    // ends the block. CS and SS from IA32_STAR[63:48], RPL 3.
     g.flags = null;
-    g.emit(`SRL(c, ${g.rl(11)}, true); lo = ${g.rl(1)}; hi = ${rcxHi};`);
+    g.emit(
+      `vl = c.flags; vh = (${g.rl(11)} & ${SYSRET_FLAGS}) | 2; c.flags = vh; c.lzOp = 0; if ((vh & ~vl & 256) !== 0) c.stopBlock = true; t = (ms[${STAR_HI}] >>> 16) & 65535;`,
+    );
+    genFlatCsSs(g, "((t + 16) | 3) & 65535", CODE64 | DPL3, "((t + 8) | 3) & 65535", DATA | DPL3, 3);
+    g.emit(`lo = ${g.rl(1)}; hi = ${rcxHi};`);
   }
   const leave = `${g.spillRegsCode()}c.ripLo = lo; c.ripHi = hi; c.executed = ex; return;`;
   // SYSCALL only clears RFLAGS bits (IF, TF among them) and changes nothing else `mustLeave` reads:
   // it is checked only after a handler in the block (`sl`), as at a jump between the region's blocks.
+  // SYSRET may also set IF (vl: RFLAGS before, vh: after), which lets a held interrupt in.
   const events =
     i.fn === syscall
       ? " || (sl !== 0 && ((sl = 0), (c.executed = ex), c.mustLeave(end)))"
-      : " || c.stopBlock || ((sl = 0), (c.executed = ex), c.mustLeave(end))";
-  g.emit(`ex += ${n}; ti = ((lo >>> 12) ^ hi) & TM;`);
+      : " || c.stopBlock || ((sl !== 0 || (vh & ~vl & 512) !== 0) && ((sl = 0), (c.executed = ex), c.mustLeave(end)))";
+  // The code page's TLB entry (index ti0) is looked at once per CPL (`vx`: the execute masks it was
+  // found good for) until a memory slow path or a handler call, the only generated code that may
+  // change the TLB, clears `vx`.
+  g.emit(`ex += ${n};`);
   g.emit(
-    `if (hi !== rip0h || ((lo ^ rip0) & -4096) !== 0 || tl[ti] !== (lo & -4096) || th[ti] !== hi || (tp[ti] & c.xMask) === 0 || c.tlbPfn[ti] !== c.curCodePfn${events}) { ${leave} }`,
+    `if (hi !== rip0h || ((lo ^ rip0) & -4096) !== 0 || ((vx & c.xMask) === 0 && (tl[ti0] !== (rip0 & -4096) || th[ti0] !== rip0h || (tp[ti0] & c.xMask) === 0 || c.tlbPfn[ti0] !== c.curCodePfn || ((vx |= c.xMask), false)))${events}) { ${leave} }`,
   );
   let cases = "";
   for (let m = 0; m < blocks.length; m++) {
@@ -905,6 +970,42 @@ function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: num
     cases += `case ${b.off}: if (ex + ${b.insns.length} > end) { ${leave} } pc = ${m}; break; `;
   }
   g.emit(`switch (lo & 4095) { ${cases}default: { ${leave} } }`);
+}
+
+/**
+ * `SegCpu.loadFlatCsSs` (segments.ts) for a SYSCALL or SYSRET in 64-bit mode, written out in the
+ * generated code so that it needs no call V8 may decline to inline (selectors as expressions, the
+ * rest known here). `codeMode` (64) and `stackSize` (8) stay: the code runs in 64-bit mode, so
+ * EFER.LMA = 1, and both CS descriptors have L = 1. Then `moveLinkEpoch` for its CPL-only case and
+ * `updateAccessMasks` for its common case (no implicit supervisor access, no data breakpoint step,
+ * RFLAGS.AC clear), each through the method otherwise. cpu-jit-syscall.test.ts compares the state
+ * with the interpreter's.
+ */
+function genFlatCsSs(g: Gen, csSel: string, csAttr: number, ssSel: string, ssAttr: number, cpl: 0 | 3): void {
+  const csAcc = csAttr & AR.DB ? 9 : 1; // SA_READ | SA_BIG, SA_READ (segments.ts)
+  const ssAcc = ssAttr & AR.DB ? 11 : 3; // SA_READ | SA_WRITE | SA_BIG, SA_READ | SA_WRITE
+  g.emit(
+    `sS[1] = ${csSel}; sB[1] = 0; sH[1] = 0; sL[1] = -1; sA[1] = ${csAttr}; sC[1] = ${csAcc}; ` +
+      `sS[2] = ${ssSel}; sB[2] = 0; sH[2] = 0; sL[2] = -1; sA[2] = ${ssAttr}; sC[2] = ${ssAcc}; c.cpl = ${cpl};`,
+  );
+  g.emit(
+    `if (c.linkMode !== 64 || c.linkCsBase !== 0 || c.linkCsLimit !== -1) c.moveLinkEpoch(64, 0, -1, ${cpl}); ` +
+      `else if (c.linkCpl !== ${cpl}) { c.linkCpl = ${cpl}; c.linkEpoch = (c.linkEpoch & -4) | ${cpl}; c.globalLinkEpoch = (c.globalLinkEpoch & -4) | ${cpl}; }`,
+  );
+  const [rd, wr, x] = cpl === 3 ? [P_RU, P_WU, P_XU] : [P_RS, P_WS, P_XS];
+  g.emit(
+    `if (c.implicitSup || c.dbData || (c.flags & ${F.AC}) !== 0) c.updateAccessMasks(); ` +
+      `else { c.rNeed = ${rd}; c.wNeed = ${wr}; c.xMask = ${x}; c.acCheck = false; c.rMask = ${rd}; c.wMask = ${wr}; }`,
+  );
+}
+
+/** Whether a block reads all of RFLAGS before it writes any flag: a SYSCALL after flag-neutral moves. */
+function readsRflagsFirst(b: RegionBlock): boolean {
+  for (const i of b.insns) {
+    if (i.fn === syscall) return true;
+    if (!FLAG_NEUTRAL.has(i.fn)) return false;
+  }
+  return false;
 }
 
 /** Last instructions the generator always leaves the function after (RIP from the instruction). */

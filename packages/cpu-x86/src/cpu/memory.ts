@@ -55,12 +55,12 @@ const TLB_SIZE = 1 << TLB_BITS;
 const TLB_MASK = TLB_SIZE - 1;
 
 /** TLB permission bits. MMIO entries keep theirs shifted left by `P_SLOW_SHIFT` so the fast path misses. */
-const P_RS = 1;
-const P_RU = 2;
-const P_WS = 4;
-const P_WU = 8;
-const P_XS = 16;
-const P_XU = 32;
+export const P_RS = 1;
+export const P_RU = 2;
+export const P_WS = 4;
+export const P_WU = 8;
+export const P_XS = 16;
+export const P_XU = 32;
 /**
  * Supervisor read / write with CR4.SMAP = 1 and RFLAGS.AC = 1 (explicit accesses, SDM Vol. 3 4.6.1): set
  * for every page but the ones SMAP would forbid without AC, so STAC/CLAC only switch masks.

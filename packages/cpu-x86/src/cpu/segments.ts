@@ -49,7 +49,8 @@ export class SegCpu extends MemCpu {
    * Loads CS and SS with the flat hidden parts (base 0, limit 4 GiB) that SYSCALL, SYSRET, SYSENTER
    * and SYSEXIT give them without reading the GDT (SDM Vol. 2), and switches to privilege `cpl`:
    * `segCache` and `updateModeKeepCpl` for such a load, written out (it runs twice per system call).
-   * Protected mode only (the callers check it): CS is readable code, SS writable data.
+   * Protected mode only (the callers check it): CS is readable code, SS writable data. Generated
+   * SYSCALL/SYSRETQ write it out (jit-gen.ts `genFlatCsSs`).
    */
   loadFlatCsSs(csSel: number, csAttr: number, ssSel: number, ssAttr: number, cpl: number): void {
     const sel = this.segSel;

@@ -373,11 +373,14 @@ export class CpuState {
    * has the same low CPL bits; it is always negative, so never equal to a `linkEpoch`.
    */
   globalLinkEpoch = -4;
-  /** What `linkEpoch` was last moved for: decode mode, CPL, CS base and limit. */
-  private linkMode = -1;
-  private linkCpl = -1;
-  private linkCsBase = 0;
-  private linkCsLimit = 0;
+  /**
+   * What `linkEpoch` was last moved for: decode mode, CPL, CS base and limit. Not private: generated
+   * SYSCALL/SYSRET (jit-gen.ts `genFlatCsSs`) write `moveLinkEpoch`'s CPL-only case out.
+   */
+  linkMode = -1;
+  linkCpl = -1;
+  linkCsBase = 0;
+  linkCsLimit = 0;
 
   constructor() {
     this.resetState();
@@ -468,7 +471,7 @@ export class CpuState {
    * an IRET that stays in the same code segment at the same CPL keeps them. A new decode mode, CS
    * base or limit starts a new generation; a CPL change alone switches the epochs' low bits.
    */
-  protected moveLinkEpoch(mode: number, base: number, limit: number, cpl: number): void {
+  moveLinkEpoch(mode: number, base: number, limit: number, cpl: number): void {
     if (mode !== this.linkMode || base !== this.linkCsBase || limit !== this.linkCsLimit) {
       this.linkMode = mode;
       this.linkCpl = cpl;
