@@ -1,15 +1,19 @@
 // SYSCALL/SYSRET in generated regions (jit-gen.ts `genSysTransfer`: a region goes on across them
-// to its own blocks) against the interpreter: random loops of system calls whose kernel side
-// returns with RFLAGS.TF or RFLAGS.IF changed, or with a non-canonical RCX; IA32_FMASK, IA32_LSTAR
-// and IA32_STAR changed between runs; interrupts raised between runs (held off while FMASK clears
-// IF); CR4.SMEP with the code page a user page (the kernel entry's fetch faults); random budgets.
-// After every `run` the two CPUs must agree on registers, RFLAGS, RIP, CPL, CS/SS, the retired count,
+// to its own blocks, with the CS/SS load, link epoch and access masks written out) against the
+// interpreter: random loops of system calls whose kernel side returns with RFLAGS.TF, IF or AC
+// changed, or with a non-canonical RCX, or writes IA32_STAR; IA32_FMASK, IA32_LSTAR and IA32_STAR
+// changed between runs; interrupts raised between runs (held off while FMASK clears IF); CR4.SMEP
+// with the code page a user page (the kernel entry's fetch faults), the code page a supervisor page
+// (SYSRETQ's fetch faults), CR4.SMAP (kernel loads from the user stack fault unless AC), CR0.AM
+// (misaligned user loads fault with AC); random budgets. After every `run` the two CPUs must agree on
+// registers, RFLAGS, RIP, CPL, the CS/SS hidden parts, access masks, link epochs, the retired count,
 // the exit and any exception or interrupt. Also the flat CS/SS load (`loadFlatCsSs`) against the
 // general path (`segCache`, `updateMode`, `updateAccessMasks`), and SYSCALL's #UD outside 64-bit mode.
 import { describe, expect, it } from "vitest";
 import {
   AR,
   Cpu,
+  CR0,
   CR4,
   EFER,
   enterFlatLongMode,
@@ -35,11 +39,20 @@ function le32(v: number): number[] {
   return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
 }
 
-/** A few register-only forms on EAX, EBX, EDX, ESI (not RCX, R11, R12: the loop's own). */
+/**
+ * A few forms on EAX, EBX, EDX, ESI (not RCX, R11, R12: the loop's own): 32- and 64-bit ALU, or a
+ * misaligned stack load (#AC at CPL 3 with CR0.AM and RFLAGS.AC; a user page, so #PF at CPL 0 under
+ * CR4.SMAP without RFLAGS.AC).
+ */
 function filler(g: Rng): number[] {
   const out: number[] = [];
   for (let k = g.below(4); k > 0; k--) {
-    switch (g.below(4)) {
+    if (g.below(10) === 0) {
+      out.push(0x8b, 0x44, 0x24, 0x01); // mov eax, [rsp + 1]
+      continue;
+    }
+    // The flags of the last one reach SYSCALL's R11 (folded in, or through the CPU's lazy record).
+    switch (g.below(9)) {
       case 0:
         out.push(0x05, ...le32(g.u32())); // add eax, imm32
         break;
@@ -48,6 +61,22 @@ function filler(g: Rng): number[] {
         break;
       case 2:
         out.push(0x81, 0xf2, ...le32(g.u32())); // xor edx, imm32
+        break;
+      case 3:
+        out.push(0x2d, ...le32(g.u32())); // sub eax, imm32
+        break;
+      case 4:
+        out.push(0x48, 0x81, 0xc3, ...le32(g.u32())); // add rbx, imm32
+        break;
+      case 5:
+        out.push(0x48, 0x81, 0xea, ...le32(g.u32())); // sub rdx, imm32
+        break;
+      case 6:
+        out.push(0x48, 0xff, 0xce); // dec rsi
+        break;
+      case 7:
+        // mov rbx, imm64 (low half 0); test rbx, rbx: ZF from both halves.
+        out.push(0x48, 0xbb, 0, 0, 0, 0, ...le32(g.u32()), 0x48, 0x85, 0xdb);
         break;
       default:
         out.push(0xff, 0xc6); // inc esi
@@ -60,6 +89,14 @@ interface Program {
   ram: Uint8Array;
   kernel: number;
   smep: boolean;
+  /** CR4.SMAP and CR0.AM from the start. */
+  smap: boolean;
+  am: boolean;
+  /**
+   * The code page is a supervisor page: the run starts at the kernel entry at CPL 0 (RCX = the user
+   * loop), and SYSRETQ's fetch at CPL 3 takes #PF.
+   */
+  supPage: boolean;
   count: number;
 }
 
@@ -76,6 +113,25 @@ function program(g: Rng): Program {
   const kern = filler(g);
   if (g.below(8) === 0) kern.push(0x41, 0x81, 0xcb, ...le32(0x100)); // or r11d, TF
   if (g.below(4) === 0) kern.push(0x41, 0x81, 0xf3, ...le32(0x200)); // xor r11d, IF
+  if (g.below(6) === 0) kern.push(0x41, 0x81, 0xcb, ...le32(0x40000)); // or r11d, AC
+  if (g.below(12) === 0) {
+    // A new IA32_STAR inside the loop: mov r13, rcx; mov ecx, 0xC0000081; mov edx, 0x00200030; wrmsr;
+    // mov rcx, r13 (SYSCALL CS 0x30, SS 0x38; SYSRET CS 0x33, SS 0x2b from then on).
+    kern.push(
+      0x49,
+      0x89,
+      0xcd,
+      0xb9,
+      ...le32(0xc0000081),
+      0xba,
+      ...le32(0x00200030),
+      0x0f,
+      0x30,
+      0x4c,
+      0x89,
+      0xe9,
+    );
+  }
   if (g.below(10) === 0) kern.push(0x48, 0x0f, 0xba, 0xe9, 47); // bts rcx, 47
   // or r11d, r9d; or rcx, r10: TF or a non-canonical RCX once the test sets r9 or r10 between runs,
   // when the loop already runs in its region.
@@ -85,7 +141,15 @@ function program(g: Rng): Program {
   ram.set(user, CODE);
   ram.set(kern, kernel);
   ram.set(kern, KERNEL2);
-  return { ram, kernel, smep: g.below(12) === 0, count: 1 + g.below(400) };
+  return {
+    ram,
+    kernel,
+    smep: g.below(12) === 0,
+    smap: g.below(6) === 0,
+    am: g.below(3) === 0,
+    supPage: g.below(12) === 0,
+    count: 1 + g.below(400),
+  };
 }
 
 function runProgram(p: Program, jit: boolean, g: Rng): string[] {
@@ -97,7 +161,7 @@ function runProgram(p: Program, jit: boolean, g: Rng): string[] {
       translate(lo: number, hi: number, _access: number, out: TranslateResult): boolean {
         out.paddr = lo >>> 0;
         out.writable = true;
-        out.user = true;
+        out.user = !p.supPage || lo >>> 12 !== CODE >>> 12;
         out.nx = false;
         out.global = false;
         out.pageSize = 4096;
@@ -116,17 +180,22 @@ function runProgram(p: Program, jit: boolean, g: Rng): string[] {
     jit,
     jitThreshold: 1,
   });
-  enterFlatLongMode(cpu, 3);
-  if (p.smep) {
-    cpu.cr4 |= CR4.SMEP;
-    cpu.updateAccessMasks();
-  }
+  enterFlatLongMode(cpu, p.supPage ? 0 : 3);
+  if (p.smep) cpu.cr4 |= CR4.SMEP;
+  if (p.smap) cpu.cr4 |= CR4.SMAP;
+  if (p.am) cpu.cr0 |= CR0.AM;
+  cpu.updateAccessMasks();
   cpu.r[24] = p.count; // r12
   cpu.r[8] = 0x30000;
   cpu.msr64[STAR_HI] = (0x10 << 16) | 0x08; // SYSCALL CS 0x08, SS 0x10; SYSRET CS 0x23, SS 0x1b
   cpu.msr64[LSTAR] = p.kernel;
   cpu.msr64[FMASK] = [0, 0x200, 0x100 | 0x200 | 0x400, 0x40000][g.below(4)]!;
   cpu.ripLo = CODE;
+  if (p.supPage) {
+    cpu.ripLo = p.kernel;
+    cpu.r[2] = CODE; // rcx
+    cpu.r[22] = 0x202; // r11
+  }
   const log: string[] = [];
   for (let k = 0; k < 14; k++) {
     const budget = g.below(3) === 0 ? 1 + g.below(7) : 20 + g.below(900);
@@ -145,9 +214,16 @@ function runProgram(p: Program, jit: boolean, g: Rng): string[] {
     if (change === 6 && g.below(3) === 0) cpu.r[21] = 0x8000; // r10 high half: RCX non-canonical
     event = "";
     const exit = cpu.run(budget);
-    const seg = `${cpu.segSel[Seg.CS]}/${cpu.segAttr[Seg.CS]} ${cpu.segSel[Seg.SS]}/${cpu.segAttr[Seg.SS]}`;
+    // The whole hidden parts, the access masks and the link epochs: generated code writes them itself.
+    const seg = [Seg.CS, Seg.SS]
+      .map(
+        (s) =>
+          `${cpu.segSel[s]}/${cpu.segAttr[s]}/${cpu.segBaseLo[s]}/${cpu.segBaseHi[s]}/${cpu.segLimit[s]}/${cpu.segAcc[s]}`,
+      )
+      .join(" ");
+    const masks = [cpu.rMask, cpu.wMask, cpu.xMask, cpu.rNeed, cpu.wNeed, cpu.acCheck, cpu.stackSize];
     log.push(
-      `exit ${exit} ${event} n=${cpu.executed} rip=${(cpu.ripLo >>> 0).toString(16)}:${cpu.ripHi} cpl=${cpu.cpl} mode=${cpu.codeMode} ${seg} fl=${cpu.getRflags().toString(16)} r=${Array.from(cpu.r, (v) => (v >>> 0).toString(16)).join(",")}`,
+      `exit ${exit} ${event} n=${cpu.executed} rip=${(cpu.ripLo >>> 0).toString(16)}:${cpu.ripHi} cpl=${cpu.cpl} mode=${cpu.codeMode} ${seg} masks=${masks.join(",")} ep=${cpu.linkEpoch},${cpu.globalLinkEpoch} fl=${cpu.getRflags().toString(16)} r=${Array.from(cpu.r, (v) => (v >>> 0).toString(16)).join(",")}`,
     );
     if (event === "irq") {
       cpu.irqPending = false;
@@ -159,7 +235,7 @@ function runProgram(p: Program, jit: boolean, g: Rng): string[] {
 }
 
 describe("SYSCALL/SYSRET in generated regions vs the interpreter", () => {
-  it("random system-call loops: same state after every run(), with TF, IF, #GP, #PF, interrupts", () => {
+  it("random system-call loops: same state after every run(), with TF, IF, AC, #GP, #PF, #AC, interrupts, IA32_STAR writes", () => {
     const g = new Rng(0x5eca11);
     const events = new Set<string>();
     for (let t = 0; t < 300; t++) {
@@ -171,7 +247,10 @@ describe("SYSCALL/SYSRET in generated regions vs the interpreter", () => {
       for (const line of a) events.add(line.split(" ")[2]!);
     }
     // The generator reaches every outcome it is written for.
-    for (const e of ["#1(-1)", "#13(0)", "#14(17)", "irq"]) expect(events).toContain(e);
+    // #14(21): SYSRETQ's fetch from a supervisor page; #14(1): a kernel load from a user page under
+    // SMAP; #17(0): a misaligned user load with CR0.AM and the AC that R11 gave back.
+    for (const e of ["#1(-1)", "#13(0)", "#14(17)", "#14(21)", "#14(1)", "#17(0)", "irq"])
+      expect(events).toContain(e);
   });
 
   it("a long loop stays correct across many round trips inside one region", () => {
