@@ -92,11 +92,6 @@ interface Program {
   /** CR4.SMAP and CR0.AM from the start. */
   smap: boolean;
   am: boolean;
-  /**
-   * The code page is a supervisor page: the run starts at the kernel entry at CPL 0 (RCX = the user
-   * loop), and SYSRETQ's fetch at CPL 3 takes #PF.
-   */
-  supPage: boolean;
   count: number;
 }
 
@@ -113,7 +108,7 @@ function program(g: Rng): Program {
   const kern = filler(g);
   if (g.below(8) === 0) kern.push(0x41, 0x81, 0xcb, ...le32(0x100)); // or r11d, TF
   if (g.below(4) === 0) kern.push(0x41, 0x81, 0xf3, ...le32(0x200)); // xor r11d, IF
-  if (g.below(6) === 0) kern.push(0x41, 0x81, 0xcb, ...le32(0x40000)); // or r11d, AC
+  if (g.below(4) === 0) kern.push(0x41, 0x81, 0xcb, ...le32(0x40000)); // or r11d, AC
   if (g.below(12) === 0) {
     // A new IA32_STAR inside the loop: mov r13, rcx; mov ecx, 0xC0000081; mov edx, 0x00200030; wrmsr;
     // mov rcx, r13 (SYSCALL CS 0x30, SS 0x38; SYSRET CS 0x33, SS 0x2b from then on).
@@ -147,7 +142,6 @@ function program(g: Rng): Program {
     smep: g.below(12) === 0,
     smap: g.below(6) === 0,
     am: g.below(3) === 0,
-    supPage: g.below(12) === 0,
     count: 1 + g.below(400),
   };
 }
@@ -155,13 +149,16 @@ function program(g: Rng): Program {
 function runProgram(p: Program, jit: boolean, g: Rng): string[] {
   const ram = p.ram.slice();
   let event = "";
+  // Set between runs: the code page becomes a supervisor page (from the kernel side, SYSRETQ's fetch
+  // at CPL 3 faults; from the user side, the next fetch).
+  let supPage = false;
   const cpu = new Cpu({
     memory: new FlatMemory(ram),
     translator: {
       translate(lo: number, hi: number, _access: number, out: TranslateResult): boolean {
         out.paddr = lo >>> 0;
         out.writable = true;
-        out.user = !p.supPage || lo >>> 12 !== CODE >>> 12;
+        out.user = !supPage || lo >>> 12 !== CODE >>> 12;
         out.nx = false;
         out.global = false;
         out.pageSize = 4096;
@@ -180,7 +177,7 @@ function runProgram(p: Program, jit: boolean, g: Rng): string[] {
     jit,
     jitThreshold: 1,
   });
-  enterFlatLongMode(cpu, p.supPage ? 0 : 3);
+  enterFlatLongMode(cpu, 3);
   if (p.smep) cpu.cr4 |= CR4.SMEP;
   if (p.smap) cpu.cr4 |= CR4.SMAP;
   if (p.am) cpu.cr0 |= CR0.AM;
@@ -191,16 +188,11 @@ function runProgram(p: Program, jit: boolean, g: Rng): string[] {
   cpu.msr64[LSTAR] = p.kernel;
   cpu.msr64[FMASK] = [0, 0x200, 0x100 | 0x200 | 0x400, 0x40000][g.below(4)]!;
   cpu.ripLo = CODE;
-  if (p.supPage) {
-    cpu.ripLo = p.kernel;
-    cpu.r[2] = CODE; // rcx
-    cpu.r[22] = 0x202; // r11
-  }
   const log: string[] = [];
   for (let k = 0; k < 14; k++) {
     const budget = g.below(3) === 0 ? 1 + g.below(7) : 20 + g.below(900);
     // Between runs: an interrupt request, a new FMASK, LSTAR or STAR.
-    const change = g.below(8);
+    const change = g.below(10);
     if (change === 0) cpu.irqPending = true;
     if (change === 1) cpu.msr64[FMASK] ^= 0x200;
     if (change === 2) cpu.msr64[LSTAR] = cpu.msr64[LSTAR] === KERNEL2 ? p.kernel : KERNEL2;
@@ -212,6 +204,17 @@ function runProgram(p: Program, jit: boolean, g: Rng): string[] {
     }
     if (change === 5 && g.below(3) === 0) cpu.r[18] = 0x100; // r9: TF
     if (change === 6 && g.below(3) === 0) cpu.r[21] = 0x8000; // r10 high half: RCX non-canonical
+    if (change === 7 && g.below(3) === 0) {
+      supPage = true;
+      cpu.flushTranslations();
+    }
+    if (change === 8) {
+      // CS and SS hidden parts not flat (a CS limit of 0xFFFFF, an SS base, which 64-bit mode
+      // ignores): the next SYSCALL or SYSRET loads them flat and moves the link epoch.
+      cpu.segLimit[Seg.CS] = 0xfffff;
+      cpu.segBaseLo[Seg.SS] = 0x1000;
+      cpu.updateMode();
+    }
     event = "";
     const exit = cpu.run(budget);
     // The whole hidden parts, the access masks and the link epochs: generated code writes them itself.
@@ -253,6 +256,17 @@ describe("SYSCALL/SYSRET in generated regions vs the interpreter", () => {
       expect(events).toContain(e);
   });
 
+  it("SDM INVLPG: a SYSRETQ after INVLPG of the code page fetches through the new translation", () => {
+    const jit = runRemap(true);
+    expect(jit).toBe(runRemap(false));
+    // Round trips of 6 instructions (R12 even) and 8 (odd: OUT, INVLPG); the 300th OUT comes in the
+    // 600th, with R12 = 4401, whose SYSRETQ returns to the HLT.
+    const n = 300 * 6 + 299 * 8 + 6;
+    expect(jit).toBe(
+      `exit ${RunExit.INTERCEPT} #13(0) n=${n} rip=${(CODE + 2).toString(16)} cpl=3 r12=4401 outs=300`,
+    );
+  });
+
   it("a long loop stays correct across many round trips inside one region", () => {
     // syscall; dec r12d; jnz; hlt / kernel: add ebx, 1; sysretq. HLT at CPL 3 is #GP(0).
     const ram = new Uint8Array(RAM);
@@ -287,6 +301,61 @@ describe("SYSCALL/SYSRET in generated regions vs the interpreter", () => {
     expect(cpu.segSel[Seg.SS]).toBe(0x1b);
   });
 });
+
+/**
+ * User: syscall; dec r12d; jnz; hlt. Kernel: every other call (R12 odd) OUT 0x80 and INVLPG of the
+ * code page, then SYSRETQ. The 300th OUT remaps the code page's linear address to a copy whose
+ * return address holds HLT (#GP(0) at CPL 3): the SYSRETQ after that INVLPG must fetch through the
+ * new translation, while the other round trips run in generated regions (INVLPG ends its block, so
+ * the SYSRETQ after it starts a new region run, which looks the code page up again).
+ */
+function runRemap(jit: boolean): string {
+  const ALT = 0x20000;
+  const ram = new Uint8Array(RAM);
+  ram.set([0x0f, 0x05, 0x41, 0xff, 0xcc, 0x0f, 0x85, ...le32(-11), 0xf4], CODE);
+  const kernel = CODE + 0x80;
+  // test r12d, 1; jz +9; out 0x80, al; invlpg [rip - 0x92] (CODE); sysretq
+  ram.set([0x41, 0xf7, 0xc4, ...le32(1), 0x74, 0x09, 0xe6, 0x80, 0x0f, 0x01, 0x3d, ...le32(-0x92)], kernel);
+  ram.set([0x48, 0x0f, 0x07], kernel + 18);
+  ram.copyWithin(ALT, CODE, CODE + 4096);
+  ram[ALT + 2] = 0xf4;
+  let outs = 0;
+  let event = "";
+  const cpu = new Cpu({
+    memory: new FlatMemory(ram),
+    translator: {
+      translate(lo: number, hi: number, _access: number, out: TranslateResult): boolean {
+        const remap = outs >= 300 && lo >>> 12 === CODE >>> 12;
+        out.paddr = remap ? ALT + (lo & 4095) : lo >>> 0;
+        out.writable = true;
+        out.user = true;
+        out.nx = false;
+        out.global = false;
+        out.pageSize = 4096;
+        out.fault = hi === 0 ? TranslateFault.NONE : TranslateFault.PAGE_FAULT;
+        return hi === 0;
+      },
+    },
+    io: { in: () => 0, out: () => void outs++ },
+    intercepts: {
+      intercept(kind: number, a: number, b: number): boolean {
+        if (kind !== InterceptKind.EXCEPTION) return false;
+        event = `#${a}(${b})`;
+        return true;
+      },
+    },
+    jit,
+    jitThreshold: 1,
+  });
+  enterFlatLongMode(cpu, 3);
+  cpu.msr64[STAR_HI] = (0x10 << 16) | 0x08;
+  cpu.msr64[LSTAR] = kernel;
+  cpu.r[24] = 5000;
+  cpu.ripLo = CODE;
+  let exit: RunExit = RunExit.BUDGET;
+  for (let k = 0; k < 100 && exit === RunExit.BUDGET; k++) exit = cpu.run(1000);
+  return `exit ${exit} ${event} n=${cpu.executed} rip=${(cpu.ripLo >>> 0).toString(16)} cpl=${cpu.cpl} r12=${cpu.r[24]} outs=${outs}`;
+}
 
 describe("SYSCALL and SYSRET state", () => {
   it("loadFlatCsSs gives what segCache, updateMode and updateAccessMasks give for the same load", () => {

@@ -876,7 +876,7 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
   const decl =
     "const r = c.r, tl = c.tlbTagLo, th = c.tlbTagHi, tp = c.tlbPerm, tv = c.tlbView, to = c.tlbOff; " +
     "const rip0 = c.ripLo, rip0h = c.ripHi; let ex = c.executed, t = 0, lo = 0, hi = 0, vl = 0, vh = 0, ti = 0, o = 0, u8 = null, sw = 0, sl = 0, ql = 0, qh = 0, tk = false, pc = 0; " +
-    "let fD = 0, fS = 0, fR = 0, fDh = 0, fSh = 0, fRh = 0, fC = 0, fF = 0, vx = 0; " +
+    "let fD = 0, fS = 0, fR = 0, fDh = 0, fSh = 0, fRh = 0, fC = 0, fF = 0, vx = 0, vm = 0; " +
     `let ${Array.from({ length: 16 }, (_, r) => `a${r} = 0, b${r} = 0`).join(", ")};` +
     (sys
       ? " const ti0 = ((rip0 >>> 12) ^ rip0h) & TM, ms = c.msr64, sS = c.segSel, sB = c.segBaseLo, sH = c.segBaseHi, sL = c.segLimit, sA = c.segAttr, sC = c.segAcc;"
@@ -916,6 +916,12 @@ export function isSysTransfer(i: XInsn): boolean {
  * the block within the budget, and nothing for `run` to see (`mustLeave`, after a handler in the
  * block or a SYSRET that sets IF: a held interrupt or an interrupt window may now be taken; a TF that
  * SYSRET sets stops the block). Otherwise it leaves with RIP at the target.
+ *
+ * `vx` holds what an earlier system call of this invocation established: `VX_FLAT`, and the execute
+ * masks (P_XS, P_XU) the code page's TLB entry (index ti0) was found good for. A handler call or a
+ * memory slow path clears it: the handlers that load CS or SS, change the mode or flush the TLB end
+ * their block and so leave the function, but one in mid-block may still refill the code page's TLB
+ * entry, so nothing is assumed across them.
  */
 function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: number): void {
   const efer = i.fn === syscall ? 1025 : 1; // EFER.SCE | EFER.LMA, EFER.SCE
@@ -933,7 +939,7 @@ function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: num
     g.setHi(11, "0");
     // syscallEnter: RFLAGS masked by IA32_FMASK (it only clears bits: TF cannot become set), CS and
     // SS from IA32_STAR[47:32].
-    g.emit(`c.flags = vl & ~ms[${FMASK}]; c.lzOp = 0; t = ms[${STAR_HI}] & 65532;`);
+    g.emit(`vh = vl & ~ms[${FMASK}]; c.flags = vh; c.lzOp = 0; t = ms[${STAR_HI}] & 65532;`);
     genFlatCsSs(g, "t", CODE64, "(t + 8) & 65535", DATA, 0);
     g.emit(`lo = ms[${LSTAR}]; hi = ms[${LSTAR + 1}];`);
   } else {
@@ -952,17 +958,16 @@ function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: num
   const leave = `${g.spillRegsCode()}c.ripLo = lo; c.ripHi = hi; c.executed = ex; return;`;
   // SYSCALL only clears RFLAGS bits (IF, TF among them) and changes nothing else `mustLeave` reads:
   // it is checked only after a handler in the block (`sl`), as at a jump between the region's blocks.
-  // SYSRET may also set IF (vl: RFLAGS before, vh: after), which lets a held interrupt in.
+  // SYSRET may also set TF (then c.stopBlock is set: leave) or IF (vl: RFLAGS before, vh: after),
+  // which lets a held interrupt in. (c.stopBlock is false before: a handler or slow path that set it
+  // left the function.)
   const events =
     i.fn === syscall
       ? " || (sl !== 0 && ((sl = 0), (c.executed = ex), c.mustLeave(end)))"
-      : " || c.stopBlock || ((sl !== 0 || (vh & ~vl & 512) !== 0) && ((sl = 0), (c.executed = ex), c.mustLeave(end)))";
-  // The code page's TLB entry (index ti0) is looked at once per CPL (`vx`: the execute masks it was
-  // found good for) until a memory slow path or a handler call, the only generated code that may
-  // change the TLB, clears `vx`.
+      : " || (vh & ~vl & 256) !== 0 || ((sl !== 0 || (vh & ~vl & 512) !== 0) && ((sl = 0), (c.executed = ex), c.mustLeave(end)))";
   g.emit(`ex += ${n};`);
   g.emit(
-    `if (hi !== rip0h || ((lo ^ rip0) & -4096) !== 0 || ((vx & c.xMask) === 0 && (tl[ti0] !== (rip0 & -4096) || th[ti0] !== rip0h || (tp[ti0] & c.xMask) === 0 || c.tlbPfn[ti0] !== c.curCodePfn || ((vx |= c.xMask), false)))${events}) { ${leave} }`,
+    `if (hi !== rip0h || ((lo ^ rip0) & -4096) !== 0 || ((vx & vm) === 0 && (tl[ti0] !== (rip0 & -4096) || th[ti0] !== rip0h || (tp[ti0] & vm) === 0 || c.tlbPfn[ti0] !== c.curCodePfn || ((vx |= vm), false)))${events}) { ${leave} }`,
   );
   let cases = "";
   for (let m = 0; m < blocks.length; m++) {
@@ -973,29 +978,38 @@ function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: num
 }
 
 /**
+ * `vx` bit: CS and SS have the flat base, limit and access summary, the link epoch was last moved
+ * for 64-bit mode with that CS, and no implicit supervisor access or data breakpoint step is under
+ * way (so `updateAccessMasks` has its common case unless RFLAGS.AC is set).
+ */
+const VX_FLAT = 1;
+
+/**
  * `SegCpu.loadFlatCsSs` (segments.ts) for a SYSCALL or SYSRET in 64-bit mode, written out in the
  * generated code so that it needs no call V8 may decline to inline (selectors as expressions, the
- * rest known here). `codeMode` (64) and `stackSize` (8) stay: the code runs in 64-bit mode, so
- * EFER.LMA = 1, and both CS descriptors have L = 1. Then `moveLinkEpoch` for its CPL-only case and
- * `updateAccessMasks` for its common case (no implicit supervisor access, no data breakpoint step,
- * RFLAGS.AC clear), each through the method otherwise. cpu-jit-syscall.test.ts compares the state
- * with the interpreter's.
+ * rest known here); `vh` holds the new RFLAGS. `codeMode` (64) and `stackSize` (8) stay: the code
+ * runs in 64-bit mode, so EFER.LMA = 1, and both CS descriptors have L = 1. Then `moveLinkEpoch`
+ * (its CPL-only case written out) and `updateAccessMasks` (its common case written out, the
+ * execute mask also into the local `vm`). What every system call writes the same (base, limit and
+ * access summary: the two directions differ in DPL only) and what only a handler changes are done
+ * once per invocation (`VX_FLAT`). cpu-jit-syscall.test.ts compares the state with the interpreter's.
  */
 function genFlatCsSs(g: Gen, csSel: string, csAttr: number, ssSel: string, ssAttr: number, cpl: 0 | 3): void {
   const csAcc = csAttr & AR.DB ? 9 : 1; // SA_READ | SA_BIG, SA_READ (segments.ts)
   const ssAcc = ssAttr & AR.DB ? 11 : 3; // SA_READ | SA_WRITE | SA_BIG, SA_READ | SA_WRITE
+  g.emit(`sS[1] = ${csSel}; sA[1] = ${csAttr}; sS[2] = ${ssSel}; sA[2] = ${ssAttr}; c.cpl = ${cpl};`);
   g.emit(
-    `sS[1] = ${csSel}; sB[1] = 0; sH[1] = 0; sL[1] = -1; sA[1] = ${csAttr}; sC[1] = ${csAcc}; ` +
-      `sS[2] = ${ssSel}; sB[2] = 0; sH[2] = 0; sL[2] = -1; sA[2] = ${ssAttr}; sC[2] = ${ssAcc}; c.cpl = ${cpl};`,
+    `if ((vx & ${VX_FLAT}) === 0) { sB[1] = 0; sH[1] = 0; sL[1] = -1; sC[1] = ${csAcc}; sB[2] = 0; sH[2] = 0; sL[2] = -1; sC[2] = ${ssAcc}; ` +
+      `if (c.linkMode !== 64 || c.linkCsBase !== 0 || c.linkCsLimit !== -1) c.moveLinkEpoch(64, 0, -1, ${cpl}); ` +
+      `if (!c.implicitSup && !c.dbData) vx |= ${VX_FLAT}; }`,
   );
   g.emit(
-    `if (c.linkMode !== 64 || c.linkCsBase !== 0 || c.linkCsLimit !== -1) c.moveLinkEpoch(64, 0, -1, ${cpl}); ` +
-      `else if (c.linkCpl !== ${cpl}) { c.linkCpl = ${cpl}; c.linkEpoch = (c.linkEpoch & -4) | ${cpl}; c.globalLinkEpoch = (c.globalLinkEpoch & -4) | ${cpl}; }`,
+    `if (c.linkCpl !== ${cpl}) { c.linkCpl = ${cpl}; c.linkEpoch = (c.linkEpoch & -4) | ${cpl}; c.globalLinkEpoch = (c.globalLinkEpoch & -4) | ${cpl}; }`,
   );
   const [rd, wr, x] = cpl === 3 ? [P_RU, P_WU, P_XU] : [P_RS, P_WS, P_XS];
   g.emit(
-    `if (c.implicitSup || c.dbData || (c.flags & ${F.AC}) !== 0) c.updateAccessMasks(); ` +
-      `else { c.rNeed = ${rd}; c.wNeed = ${wr}; c.xMask = ${x}; c.acCheck = false; c.rMask = ${rd}; c.wMask = ${wr}; }`,
+    `if ((vx & ${VX_FLAT}) === 0 || (vh & ${F.AC}) !== 0) { c.updateAccessMasks(); vm = c.xMask; } ` +
+      `else { c.rNeed = ${rd}; c.wNeed = ${wr}; c.xMask = ${x}; c.acCheck = false; c.rMask = ${rd}; c.wMask = ${wr}; vm = ${x}; }`,
   );
 }
 
