@@ -376,7 +376,8 @@ export const SYSRET_FLAGS = 0x3c7fd7;
 /**
  * SYSCALL (SDM Vol. 2 SYSCALL). #UD outside 64-bit mode, as on Intel processors (the CPUID vendor
  * here): the SDM's "IF (CS.L != 1) or (IA32_EFER.LMA != 1) or (IA32_EFER.SCE != 1)"; IA32_CSTAR,
- * the compatibility-mode target of AMD processors, is never used.
+ * the compatibility-mode target of AMD processors, is never used. Generated code (jit-gen.ts
+ * `genSysTransfer`) writes the same steps out; a change here goes there too.
  */
 export function syscall(c: C, _i: I): void {
   if ((c.efer & SCE_LMA) !== SCE_LMA || c.codeMode !== 64) c.raise(Vec.UD);
@@ -387,7 +388,12 @@ export function syscall(c: C, _i: I): void {
   const fl = c.flags & ~RF;
   r[22] = fl;
   r[23] = 0;
-  syscallEnter(c, fl);
+  // RFLAGS masked by IA32_FMASK, `setRflags` written out: masking only clears bits, so TF cannot
+  // become set (no stopBlock), and `loadFlatCsSs` recomputes the access masks that AC selects.
+  c.flags = fl & ~c.msr64[FMASK]!;
+  c.lzOp = 0;
+  const sel = c.msr64[STAR_HI]! & 0xfffc;
+  c.loadFlatCsSs(sel, CODE64, (sel + 8) & 0xffff, DATA, 0);
   c.nipLo = c.msr64[LSTAR]!;
   c.nipHi = c.msr64[LSTAR + 1]!;
   // No stopBlock: SYSCALL ends its block, and the block runner re-checks what `run` would (events,
@@ -396,42 +402,20 @@ export function syscall(c: C, _i: I): void {
 }
 
 /**
- * SYSCALL after its checks and with RCX, R11 saved (`fl`: RFLAGS without RF, materialized): RFLAGS
- * masked by IA32_FMASK, CS and SS from IA32_STAR[47:32], CPL 0. Generated code (jit-gen.ts
- * `genSysTransfer`) writes the same steps out; a change here goes there too.
+ * SYSRET / SYSRETQ (SDM Vol. 2 SYSRET): RFLAGS from R11, CS and SS from IA32_STAR[63:48] for a
+ * return to 64-bit or compatibility mode, CPL 3. Generated code (jit-gen.ts `genSysTransfer`)
+ * writes the same steps out for SYSRETQ; a change here goes there too.
  */
-export function syscallEnter(c: C, fl: number): void {
-  // `setRflags` written out: masking only clears bits, so TF cannot become set (no stopBlock), and
-  // `loadFlatCsSs` recomputes the access masks that AC selects.
-  c.flags = fl & ~c.msr64[FMASK]!;
-  c.lzOp = 0;
-  const sel = c.msr64[STAR_HI]! & 0xfffc;
-  c.loadFlatCsSs(sel, CODE64, (sel + 8) & 0xffff, DATA, 0);
-}
-
-/** SYSRET / SYSRETQ (SDM Vol. 2 SYSRET). */
 export function sysret(c: C, i: I): void {
   if ((c.efer & EFER.SCE) === 0 || c.codeMode !== 64) c.raise(Vec.UD);
   if (c.cpl !== 0) c.raise(Vec.GP, 0);
   const r = c.r;
   const to64 = i.opSize === 8;
   if (to64 && ((r[3]! >> 15) + 1) >>> 1 !== 0) c.raise(Vec.GP, 0);
-  sysretLeave(c, r[22]!, to64);
-  c.nipLo = r[2]!;
-  c.nipHi = to64 ? r[3]! : 0;
-  // No stopBlock unless TF came back set: the runner's checks before the next block cover the rest.
-}
-
-/**
- * SYSRET after its checks (`r11`: the low half of R11): RFLAGS from R11, CS and SS from
- * IA32_STAR[63:48] for a return to 64-bit (`to64`) or compatibility mode, CPL 3. Generated code
- * (jit-gen.ts `genSysTransfer`) writes the same steps out for SYSRETQ; a change here goes there too.
- */
-export function sysretLeave(c: C, r11: number, to64: boolean): void {
   // `setRflags` written out: a TF it sets ends the block, so the next instruction runs traced
   // (`Cpu.setRflags`), and `loadFlatCsSs` recomputes the access masks that AC selects.
   const old = c.flags;
-  const fl = (r11 & SYSRET_FLAGS) | 2;
+  const fl = (r[22]! & SYSRET_FLAGS) | 2;
   c.flags = fl;
   c.lzOp = 0;
   if ((fl & ~old & TF) !== 0) c.stopBlock = true;
@@ -444,6 +428,9 @@ export function sysretLeave(c: C, r11: number, to64: boolean): void {
     DATA | DPL3,
     3,
   );
+  c.nipLo = r[2]!;
+  c.nipHi = to64 ? r[3]! : 0;
+  // No stopBlock unless TF came back set: the runner's checks before the next block cover the rest.
 }
 
 /** SYSENTER (SDM Vol. 2 SYSENTER). */

@@ -909,7 +909,7 @@ export function isSysTransfer(i: XInsn): boolean {
 /**
  * SYSCALL, or SYSRET to 64-bit mode, as the block's last instruction (k = n - 1), inline: the checks
  * (64-bit mode is given), RCX and R11 in locals, and the handlers' state change (exec-far.ts
- * `syscallEnter`, `sysretLeave`) written out (`genFlatCsSs`); then on to the region's block at the
+ * `syscall`, `sysret`) written out (`genFlatCsSs`); then on to the region's block at the
  * new RIP (IA32_LSTAR, RCX) with `pc` set, when the region may run it: the same linear page, that
  * page's translation still in the TLB for the code page being run and executable at the new CPL (a
  * supervisor page at CPL 3, a user page at CPL 0 under SMEP: the runner then takes the fetch fault),
@@ -937,7 +937,7 @@ function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: num
     g.setHi(1, "hi");
     g.setLo(11, "vl");
     g.setHi(11, "0");
-    // syscallEnter: RFLAGS masked by IA32_FMASK (it only clears bits: TF cannot become set), CS and
+    // As `syscall`: RFLAGS masked by IA32_FMASK (it only clears bits: TF cannot become set), CS and
     // SS from IA32_STAR[47:32].
     g.emit(`vh = vl & ~ms[${FMASK}]; c.flags = vh; c.lzOp = 0; t = ms[${STAR_HI}] & 65532;`);
     genFlatCsSs(g, "t", CODE64, "(t + 8) & 65535", DATA, 0);
@@ -946,7 +946,7 @@ function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: num
     g.emit(`if (c.cpl !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); }`);
     const rcxHi = g.rh(1);
     g.emit(`if (((${rcxHi} >> 15) + 1) >>> 1 !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); }`);
-    // sysretLeave: RFLAGS from R11 (the flags in locals are dropped, not written back); a TF it sets
+    // As `sysret`: RFLAGS from R11 (the flags in locals are dropped, not written back); a TF it sets
     // ends the block. CS and SS from IA32_STAR[63:48], RPL 3.
     g.flags = null;
     g.emit(
