@@ -1,14 +1,16 @@
 // SYSCALL/SYSRET in generated regions (jit-gen.ts `genSysTransfer`: a region goes on across them
 // to its own blocks, with the CS/SS load, link epoch and access masks written out) against the
 // interpreter: random loops of system calls whose kernel side returns with RFLAGS.TF, IF or AC
-// changed, or with a non-canonical RCX, or writes IA32_STAR; IA32_FMASK, IA32_LSTAR and IA32_STAR
-// changed between runs; interrupts raised between runs (held off while FMASK clears IF); CR4.SMEP
-// with the code page a user page (the kernel entry's fetch faults), the code page a supervisor page
-// (SYSRETQ's fetch faults), CR4.SMAP (kernel loads from the user stack fault unless AC), CR0.AM
-// (misaligned user loads fault with AC); random budgets. After every `run` the two CPUs must agree on
-// registers, RFLAGS, RIP, CPL, the CS/SS hidden parts, access masks, link epochs, the retired count,
-// the exit and any exception or interrupt. Also the flat CS/SS load (`loadFlatCsSs`) against the
-// general path (`segCache`, `updateMode`, `updateAccessMasks`), and SYSCALL's #UD outside 64-bit mode.
+// changed, or with a non-canonical RCX, or writes IA32_STAR; between runs, IA32_FMASK, IA32_LSTAR
+// and IA32_STAR changed, EFER.SCE cleared, CS/SS hidden parts made non-flat, the code page made a
+// supervisor page (SYSRETQ's fetch faults), interrupts raised (held off while FMASK clears IF);
+// CR4.SMEP with the code page a user page (the kernel entry's fetch faults), CR4.SMAP (kernel loads
+// from the user stack fault unless AC), CR0.AM (misaligned user loads fault with AC); random budgets.
+// After every `run` the two CPUs must agree on registers, RFLAGS, RIP, CPL, the CS/SS hidden parts,
+// access masks, link epochs, the retired count, the exit and any exception or interrupt. Also INVLPG
+// and a remap of the code page between system calls, the flat CS/SS load (`loadFlatCsSs`) against
+// the general path (`segCache`, `updateMode`, `updateAccessMasks`), and SYSCALL's #UD outside
+// 64-bit mode.
 import { describe, expect, it } from "vitest";
 import {
   AR,
@@ -208,6 +210,7 @@ function runProgram(p: Program, jit: boolean, g: Rng): string[] {
       supPage = true;
       cpu.flushTranslations();
     }
+    if (change === 9 && g.below(4) === 0) cpu.efer &= ~EFER.SCE; // the next SYSCALL or SYSRET: #UD
     if (change === 8) {
       // CS and SS hidden parts not flat (a CS limit of 0xFFFFF, an SS base, which 64-bit mode
       // ignores): the next SYSCALL or SYSRET loads them flat and moves the link epoch.
@@ -252,7 +255,7 @@ describe("SYSCALL/SYSRET in generated regions vs the interpreter", () => {
     // The generator reaches every outcome it is written for.
     // #14(21): SYSRETQ's fetch from a supervisor page; #14(1): a kernel load from a user page under
     // SMAP; #17(0): a misaligned user load with CR0.AM and the AC that R11 gave back.
-    for (const e of ["#1(-1)", "#13(0)", "#14(17)", "#14(21)", "#14(1)", "#17(0)", "irq"])
+    for (const e of ["#1(-1)", "#6(-1)", "#13(0)", "#14(17)", "#14(21)", "#14(1)", "#17(0)", "irq"])
       expect(events).toContain(e);
   });
 

@@ -924,9 +924,8 @@ export function isSysTransfer(i: XInsn): boolean {
  * entry, so nothing is assumed across them.
  */
 function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: number): void {
-  const efer = i.fn === syscall ? 1025 : 1; // EFER.SCE | EFER.LMA, EFER.SCE
-  g.emit(`if ((c.efer & ${efer}) !== ${efer}) { ${g.syncBeforeCode()}c.raise(6); }`);
   if (i.fn === syscall) {
+    g.emit(`if ((c.efer & 1025) !== 1025) { ${g.syncBeforeCode()}c.raise(6); }`); // EFER.SCE | EFER.LMA
     // R11 takes RFLAGS: flags in locals fold straight into c.flags, lazy ones in the CPU materialize.
     const fl = g.eagerFlagsCode();
     if (fl !== "") g.emit(fl);
@@ -943,9 +942,12 @@ function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: num
     genFlatCsSs(g, "t", CODE64, "(t + 8) & 65535", DATA, 0);
     g.emit(`lo = ms[${LSTAR}]; hi = ms[${LSTAR + 1}];`);
   } else {
-    g.emit(`if (c.cpl !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); }`);
+    // #UD without EFER.SCE, else #GP(0) at CPL > 0 or for a non-canonical RCX: one fault path (a
+    // smaller function reaches V8's optimising tier sooner).
     const rcxHi = g.rh(1);
-    g.emit(`if (((${rcxHi} >> 15) + 1) >>> 1 !== 0) { ${g.syncBeforeCode()}c.raise(13, 0); }`);
+    g.emit(
+      `if ((c.efer & 1) === 0 || c.cpl !== 0 || ((${rcxHi} >> 15) + 1) >>> 1 !== 0) { ${g.syncBeforeCode()}if ((c.efer & 1) === 0) c.raise(6); c.raise(13, 0); }`,
+    );
     // As `sysret`: RFLAGS from R11 (the flags in locals are dropped, not written back); a TF it sets
     // ends the block. CS and SS from IA32_STAR[63:48], RPL 3.
     g.flags = null;
@@ -965,16 +967,15 @@ function genSysTransfer(g: Gen, i: XInsn, blocks: readonly RegionBlock[], n: num
     i.fn === syscall
       ? " || (sl !== 0 && ((sl = 0), (c.executed = ex), c.mustLeave(end)))"
       : " || (vh & ~vl & 256) !== 0 || ((sl !== 0 || (vh & ~vl & 512) !== 0) && ((sl = 0), (c.executed = ex), c.mustLeave(end)))";
-  g.emit(`ex += ${n};`);
-  g.emit(
-    `if (hi !== rip0h || ((lo ^ rip0) & -4096) !== 0 || ((vx & vm) === 0 && (tl[ti0] !== (rip0 & -4096) || th[ti0] !== rip0h || (tp[ti0] & vm) === 0 || c.tlbPfn[ti0] !== c.curCodePfn || ((vx |= vm), false)))${events}) { ${leave} }`,
-  );
+  // The region's block at the target's page offset (`pc`) and its length (`t`; -1: none), then one
+  // exit for every reason to leave (the block past the budget among them).
   let cases = "";
-  for (let m = 0; m < blocks.length; m++) {
-    const b = blocks[m]!;
-    cases += `case ${b.off}: if (ex + ${b.insns.length} > end) { ${leave} } pc = ${m}; break; `;
-  }
-  g.emit(`switch (lo & 4095) { ${cases}default: { ${leave} } }`);
+  for (let m = 0; m < blocks.length; m++)
+    cases += `case ${blocks[m]!.off}: pc = ${m}; t = ${blocks[m]!.insns.length}; break; `;
+  g.emit(`ex += ${n}; switch (lo & 4095) { ${cases}default: t = -1; }`);
+  g.emit(
+    `if (t < 0 || ex + t > end || hi !== rip0h || ((lo ^ rip0) & -4096) !== 0 || ((vx & vm) === 0 && (tl[ti0] !== (rip0 & -4096) || th[ti0] !== rip0h || (tp[ti0] & vm) === 0 || c.tlbPfn[ti0] !== c.curCodePfn || ((vx |= vm), false)))${events}) { ${leave} }`,
+  );
 }
 
 /**
