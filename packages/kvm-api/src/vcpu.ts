@@ -300,6 +300,11 @@ export class Vcpu {
     this.changed(VcpuState.REGS | VcpuState.SREGS);
   }
 
+  /** Parts of the register state set outside the running guest since `takeDirty` last took them. */
+  get dirtyParts(): number {
+    return this.dirty;
+  }
+
   /** Parts of the register state set outside the running guest since the last call; clears them. */
   takeDirty(): number {
     const d = this.dirty;

@@ -57,6 +57,11 @@ export class GuestDebugUnit {
     return (this.control & KVM_GUESTDBG_SINGLESTEP) !== 0;
   }
 
+  /** No KVM_SET_GUEST_DEBUG since the last `sync`, and no guest debugging on. */
+  get idle(): boolean {
+    return this.control === 0 && this.b.vcpu.guestDebugGeneration === this.seen;
+  }
+
   /** At KVM_RUN: applies a KVM_SET_GUEST_DEBUG made since the last one, and its inject request. */
   sync(): void {
     const vcpu = this.b.vcpu;

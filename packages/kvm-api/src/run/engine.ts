@@ -45,6 +45,9 @@ import { StateSync } from "./sync.js";
 import { CR4_PKE, msrBitmap, programControls } from "./vmcs-setup.js";
 import { cpuToRecord, recordToCpu, VmxStateRecord } from "./vmx-state.js";
 
+/** `beforeEntry`: the vCPU blocked and woke; look again. */
+const AGAIN = 1;
+
 /** Tuning of one vCPU's run loop. */
 export interface VmxBackendOptions {
   /** Instructions per CPU slice between looks at timers and kicks (default 8192). */
@@ -141,6 +144,15 @@ export class VmxBackend implements VcpuBackend {
   };
   /** The vCPU's CPUID generation the CPU's features were fitted to. */
   private cpuidSeen = -1;
+  /**
+   * A port I/O exit for userspace taken without the VM exit (`ioWithoutExit`): the guest state is
+   * still the CPU's, and the VMCS guest area is as the last VM exit left it. The next `run()`
+   * finishes the instruction on the CPU and goes on without a VM entry (`resumeWithoutEntry`), or
+   * anything that needs the VMCS makes the exit real first (`flushLazyExit`).
+   */
+  lazyIo = false;
+  private lazyQual = 0;
+  private lazyLen = 0;
   /** An event was injected by this entry: with MTF the exit is due before any instruction (SDM 26.5.2). */
   private injectedAtEntry = false;
 
@@ -193,16 +205,19 @@ export class VmxBackend implements VcpuBackend {
 
   /** KVM_GET_NESTED_STATE. */
   getNestedState(): NestedState | null {
+    this.flushLazyExit();
     return this.nested.getState();
   }
 
   /** KVM_SET_NESTED_STATE (throws VmxStateError). */
   setNestedState(s: NestedState): void {
+    this.flushLazyExit();
     this.nested.setState(s);
   }
 
   /** KVM_GET_MSRS: the MSR as the guest sees it now (the CPU's own, kvm-api's, nested VMX's). */
   hostReadMsr(index: number): bigint | undefined {
+    this.flushLazyExit();
     return this.handlers.readMsr(index >>> 0);
   }
 
@@ -211,6 +226,7 @@ export class VmxBackend implements VcpuBackend {
    * also holds (loaded at every entry) are written there too.
    */
   hostWriteMsr(index: number, value: bigint): boolean {
+    this.flushLazyExit();
     const idx = index >>> 0;
     if (KVM_API_MSRS.includes(idx) || (idx >= 0x800 && idx <= 0x8ff))
       return this.vcpu.writeMsr(idx, value, true);
@@ -224,11 +240,13 @@ export class VmxBackend implements VcpuBackend {
   }
 
   readState(parts: number): void {
+    this.flushLazyExit();
     this.sync.readState(parts);
   }
 
   /** KVM_SET_GUEST_DEBUG's inject requests are EBUSY while an event waits for entry. */
   exceptionPending(): boolean {
+    this.flushLazyExit();
     return this.entryEventPending();
   }
 
@@ -280,52 +298,160 @@ export class VmxBackend implements VcpuBackend {
       this.cpuidSeen = vcpu.cpuidGeneration;
       applyGuestCpuid(this.cpu.cpuidModel, vcpu.cpuidEntries(), vcpu.vm.kvm.hostCpuid());
     }
-    this.sync.syncIn();
-    this.debug.sync();
-    const pending = this.handlers.complete();
-    if (pending !== null) return this.sync.out(pending);
-    if (this.debug.stepPending) return this.sync.out(this.debug.stepExit());
+    // After an I/O exit taken without the VM exit: on without the VM entry when nothing needs it.
+    let resumed = this.lazyIo && this.resumeWithoutEntry();
+    if (!resumed) {
+      this.sync.syncIn();
+      this.debug.sync();
+      const pending = this.handlers.complete();
+      if (pending !== null) return this.sync.out(pending);
+      if (this.debug.stepPending) return this.sync.out(this.debug.stepExit());
+    }
     for (;;) {
-      if (this.interrupted()) return this.sync.out({ kind: "intr", reason: KVM_EXIT_INTR });
-      if (this.eptStale) this.rebuildEpt();
-      if (vcpu.lapic?.pendingEvents) {
-        vcpu.acceptEvents();
-        this.sync.syncIn();
+      if (!resumed) {
+        const pre = this.beforeEntry(vcpu);
+        if (pre === AGAIN) continue;
+        if (pre !== null) return this.sync.out(pre);
       }
-      // Not runnable: wait-for-SIPI (an AP before SIPI) or halted with nothing to wake it.
-      if (vcpu.mpState === S.KVM_MP_STATE_UNINITIALIZED || vcpu.mpState === S.KVM_MP_STATE_INIT_RECEIVED) {
-        if (!this.block()) return this.sync.out({ kind: "intr", reason: KVM_EXIT_INTR });
-        continue;
-      }
-      if (vcpu.mpState === S.KVM_MP_STATE_HALTED) {
-        this.serviceTimers();
-        if (this.handlers.hasWakeEvent()) vcpu.mpState = S.KVM_MP_STATE_RUNNABLE;
-        else {
-          if (!this.block()) return this.sync.out({ kind: "intr", reason: KVM_EXIT_INTR });
-          continue;
-        }
-      }
-      this.serviceTimers();
-      if (!this.bus.replaying && !this.hooks.emulatingIo) {
-        const l1 = this.nested.checkEvents();
-        if (l1 !== null) return this.sync.out(l1);
-        const early = this.handlers.injectEvents();
-        if (early !== null) return this.sync.out(early);
-        this.nested.rearmWindows();
-      }
-      const entered = this.enter();
-      if (entered !== null) return this.sync.out(entered);
+      resumed = false;
       const fatal = this.runGuest();
       if (fatal !== null) return this.sync.out(fatal);
-      const reason = this.unit.vmcs.get32(F.VM_EXIT_REASON) & 0xffff;
-      this.exitCounts.set(reason, (this.exitCounts.get(reason) ?? 0) + 1);
-      const r = this.handlers.handle(reason);
+      const r = this.handlers.handle(this.countExit());
       if (r !== null) return this.sync.out(r);
       // Single-step: an instruction the kernel completed reports now (KVM's
       // kvm_skip_emulated_instruction -> kvm_vcpu_do_singlestep); after a userspace exit, at the
       // next KVM_RUN once that exit is completed.
       if (this.debug.stepPending) return this.sync.out(this.debug.stepExit());
     }
+  }
+
+  /**
+   * vcpu_enter_guest() up to the VM entry: kicks, memory changes, INIT/SIPI, the halted state,
+   * timers, event injection, then VMLAUNCH/VMRESUME. Returns null once entered, AGAIN to look
+   * again (the vCPU was blocked and woke), or the exit for userspace.
+   */
+  private beforeEntry(vcpu: Vcpu): KvmExit | typeof AGAIN | null {
+    if (this.interrupted()) return { kind: "intr", reason: KVM_EXIT_INTR };
+    if (this.eptStale) this.rebuildEpt();
+    if (vcpu.lapic?.pendingEvents) {
+      vcpu.acceptEvents();
+      this.sync.syncIn();
+    }
+    // Not runnable: wait-for-SIPI (an AP before SIPI) or halted with nothing to wake it.
+    if (vcpu.mpState === S.KVM_MP_STATE_UNINITIALIZED || vcpu.mpState === S.KVM_MP_STATE_INIT_RECEIVED) {
+      if (!this.block()) return { kind: "intr", reason: KVM_EXIT_INTR };
+      return AGAIN;
+    }
+    if (vcpu.mpState === S.KVM_MP_STATE_HALTED) {
+      this.serviceTimers();
+      if (this.handlers.hasWakeEvent()) vcpu.mpState = S.KVM_MP_STATE_RUNNABLE;
+      else {
+        if (!this.block()) return { kind: "intr", reason: KVM_EXIT_INTR };
+        return AGAIN;
+      }
+    }
+    this.serviceTimers();
+    if (!this.bus.replaying && !this.hooks.emulatingIo) {
+      const l1 = this.nested.checkEvents();
+      if (l1 !== null) return l1;
+      const early = this.handlers.injectEvents();
+      if (early !== null) return early;
+      this.nested.rearmWindows();
+    }
+    return this.enter();
+  }
+
+  /** The basic reason of the VM exit just made, counted. */
+  private countExit(): number {
+    const reason = this.unit.vmcs.get32(F.VM_EXIT_REASON) & 0xffff;
+    this.exitCounts.set(reason, (this.exitCounts.get(reason) ?? 0) + 1);
+    return reason;
+  }
+
+  /**
+   * A non-string IN/OUT the CPU stopped at (`hooks.exit`), handled without a VM exit when the exit
+   * would change nothing but the VMCS: KVM's handle_io in the kernel, or a KVM_EXIT_IO for userspace
+   * whose completion then goes to the CPU (`resumeWithoutEntry`). Returns undefined when the exit
+   * must be made (no in-kernel irqchip, nested L2, guest debugging, single-step, an interrupt shadow, enabled breakpoints,
+   * an event injected at the entry, string I/O, pending bus accesses); null when the kernel
+   * completed the instruction; else the exit for userspace. A software VM exit and entry cost more
+   * than the rest of an I/O round trip, and the serial console makes two per character.
+   */
+  private ioWithoutExit(): KvmExit | null | undefined {
+    const cpu = this.cpu;
+    const e = this.hooks.exit;
+    const qual = Number(e.qualification);
+    if (
+      (qual & 0x10) !== 0 ||
+      this.vcpu.lapic === null ||
+      this.nested.l2Active ||
+      !this.debug.idle ||
+      (cpu.flags & 0x100) !== 0 ||
+      cpu.interruptShadow !== 0 ||
+      (cpu.dr7 & 0xff) !== 0 ||
+      this.bus.posted.length !== 0 ||
+      this.bus.pendingRead !== null ||
+      this.entryEventPending()
+    )
+      return undefined;
+    this.exitCounts.set(ExitReason.IO_INSTRUCTION, (this.exitCounts.get(ExitReason.IO_INSTRUCTION) ?? 0) + 1);
+    const r = this.handlers.ioOnCpu(qual, e.instructionLength);
+    if (r !== null) {
+      this.lazyIo = true;
+      this.lazyQual = qual;
+      this.lazyLen = e.instructionLength;
+    }
+    return r;
+  }
+
+  /**
+   * KVM_RUN after `ioWithoutExit` went to userspace: completes the instruction on the CPU (IN data,
+   * RIP) and returns true to run on without a VM entry, when userspace changed no state, no guest
+   * debugging was set, and no event, interrupt or NMI window, INIT/SIPI, kick or memory change
+   * needs the entry path (which would inject or rearm through the VMCS);
+   * otherwise makes the VM exit real (completed or not) for the full path.
+   */
+  private resumeWithoutEntry(): boolean {
+    const vcpu = this.vcpu;
+    if (
+      vcpu.dirtyParts === 0 &&
+      this.debug.idle &&
+      !this.eptStale &&
+      !vcpu.lapic?.pendingEvents &&
+      vcpu.mpState === S.KVM_MP_STATE_RUNNABLE &&
+      !vcpu.runFields.immediateExit &&
+      !this.exitRequested &&
+      Atomics.load(this.opts.kickWord, 0) === 0
+    ) {
+      this.handlers.complete(true);
+      this.serviceTimers();
+      const windows = Proc.INTR_WINDOW_EXITING | Proc.NMI_WINDOW_EXITING;
+      if (
+        !vcpu.hasInterrupt() &&
+        !vcpu.hasNmi() &&
+        (this.unit.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL) & windows) === 0
+      ) {
+        this.lazyIo = false;
+        return true;
+      }
+    }
+    this.flushLazyExit();
+    return false;
+  }
+
+  /** The VM exit `ioWithoutExit` skipped, made now (the guest state into the VMCS). */
+  flushLazyExit(): void {
+    if (!this.lazyIo) return;
+    this.lazyIo = false;
+    const x = this.interceptExit;
+    x.reason = ExitReason.IO_INSTRUCTION;
+    x.qualification = BigInt(this.lazyQual >>> 0);
+    x.intrInfo = 0;
+    x.intrErrorCode = undefined;
+    x.instructionLength = this.lazyLen;
+    x.guestPhysical = 0n;
+    x.instructionInfo = undefined;
+    this.vmExit(x);
   }
 
   /** immediate_exit, a kick from another thread, `requestExit()`, or the run's time budget. */
@@ -487,6 +613,14 @@ export class VmxBackend implements VcpuBackend {
             continue;
           }
           const e = hooks.exit;
+          if (e.reason === ExitReason.IO_INSTRUCTION && !mtf && !single) {
+            const r = this.ioWithoutExit();
+            if (r === null) {
+              if (this.needsKernel()) return this.hostInterrupt();
+              continue;
+            }
+            if (r !== undefined) return r;
+          }
           const x = this.interceptExit;
           x.reason = e.reason;
           x.qualification = e.qualification;
@@ -584,7 +718,7 @@ export class VmxBackend implements VcpuBackend {
   }
 
   /** Steps RIP past an instruction completed in place (wrapping as the code size says). */
-  private stepRip(len: number): void {
+  stepRip(len: number): void {
     const cpu = this.cpu;
     const n = (cpu.ripLo >>> 0) + len;
     if (cpu.codeMode === 64) {

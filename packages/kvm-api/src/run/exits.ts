@@ -68,7 +68,7 @@ export class ExitHandlers {
    * hands out posted writes still queued (one exit each). A completion is dropped when userspace
    * rewrote the registers meanwhile (KVM checks that RIP did not move).
    */
-  complete(): KvmExit | null {
+  complete(onCpu = false): KvmExit | null {
     const c = this.completion;
     this.completion = null;
     const fresh = c !== null && c.gen === this.b.sync.generation;
@@ -77,7 +77,7 @@ export class ExitHandlers {
         this.b.bus.answer(le(c.data, c.size));
       } else {
         if (c.kind === "in") this.setRax(c.size, le(c.data, c.size));
-        this.skip(c.len);
+        this.done(c.len, onCpu);
       }
     } else if (c !== null) {
       this.b.bus.reset();
@@ -527,8 +527,12 @@ export class ExitHandlers {
     return null;
   }
 
-  /** handle_io(): in-kernel devices first; string I/O is emulated by re-executing the instruction. */
-  private io(qual: number, len: number): KvmExit | null {
+  /**
+   * handle_io(): in-kernel devices first; string I/O is emulated by re-executing the instruction.
+   * `onCpu`: the engine's exit-less path (`VmxBackend.ioWithoutExit`): no VM exit was made, so RIP
+   * is the CPU's, not the VMCS's.
+   */
+  private io(qual: number, len: number, onCpu = false): KvmExit | null {
     const b = this.b;
     const size = ((qual & 7) + 1) as 1 | 2 | 4;
     const input = (qual & 8) !== 0;
@@ -544,7 +548,7 @@ export class ExitHandlers {
       const val = vm.ioIn(port, size);
       if (val !== undefined) {
         this.setRax(size, val);
-        this.skip(len);
+        this.done(len, onCpu);
         return null;
       }
       const data = new Uint8Array(size);
@@ -553,7 +557,7 @@ export class ExitHandlers {
     }
     const val = size === 4 ? cpu.r[0]! >>> 0 : cpu.r[0]! & (size === 2 ? 0xffff : 0xff);
     if (vm.ioOut(port, size, val)) {
-      this.skip(len);
+      this.done(len, onCpu);
       return null;
     }
     const data = new Uint8Array(size);
@@ -583,7 +587,25 @@ export class ExitHandlers {
     return null;
   }
 
+  /**
+   * `io` for a non-string IN/OUT the CPU stopped at without a VM exit (`VmxBackend.ioWithoutExit`
+   * checked that nothing else needs the exit): RAX and RIP in the CPU.
+   */
+  ioOnCpu(qual: number, len: number): KvmExit | null {
+    return this.io(qual, len, true);
+  }
+
   // ---------------------------------------------------------------- helpers
+
+  /**
+   * An instruction the kernel completed: `skip` after a VM exit; without one (`onCpu`, the engine's
+   * exit-less I/O, entered only with no single-step, TF or interrupt shadow in the way) RIP moves
+   * in the CPU.
+   */
+  private done(len: number, onCpu: boolean): void {
+    if (onCpu) this.b.stepRip(len);
+    else this.skip(len);
+  }
 
   /** kvm_skip_emulated_instruction(): RIP past the instruction, STI/MOV-SS blocking cleared. */
   skip(len: number): void {

@@ -233,7 +233,9 @@ export class StateSync {
     const vcpu = b.vcpu;
     const v = b.unit.vmcs;
     const rf = vcpu.runFields;
-    const ifFlag = (v.get32(F.GUEST_RFLAGS) & 0x200) !== 0;
+    // After an exit taken without the VM exit the CPU holds the guest state, not the VMCS.
+    const lazy = b.lazyIo;
+    const ifFlag = ((lazy ? b.cpu.flags : v.get32(F.GUEST_RFLAGS)) & 0x200) !== 0;
     rf.ifFlag = ifFlag;
     // pic_in_kernel() || kvm_vcpu_ready_for_interrupt_injection(): with the in-kernel PIC the
     // field is always 1; otherwise IF set, no STI/MOV SS shadow, no event being (re)injected and
@@ -241,7 +243,7 @@ export class StateSync {
     rf.readyForInterruptInjection =
       vcpu.vm.irqchip !== null ||
       (ifFlag &&
-        (v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & 3) === 0 &&
+        (lazy ? b.cpu.interruptShadow === 0 : (v.get32(F.GUEST_INTERRUPTIBILITY_INFO) & 3) === 0) &&
         !b.entryEventPending() &&
         vcpu.pendingExternalVector < 0);
     return exit;
