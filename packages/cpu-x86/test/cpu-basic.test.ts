@@ -147,7 +147,6 @@ describe("cpu basics", () => {
           translator: new IdentityTranslator(),
           jit,
           jitThreshold: 1,
-          jitMinRetired: 0,
         });
         enterFlatLongMode(cpu, 0);
         cpu.ripLo = entry;

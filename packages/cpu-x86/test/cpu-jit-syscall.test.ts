@@ -178,7 +178,6 @@ function runProgram(p: Program, jit: boolean, g: Rng): string[] {
     },
     jit,
     jitThreshold: 1,
-    jitMinRetired: 0,
   });
   enterFlatLongMode(cpu, 3);
   if (p.smep) cpu.cr4 |= CR4.SMEP;
@@ -288,7 +287,6 @@ describe("SYSCALL/SYSRET in generated regions vs the interpreter", () => {
         },
       },
       jitThreshold: 1,
-      jitMinRetired: 0,
     });
     enterFlatLongMode(cpu, 3);
     cpu.msr64[STAR_HI] = (0x10 << 16) | 0x08;
@@ -351,7 +349,6 @@ function runRemap(jit: boolean): string {
     },
     jit,
     jitThreshold: 1,
-    jitMinRetired: 0,
   });
   enterFlatLongMode(cpu, 3);
   cpu.msr64[STAR_HI] = (0x10 << 16) | 0x08;

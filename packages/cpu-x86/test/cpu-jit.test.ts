@@ -219,7 +219,6 @@ function runProgram(p: Program, jit: boolean, budgets: number[]): Outcome {
     },
     jit,
     jitThreshold: 1,
-    jitMinRetired: 0,
   });
   enterFlatLongMode(cpu, 0);
   cpu.r.set(p.regs);
@@ -335,7 +334,6 @@ describe("code that rewrites itself as it runs", () => {
         translator: new IdentityTranslator(),
         jit,
         jitThreshold: 1,
-        jitMinRetired: 0,
       });
       enterFlatLongMode(cpu, 0);
       cpu.ripLo = CODE;
@@ -350,50 +348,5 @@ describe("code that rewrites itself as it runs", () => {
       // Dropped and rebuilt 8 times, then decoded per instruction without caching the page.
       expect(cpu.codePages.has(CODE / 4096)).toBe(false);
     }
-  });
-
-  it("drops a compiled block that retires few instructions per run (jitMinRetired), keeps a loop", () => {
-    // 0x10000: mov ecx, 3000; l: call f; dec ecx; jnz l; mov ecx, 3000; m: add edx, 1; dec ecx;
-    // jnz m; hlt.  0x10800 f: add eax, 1; ret.
-    const ram = new Uint8Array(RAM);
-    // biome-ignore format: one instruction per line
-    ram.set([
-      0xb9, 0xb8, 0x0b, 0x00, 0x00, //   mov ecx, 3000
-      0xe8, 0xf6, 0x07, 0x00, 0x00, // l: call 0x10800
-      0xff, 0xc9, //                     dec ecx
-      0x75, 0xf7, //                     jnz l
-      0xb9, 0xb8, 0x0b, 0x00, 0x00, //   mov ecx, 3000
-      0x83, 0xc2, 0x01, //            m: add edx, 1
-      0xff, 0xc9, //                     dec ecx
-      0x75, 0xf9, //                     jnz m
-      0xf4, //                           hlt
-    ], CODE);
-    ram.set([0x83, 0xc0, 0x01, 0xc3], CODE + 0x800); // f: add eax, 1; ret
-    const run = (minRetired: number) => {
-      const cpu = new Cpu({
-        memory: new FlatMemory(ram.slice()),
-        translator: new IdentityTranslator(),
-        jitThreshold: 8,
-        jitMinRetired: minRetired,
-      });
-      enterFlatLongMode(cpu, 0);
-      cpu.r.fill(0);
-      cpu.r[8] = 0x30000;
-      cpu.ripLo = CODE;
-      let exit: number;
-      do exit = cpu.run(1_000_000);
-      while (exit === RunExit.BUDGET);
-      expect(exit).toBe(RunExit.HLT);
-      expect([cpu.r[0], cpu.r[4]]).toEqual([3000, 3000]); // EAX, EDX
-      const blocks = [...cpu.codePages.get(CODE / 4096)!.blocks.entries()];
-      // Compiled or not: the blocks at f and at m (the loop). (`CodePage` types its blocks narrowly.)
-      const at = (off: number) =>
-        blocks.find(([k]) => k >> 2 === off)?.[1] as { compiled: unknown } | undefined;
-      return { f: at(0x800)?.compiled !== null, m: at(0x13)?.compiled !== null };
-    };
-    // f (2 instructions a run) goes back to the interpreter after its probe runs; m runs its 3,000
-    // iterations inside one compiled run and stays. With jitMinRetired 0 both stay compiled.
-    expect(run(64)).toEqual({ f: false, m: true });
-    expect(run(0)).toEqual({ f: true, m: true });
   });
 });

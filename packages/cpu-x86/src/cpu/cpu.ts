@@ -30,13 +30,7 @@ import {
   type Translator,
   type TscClock,
 } from "./interfaces.js";
-import {
-  type CompiledBlock,
-  compileBlock,
-  JIT_MIN_RETIRED,
-  JIT_PROBE_RUNS,
-  JIT_THRESHOLD,
-} from "./jit.js";
+import { type CompiledBlock, compileBlock, JIT_THRESHOLD } from "./jit.js";
 import { isSysTransfer, REGION_MAX, type RegionBlock, succs } from "./jit-gen.js";
 import { FAULT, TRANSLATION_EXIT, Vec } from "./memory.js";
 import { newXInsn, type XInsn } from "./operands.js";
@@ -101,9 +95,6 @@ export class Block {
   /** Physical page of the code (-1: not cached, `crossPageBlock`). A small integer, never a double. */
   readonly pfn: number;
   hits = 0;
-  /** Runs of `compiled` so far, up to JIT_PROBE_RUNS, and the instructions they retired. */
-  jitRuns = 0;
-  jitRetired = 0;
   l2: Block | null = null;
   l2Lo = 0;
   l2Hi = 0;
@@ -156,12 +147,6 @@ export interface CpuOptions {
   jit?: boolean;
   /** Executions of a block before it is compiled (default `JIT_THRESHOLD`; at least 1). */
   jitThreshold?: number;
-  /**
-   * A compiled block retiring fewer instructions than this per run, on average over its first
-   * JIT_PROBE_RUNS runs, goes back to the interpreter (default `JIT_MIN_RETIRED`; 0 keeps every
-   * compiled block, as tests of the block compiler want).
-   */
-  jitMinRetired?: number;
 }
 
 export class Cpu extends SysCpu {
@@ -192,7 +177,6 @@ export class Cpu extends SysCpu {
   jit = true;
   /** Executions of a block before it is compiled. */
   jitThreshold = JIT_THRESHOLD;
-  jitMinRetired = JIT_MIN_RETIRED;
   /** Instructions retired since construction. */
   executed = 0;
   exitReason: RunExit = RunExit.BUDGET;
@@ -258,7 +242,6 @@ export class Cpu extends SysCpu {
     this.clock = opts.clock ?? { now: () => this.executed };
     this.jit = opts.jit ?? true;
     this.jitThreshold = Math.max(1, Math.floor(opts.jitThreshold ?? JIT_THRESHOLD));
-    this.jitMinRetired = Math.max(0, opts.jitMinRetired ?? JIT_MIN_RETIRED);
     this.reset();
   }
 
@@ -670,8 +653,7 @@ export class Cpu extends SysCpu {
         this.curCodePfn = b.pfn;
         this.codeInvalidated = false;
         this.stopBlock = false;
-        if (b.jitRuns < JIT_PROBE_RUNS) this.probeCompiled(b, end);
-        else b.compiled(this, end);
+        b.compiled(this, end);
         if (this.stopBlock || this.codeInvalidated || !b.valid) return;
         this.prevBlock = b;
         if (this.mustLeave(end)) return;
@@ -702,20 +684,6 @@ export class Cpu extends SysCpu {
       this.prevBlock = b;
       if (this.mustLeave(end)) return;
     }
-  }
-
-  /**
-   * Runs `b.compiled`, counting its first JIT_PROBE_RUNS runs: a compiled block that retires fewer
-   * than `jitMinRetired` instructions per run on average (a short function called from a loop
-   * outside it, not a loop of its own) goes back to the interpreter for good. Its entry and exit
-   * (registers into locals and back) and V8's tiering of the new function cost more than the
-   * interpreter's dispatch saves (jit.ts).
-   */
-  private probeCompiled(b: Block, end: number): void {
-    const before = this.executed;
-    b.compiled!(this, end);
-    b.jitRetired += this.executed - before;
-    if (++b.jitRuns === JIT_PROBE_RUNS && b.jitRetired < JIT_PROBE_RUNS * this.jitMinRetired) b.compiled = null;
   }
 
   /**

@@ -30,20 +30,9 @@ export type CompiledBlock = (c: OpCpu, end: number) => void;
  * milliseconds of compiler time: booting Linux compiled ~7,800 blocks at a threshold of 64 and took
  * 2.5x the CPU time of the plain interpreter (25 s vs 9-10 s to the initramfs marker), while loops
  * that run millions of times still gain 20-35% (BENCHMARKS.md). So only blocks hot enough to repay
- * that compile are compiled. 100,000 since session 7: the boot's loops past 20,000 executions (struct
- * page setup, page freeing: 65,536 iterations each) end before V8 has optimised their regions, and
- * the bundled guest reached its marker ~8% sooner at 100,000 (1.40 s vs 1.52 s in-process, medians
- * of 6); a long-running loop is compiled a little later.
+ * that compile are compiled.
  */
-export const JIT_THRESHOLD = 100_000;
-
-/**
- * Runs of a compiled block that `Cpu` counts the retired instructions of; a block under
- * JIT_MIN_RETIRED per run on average by then is dropped back to the interpreter for good (cpu.ts
- * `probeCompiled`).
- */
-export const JIT_PROBE_RUNS = 256;
-export const JIT_MIN_RETIRED = 64;
+export const JIT_THRESHOLD = 20_000;
 
 function simple(i: XInsn): boolean {
   return !i.isMem && NO_FAULT_ON_REGISTERS.has(i.fn);

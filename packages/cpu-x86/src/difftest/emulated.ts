@@ -46,7 +46,6 @@ export class EmulatedRunner {
     this.cpu = new Cpu({
       jit,
       jitThreshold: 1,
-      jitMinRetired: 0,
       memory: {
         ramPage(pfn, out) {
           if (pfn === CODE_PFN) out.u8 = code;
