@@ -363,7 +363,11 @@ export class VmxBackend implements VcpuBackend {
 
   /** The basic reason of the VM exit just made, counted. */
   private countExit(): number {
-    const reason = this.unit.vmcs.get32(F.VM_EXIT_REASON) & 0xffff;
+    return this.count(this.unit.vmcs.get32(F.VM_EXIT_REASON) & 0xffff);
+  }
+
+  /** One more exit for `reason` in `exitCounts` (made, or handled without the VM exit). */
+  private count(reason: number): number {
     this.exitCounts.set(reason, (this.exitCounts.get(reason) ?? 0) + 1);
     return reason;
   }
@@ -372,8 +376,9 @@ export class VmxBackend implements VcpuBackend {
    * A non-string IN/OUT the CPU stopped at (`hooks.exit`), handled without a VM exit when the exit
    * would change nothing but the VMCS: KVM's handle_io in the kernel, or a KVM_EXIT_IO for userspace
    * whose completion then goes to the CPU (`resumeWithoutEntry`). Returns undefined when the exit
-   * must be made (no in-kernel irqchip, nested L2, guest debugging, single-step, an interrupt shadow, enabled breakpoints,
-   * an event injected at the entry, string I/O, pending bus accesses); null when the kernel
+   * must be made (no in-kernel irqchip, nested L2, guest debugging, single-step, an interrupt
+   * shadow, enabled breakpoints, an event injected at the entry, string I/O, pending bus accesses);
+   * null when the kernel
    * completed the instruction; else the exit for userspace. A software VM exit and entry cost more
    * than the rest of an I/O round trip, and the serial console makes two per character.
    */
@@ -394,7 +399,7 @@ export class VmxBackend implements VcpuBackend {
       this.entryEventPending()
     )
       return undefined;
-    this.exitCounts.set(ExitReason.IO_INSTRUCTION, (this.exitCounts.get(ExitReason.IO_INSTRUCTION) ?? 0) + 1);
+    this.count(ExitReason.IO_INSTRUCTION);
     const r = this.handlers.ioOnCpu(qual, e.instructionLength);
     if (r !== null) {
       this.lazyIo = true;
@@ -419,9 +424,7 @@ export class VmxBackend implements VcpuBackend {
       !this.eptStale &&
       !vcpu.lapic?.pendingEvents &&
       vcpu.mpState === S.KVM_MP_STATE_RUNNABLE &&
-      !vcpu.runFields.immediateExit &&
-      !this.exitRequested &&
-      Atomics.load(this.opts.kickWord, 0) === 0
+      !this.kicked()
     ) {
       this.handlers.complete(true);
       this.serviceTimers();
@@ -454,12 +457,18 @@ export class VmxBackend implements VcpuBackend {
     this.vmExit(x);
   }
 
+  /** immediate_exit, a kick from another thread or `requestExit()` is pending (nothing cleared). */
+  private kicked(): boolean {
+    return (
+      this.vcpu.runFields.immediateExit || this.exitRequested || Atomics.load(this.opts.kickWord, 0) !== 0
+    );
+  }
+
   /** immediate_exit, a kick from another thread, `requestExit()`, or the run's time budget. */
   private interrupted(): boolean {
-    const k = this.opts.kickWord;
-    if (this.vcpu.runFields.immediateExit || this.exitRequested || Atomics.load(k, 0) !== 0) {
+    if (this.kicked()) {
       this.exitRequested = false;
-      Atomics.store(k, 0, 0);
+      Atomics.store(this.opts.kickWord, 0, 0);
       return true;
     }
     if (this.cpu.executed - this.runStartInsns >= this.opts.maxRunInstructions) return true;
@@ -700,8 +709,7 @@ export class VmxBackend implements VcpuBackend {
     const armed = (this.unit.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL) & Proc.INTR_WINDOW_EXITING) !== 0;
     if (!armed && this.vcpu.hasInterrupt()) return true;
     if (this.vcpu.hasNmi()) return true;
-    if (this.exitRequested || this.vcpu.runFields.immediateExit || Atomics.load(this.opts.kickWord, 0) !== 0)
-      return true;
+    if (this.kicked()) return true;
     if (this.cpu.executed - this.runStartInsns >= this.opts.maxRunInstructions) return true;
     return hostNowMs() - this.runStartMs >= this.opts.maxRunMs;
   }
