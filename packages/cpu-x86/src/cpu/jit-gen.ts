@@ -30,6 +30,7 @@ import * as A from "./exec-int.js";
 import { LF, PARITY, ult64 } from "./flags.js";
 import { P_RS, P_RU, P_WS, P_WU, P_XS, P_XU } from "./memory.js";
 import type { OpCpu, XInsn } from "./operands.js";
+import { SA_BIG, SA_READ, SA_WRITE } from "./segments.js";
 import { AR, F, M64, Seg } from "./state.js";
 
 /** IA32_LSTAR's low half in `msr64`. */
@@ -996,8 +997,8 @@ const VX_FLAT = 1;
  * once per invocation (`VX_FLAT`). cpu-jit-syscall.test.ts compares the state with the interpreter's.
  */
 function genFlatCsSs(g: Gen, csSel: string, csAttr: number, ssSel: string, ssAttr: number, cpl: 0 | 3): void {
-  const csAcc = csAttr & AR.DB ? 9 : 1; // SA_READ | SA_BIG, SA_READ (segments.ts)
-  const ssAcc = ssAttr & AR.DB ? 11 : 3; // SA_READ | SA_WRITE | SA_BIG, SA_READ | SA_WRITE
+  const csAcc = SA_READ | (csAttr & AR.DB ? SA_BIG : 0);
+  const ssAcc = SA_READ | SA_WRITE | (ssAttr & AR.DB ? SA_BIG : 0);
   g.emit(`sS[1] = ${csSel}; sA[1] = ${csAttr}; sS[2] = ${ssSel}; sA[2] = ${ssAttr}; c.cpl = ${cpl};`);
   g.emit(
     `if ((vx & ${VX_FLAT}) === 0) { sB[1] = 0; sH[1] = 0; sL[1] = -1; sC[1] = ${csAcc}; sB[2] = 0; sH[2] = 0; sL[2] = -1; sC[2] = ${ssAcc}; ` +

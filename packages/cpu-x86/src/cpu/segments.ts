@@ -7,10 +7,10 @@ import { MemCpu, Vec } from "./memory.js";
 import { AR, CR0, F, Seg } from "./state.js";
 
 /** Per-segment access summary kept beside the hidden part (recomputed on every load). */
-const SA_READ = 1;
-const SA_WRITE = 2;
+export const SA_READ = 1;
+export const SA_WRITE = 2;
 const SA_DOWN = 4;
-const SA_BIG = 8;
+export const SA_BIG = 8;
 
 export class SegCpu extends MemCpu {
   /** Result of `lin`: the linear address. */
