@@ -46,14 +46,28 @@ interface Trace {
   /** After each exit: was it left without a VM exit (only looked at when the registers are not read). */
   lazy: boolean[];
   regs: { rax: bigint; rbx: bigint; rcx: bigint; rdx: bigint; rip: bigint };
+  /** VM entries made: VMLAUNCH and VMRESUME through the VMX unit. */
+  entries: number;
 }
 
 /**
- * Runs `setup()`'s program to OUT 0x12, answering IN 0x11 with 1, 2, 3, ...; `readRegs`: KVM_GET_REGS
- * after every exit; `during(i, m)` runs while exit `i` is out (KVM_NMI, KVM_SET_REGS, ...).
+ * Runs the program `make()` sets up to OUT 0x12, answering IN 0x11 with 1, 2, 3, ...; `readRegs`:
+ * KVM_GET_REGS after every exit; `during(i, m)` runs while exit `i` is out (KVM_NMI, KVM_SET_REGS...).
  */
-function trace(readRegs: boolean, during?: (i: number, m: Machine) => void): Trace {
-  const m = setup();
+function trace(readRegs: boolean, during?: (i: number, m: Machine) => void, make = setup): Trace {
+  const m = make();
+  const unit = m.backend.unit;
+  let entries = 0;
+  const launch = unit.vmlaunch.bind(unit);
+  const resume = unit.vmresume.bind(unit);
+  unit.vmlaunch = () => {
+    entries++;
+    return launch();
+  };
+  unit.vmresume = () => {
+    entries++;
+    return resume();
+  };
   const log: string[] = [];
   const lazy: boolean[] = [];
   let answer = 0;
@@ -69,7 +83,7 @@ function trace(readRegs: boolean, during?: (i: number, m: Machine) => void): Tra
     if (e.kind !== "io" || e.port === 0x12) break;
   }
   const r = m.vcpu.getRegs();
-  return { log, lazy, regs: { rax: r.rax, rbx: r.rbx, rcx: r.rcx, rdx: r.rdx, rip: r.rip } };
+  return { log, lazy, regs: { rax: r.rax, rbx: r.rbx, rcx: r.rcx, rdx: r.rdx, rip: r.rip }, entries };
 }
 
 suite("port I/O exits without the VM exit", () => {
@@ -138,5 +152,83 @@ suite("port I/O exits without the VM exit", () => {
     expect(fast.log[7]).toBe("io out 0x10 1 03 if");
     // BL: 0x40, then iterations 4-50 add the answers 5..51 (the answer 4 went with the dropped IN).
     expect(fast.regs.rbx & 0xffn).toBe(BigInt(0x40 + (51 * 52) / 2 - 10) & 0xffn);
+  });
+});
+
+/**
+ * Real mode with the in-kernel 8259 programmed by the guest (IRQ 0 at vector 8, only IRQ 0 unmasked,
+ * so the KVM-reset LINT0 in ExtINT mode carries it), then `PROGRAM`'s loop. The IRQ 0 handler does
+ * OUT 0x14 of AL, a non-specific EOI and IRET.
+ */
+// biome-ignore format: one instruction per line
+const PIC_INIT = [
+  0xb0, 0x11, 0xe6, 0x20, // mov al, 0x11; out 0x20, al  (ICW1: edge, cascade, ICW4)
+  0xb0, 0x08, 0xe6, 0x21, // mov al, 0x08; out 0x21, al  (ICW2: vector base 8)
+  0xb0, 0x04, 0xe6, 0x21, // mov al, 0x04; out 0x21, al  (ICW3: slave on IRQ 2)
+  0xb0, 0x01, 0xe6, 0x21, // mov al, 0x01; out 0x21, al  (ICW4: 8086 mode)
+  0xb0, 0xfe, 0xe6, 0x21, // mov al, 0xfe; out 0x21, al  (OCW1: only IRQ 0)
+  0x30, 0xc0, //             xor al, al
+];
+const IRQ0_HANDLER = 0x1200;
+// biome-ignore format: one instruction per line
+const IRQ0_CODE = [
+  0xe6, 0x14, //             out 0x14, al
+  0x50, //                   push ax
+  0xb0, 0x20, 0xe6, 0x20, // mov al, 0x20; out 0x20, al  (EOI)
+  0x58, //                   pop ax
+  0xcf, //                   iret
+];
+
+function setupPic(): Machine {
+  const m = machine({ irqchip: true });
+  const start = CODE - PIC_INIT.length;
+  m.ram.set(PIC_INIT, start);
+  m.ram.set(PROGRAM, CODE);
+  m.ram.set(IRQ0_CODE, IRQ0_HANDLER);
+  m.ram.set([IRQ0_HANDLER & 0xff, IRQ0_HANDLER >> 8, 0, 0], 8 * 4);
+  realMode(m, start);
+  return m;
+}
+
+/** `trace` on the PIC program, with an IRQ 0 pulse while each exit in `at` is out. */
+function traceIrq(readRegs: boolean, at: number[]): Trace {
+  const pulse = (i: number, m: Machine) => {
+    if (!at.includes(i)) return;
+    m.vm.irqLine(0, true);
+    m.vm.irqLine(0, false);
+  };
+  return trace(readRegs, pulse, setupPic);
+}
+
+suite("an interrupt raised while a port I/O exit is out", () => {
+  it("is delivered on the CPU when the guest can take it, with the full path's exits and registers", () => {
+    // Exit 41 is the OUT 0x10 of iteration 21: IF is set (STI two instructions before), so the
+    // handler runs before the CLI after it.
+    const fast = traceIrq(false, [41]);
+    const full = traceIrq(true, [41]);
+    expect(fast.log).toEqual(full.log);
+    expect(fast.regs).toEqual(full.regs);
+    expect(fast.log[41]).toBe(`io out 0x10 1 ${(21).toString(16)} if`);
+    expect(fast.log[42]).toBe(`io out 0x14 1 ${(21).toString(16)}`);
+    expect(fast.log[43]).toBe("io in 0x11 1");
+    expect(fast.log).toHaveLength(102);
+    // Two VM entries in the fast run: the first KVM_RUN's, and one after the handler's EOI (the
+    // 8259 kicks the vCPU, an external-interrupt exit); the interrupt itself went in without one.
+    expect(fast.entries).toBe(2);
+    expect(full.entries).toBeGreaterThan(100);
+  });
+
+  it("arms the interrupt window without an entry when IF is clear, and injects at the window exit", () => {
+    const fast = traceIrq(false, [20]);
+    const full = traceIrq(true, [20]);
+    expect(fast.log).toEqual(full.log);
+    expect(fast.regs).toEqual(full.regs);
+    // Exit 20 is the IN of iteration 11 (IF clear): the handler's OUT comes after STI; INC DX.
+    expect(fast.log[20]).toBe("io in 0x11 1");
+    expect(fast.log[21]).toBe("io out 0x14 1 0b");
+    expect(fast.log[22]).toBe("io out 0x10 1 0b if");
+    // The first entry, the one after the interrupt-window exit that injects the interrupt, and the
+    // one after the EOI's kick; arming the window at exit 20 took none.
+    expect(fast.entries).toBe(3);
   });
 });

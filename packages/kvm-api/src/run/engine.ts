@@ -299,7 +299,12 @@ export class VmxBackend implements VcpuBackend {
       applyGuestCpuid(this.cpu.cpuidModel, vcpu.cpuidEntries(), vcpu.vm.kvm.hostCpuid());
     }
     // After an I/O exit taken without the VM exit: on without the VM entry when nothing needs it.
-    let resumed = this.lazyIo && this.resumeWithoutEntry();
+    let resumed = false;
+    if (this.lazyIo) {
+      const r = this.resumeWithoutEntry();
+      if (r !== true && r !== false) return this.sync.out(r);
+      resumed = r;
+    }
     if (!resumed) {
       this.sync.syncIn();
       this.debug.sync();
@@ -377,9 +382,8 @@ export class VmxBackend implements VcpuBackend {
    * would change nothing but the VMCS: KVM's handle_io in the kernel, or a KVM_EXIT_IO for userspace
    * whose completion then goes to the CPU (`resumeWithoutEntry`). Returns undefined when the exit
    * must be made (no in-kernel irqchip, nested L2, guest debugging, single-step, an interrupt
-   * shadow, enabled breakpoints, an event injected at the entry, string I/O, pending bus accesses);
-   * null when the kernel
-   * completed the instruction; else the exit for userspace. A software VM exit and entry cost more
+   * shadow, enabled breakpoints, string I/O, pending bus accesses); null when the kernel completed
+   * the instruction; else the exit for userspace. A software VM exit and entry cost more
    * than the rest of an I/O round trip, and the serial console makes two per character.
    */
   private ioWithoutExit(): KvmExit | null | undefined {
@@ -395,10 +399,15 @@ export class VmxBackend implements VcpuBackend {
       cpu.interruptShadow !== 0 ||
       (cpu.dr7 & 0xff) !== 0 ||
       this.bus.posted.length !== 0 ||
-      this.bus.pendingRead !== null ||
-      this.entryEventPending()
+      this.bus.pendingRead !== null
     )
       return undefined;
+    // An event the last entry injected was delivered before the first guest instruction (`enter`):
+    // all the exit would do about it is clear the valid bit of the VM-entry interruption-information
+    // field (SDM 28.2), so that a later entry does not inject it again.
+    const v = this.unit.vmcs;
+    const info = v.get32(F.VM_ENTRY_INTR_INFO_FIELD);
+    if ((info & INTR_INFO_VALID) !== 0) v.set32(F.VM_ENTRY_INTR_INFO_FIELD, info & ~INTR_INFO_VALID);
     this.count(ExitReason.IO_INSTRUCTION);
     const r = this.handlers.ioOnCpu(qual, e.instructionLength);
     if (r !== null) {
@@ -412,11 +421,12 @@ export class VmxBackend implements VcpuBackend {
   /**
    * KVM_RUN after `ioWithoutExit` went to userspace: completes the instruction on the CPU (IN data,
    * RIP) and returns true to run on without a VM entry, when userspace changed no state, no guest
-   * debugging was set, and no event, interrupt or NMI window, INIT/SIPI, kick or memory change
-   * needs the entry path (which would inject or rearm through the VMCS);
-   * otherwise makes the VM exit real (completed or not) for the full path.
+   * debugging was set, and no NMI or NMI window, INIT/SIPI, kick or memory change needs the entry
+   * path (which would inject or rearm through the VMCS); external interrupts and their window are
+   * handled on the CPU (`interruptWithoutEntry`). Otherwise makes the VM exit real (completed or
+   * not) for the full path. An exit for userspace if delivering an interrupt failed.
    */
-  private resumeWithoutEntry(): boolean {
+  private resumeWithoutEntry(): boolean | KvmExit {
     const vcpu = this.vcpu;
     if (
       vcpu.dirtyParts === 0 &&
@@ -428,18 +438,55 @@ export class VmxBackend implements VcpuBackend {
     ) {
       this.handlers.complete(true);
       this.serviceTimers();
-      const windows = Proc.INTR_WINDOW_EXITING | Proc.NMI_WINDOW_EXITING;
       if (
-        !vcpu.hasInterrupt() &&
         !vcpu.hasNmi() &&
-        (this.unit.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL) & windows) === 0
-      ) {
-        this.lazyIo = false;
-        return true;
-      }
+        (this.unit.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL) & Proc.NMI_WINDOW_EXITING) === 0
+      )
+        return this.interruptWithoutEntry();
     }
     this.flushLazyExit();
     return false;
+  }
+
+  /**
+   * `injectEvents` for external interrupts, done on the CPU instead of through the VMCS: a pending
+   * interrupt the guest can take now (RFLAGS.IF set, no STI/MOV-SS blocking) is acknowledged at the
+   * irqchip and delivered through the guest IDT before the next instruction, which is what the VM
+   * entry does with the VM-entry interruption-information field (SDM 27.6.1); one it cannot take
+   * arms interrupt-window exiting (the CPU's INTR line, as `enter` sets it); none disarms it. APICv's
+   * posted interrupts spare real KVM the exit and entry the same way. A delivery that fails makes the
+   * exit real and is an internal error, as in `enter`.
+   */
+  private interruptWithoutEntry(): true | KvmExit {
+    const cpu = this.cpu;
+    const v = this.unit.vmcs;
+    const proc = v.get32(F.CPU_BASED_VM_EXEC_CONTROL);
+    const pending = this.vcpu.hasInterrupt();
+    this.lazyIo = false;
+    this.injectedAtEntry = false;
+    if (pending && (cpu.flags & 0x200) !== 0 && cpu.interruptShadow === 0) {
+      const vec = this.vcpu.acknowledgeInterrupt();
+      if (vec >= 0) {
+        v.set32(F.CPU_BASED_VM_EXEC_CONTROL, proc & ~Proc.INTR_WINDOW_EXITING);
+        cpu.irqPending = false;
+        this.injectedAtEntry = true;
+        try {
+          cpu.deliverEvent(vec, IntrType.EXTERNAL, false, 0, cpu.ripLo, cpu.ripHi);
+        } catch (e) {
+          // The state as the failed delivery left it (rolled back), saved as the exit that brought us here.
+          this.lazyIo = true;
+          this.flushLazyExit();
+          return this.internal(KVM_INTERNAL_ERROR_DELIVERY_EV, [BigInt(vec), e === FAULT ? 1n : 0n]);
+        }
+        return true;
+      }
+    }
+    v.set32(
+      F.CPU_BASED_VM_EXEC_CONTROL,
+      pending ? proc | Proc.INTR_WINDOW_EXITING : proc & ~Proc.INTR_WINDOW_EXITING,
+    );
+    cpu.irqPending = pending;
+    return true;
   }
 
   /** The VM exit `ioWithoutExit` skipped, made now (the guest state into the VMCS). */
