@@ -147,6 +147,7 @@ describe("cpu basics", () => {
           translator: new IdentityTranslator(),
           jit,
           jitThreshold: 1,
+          jitStraightThreshold: 1,
         });
         enterFlatLongMode(cpu, 0);
         cpu.ripLo = entry;

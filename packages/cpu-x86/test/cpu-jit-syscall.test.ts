@@ -178,6 +178,7 @@ function runProgram(p: Program, jit: boolean, g: Rng): string[] {
     },
     jit,
     jitThreshold: 1,
+    jitStraightThreshold: 1,
   });
   enterFlatLongMode(cpu, 3);
   if (p.smep) cpu.cr4 |= CR4.SMEP;
@@ -287,6 +288,7 @@ describe("SYSCALL/SYSRET in generated regions vs the interpreter", () => {
         },
       },
       jitThreshold: 1,
+      jitStraightThreshold: 1,
     });
     enterFlatLongMode(cpu, 3);
     cpu.msr64[STAR_HI] = (0x10 << 16) | 0x08;
@@ -349,6 +351,7 @@ function runRemap(jit: boolean): string {
     },
     jit,
     jitThreshold: 1,
+    jitStraightThreshold: 1,
   });
   enterFlatLongMode(cpu, 3);
   cpu.msr64[STAR_HI] = (0x10 << 16) | 0x08;

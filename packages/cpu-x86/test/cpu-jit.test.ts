@@ -219,6 +219,7 @@ function runProgram(p: Program, jit: boolean, budgets: number[]): Outcome {
     },
     jit,
     jitThreshold: 1,
+    jitStraightThreshold: 1,
   });
   enterFlatLongMode(cpu, 0);
   cpu.r.set(p.regs);
@@ -334,6 +335,7 @@ describe("code that rewrites itself as it runs", () => {
         translator: new IdentityTranslator(),
         jit,
         jitThreshold: 1,
+        jitStraightThreshold: 1,
       });
       enterFlatLongMode(cpu, 0);
       cpu.ripLo = CODE;

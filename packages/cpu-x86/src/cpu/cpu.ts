@@ -30,7 +30,7 @@ import {
   type Translator,
   type TscClock,
 } from "./interfaces.js";
-import { type CompiledBlock, compileBlock, JIT_THRESHOLD } from "./jit.js";
+import { type CompiledBlock, compileBlock, JIT_STRAIGHT_FACTOR, JIT_THRESHOLD } from "./jit.js";
 import { isSysTransfer, REGION_MAX, type RegionBlock, succs } from "./jit-gen.js";
 import { FAULT, TRANSLATION_EXIT, Vec } from "./memory.js";
 import { newXInsn, type XInsn } from "./operands.js";
@@ -90,7 +90,7 @@ export class Block {
   /** False once its page's code was dropped (links to it are then ignored). */
   valid = true;
   readonly insns: XInsn[];
-  /** Executions so far (the block is compiled at `jitThreshold`) and the compiled form. */
+  /** Executions so far (the block is compiled at `jitThreshold` or `jitStraightThreshold`) and the compiled form. */
   compiled: CompiledBlock | null = null;
   /** Physical page of the code (-1: not cached, `crossPageBlock`). A small integer, never a double. */
   readonly pfn: number;
@@ -145,8 +145,50 @@ export interface CpuOptions {
   ferr?: OutputLine;
   /** Compile hot blocks (default true). */
   jit?: boolean;
-  /** Executions of a block before it is compiled (default `JIT_THRESHOLD`; at least 1). */
+  /**
+   * Executions of a block before it is compiled when the blocks compiled with it form a loop
+   * (default `JIT_THRESHOLD`; at least 1).
+   */
   jitThreshold?: number;
+  /**
+   * Executions of a block before it is compiled when they do not (default
+   * `JIT_STRAIGHT_FACTOR` x `jitThreshold`; at least `jitThreshold`).
+   */
+  jitStraightThreshold?: number;
+}
+
+/**
+ * Whether the blocks of a region reach one another in a cycle: `edges[k]` are the page offsets
+ * block `k` may continue at (offsets outside the region are exits).
+ */
+function hasCycle(blocks: readonly RegionBlock[], edges: readonly number[][]): boolean {
+  const at = new Map<number, number>();
+  for (let k = 0; k < blocks.length; k++) at.set(blocks[k]!.off, k);
+  // Iterative depth-first search: 0 unvisited, 1 on the path, 2 done.
+  const state = new Uint8Array(blocks.length);
+  for (let root = 0; root < blocks.length; root++) {
+    if (state[root] !== 0) continue;
+    const stack: [number, number][] = [[root, 0]];
+    state[root] = 1;
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const [k, e] = top;
+      if (e === edges[k]!.length) {
+        state[k] = 2;
+        stack.pop();
+        continue;
+      }
+      top[1]++;
+      const j = at.get(edges[k]![e]!);
+      if (j === undefined) continue;
+      if (state[j] === 1) return true;
+      if (state[j] === 0) {
+        state[j] = 1;
+        stack.push([j, 0]);
+      }
+    }
+  }
+  return false;
 }
 
 export class Cpu extends SysCpu {
@@ -175,8 +217,10 @@ export class Cpu extends SysCpu {
   nmiWindowExiting = false;
   /** Compile hot blocks to JS functions (jit.ts); off runs the plain interpreter. */
   jit = true;
-  /** Executions of a block before it is compiled. */
+  /** Executions of a block before it is compiled, when its region loops (`CpuOptions.jitThreshold`). */
   jitThreshold = JIT_THRESHOLD;
+  /** Executions of a block before it is compiled, when its region has no loop. */
+  jitStraightThreshold = JIT_THRESHOLD * JIT_STRAIGHT_FACTOR;
   /** Instructions retired since construction. */
   executed = 0;
   exitReason: RunExit = RunExit.BUDGET;
@@ -242,6 +286,10 @@ export class Cpu extends SysCpu {
     this.clock = opts.clock ?? { now: () => this.executed };
     this.jit = opts.jit ?? true;
     this.jitThreshold = Math.max(1, Math.floor(opts.jitThreshold ?? JIT_THRESHOLD));
+    this.jitStraightThreshold = Math.max(
+      this.jitThreshold,
+      Math.floor(opts.jitStraightThreshold ?? this.jitThreshold * JIT_STRAIGHT_FACTOR),
+    );
     this.reset();
   }
 
@@ -645,10 +693,13 @@ export class Cpu extends SysCpu {
       }
       this.prevBlock = null;
       const insns = b.insns;
-      // A block reaching the threshold is compiled and runs compiled at once. Single steps (TF,
-      // DR7 breakpoints: `limit` 1) always interpret, so every access takes the checked paths.
-      if (b.compiled === null && this.jit && b.pfn >= 0 && ++b.hits === this.jitThreshold)
-        b.compiled = compileBlock(this.regionAt(b), b.mode, this.tlbTagLo.length - 1);
+      // A block reaching its threshold is compiled and runs compiled at once: `jitThreshold` when
+      // its region loops, `jitStraightThreshold` when not. Single steps (TF, DR7 breakpoints:
+      // `limit` 1) always interpret, so every access takes the checked paths.
+      if (b.compiled === null && this.jit && b.pfn >= 0) {
+        const h = ++b.hits;
+        if (h === this.jitThreshold || h === this.jitStraightThreshold) this.compile(b, h);
+      }
       if (b.compiled !== null && insns.length <= limit && limit > 1) {
         this.curCodePfn = b.pfn;
         this.codeInvalidated = false;
@@ -707,21 +758,38 @@ export class Cpu extends SysCpu {
   }
 
   /**
+   * `b` reached `hits` executions: compiles it with its region (`regionAt`), unless this is
+   * `jitThreshold` and the region has no loop, which waits for `jitStraightThreshold`.
+   */
+  private compile(b: Block, hits: number): void {
+    const r = this.regionAt(b);
+    if (hits === this.jitThreshold && hits < this.jitStraightThreshold && !r.loops) return;
+    b.compiled = compileBlock(r.blocks, b.mode, this.tlbTagLo.length - 1);
+  }
+
+  /**
    * The blocks to compile with `b` (about to run at RIP): in 64-bit mode, `b` and the hot decoded
    * blocks of the same code page its branches and fall-throughs reach, breadth first, at most
-   * REGION_MAX (jit-gen.ts); in the other modes `b` alone.
+   * REGION_MAX (jit-gen.ts); in the other modes `b` alone. `loops`: the blocks' branches form a
+   * cycle, a loop the compiled function can go round without returning.
    */
-  private regionAt(b: Block): RegionBlock[] {
+  private regionAt(b: Block): { blocks: RegionBlock[]; loops: boolean } {
     const off0 = this.ripLinearLo() & 0xfff;
     const out: RegionBlock[] = [{ insns: b.insns, off: off0 }];
     const page = this.codePages.get(b.pfn);
-    if (b.mode !== 64 || page === undefined) return out;
+    if (b.mode !== 64 || page === undefined) {
+      const total = b.insns.reduce((s, i) => s + i.length, 0);
+      return { blocks: out, loops: succs(out[0]!, total).includes(off0) };
+    }
     const seen = new Set<number>([off0]);
-    for (let q = 0; q < out.length && out.length < REGION_MAX; q++) {
+    const edges: number[][] = [];
+    for (let q = 0; q < out.length; q++) {
       const rb = out[q]!;
       const total = rb.insns.reduce((s, i) => s + i.length, 0);
-      for (const s of [...succs(rb, total), ...this.sysSuccs(rb, total)]) {
-        if (s < 0 || s >= 4096 || seen.has(s) || out.length >= REGION_MAX) continue;
+      const next = [...succs(rb, total), ...this.sysSuccs(rb, total)].filter((s) => s >= 0 && s < 4096);
+      edges.push(next);
+      for (const s of next) {
+        if (seen.has(s) || out.length >= REGION_MAX) continue;
         seen.add(s);
         const nb = page.blocks.get((s << 2) | 2) as Block | undefined;
         // Only blocks about as hot as `b`: a rarely taken path in a generated function is code V8
@@ -730,7 +798,7 @@ export class Cpu extends SysCpu {
         if (hot && nb.valid && nb.mode === 64) out.push({ insns: nb.insns, off: s });
       }
     }
-    return out;
+    return { blocks: out, loops: hasCycle(out, edges) };
   }
 
   /**

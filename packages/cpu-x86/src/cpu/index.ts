@@ -35,7 +35,7 @@ export {
   type Translator,
   type TscClock,
 } from "./interfaces.js";
-export { JIT_THRESHOLD } from "./jit.js";
+export { JIT_STRAIGHT_FACTOR, JIT_THRESHOLD } from "./jit.js";
 export { FAULT, IdentityTranslator, MemCpu, newTranslateResult, Vec } from "./memory.js";
 export { XInsn } from "./operands.js";
 export { enterFlatLongMode, enterFlatProtectedMode } from "./setup.js";

@@ -34,6 +34,22 @@ export type CompiledBlock = (c: OpCpu, end: number) => void;
  */
 export const JIT_THRESHOLD = 20_000;
 
+/**
+ * How many times hotter than `JIT_THRESHOLD` a block must be to be compiled when the blocks compiled
+ * with it have no loop (`CpuOptions.jitStraightThreshold`). Until V8 optimises it, a generated
+ * function runs 2-4x slower than the interpreter (it starts in V8's bytecode interpreter, where the
+ * inline TLB and flag code is long), and a function without a loop only gets there through many
+ * calls. A Linux boot is full of such code that is hot for a moment and then never again: helpers
+ * called once per struct page (__init_single_page, free_page_is_bad, __free_pages_ok: 40-65k calls
+ * of 12-21 instructions each, over ~100 ms) were compiled at 20,000 calls and ran 12k calls at
+ * 100-140 ns per instruction before V8 optimised them, then lost that to a deoptimisation. A loop
+ * region is optimised by V8 within one long call (on-stack replacement), so loops keep the low
+ * threshold. Code that stays hot, such as a user-mode loop that leaves its region on every
+ * iteration, is still compiled, after 160,000 runs instead of 20,000 (BENCHMARKS.md, vmm,
+ * session 8).
+ */
+export const JIT_STRAIGHT_FACTOR = 8;
+
 function simple(i: XInsn): boolean {
   return !i.isMem && NO_FAULT_ON_REGISTERS.has(i.fn);
 }

@@ -46,6 +46,7 @@ export class EmulatedRunner {
     this.cpu = new Cpu({
       jit,
       jitThreshold: 1,
+      jitStraightThreshold: 1,
       memory: {
         ramPage(pfn, out) {
           if (pfn === CODE_PFN) out.u8 = code;
