@@ -8,11 +8,14 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { assembleLz4Wasm, GENERATED_PATH, lz4WasmSource } from "../scripts/build-lz4-wasm.js";
 import { Hdr, LinuxLoadError, loadLinux, parseBzImage } from "../src/boot/linux.js";
 import { lz4Legacy, PayloadError, parseKernelElf, unpackPayload } from "../src/boot/payload.js";
+import { LZ4_WASM } from "../src/generated/lz4-wasm.js";
 import { MiB, ramRanges } from "../src/layout.js";
 import { GuestRam } from "../src/memory.js";
+import { lz4LegacyReference } from "./lz4-reference.js";
 
 const GUESTS = resolve(__dirname, "../../../guests");
 const bzImage = new Uint8Array(readFileSync(resolve(GUESTS, "bzImage")));
@@ -82,6 +85,25 @@ function withPayload(payload: Uint8Array): Uint8Array {
   return img;
 }
 
+/** What a decoder makes of a stream: its output, or the PayloadError's message. */
+function outcome(decode: (src: Uint8Array, size: number) => Uint8Array, src: Uint8Array, size: number) {
+  try {
+    return decode(src, size);
+  } catch (e) {
+    if (e instanceof PayloadError) return e.message;
+    throw e;
+  }
+}
+
+/** The WebAssembly decoder and the JS reference (test/lz4-reference.ts) agree on `src`. */
+function expectSameAsReference(src: Uint8Array, size: number): Uint8Array | string {
+  const ours = outcome(lz4Legacy, src, size);
+  const ref = outcome(lz4LegacyReference, src, size);
+  if (typeof ours === "string" || typeof ref === "string") expect(ours).toBe(ref);
+  else expect(Buffer.compare(ours, ref)).toBe(0);
+  return ours;
+}
+
 function read(r: GuestRam, gpa: number, n: number): Uint8Array {
   const b = new Uint8Array(n);
   expect(r.read(gpa, b)).toBe(true);
@@ -92,7 +114,7 @@ describe("LZ4 legacy stream (the kernel's LZ4 payload format)", () => {
   it("inflates the bundled kernel's payload exactly as `lz4 -d` does", () => {
     const p = payloadOf(bzImage);
     const size = new DataView(p.buffer, p.byteOffset).getUint32(p.length - 4, true);
-    const ours = lz4Legacy(p.subarray(0, p.length - 4), size);
+    const ours = expectSameAsReference(p.subarray(0, p.length - 4), size) as Uint8Array;
     const ref = lz4(["-d", "-c"], p.subarray(0, p.length - 4));
     expect(ours.length).toBe(ref.length);
     expect(Buffer.compare(ours, ref)).toBe(0);
@@ -125,7 +147,7 @@ describe("LZ4 legacy stream (the kernel's LZ4 payload format)", () => {
     }
   });
 
-  it("fuzz: corrupted streams give a PayloadError or the right length, never another exception", () => {
+  it("fuzz: corrupted streams give the reference's PayloadError or its output, never another exception", () => {
     const data = new Uint8Array(40000);
     for (let i = 0; i < data.length; i++) data[i] = (i * 31) % 251 < 60 ? (i * 7) & 0xff : (i >> 6) & 3;
     const z = kernelLz4(data).subarray(0, -4);
@@ -136,11 +158,8 @@ describe("LZ4 legacy stream (the kernel's LZ4 payload format)", () => {
         (edits, size) => {
           const bad = z.slice();
           for (const [at, v] of edits) bad[at] = v;
-          try {
-            expect(lz4Legacy(bad, size).length).toBe(size);
-          } catch (e) {
-            if (!(e instanceof PayloadError)) throw e;
-          }
+          const r = expectSameAsReference(bad, size);
+          if (typeof r !== "string") expect(r.length).toBe(size);
         },
       ),
       { numRuns: 2000 },
@@ -150,14 +169,112 @@ describe("LZ4 legacy stream (the kernel's LZ4 payload format)", () => {
         const s = new Uint8Array(bytes.length + 4);
         s.set([0x02, 0x21, 0x4c, 0x18]);
         s.set(bytes, 4);
-        try {
-          expect(lz4Legacy(s, size).length).toBe(size);
-        } catch (e) {
-          if (!(e instanceof PayloadError)) throw e;
-        }
+        const r = expectSameAsReference(s, size);
+        if (typeof r !== "string") expect(r.length).toBe(size);
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it("the WebAssembly decoder matches the JS reference and `lz4 -d` on random compressible data", () => {
+    // Runs, short repeats (overlapping matches), copies from up to 64 KiB back and noise, at the
+    // sizes that cross the decoder's fast-path and wide-copy thresholds.
+    const piece = fc.oneof(
+      fc
+        .tuple(fc.nat(255), fc.integer({ min: 1, max: 300 }))
+        .map(([b, n]) => ({ kind: "run" as const, b, n })),
+      fc
+        .tuple(fc.uint8Array({ minLength: 2, maxLength: 9 }), fc.integer({ min: 1, max: 200 }))
+        .map(([p, n]) => ({ kind: "repeat" as const, p, n })),
+      fc.tuple(fc.integer({ min: 1, max: 70000 }), fc.integer({ min: 4, max: 400 })).map(([back, n]) => ({
+        kind: "copy" as const,
+        back,
+        n,
+      })),
+      fc.uint8Array({ minLength: 1, maxLength: 40 }).map((p) => ({ kind: "noise" as const, p })),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 60 }), fc.boolean(), (pieces, fast) => {
+        const parts: number[] = [];
+        for (const x of pieces) {
+          if (x.kind === "run") for (let k = 0; k < x.n; k++) parts.push(x.b);
+          else if (x.kind === "repeat") for (let k = 0; k < x.n; k++) parts.push(x.p[k % x.p.length]!);
+          else if (x.kind === "noise") parts.push(...x.p);
+          else if (parts.length > 0) {
+            const from = Math.max(0, parts.length - x.back);
+            for (let k = 0; k < x.n; k++) parts.push(parts[from + k]!);
+          }
+        }
+        const data = new Uint8Array(parts);
+        const z = lz4(["-l", "-c", fast ? "-1" : "-9"], data);
+        const ours = expectSameAsReference(z, data.length);
+        const out = ours as Uint8Array;
+        expect(Buffer.compare(out, data)).toBe(0);
+        // Nothing written past the output (the decoder's memory is fresh, so zero there).
+        expect(new Uint8Array(out.buffer, out.byteOffset + out.length).every((b) => b === 0)).toBe(true);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it("each malformed block gives the reference's message, on the general and the fast path", () => {
+    // A legacy stream of one chunk holding the block `parts` make up.
+    const stream = (...parts: (number[] | Uint8Array)[]) => {
+      const n = parts.reduce((k, p) => k + p.length, 0);
+      const s = new Uint8Array(8 + n);
+      s.set([0x02, 0x21, 0x4c, 0x18]);
+      new DataView(s.buffer).setUint32(4, n, true);
+      let at = 8;
+      for (const p of parts) {
+        s.set(p, at);
+        at += p.length;
+      }
+      return s;
+    };
+    const a = 0x61;
+    const ff = (n: number) => new Uint8Array(n).fill(255);
+    // Enough bytes after the sequence for the decoder's fast path (32 in, 40 out).
+    const pad = new Uint8Array(40);
+    // Length bytes that add up to 2^32 + 1 (15 + 255 * 16843008 + 242): a decoder whose 32-bit
+    // lengths wrapped would read a length of 1 (lz4.wat's saturate at 2^31 instead).
+    const wrap = ff(16_843_008);
+    const cases: [string, Uint8Array, number, string][] = [
+      ["ends after a match", stream([0x10, a, 1, 0]), 100, "truncated sequence"],
+      ["literal length cut", stream([0xf0]), 100, "truncated literal length"],
+      ["literal length of 255s cut", stream([0xf0], ff(300)), 100, "truncated literal length"],
+      ["literals past the block", stream([0x50, a]), 100, "literals run past the block"],
+      ["literal length of 2^32 + 1", stream([0xf0], wrap, [242, a]), 100, "literals run past the block"],
+      ["literals past the output", stream([0x30, a, a, a]), 2, "output exceeds 2 bytes"],
+      ["offset cut", stream([0x10, a, 1]), 100, "truncated match offset"],
+      ["offset 0", stream([0x10, a, 0, 0, 0x00]), 100, "match offset 0 is out of range"],
+      ["offset past the start", stream([0x10, a, 2, 0, 0x00]), 100, "match offset 2 is out of range"],
+      ["offset 0, fast path", stream([0x10, a, 0, 0], pad), 100, "match offset 0 is out of range"],
+      [
+        "offset past the start, fast path",
+        stream([0x10, a, 2, 0], pad),
+        100,
+        "match offset 2 is out of range",
+      ],
+      ["match length cut", stream([0x1f, a, 1, 0]), 100, "truncated match length"],
+      ["match past the output", stream([0x1f, a, 1, 0, 200, 0x00]), 100, "output exceeds 100 bytes"],
+      [
+        "match length of 2^32 + 5",
+        stream([0x1f, a, 1, 0], wrap, [242, 0x00]),
+        100,
+        "output exceeds 100 bytes",
+      ],
+      ["match past the output, fast path", stream([0x16, a, 1, 0], pad), 8, "output exceeds 8 bytes"],
+    ];
+    for (const [name, s, size, want] of cases) {
+      const r = expectSameAsReference(s, size);
+      expect(typeof r === "string" ? r : "no error", name).toContain(want);
+    }
+  });
+
+  it("src/generated/lz4-wasm.ts is src/boot/lz4.wat as wabt assembles it", async () => {
+    const bytes = await assembleLz4Wasm();
+    expect(Buffer.compare(bytes, LZ4_WASM)).toBe(0);
+    expect(readFileSync(GENERATED_PATH, "utf8")).toBe(lz4WasmSource(bytes));
   });
 });
 
@@ -239,6 +356,18 @@ describe("loadLinux with the host inflating the kernel (the default)", () => {
     expect(loadLinux(new GuestRam(ramRanges(enough)), { kernel: bzImage, memBytes: enough }).entry).toBe(
       0x1000000,
     );
+  });
+
+  it("without WebAssembly (node --jitless) an LZ4 payload falls back to the guest's decompressor", () => {
+    vi.stubGlobal("WebAssembly", undefined);
+    try {
+      expect(unpackPayload(payloadOf(bzImage), mem)).toBeUndefined();
+      const res = loadLinux(new GuestRam(ramRanges(mem)), { kernel: bzImage, memBytes: mem });
+      expect(res.hostDecompressed).toBe(false);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect(unpackPayload(payloadOf(bzImage), mem)).toBeDefined();
   });
 
   it("gzip and uncompressed payloads load too; xz falls back to the guest's decompressor", () => {

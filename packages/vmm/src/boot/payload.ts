@@ -7,11 +7,13 @@
  *
  * Supported payloads: LZ4 (the kernel's "legacy" LZ4 stream, `lz4 -l`), gzip, and an uncompressed
  * ELF (CONFIG_KERNEL_UNCOMPRESSED). Other compressions (xz, zstd, bzip2, lzma, lzo) return
- * `undefined` from {@link unpackPayload} so the caller lets the guest decompress as usual.
+ * `undefined` from {@link unpackPayload} so the caller lets the guest decompress as usual; so does
+ * LZ4 where WebAssembly, which inflates its blocks (src/boot/lz4.wat), is off (`node --jitless`).
  * Malformed input fails with a {@link PayloadError}, never anything else; output never exceeds the
  * limit the caller gives (guest RAM), so a hostile image cannot exhaust host memory.
  */
 import { gunzipSync } from "node:zlib";
+import { LZ4_WASM } from "../generated/lz4-wasm.js";
 
 /** A malformed payload: `message` is one line naming what is wrong and where. */
 export class PayloadError extends Error {
@@ -29,84 +31,66 @@ const LZ4_CHUNK_MAX = 8 << 20;
 const u32 = (b: Uint8Array, o: number) =>
   (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 
-/** The length `lz4Length` read last (a second result without allocating a pair). */
-let lengthOut = 0;
+/** A WebAssembly page. */
+const WASM_PAGE = 65536;
+/** lz4.wat's addresses stay below 2^31 (so its unsigned arithmetic cannot wrap): 32767 pages at most. */
+const LZ4_MAX_PAGES = 0x7fff;
 
 /**
- * A token's 4-bit length `n`: 15 continues in bytes from `src[i]` that add up until one is not 255.
- * Returns the index past them, the length in `lengthOut`. A plain function, not a closure over the
- * caller's index: that would put the index in a context slot for every byte the block copies.
+ * The WebAssembly JS API as used here. TypeScript declares it only in lib "dom", which this
+ * package leaves out (it runs on Node), so the global is typed by hand.
  */
-function lz4Length(src: Uint8Array, i: number, end: number, n: number, start: number, what: string): number {
-  if (n === 15) {
-    let b: number;
-    do {
-      if (i >= end) throw new PayloadError(`LZ4 block at ${start}: truncated ${what}`);
-      b = src[i++]!;
-      n += b;
-    } while (b === 255);
-  }
-  lengthOut = n;
-  return i;
+interface Wasm {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: object };
+  Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer };
+}
+/** The WebAssembly global: absent when V8 runs without code generation (`node --jitless`). */
+const wasmApi = () => (globalThis as unknown as { WebAssembly?: Wasm }).WebAssembly;
+/** lz4.wat's exports. */
+interface Lz4Exports {
+  /** Inflates the block in [start, end) to [pos, ...) within `limit`: the new end, or a code < 0. */
+  block(start: number, end: number, pos: number, limit: number): number;
+  /** The offending match offset after code -6. */
+  detail: { value: number };
 }
 
-/**
- * Inflates one LZ4 block (the block format: sequences of a token, literals, a 16-bit offset and a
- * match) into `out` at `pos`; returns the new end. Every read and write is bounds-checked.
- */
-function lz4Block(
-  src: Uint8Array,
-  start: number,
-  end: number,
-  out: Uint8Array,
-  pos: number,
-  limit: number,
-): number {
-  let i = start;
-  let o = pos;
-  for (;;) {
-    if (i >= end) throw new PayloadError(`LZ4 block at ${start}: truncated sequence`);
-    const token = src[i++]!;
-    i = lz4Length(src, i, end, token >>> 4, start, "literal length");
-    const lit = lengthOut;
-    if (i + lit > end) throw new PayloadError(`LZ4 block at ${start}: literals run past the block`);
-    if (o + lit > limit) throw new PayloadError(`LZ4 block at ${start}: output exceeds ${limit} bytes`);
-    // Short runs byte by byte: a subarray per sequence would allocate ~1 M objects per kernel.
-    if (lit < 64) for (let k = 0; k < lit; k++) out[o++] = src[i++]!;
-    else {
-      out.set(src.subarray(i, i + lit), o);
-      i += lit;
-      o += lit;
-    }
-    // The last sequence has literals only and ends the block exactly.
-    if (i === end) return o;
-    if (i + 2 > end) throw new PayloadError(`LZ4 block at ${start}: truncated match offset`);
-    const offset = src[i]! | (src[i + 1]! << 8);
-    i += 2;
-    if (offset === 0 || offset > o - pos)
-      throw new PayloadError(`LZ4 block at ${start}: match offset ${offset} is out of range`);
-    i = lz4Length(src, i, end, token & 15, start, "match length");
-    const len = lengthOut + 4;
-    if (o + len > limit) throw new PayloadError(`LZ4 block at ${start}: output exceeds ${limit} bytes`);
-    let from = o - offset;
-    if (offset >= len && len >= 64) {
-      out.copyWithin(o, from, from + len);
-      o += len;
-    } else {
-      // Short or overlapping (a repeating pattern): forward byte by byte, as the format defines.
-      for (const stop = o + len; o < stop; ) out[o++] = out[from++]!;
-    }
-  }
+/** The check that lz4.wat's `block` failed (its code -1 ... -7), for the block at `start`. */
+function lz4Error(code: number, start: number, limit: number, offset: number): PayloadError {
+  const what = [
+    "truncated sequence",
+    "truncated literal length",
+    "literals run past the block",
+    `output exceeds ${limit} bytes`,
+    "truncated match offset",
+    `match offset ${offset} is out of range`,
+    "truncated match length",
+  ][-code - 1];
+  return new PayloadError(`LZ4 block at ${start}: ${what ?? `decoder failed with code ${code}`}`);
 }
 
 /**
  * Inflates a legacy LZ4 stream as the kernel's `unlz4` does: the magic, then chunks of a 32-bit
  * compressed size and a block; a repeated magic starts a concatenated stream. `size` is the
  * inflated size the kernel build appends after the stream (mkpiggy reads it the same way).
+ *
+ * Blocks inflate in WebAssembly (src/boot/lz4.wat), in a memory of the stream followed by the
+ * output; the result is a view of that memory. Every read and write is bounds-checked inside.
  */
 export function lz4Legacy(src: Uint8Array, size: number): Uint8Array {
   if (src.length < 4 || u32(src, 0) !== LZ4_LEGACY_MAGIC) throw new PayloadError("not an LZ4 legacy stream");
-  const out = new Uint8Array(size);
+  const base = src.length;
+  const pages = Math.ceil((base + size) / WASM_PAGE);
+  if (pages > LZ4_MAX_PAGES)
+    throw new PayloadError(
+      `LZ4 stream of ${src.length} bytes inflating to ${size} needs more than the decoder's 2 GiB`,
+    );
+  const wasm = wasmApi();
+  if (wasm === undefined)
+    throw new PayloadError("LZ4 needs WebAssembly, which this Node has off (--jitless)");
+  const memory = new wasm.Memory({ initial: pages, maximum: pages });
+  const lz4 = new wasm.Instance(new wasm.Module(LZ4_WASM), { lz4: { memory } }).exports as Lz4Exports;
+  new Uint8Array(memory.buffer).set(src);
   let i = 4;
   let o = 0;
   while (i + 4 <= src.length && o < size) {
@@ -117,14 +101,16 @@ export function lz4Legacy(src: Uint8Array, size: number): Uint8Array {
       throw new PayloadError(
         `LZ4 chunk at ${i - 4}: size ${chunk} runs past the payload (${src.length} bytes)`,
       );
-    const before = o;
-    o = lz4Block(src, i, i + chunk, out, o, Math.min(size, o + LZ4_CHUNK_MAX));
-    if (o === before) throw new PayloadError(`LZ4 chunk at ${i - 4}: inflates to nothing`);
+    const limit = Math.min(size, o + LZ4_CHUNK_MAX);
+    const end = lz4.block(i, i + chunk, base + o, base + limit);
+    if (end < 0) throw lz4Error(end, i, limit, lz4.detail.value);
+    if (end - base === o) throw new PayloadError(`LZ4 chunk at ${i - 4}: inflates to nothing`);
+    o = end - base;
     i += chunk;
   }
   if (o !== size)
     throw new PayloadError(`LZ4 stream inflates to ${o} bytes, the kernel build recorded ${size}`);
-  return out;
+  return new Uint8Array(memory.buffer, base, size);
 }
 
 /** One PT_LOAD segment of the kernel ELF. */
@@ -208,8 +194,11 @@ export function unpackPayload(payload: Uint8Array, maxBytes: number): KernelElf 
     const size = u32(payload, payload.length - 4);
     if (size > maxBytes)
       throw new PayloadError(`payload inflates to ${size} bytes, more than guest memory (${maxBytes})`);
-    if (magic === LZ4_LEGACY_MAGIC) elf = lz4Legacy(payload.subarray(0, payload.length - 4), size);
-    else if (payload[0] === 0x1f && payload[1] === 0x8b) {
+    if (magic === LZ4_LEGACY_MAGIC) {
+      // Without WebAssembly the guest's own decompressor does it, as for a compression we lack.
+      if (wasmApi() === undefined) return undefined;
+      elf = lz4Legacy(payload.subarray(0, payload.length - 4), size);
+    } else if (payload[0] === 0x1f && payload[1] === 0x8b) {
       try {
         elf = gunzipSync(payload, { maxOutputLength: Math.max(1, maxBytes) });
       } catch (e) {
