@@ -14,6 +14,7 @@ import { ConfigError, DEFAULT_APPEND, MAX_CPUS, parseVmOptions, type VmOptionsIn
 import { CONSOLE_HELP, ConsoleEscape } from "./console.js";
 import { bundledGuest } from "./guests.js";
 import type { VmExit } from "./run.js";
+import { favourMainThread } from "./threads.js";
 import { type ActionResult, createVm, type Vm, VmError } from "./vm.js";
 
 export const EXIT_USAGE = 2;
@@ -184,6 +185,8 @@ export function attachStdinConsole(vm: Vm): () => void {
 const invokedDirectly =
   process.argv[1] !== undefined && /(?:^|[/\\])(?:cli\.(?:js|ts)|tskvm)$/.test(process.argv[1]);
 if (invokedDirectly) {
+  // The vCPU loop before V8's compiler and GC threads (threads.ts).
+  favourMainThread();
   main(process.argv.slice(2)).then(
     (status) => {
       // Exit explicitly: stdin or timers must not keep a finished VM's process alive.
