@@ -5,7 +5,18 @@
  * virtio-gpu driver uses for DRM_FORMAT_XRGB8888).
  */
 import { writeFile } from "node:fs/promises";
-import { PNG } from "pngjs";
+import { createRequire } from "node:module";
+import type { PNG as PngType } from "pngjs";
+
+/**
+ * pngjs, loaded on the first screenshot: it is CommonJS across a dozen modules, and importing it
+ * with the monitor cost every boot ~10 ms before the first guest instruction.
+ */
+let pngModule: { PNG: typeof PngType } | undefined;
+const png = () => {
+  pngModule ??= createRequire(import.meta.url)("pngjs") as { PNG: typeof PngType };
+  return pngModule.PNG;
+};
 
 /** virtio-gpu 2D formats (virtio 1.2, 5.7.6.8, enum virtio_gpu_formats). */
 export const GpuFormat = {
@@ -84,19 +95,20 @@ export function encodePng(fb: Framebuffer): Buffer {
       `screenshot: ${fb.data.length} bytes is less than ${fb.height} rows of ${stride}`,
     );
   }
-  const png = new PNG({ width, height });
+  const PNG = png();
+  const out = new PNG({ width, height });
   const [r, g, b, a] = layout;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const s = (rect.y + y) * stride + (rect.x + x) * 4;
       const d = (y * width + x) * 4;
-      png.data[d] = fb.data[s + r]!;
-      png.data[d + 1] = fb.data[s + g]!;
-      png.data[d + 2] = fb.data[s + b]!;
-      png.data[d + 3] = a < 0 ? 0xff : fb.data[s + a]!;
+      out.data[d] = fb.data[s + r]!;
+      out.data[d + 1] = fb.data[s + g]!;
+      out.data[d + 2] = fb.data[s + b]!;
+      out.data[d + 3] = a < 0 ? 0xff : fb.data[s + a]!;
     }
   }
-  return PNG.sync.write(png);
+  return PNG.sync.write(out);
 }
 
 /** Write a PNG of the framebuffer to `path`. */
