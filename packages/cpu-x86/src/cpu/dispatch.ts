@@ -148,6 +148,24 @@ function acc(i: XInsn): void {
   i.rm = 0;
 }
 
+/** The operand size of a form whose opcode's low bit clear means a byte operand. */
+function sizeOf(i: XInsn): number {
+  return (i.opcode & 1) === 0 ? 1 : i.opSize;
+}
+
+/**
+ * Fills the handler fields of one op's instructions once `sz`, `k`, `sg` hold their defaults; returns
+ * true when the instruction is "plain". `st` is only read by the entry for failed decodes.
+ */
+type Prep = (i: XInsn, st: number) => boolean;
+
+// One function per op group, called through this table (index: the op; OP_COUNT: a failed decode).
+// A call through a table is not inlined, so V8 compiles each group on its own: an op first seen after
+// `prepare` was optimised costs at most a re-compile of its own small group, not of every group.
+const FAILED = OP_COUNT;
+const PREP: Prep[] = new Array<Prep>(OP_COUNT + 1).fill(prepareUnits);
+const UD = h(S.ud);
+
 /**
  * Fills `i.fn`, `i.sz`, `i.k`, `i.sg` for a decoded instruction with status `st`. Returns true when
  * the instruction is "plain" (the block may continue after it).
@@ -156,506 +174,362 @@ export function prepare(i: XInsn, st: number): boolean {
   i.sz = i.opSize;
   i.k = 0;
   i.sg = i.isMem ? OpCpu.defaultSeg(i) : i.seg !== NO_SEG ? i.seg : Seg.DS;
-  if (st !== DecodeStatus.Ok) {
-    i.fn = st === DecodeStatus.TooLong ? h(S.gp0) : h(S.ud);
-    if (i.length === 0) i.length = 1;
+  return PREP[st === DecodeStatus.Ok ? i.op : FAILED]!(i, st);
+}
+
+function on(ops: readonly number[], f: Prep): void {
+  for (const o of ops) PREP[o] = f;
+}
+
+function prepFailed(i: XInsn, st: number): boolean {
+  i.fn = st === DecodeStatus.TooLong ? h(S.gp0) : UD;
+  if (i.length === 0) i.length = 1;
+  return false;
+}
+on([FAILED], prepFailed);
+
+// ---------------------------------------------------------------- ops with a fixed handler
+/** The block may continue after the instruction. */
+const PLAIN = 1;
+/** The opcode's low bit clear means a byte operand. */
+const SIZED = 2;
+/** The register form is #UD. */
+const MEM = 4;
+const FIXED_FN: H[] = new Array<H>(OP_COUNT).fill(UD);
+const FIXED_K = new Int8Array(OP_COUNT);
+const FIXED_FLAGS = new Uint8Array(OP_COUNT);
+
+function prepFixed(i: XInsn): boolean {
+  const op = i.op;
+  const f = FIXED_FLAGS[op]!;
+  i.k = FIXED_K[op]!;
+  if (f & SIZED) i.sz = sizeOf(i);
+  i.fn = f & MEM && !i.isMem ? UD : FIXED_FN[op]!;
+  return (f & PLAIN) !== 0;
+}
+
+/** Ops whose handler is `fn` whatever the form; `i.k` is `k`, or else the op's index in `ops`. */
+function fixed(fn: unknown, flags: number, ops: readonly number[], k?: number): void {
+  ops.forEach((o, n) => {
+    PREP[o] = prepFixed;
+    FIXED_FN[o] = h(fn);
+    FIXED_K[o] = k ?? n;
+    FIXED_FLAGS[o] = flags;
+  });
+}
+
+fixed(A.notE, PLAIN | SIZED, [Op.NOT]);
+fixed(A.negE, PLAIN | SIZED, [Op.NEG]);
+fixed(A.mulE, PLAIN | SIZED, [Op.MUL]);
+fixed(A.divE, PLAIN | SIZED, [Op.DIV]);
+fixed(A.divE, PLAIN | SIZED, [Op.IDIV], 1);
+fixed(A.lea, PLAIN | MEM, [Op.LEA]);
+fixed(A.xaddEG, PLAIN | SIZED, [Op.XADD]);
+fixed(A.cmpxchg, PLAIN | SIZED, [Op.CMPXCHG]);
+fixed(A.cmpxchg8b, PLAIN | MEM, [Op.CMPXCHG8B, Op.CMPXCHG16B]);
+fixed(A.bitScan, PLAIN, [Op.BSF, Op.BSR]);
+fixed(A.countBits, PLAIN, [Op.POPCNT, Op.LZCNT, Op.TZCNT]);
+fixed(A.signExtendAcc, PLAIN, [Op.CBW, Op.CWDE, Op.CDQE], 0);
+fixed(A.signExtendAcc, PLAIN, [Op.CWD, Op.CDQ, Op.CQO], 1);
+fixed(A.flagOp, PLAIN, [Op.CLC, Op.STC, Op.CMC, Op.CLD, Op.STD]);
+fixed(A.lahf, PLAIN, [Op.LAHF]);
+fixed(A.sahf, PLAIN, [Op.SAHF]);
+fixed(A.salc, PLAIN, [Op.SALC]);
+const NOPS = [Op.NOP, Op.PREFETCHNTA, Op.PREFETCHT0, Op.PREFETCHT1, Op.PREFETCHT2, Op.PREFETCHW];
+fixed(S.nop, PLAIN, [...NOPS, Op.LFENCE, Op.MFENCE, Op.SFENCE, Op.CLFLUSH, Op.CLFLUSHOPT, Op.CLWB], 0);
+// ---------------------------------------------------------------- stack
+fixed(Fl.pusha, PLAIN, [Op.PUSHA, Op.PUSHAD], 0);
+fixed(Fl.popa, PLAIN, [Op.POPA, Op.POPAD], 0);
+fixed(Fl.enter, PLAIN, [Op.ENTER]);
+fixed(Fl.leave, PLAIN, [Op.LEAVE]);
+fixed(S.pushf, PLAIN, [Op.PUSHF, Op.PUSHFD, Op.PUSHFQ], 0);
+fixed(S.popf, 0, [Op.POPF, Op.POPFD, Op.POPFQ], 0);
+// ---------------------------------------------------------------- control flow
+fixed(Fl.loop, 0, [Op.LOOP, Op.LOOPE, Op.LOOPNE]);
+fixed(Fl.jrcxz, 0, [Op.JCXZ, Op.JECXZ, Op.JRCXZ], 0);
+fixed(S.intN, 0, [Op.INT, Op.INT3, Op.INTO, Op.INT1]);
+fixed(Fa.iret, 0, [Op.IRET, Op.IRETD, Op.IRETQ], 0);
+// ---------------------------------------------------------------- BCD / legacy
+fixed(Fl.daaDas, PLAIN, [Op.DAA, Op.DAS]);
+fixed(Fl.aaaAas, PLAIN, [Op.AAA, Op.AAS]);
+fixed(Fl.aamAad, PLAIN, [Op.AAM, Op.AAD]);
+fixed(Fl.bound, PLAIN, [Op.BOUND]);
+// ---------------------------------------------------------------- segments and far transfers
+fixed(Fa.loadFarPtr, 0, [Op.LDS], Seg.DS);
+fixed(Fa.loadFarPtr, 0, [Op.LES], Seg.ES);
+fixed(Fa.loadFarPtr, 0, [Op.LFS], Seg.FS);
+fixed(Fa.loadFarPtr, 0, [Op.LGS], Seg.GS);
+fixed(Fa.loadFarPtr, 0, [Op.LSS], Seg.SS);
+fixed(Fa.syscall, 0, [Op.SYSCALL]);
+fixed(Fa.sysret, 0, [Op.SYSRET, Op.SYSRETQ], 0);
+fixed(Fa.sysenter, 0, [Op.SYSENTER]);
+fixed(Fa.sysexit, 0, [Op.SYSEXIT, Op.SYSEXITQ], 0);
+// ---------------------------------------------------------------- system
+fixed(S.hlt, 0, [Op.HLT]);
+fixed(S.cliSti, 0, [Op.CLI, Op.STI]);
+fixed(S.cpuid, 0, [Op.CPUID]);
+fixed(S.rdtsc, 0, [Op.RDTSC, Op.RDTSCP]);
+fixed(S.rdmsr, 0, [Op.RDMSR]);
+fixed(S.wrmsr, 0, [Op.WRMSR]);
+fixed(S.rdpmc, 0, [Op.RDPMC]);
+fixed(S.clts, 0, [Op.CLTS]);
+fixed(S.lmsw, 0, [Op.LMSW]);
+fixed(S.smsw, PLAIN, [Op.SMSW]);
+fixed(S.invlpg, MEM, [Op.INVLPG]);
+fixed(S.invpcid, 0, [Op.INVPCID]);
+fixed(S.wbinvd, 0, [Op.WBINVD, Op.INVD]);
+fixed(S.lgdt, MEM, [Op.LGDT, Op.LIDT]);
+fixed(S.sgdt, MEM, [Op.SGDT, Op.SIDT]);
+fixed(S.sldt, 0, [Op.SLDT, Op.STR]);
+fixed(S.lldt, 0, [Op.LLDT, Op.LTR]);
+fixed(S.lar, 0, [Op.LAR, Op.LSL, Op.VERR, Op.VERW]);
+fixed(S.arpl, 0, [Op.ARPL]);
+fixed(S.swapgs, 0, [Op.SWAPGS]);
+fixed(S.fsgsbase, 0, [Op.RDFSBASE, Op.RDGSBASE, Op.WRFSBASE, Op.WRGSBASE]);
+fixed(S.rdrand, 0, [Op.RDRAND, Op.RDSEED]);
+fixed(S.rdpid, 0, [Op.RDPID]);
+fixed(S.xgetbv, 0, [Op.XGETBV]);
+fixed(S.stac, 0, [Op.CLAC, Op.STAC]);
+fixed(S.rdpkru, 0, [Op.RDPKRU]);
+fixed(S.wrpkru, 0, [Op.WRPKRU]);
+fixed(S.xsetbv, 0, [Op.XSETBV]);
+fixed(S.monitor, 0, [Op.MONITOR, Op.MWAIT]);
+fixed(S.pause, 0, [Op.PAUSE]);
+const VMX = [Op.VMCALL, Op.VMCLEAR, Op.VMFUNC, Op.VMLAUNCH, Op.VMPTRLD, Op.VMPTRST, Op.VMREAD];
+fixed(S.vmxInsn, 0, [...VMX, Op.VMRESUME, Op.VMWRITE, Op.VMXOFF, Op.VMXON, Op.INVEPT, Op.INVVPID], 0);
+
+// ---------------------------------------------------------------- ops whose form picks the handler
+function prepAlu(i: XInsn): boolean {
+  const alu = ALU[i.op]!;
+  const b = i.opcode;
+  i.k = alu;
+  if (i.map === 0 && b < 0x40) {
+    const f = b & 7;
+    i.sz = f === 4 || ((f & 1) === 0 && f < 4) ? 1 : i.opSize;
+    if (f >= 4) {
+      acc(i);
+      i.fn = A.aluEI;
+    } else if (f <= 1) {
+      i.fn = !i.isMem && i.sz === 4 && alu !== 2 && alu !== 3 ? A.aluRR32 : A.aluEG;
+    } else i.fn = A.aluGE;
+  } else {
+    i.sz = b === 0x81 || b === 0x83 ? i.opSize : 1;
+    i.fn = A.aluEI;
+  }
+  return true;
+}
+on(Object.keys(ALU).map(Number), prepAlu);
+
+function prepShift(i: XInsn): boolean {
+  const b = i.opcode;
+  i.sz = sizeOf(i);
+  const mode = b === 0xc0 || b === 0xc1 ? 0 : b === 0xd2 || b === 0xd3 ? 1 : 2;
+  i.k = SHIFT[i.op]! | (mode << 3);
+  i.fn = A.shiftE;
+  return true;
+}
+on(Object.keys(SHIFT).map(Number), prepShift);
+
+function prepCc(i: XInsn): boolean {
+  const op = i.op;
+  const cc = CC[op]!;
+  i.k = cc;
+  const kind = CC_KIND[op];
+  if (kind === 1) {
+    i.fn = cc === 4 || cc === 5 ? Fl.jccZ : Fl.jcc;
     return false;
   }
-  const op = i.op;
+  i.fn = kind === 2 ? A.setcc : A.cmovcc;
+  return true;
+}
+on([...JCC, ...SETCC, ...CMOVCC], prepCc);
+
+function prepString(i: XInsn): boolean {
+  if (i.map !== 0) return prepareUnits(i); // MOVSD/CMPSD in the 0F map are SSE
+  const str = STRING[i.op]!;
+  i.k = str[0];
+  i.sz = str[1];
+  i.sg = i.seg !== NO_SEG ? i.seg : Seg.DS;
+  i.fn = h(stringOp);
+  return (i.prefixes & (Prefix.REP | Prefix.REPNE)) === 0 && str[0] < 5;
+}
+on(Object.keys(STRING).map(Number), prepString);
+
+function prepTest(i: XInsn): boolean {
+  const b = i.opcode;
+  i.sz = sizeOf(i);
+  if (b === 0xa8 || b === 0xa9) acc(i);
+  i.fn = b === 0x84 || b === 0x85 ? A.testEG : A.testEI;
+  return true;
+}
+on([Op.TEST], prepTest);
+
+function prepIncDec(i: XInsn): boolean {
+  const b = i.opcode;
+  i.k = i.op === Op.DEC ? 1 : 0;
+  if (i.map === 0 && b >= 0x40 && b <= 0x4f) {
+    i.isMem = false;
+    i.rm = b & 7;
+  } else i.sz = sizeOf(i);
+  i.fn = A.incDecE;
+  return true;
+}
+on([Op.INC, Op.DEC], prepIncDec);
+
+function prepImul(i: XInsn): boolean {
+  const b = i.opcode;
+  if (i.map === 0 && (b === 0xf6 || b === 0xf7)) {
+    i.sz = sizeOf(i);
+    i.k = 1;
+    i.fn = A.mulE;
+  } else {
+    i.k = i.map === 0 ? 1 : 0;
+    i.fn = A.imulGE;
+  }
+  return true;
+}
+on([Op.IMUL], prepImul);
+
+on([Op.MOV], prepareMov);
+
+function prepMovExt(i: XInsn): boolean {
+  i.k = (i.op === Op.MOVSX ? 1 : 0) | (((i.opcode & 1) === 0 ? 1 : 2) << 2);
+  i.fn = A.movExt;
+  return true;
+}
+on([Op.MOVZX, Op.MOVSX], prepMovExt);
+
+function prepMovsxd(i: XInsn): boolean {
+  i.k = 2 | ((i.opSize === 8 ? 4 : i.opSize) << 2);
+  i.fn = A.movExt;
+  return true;
+}
+on([Op.MOVSXD], prepMovsxd);
+
+function prepXchg(i: XInsn): boolean {
+  const b = i.opcode;
+  if (i.map === 0 && b >= 0x90 && b <= 0x97) {
+    i.isMem = false;
+    i.rm = plusR(i);
+    i.reg = 0;
+  } else i.sz = sizeOf(i);
+  i.fn = A.xchgEG;
+  return true;
+}
+on([Op.XCHG], prepXchg);
+
+function prepBswap(i: XInsn): boolean {
+  i.rm = plusR(i);
+  i.fn = A.bswap;
+  return true;
+}
+on([Op.BSWAP], prepBswap);
+
+function prepMovbe(i: XInsn): boolean {
+  i.k = (i.opcode & 1) === 0 ? 0 : 1;
+  i.fn = A.movbe;
+  return true;
+}
+on([Op.MOVBE], prepMovbe);
+
+function prepShiftDouble(i: XInsn): boolean {
+  i.k = (i.op === Op.SHRD ? 1 : 0) | ((i.opcode & 1) === 1 ? 2 : 0);
+  i.fn = A.shiftDouble;
+  return true;
+}
+on([Op.SHLD, Op.SHRD], prepShiftDouble);
+
+const BT: readonly number[] = [Op.BT, Op.BTS, Op.BTR, Op.BTC];
+function prepBitTest(i: XInsn): boolean {
+  i.k = BT.indexOf(i.op) | (i.opcode === 0xba ? 4 : 0);
+  i.fn = A.bitTest;
+  return true;
+}
+on(BT, prepBitTest);
+
+// ---------------------------------------------------------------- stack
+function prepPush(i: XInsn): boolean {
   const b = i.opcode;
   const m = i.map;
-  const byteForm = (b & 1) === 0;
-
-  const alu = ALU[op];
-  if (alu !== undefined) {
-    i.k = alu;
-    if (m === 0 && b < 0x40) {
-      const f = b & 7;
-      i.sz = f === 4 || ((f & 1) === 0 && f < 4) ? 1 : i.opSize;
-      if (f >= 4) {
-        acc(i);
-        i.fn = A.aluEI;
-      } else if (f <= 1) {
-        i.fn = !i.isMem && i.sz === 4 && alu !== 2 && alu !== 3 ? A.aluRR32 : A.aluEG;
-      } else i.fn = A.aluGE;
-    } else {
-      i.sz = b === 0x81 || b === 0x83 ? i.opSize : 1;
-      i.fn = A.aluEI;
-    }
-    return true;
+  if (m === 0 && b >= 0x50 && b <= 0x57) {
+    i.rm = plusR(i);
+    i.fn = Fl.pushR;
+  } else if (b === 0x68 || b === 0x6a) i.fn = Fl.pushI;
+  else if (m === 0 && b === 0xff) i.fn = Fl.pushE;
+  else {
+    i.k = segOfPushPop(i);
+    i.fn = Fl.pushSeg;
   }
-  const sh = SHIFT[op];
-  if (sh !== undefined) {
-    i.sz = byteForm ? 1 : i.opSize;
-    const mode = b === 0xc0 || b === 0xc1 ? 0 : b === 0xd2 || b === 0xd3 ? 1 : 2;
-    i.k = sh | (mode << 3);
-    i.fn = A.shiftE;
-    return true;
-  }
-  const cc = CC[op]!;
-  if (cc >= 0) {
-    i.k = cc;
-    const kind = CC_KIND[op];
-    if (kind === 1) {
-      i.fn = cc === 4 || cc === 5 ? Fl.jccZ : Fl.jcc;
-      return false;
-    }
-    i.fn = kind === 2 ? A.setcc : A.cmovcc;
-    return true;
-  }
-  const str = m === 0 ? STRING[op] : undefined; // MOVSD/CMPSD in the 0F map are SSE
-  if (str !== undefined) {
-    i.k = str[0];
-    i.sz = str[1];
-    i.sg = i.seg !== NO_SEG ? i.seg : Seg.DS;
-    i.fn = h(stringOp);
-    return (i.prefixes & (Prefix.REP | Prefix.REPNE)) === 0 && str[0] < 5;
-  }
-
-  switch (op) {
-    case Op.TEST:
-      i.sz = byteForm ? 1 : i.opSize;
-      if (b === 0xa8 || b === 0xa9) acc(i);
-      i.fn = b === 0x84 || b === 0x85 ? A.testEG : A.testEI;
-      return true;
-    case Op.INC:
-    case Op.DEC:
-      i.k = op === Op.DEC ? 1 : 0;
-      if (m === 0 && b >= 0x40 && b <= 0x4f) {
-        i.isMem = false;
-        i.rm = b & 7;
-        i.sz = i.opSize;
-      } else i.sz = byteForm ? 1 : i.opSize;
-      i.fn = A.incDecE;
-      return true;
-    case Op.NOT:
-      i.sz = byteForm ? 1 : i.opSize;
-      i.fn = A.notE;
-      return true;
-    case Op.NEG:
-      i.sz = byteForm ? 1 : i.opSize;
-      i.fn = A.negE;
-      return true;
-    case Op.MUL:
-    case Op.DIV:
-      i.sz = byteForm ? 1 : i.opSize;
-      i.fn = op === Op.MUL ? A.mulE : A.divE;
-      return true;
-    case Op.IMUL:
-      if (m === 0 && (b === 0xf6 || b === 0xf7)) {
-        i.sz = byteForm ? 1 : i.opSize;
-        i.k = 1;
-        i.fn = A.mulE;
-      } else {
-        i.k = m === 0 ? 1 : 0;
-        i.fn = A.imulGE;
-      }
-      return true;
-    case Op.IDIV:
-      i.sz = byteForm ? 1 : i.opSize;
-      i.k = 1;
-      i.fn = A.divE;
-      return true;
-    case Op.MOV:
-      return prepareMov(i);
-    case Op.MOVZX:
-    case Op.MOVSX:
-      i.k = (op === Op.MOVSX ? 1 : 0) | ((byteForm ? 1 : 2) << 2);
-      i.fn = A.movExt;
-      return true;
-    case Op.MOVSXD:
-      i.k = 2 | ((i.opSize === 8 ? 4 : i.opSize) << 2);
-      i.fn = A.movExt;
-      return true;
-    case Op.LEA:
-      if (!i.isMem) i.fn = h(S.ud);
-      else i.fn = A.lea;
-      return true;
-    case Op.XCHG:
-      if (m === 0 && b >= 0x90 && b <= 0x97) {
-        i.isMem = false;
-        i.rm = plusR(i);
-        i.reg = 0;
-        i.sz = i.opSize;
-      } else i.sz = byteForm ? 1 : i.opSize;
-      i.fn = A.xchgEG;
-      return true;
-    case Op.XADD:
-      i.sz = byteForm ? 1 : i.opSize;
-      i.fn = A.xaddEG;
-      return true;
-    case Op.CMPXCHG:
-      i.sz = byteForm ? 1 : i.opSize;
-      i.fn = A.cmpxchg;
-      return true;
-    case Op.CMPXCHG8B:
-    case Op.CMPXCHG16B:
-      i.k = op === Op.CMPXCHG16B ? 1 : 0;
-      i.fn = i.isMem ? A.cmpxchg8b : h(S.ud);
-      return true;
-    case Op.BSWAP:
-      i.rm = plusR(i);
-      i.fn = A.bswap;
-      return true;
-    case Op.MOVBE:
-      i.k = (b & 1) === 0 ? 0 : 1;
-      i.fn = A.movbe;
-      return true;
-    case Op.SHLD:
-    case Op.SHRD:
-      i.k = (op === Op.SHRD ? 1 : 0) | ((b & 1) === 1 ? 2 : 0);
-      i.fn = A.shiftDouble;
-      return true;
-    case Op.BT:
-    case Op.BTS:
-    case Op.BTR:
-    case Op.BTC:
-      i.k = (op === Op.BT ? 0 : op === Op.BTS ? 1 : op === Op.BTR ? 2 : 3) | (b === 0xba ? 4 : 0);
-      i.fn = A.bitTest;
-      return true;
-    case Op.BSF:
-    case Op.BSR:
-      i.k = op === Op.BSR ? 1 : 0;
-      i.fn = A.bitScan;
-      return true;
-    case Op.POPCNT:
-    case Op.LZCNT:
-    case Op.TZCNT:
-      i.k = op === Op.POPCNT ? 0 : op === Op.LZCNT ? 1 : 2;
-      i.fn = A.countBits;
-      return true;
-    case Op.CBW:
-    case Op.CWDE:
-    case Op.CDQE:
-      i.fn = A.signExtendAcc;
-      return true;
-    case Op.CWD:
-    case Op.CDQ:
-    case Op.CQO:
-      i.k = 1;
-      i.fn = A.signExtendAcc;
-      return true;
-    case Op.CLC:
-    case Op.STC:
-    case Op.CMC:
-    case Op.CLD:
-    case Op.STD:
-      i.k = op === Op.CLC ? 0 : op === Op.STC ? 1 : op === Op.CMC ? 2 : op === Op.CLD ? 3 : 4;
-      i.fn = A.flagOp;
-      return true;
-    case Op.LAHF:
-      i.fn = A.lahf;
-      return true;
-    case Op.SAHF:
-      i.fn = A.sahf;
-      return true;
-    case Op.SALC:
-      i.fn = A.salc;
-      return true;
-    case Op.NOP:
-    case Op.PREFETCHNTA:
-    case Op.PREFETCHT0:
-    case Op.PREFETCHT1:
-    case Op.PREFETCHT2:
-    case Op.PREFETCHW:
-    case Op.LFENCE:
-    case Op.MFENCE:
-    case Op.SFENCE:
-    case Op.CLFLUSH:
-    case Op.CLFLUSHOPT:
-    case Op.CLWB:
-      i.fn = h(S.nop);
-      return true;
-    // ---------------------------------------------------------------- stack
-    case Op.PUSH:
-      if (m === 0 && b >= 0x50 && b <= 0x57) {
-        i.rm = plusR(i);
-        i.fn = Fl.pushR;
-      } else if (b === 0x68 || b === 0x6a) i.fn = Fl.pushI;
-      else if (m === 0 && b === 0xff) i.fn = Fl.pushE;
-      else {
-        i.k = segOfPushPop(i);
-        i.fn = Fl.pushSeg;
-      }
-      return true;
-    case Op.POP:
-      if (m === 0 && b >= 0x58 && b <= 0x5f) {
-        i.rm = plusR(i);
-        i.fn = Fl.popR;
-        return true;
-      }
-      if (m === 0 && b === 0x8f) {
-        i.fn = Fl.popE;
-        return true;
-      }
-      i.k = segOfPushPop(i);
-      i.fn = Fl.popSeg;
-      return i.k !== Seg.SS;
-    case Op.PUSHA:
-    case Op.PUSHAD:
-      i.fn = Fl.pusha;
-      return true;
-    case Op.POPA:
-    case Op.POPAD:
-      i.fn = Fl.popa;
-      return true;
-    case Op.ENTER:
-      i.fn = Fl.enter;
-      return true;
-    case Op.LEAVE:
-      i.fn = Fl.leave;
-      return true;
-    case Op.PUSHF:
-    case Op.PUSHFD:
-    case Op.PUSHFQ:
-      i.fn = h(S.pushf);
-      return true;
-    case Op.POPF:
-    case Op.POPFD:
-    case Op.POPFQ:
-      i.fn = h(S.popf);
-      return false;
-    // ---------------------------------------------------------------- control flow
-    case Op.JMP:
-      if (m === 0 && (b === 0xe9 || b === 0xeb)) i.fn = Fl.jmpRel;
-      else if (b === 0xea || (b === 0xff && i.reg === 5)) i.fn = h(Fa.jmpFar);
-      else i.fn = Fl.jmpE;
-      return false;
-    case Op.CALL:
-      if (b === 0xe8) i.fn = Fl.callRel;
-      else if (b === 0x9a || (b === 0xff && i.reg === 3)) i.fn = h(Fa.callFar);
-      else i.fn = Fl.callE;
-      return false;
-    case Op.RET:
-      i.k = b === 0xc2 ? 1 : 0;
-      i.fn = Fl.retNear;
-      return false;
-    case Op.RETF:
-      i.k = b === 0xca ? 1 : 0;
-      i.fn = h(Fa.retFar);
-      return false;
-    case Op.LOOP:
-    case Op.LOOPE:
-    case Op.LOOPNE:
-      i.k = op === Op.LOOP ? 0 : op === Op.LOOPE ? 1 : 2;
-      i.fn = Fl.loop;
-      return false;
-    case Op.JCXZ:
-    case Op.JECXZ:
-    case Op.JRCXZ:
-      i.fn = Fl.jrcxz;
-      return false;
-    case Op.INT:
-    case Op.INT3:
-    case Op.INTO:
-    case Op.INT1:
-      i.k = op === Op.INT ? 0 : op === Op.INT3 ? 1 : op === Op.INTO ? 2 : 3;
-      i.fn = h(S.intN);
-      return false;
-    case Op.IRET:
-    case Op.IRETD:
-    case Op.IRETQ:
-      i.fn = h(Fa.iret);
-      return false;
-    // ---------------------------------------------------------------- BCD / legacy
-    case Op.DAA:
-    case Op.DAS:
-      i.k = op === Op.DAS ? 1 : 0;
-      i.fn = Fl.daaDas;
-      return true;
-    case Op.AAA:
-    case Op.AAS:
-      i.k = op === Op.AAS ? 1 : 0;
-      i.fn = Fl.aaaAas;
-      return true;
-    case Op.AAM:
-    case Op.AAD:
-      i.k = op === Op.AAD ? 1 : 0;
-      i.fn = Fl.aamAad;
-      return true;
-    case Op.XLATB:
-      i.sg = i.seg !== NO_SEG ? i.seg : Seg.DS;
-      i.fn = Fl.xlat;
-      return true;
-    case Op.BOUND:
-      i.fn = Fl.bound;
-      return true;
-    // ---------------------------------------------------------------- segments and far transfers
-    case Op.LDS:
-    case Op.LES:
-    case Op.LFS:
-    case Op.LGS:
-    case Op.LSS:
-      i.k =
-        op === Op.LDS
-          ? Seg.DS
-          : op === Op.LES
-            ? Seg.ES
-            : op === Op.LFS
-              ? Seg.FS
-              : op === Op.LGS
-                ? Seg.GS
-                : Seg.SS;
-      i.fn = h(Fa.loadFarPtr);
-      return false;
-    case Op.SYSCALL:
-      i.fn = h(Fa.syscall);
-      return false;
-    case Op.SYSRET:
-    case Op.SYSRETQ:
-      i.fn = h(Fa.sysret);
-      return false;
-    case Op.SYSENTER:
-      i.fn = h(Fa.sysenter);
-      return false;
-    case Op.SYSEXIT:
-    case Op.SYSEXITQ:
-      i.fn = h(Fa.sysexit);
-      return false;
-    // ---------------------------------------------------------------- system
-    case Op.HLT:
-      i.fn = h(S.hlt);
-      return false;
-    case Op.CLI:
-    case Op.STI:
-      i.k = op === Op.STI ? 1 : 0;
-      i.fn = h(S.cliSti);
-      return false;
-    case Op.IN:
-    case Op.OUT:
-      i.k = op === Op.OUT ? 1 : 0;
-      i.sz = byteForm ? 1 : i.opSize === 2 ? 2 : 4;
-      i.fn = h(S.inOut);
-      return false;
-    case Op.CPUID:
-      i.fn = h(S.cpuid);
-      return false;
-    case Op.RDTSC:
-    case Op.RDTSCP:
-      i.k = op === Op.RDTSCP ? 1 : 0;
-      i.fn = h(S.rdtsc);
-      return false;
-    case Op.RDMSR:
-      i.fn = h(S.rdmsr);
-      return false;
-    case Op.WRMSR:
-      i.fn = h(S.wrmsr);
-      return false;
-    case Op.RDPMC:
-      i.fn = h(S.rdpmc);
-      return false;
-    case Op.CLTS:
-      i.fn = h(S.clts);
-      return false;
-    case Op.LMSW:
-      i.fn = h(S.lmsw);
-      return false;
-    case Op.SMSW:
-      i.fn = h(S.smsw);
-      return true;
-    case Op.INVLPG:
-      i.fn = i.isMem ? h(S.invlpg) : h(S.ud);
-      return false;
-    case Op.INVPCID:
-      i.fn = h(S.invpcid);
-      return false;
-    case Op.WBINVD:
-    case Op.INVD:
-      i.k = op === Op.INVD ? 1 : 0;
-      i.fn = h(S.wbinvd);
-      return false;
-    case Op.LGDT:
-    case Op.LIDT:
-      i.k = op === Op.LIDT ? 1 : 0;
-      i.fn = i.isMem ? h(S.lgdt) : h(S.ud);
-      return false;
-    case Op.SGDT:
-    case Op.SIDT:
-      i.k = op === Op.SIDT ? 1 : 0;
-      i.fn = i.isMem ? h(S.sgdt) : h(S.ud);
-      return false;
-    case Op.SLDT:
-    case Op.STR:
-      i.k = op === Op.STR ? 1 : 0;
-      i.fn = h(S.sldt);
-      return false;
-    case Op.LLDT:
-    case Op.LTR:
-      i.k = op === Op.LTR ? 1 : 0;
-      i.fn = h(S.lldt);
-      return false;
-    case Op.LAR:
-    case Op.LSL:
-    case Op.VERR:
-    case Op.VERW:
-      i.k = op === Op.LAR ? 0 : op === Op.LSL ? 1 : op === Op.VERR ? 2 : 3;
-      i.fn = h(S.lar);
-      return false;
-    case Op.ARPL:
-      i.fn = h(S.arpl);
-      return false;
-    case Op.SWAPGS:
-      i.fn = h(S.swapgs);
-      return false;
-    case Op.RDFSBASE:
-    case Op.RDGSBASE:
-    case Op.WRFSBASE:
-    case Op.WRGSBASE:
-      i.k = op === Op.RDFSBASE ? 0 : op === Op.RDGSBASE ? 1 : op === Op.WRFSBASE ? 2 : 3;
-      i.fn = h(S.fsgsbase);
-      return false;
-    case Op.RDRAND:
-    case Op.RDSEED:
-      i.k = op === Op.RDSEED ? 1 : 0;
-      i.fn = h(S.rdrand);
-      return false;
-    case Op.RDPID:
-      i.fn = h(S.rdpid);
-      return false;
-    case Op.XGETBV:
-      i.fn = h(S.xgetbv);
-      return false;
-    case Op.CLAC:
-    case Op.STAC:
-      i.k = op === Op.STAC ? 1 : 0;
-      i.fn = h(S.stac);
-      return false;
-    case Op.RDPKRU:
-      i.fn = h(S.rdpkru);
-      return false;
-    case Op.WRPKRU:
-      i.fn = h(S.wrpkru);
-      return false;
-    case Op.XSETBV:
-      i.fn = h(S.xsetbv);
-      return false;
-    case Op.MONITOR:
-    case Op.MWAIT:
-      i.k = op === Op.MWAIT ? 1 : 0;
-      i.fn = h(S.monitor);
-      return false;
-    case Op.PAUSE:
-      i.fn = h(S.pause);
-      return false;
-    case Op.VMCALL:
-    case Op.VMCLEAR:
-    case Op.VMFUNC:
-    case Op.VMLAUNCH:
-    case Op.VMPTRLD:
-    case Op.VMPTRST:
-    case Op.VMREAD:
-    case Op.VMRESUME:
-    case Op.VMWRITE:
-    case Op.VMXOFF:
-    case Op.VMXON:
-    case Op.INVEPT:
-    case Op.INVVPID:
-      i.fn = h(S.vmxInsn);
-      return false;
-    default:
-      return prepareUnits(i);
-  }
+  return true;
 }
+on([Op.PUSH], prepPush);
+
+function prepPop(i: XInsn): boolean {
+  const b = i.opcode;
+  const m = i.map;
+  if (m === 0 && b >= 0x58 && b <= 0x5f) {
+    i.rm = plusR(i);
+    i.fn = Fl.popR;
+    return true;
+  }
+  if (m === 0 && b === 0x8f) {
+    i.fn = Fl.popE;
+    return true;
+  }
+  i.k = segOfPushPop(i);
+  i.fn = Fl.popSeg;
+  return i.k !== Seg.SS;
+}
+on([Op.POP], prepPop);
+
+// ---------------------------------------------------------------- control flow
+function prepJmp(i: XInsn): boolean {
+  const b = i.opcode;
+  if (i.map === 0 && (b === 0xe9 || b === 0xeb)) i.fn = Fl.jmpRel;
+  else if (b === 0xea || (b === 0xff && i.reg === 5)) i.fn = h(Fa.jmpFar);
+  else i.fn = Fl.jmpE;
+  return false;
+}
+on([Op.JMP], prepJmp);
+
+function prepCall(i: XInsn): boolean {
+  const b = i.opcode;
+  if (b === 0xe8) i.fn = Fl.callRel;
+  else if (b === 0x9a || (b === 0xff && i.reg === 3)) i.fn = h(Fa.callFar);
+  else i.fn = Fl.callE;
+  return false;
+}
+on([Op.CALL], prepCall);
+
+function prepRet(i: XInsn): boolean {
+  i.k = i.opcode === 0xc2 ? 1 : 0;
+  i.fn = Fl.retNear;
+  return false;
+}
+on([Op.RET], prepRet);
+
+function prepRetf(i: XInsn): boolean {
+  i.k = i.opcode === 0xca ? 1 : 0;
+  i.fn = h(Fa.retFar);
+  return false;
+}
+on([Op.RETF], prepRetf);
+
+function prepXlat(i: XInsn): boolean {
+  i.sg = i.seg !== NO_SEG ? i.seg : Seg.DS;
+  i.fn = Fl.xlat;
+  return true;
+}
+on([Op.XLATB], prepXlat);
+
+// ---------------------------------------------------------------- system
+function prepInOut(i: XInsn): boolean {
+  i.k = i.op === Op.OUT ? 1 : 0;
+  i.sz = (i.opcode & 1) === 0 ? 1 : i.opSize === 2 ? 2 : 4;
+  i.fn = h(S.inOut);
+  return false;
+}
+on([Op.IN, Op.OUT], prepInOut);
 
 function segOfPushPop(i: XInsn): number {
   if (i.map === 1) return i.opcode === 0xa0 || i.opcode === 0xa1 ? Seg.FS : Seg.GS;
@@ -671,16 +545,15 @@ function prepareMov(i: XInsn): boolean {
     i.fn = b & 1 ? h(S.movDr) : h(S.movCr);
     return false;
   }
-  const byteForm = (b & 1) === 0;
   switch (b) {
     case 0x88:
     case 0x89:
-      i.sz = byteForm ? 1 : i.opSize;
+      i.sz = sizeOf(i);
       i.fn = A.movEG;
       return true;
     case 0x8a:
     case 0x8b:
-      i.sz = byteForm ? 1 : i.opSize;
+      i.sz = sizeOf(i);
       i.fn = !i.isMem && i.sz === 4 ? A.movRR32 : !i.isMem && i.sz === 8 ? A.movRR64 : A.movGE;
       return true;
     case 0x8c:
@@ -693,14 +566,14 @@ function prepareMov(i: XInsn): boolean {
       return false;
     case 0xc6:
     case 0xc7:
-      i.sz = byteForm ? 1 : i.opSize;
+      i.sz = sizeOf(i);
       i.fn = A.movEI;
       return true;
     case 0xa0:
     case 0xa1:
     case 0xa2:
     case 0xa3:
-      i.sz = byteForm ? 1 : i.opSize;
+      i.sz = sizeOf(i);
       i.k = b >= 0xa2 ? 1 : 0;
       i.fn = A.movMoffs;
       return true;
