@@ -5,12 +5,13 @@
 //                                        [--tskvm-args="--icount 0"]
 //   (= npx tsx packages/vmm/bench/boot.ts ...; it builds nothing: run `npx tsup` in packages/vmm first)
 // Installs Debian's qemu-system-x86 when qemu-system-x86_64 is missing and we are root.
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULT_APPEND } from "../src/config.js";
+import { median, timeToMarker } from "./marker.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const guests = resolve(here, "../../../guests");
@@ -28,8 +29,6 @@ const runs = Number(opts.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: a positive integer, not "${opts.runs}"`);
 const { kernel, initrd, mem } = opts;
 const tskvmArgs = opts["tskvm-args"].split(" ").filter((a) => a !== "");
-const MARKER = "TSKVM-BOOT-OK";
-const TIMEOUT_MS = 120_000;
 
 function haveQemu(): boolean {
   return spawnSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" }).status === 0;
@@ -49,63 +48,6 @@ function ensureQemu(): boolean {
   });
   return haveQemu();
 }
-
-/**
- * CPU time (user + system, ms) the process has used so far, from /proc/PID/stat (fields 14-15,
- * in clock ticks of 1/100 s on Linux): on a shared machine a steadier figure than wall time.
- */
-function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return Number.NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) * 10;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-interface Sample {
-  wallMs: number;
-  cpuMs: number;
-}
-
-/** Launch, wait for the marker on stdout; resolves to the times, or to a string saying why not. */
-function timeToMarker(cmd: string, argv: string[]): Promise<Sample | string> {
-  return new Promise((resolvePromise) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, argv, { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    let done = false;
-    const finish = (v: Sample | string) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      child.kill("SIGKILL");
-      resolvePromise(v);
-    };
-    const timer = setTimeout(() => finish("timeout"), TIMEOUT_MS);
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString("latin1");
-      if (out.includes(MARKER))
-        finish({ wallMs: Number(process.hrtime.bigint() - t0) / 1e6, cpuMs: cpuMs(child.pid) });
-      if (out.length > 1 << 20) out = out.slice(-4096);
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      err += d.toString();
-    });
-    child.on("exit", (code) =>
-      finish(`exited ${code} before the marker: ${err.trim().split("\n").pop() ?? ""}`),
-    );
-  });
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 async function series(name: string, cmd: string, argv: string[]): Promise<number | undefined> {
   const times: number[] = [];
