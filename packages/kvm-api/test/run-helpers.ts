@@ -65,6 +65,26 @@ export function machine(opts: MachineOptions = {}): Machine {
   return { kvm, vm, vcpu, ram: new Uint8Array(buf), backend };
 }
 
+/**
+ * Counts the VM entries from now on (VMLAUNCH and VMRESUME through the VMX unit, the full path's
+ * entries; the exit-less paths make none): the returned function reads the count.
+ */
+export function countEntries(m: Machine): () => number {
+  const unit = m.backend.unit;
+  let entries = 0;
+  const launch = unit.vmlaunch.bind(unit);
+  const resume = unit.vmresume.bind(unit);
+  unit.vmlaunch = () => {
+    entries++;
+    return launch();
+  };
+  unit.vmresume = () => {
+    entries++;
+    return resume();
+  };
+  return () => entries;
+}
+
 /** Real mode at CS:IP = 0:ip with all segments based at 0. */
 export function realMode(m: Machine, ip: number): void {
   const s = m.vcpu.getSregs();

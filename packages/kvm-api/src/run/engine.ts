@@ -24,6 +24,7 @@ import {
 } from "@tskvm/vmx";
 import { DeterministicClock } from "../clock.js";
 import { applyGuestCpuid } from "../cpu-features.js";
+import { MSR_IA32_TSC_DEADLINE } from "../devices/lapic-regs.js";
 import {
   KVM_EXIT_FAIL_ENTRY,
   KVM_EXIT_INTERNAL_ERROR,
@@ -47,6 +48,13 @@ import { cpuToRecord, recordToCpu, VmxStateRecord } from "./vmx-state.js";
 
 /** `beforeEntry`: the vCPU blocked and woke; look again. */
 const AGAIN = 1;
+
+/** `kernelWork`: nothing for the kernel, run on. */
+const WORK_NONE = 0;
+/** `kernelWork`: a timer deadline passed or an interrupt became deliverable, nothing else. */
+const WORK_EVENTS = 1;
+/** `kernelWork`: a kick, an NMI, a run budget spent...: the exit and the entry path. */
+const WORK_ENTRY = 2;
 
 /** Tuning of one vCPU's run loop. */
 export interface VmxBackendOptions {
@@ -357,6 +365,11 @@ export class VmxBackend implements VcpuBackend {
     }
     this.serviceTimers();
     if (!this.bus.replaying && !this.hooks.emulatingIo) {
+      // The irqchip's kicks so far (a timer serviced just now, an MSI from userspace) are answered
+      // by this look at the events, as vcpu_enter_guest() clears KVM_REQ_EVENT before
+      // inject_pending_event(): left set, they would end the guest's first slice with a VM exit
+      // that finds nothing to do.
+      this.wake = false;
       const l1 = this.nested.checkEvents();
       if (l1 !== null) return l1;
       const early = this.handlers.injectEvents();
@@ -378,6 +391,87 @@ export class VmxBackend implements VcpuBackend {
   }
 
   /**
+   * Can an exit be handled without the VM exit (the `...WithoutExit` paths)? Only when the exit
+   * would change nothing the CPU does not hold but the VMCS: an in-kernel irqchip (events are
+   * injected in the kernel, never by KVM_EXIT_IRQ_WINDOW_OPEN), not L2 (the exit may be L1's), no
+   * guest debugging, no RFLAGS.TF or STI/MOV-SS shadow (which `ExitHandlers.skip` acts on), no
+   * enabled breakpoints, no bus access waiting for userspace. The caller checks MTF and single
+   * instructions (string I/O emulation, replays), which `runGuest` knows.
+   */
+  private exitless(): boolean {
+    const cpu = this.cpu;
+    return (
+      this.vcpu.lapic !== null &&
+      !this.nested.l2Active &&
+      this.debug.idle &&
+      (cpu.flags & 0x100) === 0 &&
+      cpu.interruptShadow === 0 &&
+      (cpu.dr7 & 0xff) === 0 &&
+      this.bus.posted.length === 0 &&
+      this.bus.pendingRead === null
+    );
+  }
+
+  /**
+   * An event the last entry injected was delivered before the first guest instruction (`enter`):
+   * all a VM exit would do about it is clear the valid bit of the VM-entry interruption-information
+   * field (SDM 28.2), so that a later entry does not inject it again. Every exit handled without
+   * the VM exit does that first.
+   */
+  private retireEntryEvent(): void {
+    const v = this.unit.vmcs;
+    const info = v.get32(F.VM_ENTRY_INTR_INFO_FIELD);
+    if ((info & INTR_INFO_VALID) !== 0) v.set32(F.VM_ENTRY_INTR_INFO_FIELD, info & ~INTR_INFO_VALID);
+  }
+
+  /**
+   * An intercepted instruction handled without the VM exit, when that is safe (`exitless`):
+   * undefined when the exit must be made, null when the kernel completed the instruction, else
+   * the exit for userspace (port I/O only).
+   */
+  private interceptWithoutExit(reason: number, len: number): KvmExit | null | undefined {
+    switch (reason) {
+      case ExitReason.IO_INSTRUCTION:
+        return this.ioWithoutExit();
+      case ExitReason.CPUID:
+        return this.cpuidWithoutExit(len);
+      case ExitReason.WRMSR:
+        return this.tscDeadlineWithoutExit(len);
+      default:
+        return undefined;
+    }
+  }
+
+  /**
+   * CPUID from the vCPU's table written straight into the CPU's RAX..RDX, RIP stepped there
+   * (`ExitHandlers.cpuidOnCpu`, the code the full exit runs). Linux runs it a hundred times per
+   * boot, each a software VM exit and entry for four registers. The instruction is not counted in
+   * `cpu.executed`, as for the full exit: the deterministic clock stays the same either way.
+   */
+  private cpuidWithoutExit(len: number): null | undefined {
+    if (!this.exitless()) return undefined;
+    this.retireEntryEvent();
+    this.count(ExitReason.CPUID);
+    this.handlers.cpuidOnCpu(len);
+    return null;
+  }
+
+  /**
+   * WRMSR to IA32_TSC_DEADLINE through the full exit's write path (`ExitHandlers.wrmsrOnCpu`),
+   * without the VM exit: KVM's handle_fastpath_set_msr_irqoff() (arch/x86/kvm/x86.c) does the same
+   * for this MSR (and the x2APIC ICR) before interrupts are even enabled after the VM exit. A
+   * write that is #GP takes the full exit, which injects it. The new deadline (or a timer that
+   * fires at once) is then looked at where the slice would end (`sliceEnd`).
+   */
+  private tscDeadlineWithoutExit(len: number): null | undefined {
+    if (this.cpu.r[2] !== MSR_IA32_TSC_DEADLINE || !this.exitless()) return undefined;
+    if (!this.handlers.wrmsrOnCpu(len)) return undefined;
+    this.retireEntryEvent();
+    this.count(ExitReason.WRMSR);
+    return null;
+  }
+
+  /**
    * A non-string IN/OUT the CPU stopped at (`hooks.exit`), handled without a VM exit when the exit
    * would change nothing but the VMCS: KVM's handle_io in the kernel, or a KVM_EXIT_IO for userspace
    * whose completion then goes to the CPU (`resumeWithoutEntry`). Returns undefined when the exit
@@ -387,27 +481,10 @@ export class VmxBackend implements VcpuBackend {
    * than the rest of an I/O round trip, and the serial console makes two per character.
    */
   private ioWithoutExit(): KvmExit | null | undefined {
-    const cpu = this.cpu;
     const e = this.hooks.exit;
     const qual = Number(e.qualification);
-    if (
-      (qual & 0x10) !== 0 ||
-      this.vcpu.lapic === null ||
-      this.nested.l2Active ||
-      !this.debug.idle ||
-      (cpu.flags & 0x100) !== 0 ||
-      cpu.interruptShadow !== 0 ||
-      (cpu.dr7 & 0xff) !== 0 ||
-      this.bus.posted.length !== 0 ||
-      this.bus.pendingRead !== null
-    )
-      return undefined;
-    // An event the last entry injected was delivered before the first guest instruction (`enter`):
-    // all the exit would do about it is clear the valid bit of the VM-entry interruption-information
-    // field (SDM 28.2), so that a later entry does not inject it again.
-    const v = this.unit.vmcs;
-    const info = v.get32(F.VM_ENTRY_INTR_INFO_FIELD);
-    if ((info & INTR_INFO_VALID) !== 0) v.set32(F.VM_ENTRY_INTR_INFO_FIELD, info & ~INTR_INFO_VALID);
+    if ((qual & 0x10) !== 0 || !this.exitless()) return undefined;
+    this.retireEntryEvent();
     this.count(ExitReason.IO_INSTRUCTION);
     const r = this.handlers.ioOnCpu(qual, e.instructionLength);
     if (r !== null) {
@@ -427,25 +504,77 @@ export class VmxBackend implements VcpuBackend {
    * not) for the full path. An exit for userspace if delivering an interrupt failed.
    */
   private resumeWithoutEntry(): boolean | KvmExit {
-    const vcpu = this.vcpu;
-    if (
-      vcpu.dirtyParts === 0 &&
-      this.debug.idle &&
-      !this.eptStale &&
-      !vcpu.lapic?.pendingEvents &&
-      vcpu.mpState === S.KVM_MP_STATE_RUNNABLE &&
-      !this.kicked()
-    ) {
+    if (!this.entryNeeded()) {
       this.handlers.complete(true);
       this.serviceTimers();
-      if (
-        !vcpu.hasNmi() &&
-        (this.unit.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL) & Proc.NMI_WINDOW_EXITING) === 0
-      )
-        return this.interruptWithoutEntry();
+      // Kicks so far are answered here, as in `beforeEntry`.
+      this.wake = false;
+      if (!this.nmiNeedsEntry()) return this.interruptWithoutEntry();
     }
     this.flushLazyExit();
     return false;
+  }
+
+  /**
+   * Does `beforeEntry` have work besides timers and external interrupts: registers userspace set,
+   * a KVM_SET_GUEST_DEBUG, memory changes, INIT/SIPI, a vCPU not runnable, a kick?
+   */
+  private entryNeeded(): boolean {
+    const vcpu = this.vcpu;
+    return (
+      vcpu.dirtyParts !== 0 ||
+      !this.debug.idle ||
+      this.eptStale ||
+      (vcpu.lapic?.pendingEvents ?? 0) !== 0 ||
+      vcpu.mpState !== S.KVM_MP_STATE_RUNNABLE ||
+      this.kicked()
+    );
+  }
+
+  /** An NMI to inject or an NMI window armed: `injectEvents` does those through the VMCS. */
+  private nmiNeedsEntry(): boolean {
+    return (
+      this.vcpu.hasNmi() ||
+      (this.unit.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL) & Proc.NMI_WINDOW_EXITING) !== 0
+    );
+  }
+
+  /**
+   * Where a slice ended, or the kernel completed an instruction without the exit: undefined to run
+   * on, else what `runGuest` returns (null once the VM exit is made, or an exit for userspace).
+   * `fast`: no MTF and no single instruction, so the exit may be left out (`eventsWithoutExit`).
+   */
+  private sliceEnd(fast: boolean): KvmExit | null | undefined {
+    const w = this.kernelWork();
+    if (w === WORK_NONE) return undefined;
+    if (w === WORK_EVENTS && fast) {
+      const r = this.eventsWithoutExit();
+      if (r === true) return undefined;
+      if (r !== false) return r;
+    }
+    return this.hostInterrupt();
+  }
+
+  /**
+   * The external-interrupt exit of an expired timer or of an interrupt that became deliverable,
+   * without the VM exit and entry: the timers serviced as `handle` would, then the interrupt
+   * delivered, or its window armed, on the CPU (`interruptWithoutEntry`) as `beforeEntry` would
+   * through the VMCS. Real KVM's VMX preemption-timer fastpath does this for the LAPIC timer
+   * (handle_fastpath_preemption_timer, arch/x86/kvm/vmx/vmx.c: the expired timer's interrupt is
+   * injected and the guest re-entered without leaving vcpu_enter_guest's irqs-off loop). Counted as
+   * the EXTERNAL_INTERRUPT exit it replaces, so exit statistics compare with the full path. False
+   * (nothing counted) when the exit and the entry path are needed: then also after servicing, when
+   * a timer raised an NMI or INIT (LVT delivery modes); `handle` then services nothing twice.
+   */
+  private eventsWithoutExit(): boolean | KvmExit {
+    if (!this.exitless() || this.entryNeeded()) return false;
+    this.serviceTimers();
+    // A timer that fired kicked this vCPU: answered here, as in `beforeEntry`.
+    this.wake = false;
+    if (this.nmiNeedsEntry() || (this.vcpu.lapic?.pendingEvents ?? 0) !== 0) return false;
+    this.retireEntryEvent();
+    this.count(ExitReason.EXTERNAL_INTERRUPT);
+    return this.interruptWithoutEntry();
   }
 
   /**
@@ -454,8 +583,8 @@ export class VmxBackend implements VcpuBackend {
    * irqchip and delivered through the guest IDT before the next instruction, which is what the VM
    * entry does with the VM-entry interruption-information field (SDM 27.6.1); one it cannot take
    * arms interrupt-window exiting (the CPU's INTR line, as `enter` sets it); none disarms it. APICv's
-   * posted interrupts spare real KVM the exit and entry the same way. A delivery that fails makes the
-   * exit real and is an internal error, as in `enter`.
+   * posted interrupts spare real KVM the exit and entry the same way. A delivery that fails is an
+   * internal error after an external-interrupt VM exit, as in `enter`.
    */
   private interruptWithoutEntry(): true | KvmExit {
     const cpu = this.cpu;
@@ -473,9 +602,8 @@ export class VmxBackend implements VcpuBackend {
         try {
           cpu.deliverEvent(vec, IntrType.EXTERNAL, false, 0, cpu.ripLo, cpu.ripHi);
         } catch (e) {
-          // The state as the failed delivery left it (rolled back), saved as the exit that brought us here.
-          this.lazyIo = true;
-          this.flushLazyExit();
+          // The state as the failed delivery left it (rolled back) into the VMCS, as `enter` does.
+          this.vmExit({ reason: ExitReason.EXTERNAL_INTERRUPT });
           return this.internal(KVM_INTERNAL_ERROR_DELIVERY_EV, [BigInt(vec), e === FAULT ? 1n : 0n]);
         }
         return true;
@@ -669,12 +797,10 @@ export class VmxBackend implements VcpuBackend {
             continue;
           }
           const e = hooks.exit;
-          if (e.reason === ExitReason.IO_INSTRUCTION && !mtf && !single) {
-            const r = this.ioWithoutExit();
-            if (r === null) {
-              if (this.needsKernel()) return this.hostInterrupt();
-              continue;
-            }
+          if (!mtf && !single) {
+            const r = this.interceptWithoutExit(e.reason, e.instructionLength);
+            // Completed in the kernel: on as after a slice.
+            if (r === null) break;
             if (r !== undefined) return r;
           }
           const x = this.interceptExit;
@@ -714,12 +840,11 @@ export class VmxBackend implements VcpuBackend {
             );
             return null;
           }
-          if (this.needsKernel()) return this.hostInterrupt();
-          continue;
+          // A stop request (a kick), or an interrupt an in-kernel MMIO write raised.
+          break;
         case RunExit.BUDGET:
           if (mtf) return this.mtfExit();
-          if (this.needsKernel()) return this.hostInterrupt();
-          continue;
+          break;
         case RunExit.HLT:
           // Only reachable with an entry in the HLT activity state: the kernel waits for an event.
           this.vmExit({ reason: ExitReason.HLT, instructionLength: 0 });
@@ -731,6 +856,8 @@ export class VmxBackend implements VcpuBackend {
           this.vmExit({ reason: ExitReason.EXTERNAL_INTERRUPT });
           return this.internal(KVM_INTERNAL_ERROR_EMULATION, [BigInt(rx)], cpu.internalError);
       }
+      const s = this.sliceEnd(!mtf && !single);
+      if (s !== undefined) return s;
     }
   }
 
@@ -745,20 +872,27 @@ export class VmxBackend implements VcpuBackend {
     return null;
   }
 
-  /** After a slice: does the kernel have work (expired timers, deliverable events, kicks)? */
-  private needsKernel(): boolean {
+  /**
+   * After a slice: does the kernel have work? WORK_EVENTS when all it has is an expired timer or an
+   * interrupt that became deliverable with no window armed for it; WORK_ENTRY for a kick (from the
+   * irqchip: `wake`, or from userspace), an NMI, or a spent run budget.
+   */
+  private kernelWork(): number {
     const vm = this.vcpu.vm;
     if (this.wake) {
       this.wake = false;
-      return true;
+      return WORK_ENTRY;
     }
-    if (vm.nextDeadlineNs() <= vm.clock.nowNs()) return true;
     const armed = (this.unit.vmcs.get32(F.CPU_BASED_VM_EXEC_CONTROL) & Proc.INTR_WINDOW_EXITING) !== 0;
-    if (!armed && this.vcpu.hasInterrupt()) return true;
-    if (this.vcpu.hasNmi()) return true;
-    if (this.kicked()) return true;
-    if (this.cpu.executed - this.runStartInsns >= this.opts.maxRunInstructions) return true;
-    return hostNowMs() - this.runStartMs >= this.opts.maxRunMs;
+    const due = vm.nextDeadlineNs() <= vm.clock.nowNs() || (!armed && this.vcpu.hasInterrupt());
+    if (
+      this.vcpu.hasNmi() ||
+      this.kicked() ||
+      this.cpu.executed - this.runStartInsns >= this.opts.maxRunInstructions ||
+      hostNowMs() - this.runStartMs >= this.opts.maxRunMs
+    )
+      return WORK_ENTRY;
+    return due ? WORK_EVENTS : WORK_NONE;
   }
 
   /** Instructions until the next timer deadline (deterministic clock), capped by the slice size. */

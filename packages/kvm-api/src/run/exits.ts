@@ -264,7 +264,8 @@ export class ExitHandlers {
       case ExitReason.EXCEPTION_NMI:
         return this.exception();
       case ExitReason.CPUID:
-        return this.cpuid(len);
+        this.cpuid(len, false);
+        return null;
       case ExitReason.HLT:
         this.skip(len);
         if (b.vcpu.lapic) {
@@ -322,7 +323,8 @@ export class ExitHandlers {
       case ExitReason.RDMSR:
         return this.rdmsr(len);
       case ExitReason.WRMSR:
-        return this.wrmsr(len);
+        if (!this.wrmsr(len, false)) this.injectException(13, 0);
+        return null;
       case ExitReason.XSETBV:
         return this.xsetbv(len);
       case ExitReason.EPT_VIOLATION:
@@ -363,8 +365,11 @@ export class ExitHandlers {
     return null;
   }
 
-  /** kvm_emulate_cpuid(): the vCPU's CPUID2 table (incl. the KVM leaves), zero-extended into RAX..RDX. */
-  private cpuid(len: number): null {
+  /**
+   * kvm_emulate_cpuid(): the vCPU's CPUID2 table (incl. the KVM leaves), zero-extended into RAX..RDX.
+   * `onCpu`: the engine's exit-less path (`VmxBackend.cpuidWithoutExit`), RIP is the CPU's.
+   */
+  private cpuid(len: number, onCpu: boolean): void {
     const cpu = this.b.cpu;
     const o = this.cpuidOut;
     const rt = this.cpuidRt;
@@ -383,8 +388,7 @@ export class ExitHandlers {
     set(3, o[1]!);
     set(1, o[2]!);
     set(2, o[3]!);
-    this.skip(len);
-    return null;
+    this.done(len, onCpu);
   }
 
   private rdmsr(len: number): null {
@@ -403,17 +407,15 @@ export class ExitHandlers {
     return null;
   }
 
-  private wrmsr(len: number): null {
+  /**
+   * kvm_emulate_wrmsr(): ECX <- EDX:EAX and RIP past the instruction; false, with nothing written or
+   * moved, when the write is #GP (the caller injects it). `onCpu` as for `cpuid`.
+   */
+  private wrmsr(len: number, onCpu: boolean): boolean {
     const cpu = this.b.cpu;
-    const idx = cpu.r[2]! >>> 0;
-    const lo = cpu.r[0]!;
-    const hi = cpu.r[4]!;
-    if (!this.writeMsr(idx, lo, hi)) {
-      this.injectException(13, 0);
-      return null;
-    }
-    this.skip(len);
-    return null;
+    if (!this.writeMsr(cpu.r[2]! >>> 0, cpu.r[0]!, cpu.r[4]!)) return false;
+    this.done(len, onCpu);
+    return true;
   }
 
   /** MSRs kvm-api models (TSC, APIC base, x2APIC, TSC deadline, kvmclock) there, the rest in the CPU. */
@@ -595,12 +597,25 @@ export class ExitHandlers {
     return this.io(qual, len, true);
   }
 
+  /** `cpuid` for a CPUID the CPU stopped at without a VM exit (`VmxBackend.cpuidWithoutExit`). */
+  cpuidOnCpu(len: number): void {
+    this.cpuid(len, true);
+  }
+
+  /**
+   * `wrmsr` for a WRMSR the CPU stopped at without a VM exit (`VmxBackend.tscDeadlineWithoutExit`):
+   * false when it is #GP, which only the full exit injects.
+   */
+  wrmsrOnCpu(len: number): boolean {
+    return this.wrmsr(len, true);
+  }
+
   // ---------------------------------------------------------------- helpers
 
   /**
    * An instruction the kernel completed: `skip` after a VM exit; without one (`onCpu`, the engine's
-   * exit-less I/O, entered only with no single-step, TF or interrupt shadow in the way) RIP moves
-   * in the CPU.
+   * exit-less I/O, CPUID and WRMSR, entered only with no single-step, TF or interrupt shadow in the
+   * way) RIP moves in the CPU.
    */
   private done(len: number, onCpu: boolean): void {
     if (onCpu) this.b.stepRip(len);
