@@ -1,7 +1,7 @@
 // A/B boot timing of two (or more) built trees, interleaved: launch -> the bundled guest's marker,
 // as bench/boot.ts times tskvm, but alternating the trees run by run so that a slow minute on a
 // shared machine hits all of them alike. Prints median, mean, min and quartiles of wall time.
-//   npm run bench:boot-ab -w @tskvm/vmm -- [--runs N] TREE[|node-flags] TREE[|node-flags] ...
+//   npm run bench:boot-ab -w @tskvm/vmm -- [--runs N] [--icount] TREE[|node-flags] TREE[|node-flags] ...
 //   (= npx tsx packages/vmm/bench/boot-ab.ts ...)
 // TREE is a checkout (or a copy) whose packages/*/dist are built, e.g. /tmp/base (a copy of an
 // older commit after `npx turbo run build`) and the current checkout `.`; `|--v8-pool-size=1`
@@ -9,6 +9,10 @@
 // bundled guest (guests/), so the trees differ only in their code. packages/cpu-x86's
 // bench/boot-ab.mjs is the narrower tool: it swaps only the cpu-x86 build and counts main-thread CPU
 // under `--icount 0`; this one compares whole trees (any package, the CLI's threads) by wall time.
+// `--icount` boots with `--icount 0` (guest time from retired instructions: every boot runs the same
+// guest instructions) and compares the main thread's CPU time at the marker instead, the steadiest
+// figure on a shared machine for a change to the emulator's own work (not for thread or timer
+// changes, which it cannot see).
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,13 +26,17 @@ function die(msg: string): never {
 }
 
 const guests = resolve(dirname(fileURLToPath(import.meta.url)), "../../../guests");
-let args: { values: { runs?: string }; positionals: string[] };
+let args: { values: { runs?: string; icount?: boolean }; positionals: string[] };
 try {
-  args = parseArgs({ options: { runs: { type: "string", default: "15" } }, allowPositionals: true });
+  args = parseArgs({
+    options: { runs: { type: "string", default: "15" }, icount: { type: "boolean", default: false } },
+    allowPositionals: true,
+  });
 } catch (e) {
   die(e instanceof Error ? e.message : String(e));
 }
 const { values, positionals } = args;
+const icount = values.icount === true;
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) die(`--runs: a positive integer, not "${values.runs}"`);
 if (positionals.length === 0) die("name at least one built tree (e.g. . /tmp/base)");
@@ -39,6 +47,7 @@ const series = positionals.map((spec) => {
   if (!existsSync(cli)) die(`${cli} missing: build that tree first (npx turbo run build)`);
   const argv = [...flags.split(" ").filter((f) => f !== ""), cli, "run"];
   argv.push("--kernel", `${guests}/bzImage`, "--initrd", `${guests}/initramfs.cpio`, "--mem", "256M");
+  if (icount) argv.push("--icount", "0");
   return { spec, argv, ms: [] as number[] };
 });
 
@@ -46,7 +55,7 @@ for (let k = 0; k < runs; k++)
   for (const s of series) {
     const r = await timeToMarker(process.execPath, s.argv);
     if (typeof r === "string") die(`${s.spec}: ${r}`);
-    s.ms.push(r.wallMs);
+    s.ms.push(icount ? r.mainCpuMs : r.wallMs);
   }
 
 const f = (ms: number) => (ms / 1000).toFixed(3);
@@ -55,6 +64,6 @@ for (const s of series) {
   const at = (q: number) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   console.log(
-    `${s.spec}: median ${f(median(xs))} s, mean ${f(mean)}, min ${f(xs[0]!)}, q1 ${f(at(0.25))}, q3 ${f(at(0.75))} (${runs} runs)`,
+    `${s.spec}: ${icount ? "main-thread CPU" : "wall"} median ${f(median(xs))} s, mean ${f(mean)}, min ${f(xs[0]!)}, q1 ${f(at(0.25))}, q3 ${f(at(0.75))} (${runs} runs)`,
   );
 }

@@ -12,10 +12,11 @@ export const TIMEOUT_MS = 120_000;
  * CPU time (user + system, ms) the process has used so far, from /proc/PID/stat (fields 14-15,
  * in clock ticks of 1/100 s on Linux): on a shared machine a steadier figure than wall time.
  */
-export function cpuMs(pid: number | undefined): number {
+export function cpuMs(pid: number | undefined, mainThread = false): number {
   if (pid === undefined) return Number.NaN;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    // /proc/PID/task/PID/stat: the main thread alone (V8's compiler and GC threads left out).
+    const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, "latin1");
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(f[11]) + Number(f[12])) * 10;
   } catch {
@@ -26,6 +27,8 @@ export function cpuMs(pid: number | undefined): number {
 export interface Sample {
   wallMs: number;
   cpuMs: number;
+  /** CPU time of the main thread alone (the vCPU loop). */
+  mainCpuMs: number;
 }
 
 /** Launch, wait for the marker on stdout; resolves to the times, or to a string saying why not. */
@@ -47,7 +50,11 @@ export function timeToMarker(cmd: string, argv: string[]): Promise<Sample | stri
     child.stdout.on("data", (d: Buffer) => {
       out += d.toString("latin1");
       if (out.includes(MARKER))
-        finish({ wallMs: Number(process.hrtime.bigint() - t0) / 1e6, cpuMs: cpuMs(child.pid) });
+        finish({
+          wallMs: Number(process.hrtime.bigint() - t0) / 1e6,
+          cpuMs: cpuMs(child.pid),
+          mainCpuMs: cpuMs(child.pid, true),
+        });
       if (out.length > 1 << 20) out = out.slice(-4096);
     });
     child.stderr.on("data", (d: Buffer) => {
