@@ -48,6 +48,18 @@ export interface KvmMachine {
 }
 
 /**
+ * Runs of a looping code region before the vCPU compiles it to JavaScript (cpu-x86's JIT; the
+ * CPU's own default is 20,000, tuned on compute loops). An operating system's hot loops are mostly
+ * short-lived: the bundled Linux boot's loop regions at 20,000 (e820__mapped_any, strlen,
+ * __free_pages_core, pcpu_next_md_free_region, kernfs_name_hash) ran at 20-100 ns per instruction
+ * compiled against ~30-40 interpreted, because V8 optimises a generated function only after many
+ * calls and its 3-7 KB of bytecode run slowly until then. At 100,000 the boot's main thread does
+ * ~5% less work (BENCHMARKS.md, vmm, session 9); a guest loop that runs for long still compiles
+ * within milliseconds.
+ */
+export const GUEST_JIT_THRESHOLD = 100_000;
+
+/**
  * KVM_CREATE_VM with one slot per RAM range (sharing the GuestRam buffers), irqchip, PIT, vCPUs.
  * With `icount` (a shift), guest time is 2^icount ns per retired instruction (`--icount`).
  */
@@ -72,7 +84,7 @@ export function createKvmMachine(memory: GuestRam, cpus: number, icount?: number
   for (let id = 0; id < cpus; id++) {
     const vcpu = vm.createVcpu(id);
     vcpu.setCpuid2(cpuid);
-    attachVmxBackend(vcpu);
+    attachVmxBackend(vcpu, { jitThreshold: GUEST_JIT_THRESHOLD });
     vcpus.push(vcpu);
   }
   return { kvm, vm, vcpus };

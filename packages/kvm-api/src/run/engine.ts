@@ -76,6 +76,12 @@ export interface VmxBackendOptions {
    * CPUID.1:ECX.VMX is also set (KVM_SET_CPUID2). Defaults to the Kvm's `nested` option.
    */
   nestedVmx?: boolean;
+  /**
+   * Executions of a looping code region before the CPU compiles it to JavaScript (cpu-x86's
+   * `CpuOptions.jitThreshold`; regions without a loop wait JIT_STRAIGHT_FACTOR times longer).
+   * Defaults to the CPU's JIT_THRESHOLD.
+   */
+  jitThreshold?: number;
 }
 
 /** Translator wrapper that remembers the linear address of an EPT exit (SDM 28.2.1 guest-linear). */
@@ -123,7 +129,7 @@ export class VmxBackend implements VcpuBackend {
   readonly handlers: ExitHandlers;
   readonly nested: NestedVmx;
   readonly debug: GuestDebugUnit;
-  readonly opts: Required<Omit<VmxBackendOptions, "kickWord">> & { kickWord: Int32Array };
+  readonly opts: Required<Omit<VmxBackendOptions, "kickWord" | "jitThreshold">> & { kickWord: Int32Array };
   /** VM-exit counts by basic reason (for tests and tuning). */
   readonly exitCounts = new Map<number, number>();
   private eptStale = true;
@@ -186,6 +192,7 @@ export class VmxBackend implements VcpuBackend {
       intercepts: this.hooks,
       interrupts: null,
       clock: { now: () => vcpu.tsc() },
+      jitThreshold: opts.jitThreshold,
     });
     // Guest paging walked through EPT (the 2D walk); the walker reads the CPU's paging registers.
     this.mmu = new Mmu(this.cpu, new WalkMemory(vm.memory, this.ept.mem), {
