@@ -73,6 +73,11 @@ describe("guests/ (the bundled guest images)", () => {
     }
     expect(cfg).toMatch(/^# CONFIG_KERNEL_XZ is not set$/m);
     const gpu = readFileSync(join(GUESTS, "config-6.1-gpu"), "utf8");
+    // A 100 Hz tick that stops while the CPU idles (guests/README.md), in both kernels.
+    for (const c of [cfg, gpu]) {
+      expect(c).toMatch(/^CONFIG_HZ=100$/m);
+      expect(c).toMatch(/^CONFIG_NO_HZ_IDLE=y$/m);
+    }
     expect(gpu).toMatch(/^CONFIG_DRM_VIRTIO_GPU=y$/m);
     expect(gpu).toMatch(/^CONFIG_FRAMEBUFFER_CONSOLE=y$/m);
   });
