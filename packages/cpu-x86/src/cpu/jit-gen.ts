@@ -425,9 +425,16 @@ function genAddr(g: Gen, i: XInsn, withSeg: boolean): boolean {
 
 /** Inline TLB read of `size` bytes at lo/hi into `vl` (and `vh`), slow path through `c.rdN`. */
 function genRead(g: Gen, size: 1 | 2 | 4 | 8, sg: number): void {
-  const bytes = ["u8[o]", "(u8[o + 1] << 8)", "(u8[o + 2] << 16)", "(u8[o + 3] << 24)"];
-  let fast = `u8 = tv[ti]; o = to[ti] + (lo & 4095); vl = ${bytes.slice(0, Math.min(size, 4)).join(" | ")};`;
-  if (size === 8) fast += " vh = u8[o + 4] | (u8[o + 5] << 8) | (u8[o + 6] << 16) | (u8[o + 7] << 24);";
+  // Wider than a byte: one DataView access per 32 bits (the CPU's `tlbDv`), as the CPU's own rd16..rd64.
+  const at = "o = to[ti] + (lo & 4095);";
+  const fast =
+    size === 1
+      ? `${at} vl = tv[ti][o];`
+      : size === 2
+        ? `${at} vl = td[ti].getUint16(o, true);`
+        : size === 4
+          ? `${at} vl = td[ti].getInt32(o, true);`
+          : `${at} dv = td[ti]; vl = dv.getInt32(o, true); vh = dv.getInt32(o + 4, true);`;
   const slow = size === 8 ? "vl = c.rd64(lo, hi); vh = c.hiOut;" : `vl = c.rd${size * 8}(lo, hi);`;
   const inPage = size === 1 ? "" : ` && (lo & 4095) <= ${4096 - size}`;
   g.emit(
@@ -463,9 +470,8 @@ function byteReg(g: Gen, i: XInsn, n: number): string {
 /** Inline TLB write of `size` bytes (values in the given expressions) at lo/hi. */
 function genWrite(g: Gen, size: 4 | 8, sg: number, vlo: string, vhi: string): void {
   const last = 4096 - size;
-  let fast = `u8 = tv[ti]; o = to[ti] + (lo & 4095); u8[o] = ${vlo}; u8[o + 1] = ${vlo} >> 8; u8[o + 2] = ${vlo} >> 16; u8[o + 3] = ${vlo} >> 24;`;
-  if (size === 8)
-    fast += ` u8[o + 4] = ${vhi}; u8[o + 5] = ${vhi} >> 8; u8[o + 6] = ${vhi} >> 16; u8[o + 7] = ${vhi} >> 24;`;
+  let fast = `dv = td[ti]; o = to[ti] + (lo & 4095); dv.setInt32(o, ${vlo}, true);`;
+  if (size === 8) fast += ` dv.setInt32(o + 4, ${vhi}, true);`;
   const slow = size === 8 ? `c.wr64(lo, hi, ${vlo}, ${vhi});` : `c.wr32(lo, hi, ${vlo});`;
   g.emit(
     `ti = ((lo >>> 12) ^ hi) & TM; if (tl[ti] === (lo & -4096) && th[ti] === hi && (tp[ti] & c.wMask) !== 0 && (lo & 4095) <= ${last}) { ${fast} } else { ${g.syncBeforeCode()}c.laSeg = ${sg}; ${slow} sw = 1; }`,
@@ -875,8 +881,8 @@ export function generateRegion64(blocks: readonly RegionBlock[], tlbMask: number
     if (headHi[r] !== STALE) pre += `b${r} = r[${r * 2 + 1}]; `;
   }
   const decl =
-    "const r = c.r, tl = c.tlbTagLo, th = c.tlbTagHi, tp = c.tlbPerm, tv = c.tlbView, to = c.tlbOff; " +
-    "const rip0 = c.ripLo, rip0h = c.ripHi; let ex = c.executed, t = 0, lo = 0, hi = 0, vl = 0, vh = 0, ti = 0, o = 0, u8 = null, sw = 0, sl = 0, ql = 0, qh = 0, tk = false, pc = 0; " +
+    "const r = c.r, tl = c.tlbTagLo, th = c.tlbTagHi, tp = c.tlbPerm, tv = c.tlbView, td = c.tlbDv, to = c.tlbOff; " +
+    "const rip0 = c.ripLo, rip0h = c.ripHi; let ex = c.executed, t = 0, lo = 0, hi = 0, vl = 0, vh = 0, ti = 0, o = 0, dv = null, sw = 0, sl = 0, ql = 0, qh = 0, tk = false, pc = 0; " +
     "let fD = 0, fS = 0, fR = 0, fDh = 0, fSh = 0, fRh = 0, fC = 0, fF = 0, vx = 0, vm = 0; " +
     `let ${Array.from({ length: 16 }, (_, r) => `a${r} = 0, b${r} = 0`).join(", ")};` +
     (sys

@@ -123,6 +123,14 @@ export class MemCpu extends FlagsCpu {
   readonly tlbOff = new Int32Array(TLB_SIZE);
   readonly tlbPfn = new Float64Array(TLB_SIZE);
   readonly tlbView: Uint8Array[] = new Array(TLB_SIZE).fill(new Uint8Array(0));
+  /**
+   * A DataView over each entry's `tlbView`: the 16-, 32- and 64-bit accesses of the fast paths load
+   * and store in one operation each (TurboFan emits one bounds check and one unaligned move, where
+   * byte-by-byte assembly took one per byte).
+   */
+  readonly tlbDv: DataView[] = new Array(TLB_SIZE).fill(new DataView(new ArrayBuffer(0)));
+  /** The DataView made for each RAM view seen (a TLB fill allocates none after the first). */
+  private readonly dvOf = new WeakMap<Uint8Array, DataView>();
   /** log2 of the size of the page each entry came from (12, 21, 22 or 30): INVLPG drops a whole large page. */
   readonly tlbSpan = new Int8Array(TLB_SIZE);
   /** Upper bounds on the entries from large pages and on the global entries (0: none, skip the scans). */
@@ -409,7 +417,14 @@ export class MemCpu extends FlagsCpu {
     else if (this.codePages.has(pfn)) perm &= ~(P_WS | P_WU | P_WSA);
     const rv = this.ramView;
     if (this.mem.ramPage(pfn, rv)) {
-      this.tlbView[i] = rv.u8;
+      const u8 = rv.u8;
+      let dv = this.dvOf.get(u8);
+      if (dv === undefined) {
+        dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+        this.dvOf.set(u8, dv);
+      }
+      this.tlbView[i] = u8;
+      this.tlbDv[i] = dv;
       this.tlbOff[i] = rv.offset;
     } else {
       perm = ((perm & ~P_GLOBAL) << P_SLOW_SHIFT) | P_MMIO | (perm & P_GLOBAL);
@@ -486,9 +501,7 @@ export class MemCpu extends FlagsCpu {
       (this.tlbPerm[i]! & this.rMask) !== 0 &&
       (lo & 0xfff) <= 0xffe
     ) {
-      const u8 = this.tlbView[i]!;
-      const o = this.tlbOff[i]! + (lo & 0xfff);
-      return u8[o]! | (u8[o + 1]! << 8);
+      return this.tlbDv[i]!.getUint16(this.tlbOff[i]! + (lo & 0xfff), true);
     }
     return this.rdSlow(lo, hi, 2);
   }
@@ -501,9 +514,7 @@ export class MemCpu extends FlagsCpu {
       (this.tlbPerm[i]! & this.rMask) !== 0 &&
       (lo & 0xfff) <= 0xffc
     ) {
-      const u8 = this.tlbView[i]!;
-      const o = this.tlbOff[i]! + (lo & 0xfff);
-      return u8[o]! | (u8[o + 1]! << 8) | (u8[o + 2]! << 16) | (u8[o + 3]! << 24);
+      return this.tlbDv[i]!.getInt32(this.tlbOff[i]! + (lo & 0xfff), true);
     }
     return this.rdSlow(lo, hi, 4);
   }
@@ -517,10 +528,10 @@ export class MemCpu extends FlagsCpu {
       (this.tlbPerm[i]! & this.rMask) !== 0 &&
       (lo & 0xfff) <= 0xff8
     ) {
-      const u8 = this.tlbView[i]!;
+      const dv = this.tlbDv[i]!;
       const o = this.tlbOff[i]! + (lo & 0xfff);
-      this.hiOut = u8[o + 4]! | (u8[o + 5]! << 8) | (u8[o + 6]! << 16) | (u8[o + 7]! << 24);
-      return u8[o]! | (u8[o + 1]! << 8) | (u8[o + 2]! << 16) | (u8[o + 3]! << 24);
+      this.hiOut = dv.getInt32(o + 4, true);
+      return dv.getInt32(o, true);
     }
     if (this.acCheck) this.checkAlign(lo, 8);
     if ((lo & 0xfff) > 0xff8) this.checkCanonicalEnd(lo, hi, 8);
@@ -593,10 +604,7 @@ export class MemCpu extends FlagsCpu {
       (this.tlbPerm[i]! & this.wMask) !== 0 &&
       (lo & 0xfff) <= 0xffe
     ) {
-      const u8 = this.tlbView[i]!;
-      const o = this.tlbOff[i]! + (lo & 0xfff);
-      u8[o] = v;
-      u8[o + 1] = v >> 8;
+      this.tlbDv[i]!.setUint16(this.tlbOff[i]! + (lo & 0xfff), v, true);
       return;
     }
     this.wrSlow(lo, hi, v, 2);
@@ -610,12 +618,7 @@ export class MemCpu extends FlagsCpu {
       (this.tlbPerm[i]! & this.wMask) !== 0 &&
       (lo & 0xfff) <= 0xffc
     ) {
-      const u8 = this.tlbView[i]!;
-      const o = this.tlbOff[i]! + (lo & 0xfff);
-      u8[o] = v;
-      u8[o + 1] = v >> 8;
-      u8[o + 2] = v >> 16;
-      u8[o + 3] = v >> 24;
+      this.tlbDv[i]!.setInt32(this.tlbOff[i]! + (lo & 0xfff), v, true);
       return;
     }
     this.wrSlow(lo, hi, v, 4);
@@ -629,16 +632,10 @@ export class MemCpu extends FlagsCpu {
       (this.tlbPerm[i]! & this.wMask) !== 0 &&
       (lo & 0xfff) <= 0xff8
     ) {
-      const u8 = this.tlbView[i]!;
+      const dv = this.tlbDv[i]!;
       const o = this.tlbOff[i]! + (lo & 0xfff);
-      u8[o] = vlo;
-      u8[o + 1] = vlo >> 8;
-      u8[o + 2] = vlo >> 16;
-      u8[o + 3] = vlo >> 24;
-      u8[o + 4] = vhi;
-      u8[o + 5] = vhi >> 8;
-      u8[o + 6] = vhi >> 16;
-      u8[o + 7] = vhi >> 24;
+      dv.setInt32(o, vlo, true);
+      dv.setInt32(o + 4, vhi, true);
       return;
     }
     if (this.acCheck) this.checkAlign(lo, 8);
