@@ -5,7 +5,7 @@
  * their announced windows. Interrupts: INTx / the MMIO IRQ through the injected lines; MSI-X
  * messages go to the injected MSI sink (the LAPIC, once kvm-api is wired).
  */
-import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import {
   type BalloonMemory,
   BarLayout,
@@ -130,8 +130,12 @@ export interface VirtioDeps {
   switches: Map<string, L2Switch>;
 }
 
-/** A random MAC in QEMU's 52:54:00 locally administered, unicast range. */
+/**
+ * A random MAC in QEMU's 52:54:00 locally administered, unicast range. node:crypto is loaded here,
+ * for a net device, not at every start of the monitor (~4 ms).
+ */
 function randomMac(): Uint8Array {
+  const { randomBytes } = createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto");
   return new Uint8Array([0x52, 0x54, 0x00, ...randomBytes(3)]);
 }
 
