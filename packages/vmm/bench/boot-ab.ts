@@ -46,7 +46,7 @@ const series = positionals.map((spec) => {
   const cli = resolve(tree, "packages/vmm/dist/cli.js");
   if (!existsSync(cli)) die(`${cli} missing: build that tree first (npx turbo run build)`);
   const argv = [...flags.split(" ").filter((f) => f !== ""), cli, "run"];
-  argv.push("--kernel", `${guests}/bzImage`, "--initrd", `${guests}/initramfs.cpio`, "--mem", "256M");
+  argv.push("--kernel", `${guests}/bzImage`, "--initrd", `${guests}/initramfs.cpio`, "--mem", "128M");
   if (icount) argv.push("--icount", "0");
   return { spec, argv, ms: [] as number[] };
 });

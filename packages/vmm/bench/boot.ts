@@ -1,7 +1,7 @@
 // Boot benchmark (issue 8, "Speed"): wall time from launch to the marker line the bundled guest's
 // /init prints (TSKVM-BOOT-OK), for tskvm and, in the same run, QEMU with TCG on the same kernel
 // and initramfs. Prints each median and the ratio.
-//   npm run bench:boot -w @tskvm/vmm -- [--runs N] [--kernel PATH] [--initrd PATH] [--mem 256M]
+//   npm run bench:boot -w @tskvm/vmm -- [--runs N] [--kernel PATH] [--initrd PATH] [--mem 128M]
 //                                        [--tskvm-args="--icount 0"]
 //   (= npx tsx packages/vmm/bench/boot.ts ...; it builds nothing: run `npx tsup` in packages/vmm first)
 // Installs Debian's qemu-system-x86 when qemu-system-x86_64 is missing and we are root.
@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { DEFAULT_APPEND } from "../src/config.js";
+import { DEFAULT_APPEND, DEFAULT_MEM } from "../src/config.js";
 import { median, timeToMarker } from "./marker.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -20,7 +20,8 @@ const { values: opts } = parseArgs({
     runs: { type: "string", default: "5" },
     kernel: { type: "string", default: join(guests, "bzImage") },
     initrd: { type: "string", default: join(guests, "initramfs.cpio") },
-    mem: { type: "string", default: "256M" },
+    /** Both get the same `-m`: by default tskvm's default, which is also QEMU's (128M). */
+    mem: { type: "string", default: `${DEFAULT_MEM / (1024 * 1024)}M` },
     /** More tskvm flags, space-separated (e.g. "--icount 0"). */
     "tskvm-args": { type: "string", default: "" },
   },

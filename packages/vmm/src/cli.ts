@@ -10,9 +10,17 @@
  *   (value << 1) | 1 (low 8 bits)  the guest wrote `value` to isa-debug-exit (--debug-exit)
  */
 import { Command, CommanderError, Option } from "commander";
-import { ConfigError, DEFAULT_APPEND, MAX_CPUS, parseVmOptions, type VmOptionsInput } from "./config.js";
+import {
+  ConfigError,
+  DEFAULT_APPEND,
+  DEFAULT_MEM,
+  MAX_CPUS,
+  parseVmOptions,
+  type VmOptionsInput,
+} from "./config.js";
 import { CONSOLE_HELP, ConsoleEscape } from "./console.js";
 import { bundledGuest } from "./guests.js";
+import { MiB } from "./layout.js";
 import type { VmExit } from "./run.js";
 import { favourMainThread } from "./threads.js";
 import { type ActionResult, createVm, type Vm, VmError } from "./vm.js";
@@ -52,7 +60,7 @@ export async function main(
     .option("--kernel <path>", "bzImage (Linux boot protocol >= 2.06, 64-bit) or multiboot v1 kernel")
     .option("--initrd <path>", "initramfs for Linux, or module 1 for a multiboot kernel")
     .option("--append <cmdline>", `kernel command line (default "${DEFAULT_APPEND}")`)
-    .option("--mem <size>", "guest memory, e.g. 256M or 1G (a plain number is MiB)", "256M")
+    .option("--mem <size>", "guest memory, e.g. 256M or 1G (a plain number is MiB)", `${DEFAULT_MEM / MiB}M`)
     .option("--cpus <n>", `vCPUs, 1-${MAX_CPUS}`, "1")
     .option("--disk <path[,ro][,pci|,mmio]>", "virtio-blk disk image (repeatable)", collect)
     .option("--net <switch>", "virtio-net device on the named virtual switch")

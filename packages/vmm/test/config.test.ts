@@ -52,7 +52,7 @@ describe("parseVmOptions", () => {
       kernel: "/g/bzImage",
       initrd: "/g/initramfs.cpio",
       append: DEFAULT_APPEND,
-      memBytes: 256 * MiB,
+      memBytes: 128 * MiB, // QEMU's and Firecracker's default
       cpus: 1,
     });
     expect(parseVmOptions({ gpu: true }, bundled).kernel).toBe("/g/bzImage-gpu");
