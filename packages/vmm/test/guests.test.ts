@@ -77,6 +77,22 @@ describe("guests/ (the bundled guest images)", () => {
     for (const c of [cfg, gpu]) {
       expect(c).toMatch(/^CONFIG_HZ=100$/m);
       expect(c).toMatch(/^CONFIG_NO_HZ_IDLE=y$/m);
+      // Only what the machine has (guests/README.md): COM1 alone, no PCI UARTs, no hardware RNG
+      // but virtio's, no uncore/RAPL/cstate PMUs, no cpufreq, no PTP.
+      expect(c).toMatch(/^CONFIG_SERIAL_8250_RUNTIME_UARTS=1$/m);
+      for (const o of [
+        "SERIAL_8250_PCI",
+        "HW_RANDOM_INTEL",
+        "HW_RANDOM_AMD",
+        "HW_RANDOM_VIA",
+        "PERF_EVENTS_INTEL_UNCORE",
+        "PERF_EVENTS_INTEL_RAPL",
+        "PERF_EVENTS_INTEL_CSTATE",
+        "CPU_FREQ",
+        "PTP_1588_CLOCK",
+      ]) {
+        expect(c, o).toMatch(new RegExp(`^# CONFIG_${o} is not set$`, "m"));
+      }
     }
     expect(gpu).toMatch(/^CONFIG_DRM_VIRTIO_GPU=y$/m);
     expect(gpu).toMatch(/^CONFIG_FRAMEBUFFER_CONSOLE=y$/m);
