@@ -20,7 +20,8 @@ function compiledBlocks(jitThreshold?: number): { compiled: number; ax: number }
   expect(runLog(m)).toEqual(["hlt"]);
   let compiled = 0;
   for (const page of m.backend.cpu.codePages.values())
-    for (const b of page.blocks.values()) if ((b as { compiled: unknown }).compiled !== null) compiled++;
+    for (const b of page.blocks.values())
+      if ((b as unknown as { compiled: unknown }).compiled !== null) compiled++;
   return { compiled, ax: Number(m.vcpu.getRegs().rax & 0xffffn) };
 }
 
