@@ -6,9 +6,8 @@
  * data moves (MOV*, PINSR*, PEXTR*, EXTRACTPS, MASKMOV*), the string forms of CMPSD (map 0),
  * and the pre-checks listed in src/fpu/host.ts.
  */
-import type { Insn } from "../decoder/insn.js";
 import { Prefix } from "../decoder/insn.js";
-import { type FpUnits, type FpuHost, FpuVector } from "../fpu/host.js";
+import { type FpUnits, type FpuHost, FpuVector, type UnitInsn } from "../fpu/host.js";
 import {
   fxrstor,
   fxsave,
@@ -87,18 +86,18 @@ import {
   tzcnt,
 } from "./string.js";
 
-export type SimdHandler = (u: FpUnits, h: FpuHost, i: Insn) => void;
+export type SimdHandler = (u: FpUnits, h: FpuHost, i: UnitInsn) => void;
 
 const STATUS = 0x8d5;
 
 /** Source operand file of the current instruction (register file, or `sse.tmp` after a memory load). */
-function src(u: FpUnits, h: FpuHost, i: Insn, bytes: number, mmx: boolean): XmmFile | null {
+function src(u: FpUnits, h: FpuHost, i: UnitInsn, bytes: number, mmx: boolean): XmmFile | null {
   if (!i.isMem) return mmx ? u.mmx : u.sse;
   if (!h.readMem(bytes, u.buf)) return null;
   u.sse.tmp.u8.set(u.buf.subarray(0, bytes), 0);
   return u.sse.tmp;
 }
-const srcOff = (i: Insn, mmx: boolean): number => (i.isMem ? 0 : mmx ? 2 * (i.rm & 7) : 4 * i.rm);
+const srcOff = (i: UnitInsn, mmx: boolean): number => (i.isMem ? 0 : mmx ? 2 * (i.rm & 7) : 4 * i.rm);
 
 function xm(_u: FpUnits, h: FpuHost, st: number): void {
   if (st === SimdStatus.Xm) h.raise(FpuVector.XM, 0);
@@ -164,7 +163,7 @@ function x2(
   };
 }
 
-function gprInt(h: FpuHost, i: Insn, u: FpUnits, w64: boolean): [number, number] | null {
+function gprInt(h: FpuHost, i: UnitInsn, u: FpUnits, w64: boolean): [number, number] | null {
   if (!i.isMem) return [h.gprLo(i.rm), w64 ? h.gprHi(i.rm) : 0];
   if (!h.readMem(w64 ? 8 : 4, u.buf)) return null;
   return [u.dv.getUint32(0, true), w64 ? u.dv.getUint32(4, true) : 0];
@@ -484,7 +483,7 @@ function cvtFromPi(double: boolean): SimdHandler {
   };
 }
 
-const nXmm = (i: Insn): number => (i.mode === 64 ? 16 : 8);
+const nXmm = (i: UnitInsn): number => (i.mode === 64 ? 16 : 8);
 
 function fxs(w: boolean): SimdHandler {
   return (u, h, i) => {
