@@ -156,6 +156,10 @@ export class FpuBridge implements FpuHost {
   protectedMode(): boolean {
     return (this.c.cr0 & CR0.PE) !== 0 && (this.c.flags & F.VM) === 0;
   }
+  longMode(): boolean {
+    // Blocks are decoded for the mode they run in (cpu.ts), so this is the instruction's mode.
+    return this.c.codeMode === 64;
+  }
   xcr0Lo(): number {
     return this.c.xcr0Lo;
   }

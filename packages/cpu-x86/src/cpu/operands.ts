@@ -42,8 +42,8 @@ export class BuildInsn extends Insn {
 /**
  * The executor's instruction record, kept in decoded blocks and passed to handlers: the fields of
  * `BuildInsn` (in its order) that something reads while the block runs (handlers, the block compilers, VMX exit
- * information through `Cpu.curInsn`). Decode-only fields (status, form, map, mandatory, mod,
- * hasModrm, imm2, seg, vvvv, vexL) are consumed by `prepare`, which folds what handlers need of
+ * information through `Cpu.curInsn`). Decode-only fields (status, form, mode, rex, map, mandatory,
+ * mod, hasModrm, imm2, seg, vvvv, vexL) are consumed by `prepare`, which folds what handlers need of
  * them into `k`, `sg` and `mmx`. A Linux boot keeps over 100k of these, so every field costs cache
  * misses (BENCHMARKS.md).
  */
@@ -51,11 +51,9 @@ export type XInsn = Pick<
   BuildInsn,
   | "op"
   | "length"
-  | "mode"
   | "opSize"
   | "addrSize"
   | "prefixes"
-  | "rex"
   | "opcode"
   | "reg"
   | "rm"
@@ -92,11 +90,9 @@ export function newXInsn(b: BuildInsn): XInsn {
   const i: XInsn = {
     op: b.op,
     length: b.length,
-    mode: b.mode,
     opSize: b.opSize,
     addrSize: b.addrSize,
     prefixes: b.prefixes,
-    rex: b.rex,
     opcode: b.opcode,
     reg: b.reg,
     rm: b.rm,
@@ -124,11 +120,9 @@ export function newXInsn(b: BuildInsn): XInsn {
 export function loadXInsn(i: XInsn, b: BuildInsn): void {
   i.op = b.op;
   i.length = b.length;
-  i.mode = b.mode;
   i.opSize = b.opSize;
   i.addrSize = b.addrSize;
   i.prefixes = b.prefixes;
-  i.rex = b.rex;
   i.opcode = b.opcode;
   i.reg = b.reg;
   i.rm = b.rm;

@@ -20,7 +20,7 @@ import { X87 } from "./x87.js";
  */
 export type UnitInsn = Pick<
   Insn,
-  "op" | "opcode" | "mode" | "opSize" | "prefixes" | "rex" | "reg" | "rm" | "isMem" | "imm" | "byteRegsHigh"
+  "op" | "opcode" | "opSize" | "prefixes" | "reg" | "rm" | "isMem" | "imm" | "byteRegsHigh"
 >;
 
 /** Exception vectors the handlers raise through `FpuHost.raise`. */
@@ -44,6 +44,8 @@ export interface FpuHost {
   setFlags(mask: number, value: number): void;
   /** True in protected mode (selects the FSTENV/FSAVE layout); false in real and V86 mode. */
   protectedMode(): boolean;
+  /** True in 64-bit mode (FXSAVE/XSAVE images then hold XMM8-15 too). */
+  longMode(): boolean;
   /** XCR0 (for XSAVE/XRSTOR); low and high halves. */
   xcr0Lo(): number;
   xcr0Hi(): number;
