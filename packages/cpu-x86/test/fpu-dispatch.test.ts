@@ -42,6 +42,9 @@ class MockHost implements FpuHost {
   protectedMode(): boolean {
     return true;
   }
+  longMode(): boolean {
+    return true; // run() decodes in 64-bit mode
+  }
   xcr0Lo(): number {
     return 3;
   }

@@ -33,6 +33,9 @@ class RandomHost implements FpuHost {
   protectedMode(): boolean {
     return this.r.below(2) === 0;
   }
+  longMode(): boolean {
+    return this.r.below(2) === 0;
+  }
   xcr0Lo(): number {
     return 3;
   }

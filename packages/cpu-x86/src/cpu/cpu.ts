@@ -33,7 +33,7 @@ import {
 import { type CompiledBlock, compileBlock, JIT_STRAIGHT_FACTOR, JIT_THRESHOLD } from "./jit.js";
 import { isSysTransfer, REGION_MAX, type RegionBlock, succs } from "./jit-gen.js";
 import { FAULT, TRANSLATION_EXIT, Vec } from "./memory.js";
-import { newXInsn, type XInsn } from "./operands.js";
+import { BuildInsn, loadXInsn, newXInsn, type XInsn } from "./operands.js";
 import type { CpuStateSnapshot } from "./state.js";
 import { AR, CpuStateError, CR4, DR7_GD, F, M64, Seg } from "./state.js";
 import { SysCpu } from "./sysregs.js";
@@ -252,7 +252,9 @@ export class Cpu extends SysCpu {
   private dbPending = 0;
   private stopRequested = false;
   private readonly scratch = new Uint8Array(16);
-  private readonly crossInsn = newXInsn();
+  /** The block builder's record, reused for every instruction decoded (operands.ts). */
+  private readonly build = new BuildInsn();
+  private readonly crossInsn = newXInsn(this.build);
   private readonly crossBlock = new Block([this.crossInsn], -1);
   /** Whether `currentBlock`'s fetch went through a global translation (its links may use `globalLinkEpoch`). */
   private fetchGlobal = false;
@@ -874,16 +876,16 @@ export class Cpu extends SysCpu {
     const base = this.tlbOff[ti]!;
     const bytes = view.subarray(base, base + 4096);
     const insns: XInsn[] = [];
+    const bi = this.build;
     let p = off;
     while (p < 4096 && insns.length < 64) {
-      const i = newXInsn();
-      const st = decode(bytes, p, mode, i);
+      const st = decode(bytes, p, mode, bi);
       if (st === DecodeStatus.Truncated) break; // crosses into the next page: its own block
-      const plain = prepare(i, st);
-      specialise(i);
-      wrapLock(i);
-      insns.push(i);
-      p += i.length;
+      const plain = prepare(bi, st);
+      specialise(bi);
+      wrapLock(bi);
+      insns.push(newXInsn(bi));
+      p += bi.length;
       if (!plain) break;
     }
     if (insns.length === 0) return this.crossPageBlock(lo, hi, mode);
@@ -902,17 +904,20 @@ export class Cpu extends SysCpu {
     let n = 0;
     const first = Math.min(15, 4096 - (lo & 0xfff));
     for (; n < first; n++) buf[n] = this.fetch8((lo + n) | 0, hi);
-    let st = decode(buf.subarray(0, n), 0, mode, this.crossInsn);
+    const bi = this.build;
+    let st = decode(buf.subarray(0, n), 0, mode, bi);
     if (st === DecodeStatus.Truncated) {
       for (; n < 15; n++) {
         const a = (lo >>> 0) + n;
         buf[n] = this.fetch8(a | 0, a > 0xffffffff ? (hi + 1) | 0 : hi);
       }
-      st = decode(buf.subarray(0, 15), 0, mode, this.crossInsn);
+      st = decode(buf.subarray(0, 15), 0, mode, bi);
     }
-    prepare(this.crossInsn, st);
-    specialise(this.crossInsn);
-    wrapLock(this.crossInsn);
+    prepare(bi, st);
+    specialise(bi);
+    wrapLock(bi);
+    // The same record every time, rewritten: the same map as the cached blocks' records.
+    loadXInsn(this.crossInsn, bi);
     return this.crossBlock;
   }
 }

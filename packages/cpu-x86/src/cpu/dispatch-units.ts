@@ -2,26 +2,30 @@
  * Block-build-time dispatch for x87, SSE and MMX instructions: the units' handler tables (src/fpu,
  * src/simd) behind the executor's pre-checks, and the data moves the executor owns (fpu-glue.ts).
  */
+import { Prefix } from "../decoder/insn.js";
 import { X87_HANDLERS } from "../fpu/dispatch.js";
 import { Op } from "../generated/ops.js";
 import { SIMD_HANDLERS } from "../simd/dispatch.js";
 import * as S from "./exec-system.js";
 import * as G from "./fpu-glue.js";
-import type { XInsn } from "./operands.js";
+import type { BuildInsn, XHandler } from "./operands.js";
 
-type H = XInsn["fn"];
+type H = XHandler;
 const h = (f: unknown): H => f as H;
 
 /** x87, SSE and MMX: the units' handler tables, plus the data moves the executor owns (fpu-glue.ts). */
-export function prepareUnits(i: XInsn): boolean {
+export function prepareUnits(i: BuildInsn): boolean {
   const op = i.op;
   const b = i.opcode;
   const x87 = X87_HANDLERS[op];
   if (x87 !== undefined && i.map === 0) {
-    i.fpu = x87;
+    i.inner = x87;
+    // FOP (SDM Vol. 1 8.1.8): the opcode's low 3 bits and the ModRM byte.
+    i.k = ((b & 7) << 8) | (i.hasModrm ? (i.mod << 6) | ((i.reg & 7) << 3) | (i.rm & 7) : 0);
     i.fn = h(G.x87Exec);
     return true;
   }
+  i.mmx = isMmx(i);
   const mp = i.mandatory;
   switch (op) {
     case Op.FWAIT:
@@ -39,7 +43,7 @@ export function prepareUnits(i: XInsn): boolean {
     case Op.XSAVES64:
     case Op.XRSTORS:
     case Op.XRSTORS64:
-      i.fpu = SIMD_HANDLERS[op]!;
+      i.inner = SIMD_HANDLERS[op]!;
       // XSAVES/XRSTORS have their own pre-checks (CPL 0, the VMX intercept).
       i.fn = h(
         op === Op.XSAVES || op === Op.XSAVES64 || op === Op.XRSTORS || op === Op.XRSTORS64
@@ -124,11 +128,51 @@ export function prepareUnits(i: XInsn): boolean {
   }
   const simd = SIMD_HANDLERS[op];
   if (simd !== undefined) {
-    i.fpu = simd;
+    i.inner = simd;
+    i.k = mmxDest(i);
     i.fn = h(G.simdExec);
     return true;
   }
   // Not implemented (CLAC/STAC without SMAP, RSM, AVX while not exposed...): #UD.
   i.fn = h(S.ud);
   return false;
+}
+
+/** An MMX form: no 66/F2/F3 mandatory prefix in the 0F map. */
+function isMmx(i: BuildInsn): boolean {
+  return (
+    i.mandatory === 0 &&
+    i.map === 1 &&
+    ((i.opcode >= 0x60 && i.opcode <= 0x7f) || i.opcode >= 0xd0 || i.opcode === 0xc4 || i.opcode === 0xc5)
+  );
+}
+
+/** MMX ops whose destination is not an MMX register (a GPR, memory or an XMM register). */
+const MMX_NO_MM_DEST = new Set<number>([
+  Op.PEXTRW,
+  Op.PMOVMSKB,
+  Op.MASKMOVQ,
+  Op.MOVNTQ,
+  Op.EMMS,
+  Op.CVTPI2PS,
+  Op.CVTPI2PD,
+  Op.MOVQ2DQ,
+]);
+
+/**
+ * The MMX register an MMX-form op of the unit tables writes, or -1. Writing MMn sets bits 79:64 of
+ * the x87 register to all ones (SDM Vol. 1 9.5.1; the host CPU agrees, found by the difftest's x87
+ * comparison): the 0F forms without a mandatory prefix, the SSSE3 0F 38 forms and PALIGNR (0F 3A 0F).
+ */
+function mmxDest(i: BuildInsn): number {
+  if (i.mandatory !== 0 || (i.prefixes & Prefix.OPSIZE) !== 0 || MMX_NO_MM_DEST.has(i.op)) return -1;
+  const o = i.opcode;
+  if (i.map === 1) {
+    if (o >= 0x71 && o <= 0x73) return i.rm & 7; // shift by immediate: rm is the destination
+    if (isMmx(i) || o === 0x2c || o === 0x2d) return i.reg & 7;
+    return -1;
+  }
+  if (i.map === 2 && (o <= 0x0b || (o >= 0x1c && o <= 0x1e))) return i.reg & 7;
+  if (i.map === 3 && o === 0x0f) return i.reg & 7;
+  return -1;
 }

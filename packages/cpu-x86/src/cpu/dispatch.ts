@@ -12,10 +12,10 @@ import * as Fl from "./exec-flow.js";
 import * as A from "./exec-int.js";
 import { stringOp } from "./exec-string.js";
 import * as S from "./exec-system.js";
-import { OpCpu, type XInsn } from "./operands.js";
+import { type BuildInsn, OpCpu, type XHandler } from "./operands.js";
 import { Seg } from "./state.js";
 
-type H = XInsn["fn"];
+type H = XHandler;
 // Handlers typed on the full Cpu are stored as the generic handler type.
 const h = (f: unknown): H => f as H;
 
@@ -138,18 +138,18 @@ const STRING: Partial<Record<number, [number, number]>> = {
 };
 
 /** The +r register of a one-byte opcode (REX.B extends it). */
-function plusR(i: XInsn): number {
+function plusR(i: BuildInsn): number {
   return (i.opcode & 7) | ((i.rex & 1) << 3);
 }
 
 /** Rewrites an accumulator form to an r/m = register-0 form. */
-function acc(i: XInsn): void {
+function acc(i: BuildInsn): void {
   i.isMem = false;
   i.rm = 0;
 }
 
 /** The operand size of a form whose opcode's low bit clear means a byte operand. */
-function sizeOf(i: XInsn): number {
+function sizeOf(i: BuildInsn): number {
   return (i.opcode & 1) === 0 ? 1 : i.opSize;
 }
 
@@ -157,7 +157,7 @@ function sizeOf(i: XInsn): number {
  * Fills the handler fields of one op's instructions once `sz`, `k`, `sg` hold their defaults; returns
  * true when the instruction is "plain". `st` is only read by the entry for failed decodes.
  */
-type Prep = (i: XInsn, st: number) => boolean;
+type Prep = (i: BuildInsn, st: number) => boolean;
 
 // One function per op group, called through this table (index: the op; OP_COUNT: a failed decode).
 // A call through a table is not inlined, so V8 compiles each group on its own: an op first seen after
@@ -170,9 +170,11 @@ const UD = h(S.ud);
  * Fills `i.fn`, `i.sz`, `i.k`, `i.sg` for a decoded instruction with status `st`. Returns true when
  * the instruction is "plain" (the block may continue after it).
  */
-export function prepare(i: XInsn, st: number): boolean {
+export function prepare(i: BuildInsn, st: number): boolean {
   i.sz = i.opSize;
   i.k = 0;
+  i.mmx = false;
+  i.inner = null;
   i.sg = i.isMem ? OpCpu.defaultSeg(i) : i.seg !== NO_SEG ? i.seg : Seg.DS;
   return PREP[st === DecodeStatus.Ok ? i.op : FAILED]!(i, st);
 }
@@ -181,8 +183,11 @@ function on(ops: readonly number[], f: Prep): void {
   for (const o of ops) PREP[o] = f;
 }
 
-function prepFailed(i: XInsn, st: number): boolean {
+function prepFailed(i: BuildInsn, st: number): boolean {
   i.fn = st === DecodeStatus.TooLong ? h(S.gp0) : UD;
+  // A failed decode writes no sizes (decode.ts): the defaults, not the last instruction's.
+  i.opSize = i.sz = 4;
+  i.addrSize = 8;
   if (i.length === 0) i.length = 1;
   return false;
 }
@@ -199,7 +204,7 @@ const FIXED_FN: H[] = new Array<H>(OP_COUNT).fill(UD);
 const FIXED_K = new Int8Array(OP_COUNT);
 const FIXED_FLAGS = new Uint8Array(OP_COUNT);
 
-function prepFixed(i: XInsn): boolean {
+function prepFixed(i: BuildInsn): boolean {
   const op = i.op;
   const f = FIXED_FLAGS[op]!;
   i.k = FIXED_K[op]!;
@@ -240,7 +245,13 @@ fixed(S.nop, PLAIN, [...NOPS, Op.LFENCE, Op.MFENCE, Op.SFENCE, Op.CLFLUSH, Op.CL
 // ---------------------------------------------------------------- stack
 fixed(Fl.pusha, PLAIN, [Op.PUSHA, Op.PUSHAD], 0);
 fixed(Fl.popa, PLAIN, [Op.POPA, Op.POPAD], 0);
-fixed(Fl.enter, PLAIN, [Op.ENTER]);
+/** ENTER: `k` is the nesting level, mod 32 (SDM Vol. 2 ENTER). */
+function prepEnter(i: BuildInsn): boolean {
+  i.k = i.imm2 & 31;
+  i.fn = Fl.enter;
+  return true;
+}
+on([Op.ENTER], prepEnter);
 fixed(Fl.leave, PLAIN, [Op.LEAVE]);
 fixed(S.pushf, PLAIN, [Op.PUSHF, Op.PUSHFD, Op.PUSHFQ], 0);
 fixed(S.popf, 0, [Op.POPF, Op.POPFD, Op.POPFQ], 0);
@@ -299,7 +310,7 @@ const VMX = [Op.VMCALL, Op.VMCLEAR, Op.VMFUNC, Op.VMLAUNCH, Op.VMPTRLD, Op.VMPTR
 fixed(S.vmxInsn, 0, [...VMX, Op.VMRESUME, Op.VMWRITE, Op.VMXOFF, Op.VMXON, Op.INVEPT, Op.INVVPID], 0);
 
 // ---------------------------------------------------------------- ops whose form picks the handler
-function prepAlu(i: XInsn): boolean {
+function prepAlu(i: BuildInsn): boolean {
   const alu = ALU[i.op]!;
   const b = i.opcode;
   i.k = alu;
@@ -320,7 +331,7 @@ function prepAlu(i: XInsn): boolean {
 }
 on(Object.keys(ALU).map(Number), prepAlu);
 
-function prepShift(i: XInsn): boolean {
+function prepShift(i: BuildInsn): boolean {
   const b = i.opcode;
   i.sz = sizeOf(i);
   const mode = b === 0xc0 || b === 0xc1 ? 0 : b === 0xd2 || b === 0xd3 ? 1 : 2;
@@ -330,7 +341,7 @@ function prepShift(i: XInsn): boolean {
 }
 on(Object.keys(SHIFT).map(Number), prepShift);
 
-function prepCc(i: XInsn): boolean {
+function prepCc(i: BuildInsn): boolean {
   const op = i.op;
   const cc = CC[op]!;
   i.k = cc;
@@ -344,7 +355,7 @@ function prepCc(i: XInsn): boolean {
 }
 on([...JCC, ...SETCC, ...CMOVCC], prepCc);
 
-function prepString(i: XInsn): boolean {
+function prepString(i: BuildInsn): boolean {
   if (i.map !== 0) return prepareUnits(i); // MOVSD/CMPSD in the 0F map are SSE
   const str = STRING[i.op]!;
   i.k = str[0];
@@ -355,7 +366,7 @@ function prepString(i: XInsn): boolean {
 }
 on(Object.keys(STRING).map(Number), prepString);
 
-function prepTest(i: XInsn): boolean {
+function prepTest(i: BuildInsn): boolean {
   const b = i.opcode;
   i.sz = sizeOf(i);
   if (b === 0xa8 || b === 0xa9) acc(i);
@@ -364,7 +375,7 @@ function prepTest(i: XInsn): boolean {
 }
 on([Op.TEST], prepTest);
 
-function prepIncDec(i: XInsn): boolean {
+function prepIncDec(i: BuildInsn): boolean {
   const b = i.opcode;
   i.k = i.op === Op.DEC ? 1 : 0;
   if (i.map === 0 && b >= 0x40 && b <= 0x4f) {
@@ -376,7 +387,7 @@ function prepIncDec(i: XInsn): boolean {
 }
 on([Op.INC, Op.DEC], prepIncDec);
 
-function prepImul(i: XInsn): boolean {
+function prepImul(i: BuildInsn): boolean {
   const b = i.opcode;
   if (i.map === 0 && (b === 0xf6 || b === 0xf7)) {
     i.sz = sizeOf(i);
@@ -392,21 +403,21 @@ on([Op.IMUL], prepImul);
 
 on([Op.MOV], prepareMov);
 
-function prepMovExt(i: XInsn): boolean {
+function prepMovExt(i: BuildInsn): boolean {
   i.k = (i.op === Op.MOVSX ? 1 : 0) | (((i.opcode & 1) === 0 ? 1 : 2) << 2);
   i.fn = A.movExt;
   return true;
 }
 on([Op.MOVZX, Op.MOVSX], prepMovExt);
 
-function prepMovsxd(i: XInsn): boolean {
+function prepMovsxd(i: BuildInsn): boolean {
   i.k = 2 | ((i.opSize === 8 ? 4 : i.opSize) << 2);
   i.fn = A.movExt;
   return true;
 }
 on([Op.MOVSXD], prepMovsxd);
 
-function prepXchg(i: XInsn): boolean {
+function prepXchg(i: BuildInsn): boolean {
   const b = i.opcode;
   if (i.map === 0 && b >= 0x90 && b <= 0x97) {
     i.isMem = false;
@@ -418,21 +429,21 @@ function prepXchg(i: XInsn): boolean {
 }
 on([Op.XCHG], prepXchg);
 
-function prepBswap(i: XInsn): boolean {
+function prepBswap(i: BuildInsn): boolean {
   i.rm = plusR(i);
   i.fn = A.bswap;
   return true;
 }
 on([Op.BSWAP], prepBswap);
 
-function prepMovbe(i: XInsn): boolean {
+function prepMovbe(i: BuildInsn): boolean {
   i.k = (i.opcode & 1) === 0 ? 0 : 1;
   i.fn = A.movbe;
   return true;
 }
 on([Op.MOVBE], prepMovbe);
 
-function prepShiftDouble(i: XInsn): boolean {
+function prepShiftDouble(i: BuildInsn): boolean {
   i.k = (i.op === Op.SHRD ? 1 : 0) | ((i.opcode & 1) === 1 ? 2 : 0);
   i.fn = A.shiftDouble;
   return true;
@@ -440,7 +451,7 @@ function prepShiftDouble(i: XInsn): boolean {
 on([Op.SHLD, Op.SHRD], prepShiftDouble);
 
 const BT: readonly number[] = [Op.BT, Op.BTS, Op.BTR, Op.BTC];
-function prepBitTest(i: XInsn): boolean {
+function prepBitTest(i: BuildInsn): boolean {
   i.k = BT.indexOf(i.op) | (i.opcode === 0xba ? 4 : 0);
   i.fn = A.bitTest;
   return true;
@@ -448,7 +459,7 @@ function prepBitTest(i: XInsn): boolean {
 on(BT, prepBitTest);
 
 // ---------------------------------------------------------------- stack
-function prepPush(i: XInsn): boolean {
+function prepPush(i: BuildInsn): boolean {
   const b = i.opcode;
   const m = i.map;
   if (m === 0 && b >= 0x50 && b <= 0x57) {
@@ -464,7 +475,7 @@ function prepPush(i: XInsn): boolean {
 }
 on([Op.PUSH], prepPush);
 
-function prepPop(i: XInsn): boolean {
+function prepPop(i: BuildInsn): boolean {
   const b = i.opcode;
   const m = i.map;
   if (m === 0 && b >= 0x58 && b <= 0x5f) {
@@ -483,39 +494,45 @@ function prepPop(i: XInsn): boolean {
 on([Op.POP], prepPop);
 
 // ---------------------------------------------------------------- control flow
-function prepJmp(i: XInsn): boolean {
+function prepJmp(i: BuildInsn): boolean {
   const b = i.opcode;
   if (i.map === 0 && (b === 0xe9 || b === 0xeb)) i.fn = Fl.jmpRel;
-  else if (b === 0xea || (b === 0xff && i.reg === 5)) i.fn = h(Fa.jmpFar);
+  else if (b === 0xea || (b === 0xff && i.reg === 5)) farForm(i, Fa.jmpFar);
   else i.fn = Fl.jmpE;
   return false;
 }
 on([Op.JMP], prepJmp);
 
-function prepCall(i: XInsn): boolean {
+function prepCall(i: BuildInsn): boolean {
   const b = i.opcode;
   if (b === 0xe8) i.fn = Fl.callRel;
-  else if (b === 0x9a || (b === 0xff && i.reg === 3)) i.fn = h(Fa.callFar);
+  else if (b === 0x9a || (b === 0xff && i.reg === 3)) farForm(i, Fa.callFar);
   else i.fn = Fl.callE;
   return false;
 }
 on([Op.CALL], prepCall);
 
-function prepRet(i: XInsn): boolean {
+/** JMP/CALL far: `k` is the selector of a ptr16:16/32 operand (EA, 9A), -1 for m16:16/32/64 (FF /5, /3). */
+function farForm(i: BuildInsn, fn: unknown): void {
+  i.k = i.hasModrm ? -1 : i.imm2 & 0xffff;
+  i.fn = h(fn);
+}
+
+function prepRet(i: BuildInsn): boolean {
   i.k = i.opcode === 0xc2 ? 1 : 0;
   i.fn = Fl.retNear;
   return false;
 }
 on([Op.RET], prepRet);
 
-function prepRetf(i: XInsn): boolean {
+function prepRetf(i: BuildInsn): boolean {
   i.k = i.opcode === 0xca ? 1 : 0;
   i.fn = h(Fa.retFar);
   return false;
 }
 on([Op.RETF], prepRetf);
 
-function prepXlat(i: XInsn): boolean {
+function prepXlat(i: BuildInsn): boolean {
   i.sg = i.seg !== NO_SEG ? i.seg : Seg.DS;
   i.fn = Fl.xlat;
   return true;
@@ -523,7 +540,7 @@ function prepXlat(i: XInsn): boolean {
 on([Op.XLATB], prepXlat);
 
 // ---------------------------------------------------------------- system
-function prepInOut(i: XInsn): boolean {
+function prepInOut(i: BuildInsn): boolean {
   i.k = i.op === Op.OUT ? 1 : 0;
   i.sz = (i.opcode & 1) === 0 ? 1 : i.opSize === 2 ? 2 : 4;
   i.fn = h(S.inOut);
@@ -531,12 +548,12 @@ function prepInOut(i: XInsn): boolean {
 }
 on([Op.IN, Op.OUT], prepInOut);
 
-function segOfPushPop(i: XInsn): number {
+function segOfPushPop(i: BuildInsn): number {
   if (i.map === 1) return i.opcode === 0xa0 || i.opcode === 0xa1 ? Seg.FS : Seg.GS;
   return (i.opcode >> 3) & 3; // 06/07 ES, 0E CS, 16/17 SS, 1E/1F DS
 }
 
-function prepareMov(i: XInsn): boolean {
+function prepareMov(i: BuildInsn): boolean {
   const b = i.opcode;
   if (i.map === 1) {
     // 0F 20-23: MOV to/from CR/DR (ModRM.mod is ignored: always registers).

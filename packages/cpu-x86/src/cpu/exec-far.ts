@@ -100,12 +100,12 @@ function commitCs(c: C, sel: number, offLo: number, offHi: number): void {
   c.stopBlock = true;
 }
 
-/** Reads a far pointer operand: ptr16:16/32 immediate (opcode EA/9A) or m16:16/32/64. */
+/** Reads a far pointer operand: ptr16:16/32 immediate (opcode EA/9A; `k` holds its selector) or m16:16/32/64 (`k` = -1). */
 function farOperand(c: C, i: I): void {
-  if (!i.hasModrm) {
+  if (i.k >= 0) {
     c.farOff = i.imm;
     c.farOffHi = 0;
-    c.farSel = i.imm2 & 0xffff;
+    c.farSel = i.k;
     return;
   }
   if (!i.isMem) c.raise(Vec.UD);

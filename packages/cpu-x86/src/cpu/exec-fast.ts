@@ -15,7 +15,7 @@ import * as Fl from "./exec-flow.js";
 import * as A from "./exec-int.js";
 import { LF } from "./flags.js";
 import { Vec } from "./memory.js";
-import type { OpCpu, XInsn } from "./operands.js";
+import type { BuildInsn, OpCpu, XInsn } from "./operands.js";
 import { Seg } from "./state.js";
 
 type C = OpCpu;
@@ -272,7 +272,7 @@ export function retNear64(c: C, _i: I): void {
  * above. Runs before LOCK wrapping; with a LOCK prefix (which the decoder already refuses on all of
  * these forms) the generic handler stays.
  */
-export function specialise(i: I): void {
+export function specialise(i: BuildInsn): void {
   if ((i.prefixes & Prefix.LOCK) !== 0) return;
   const fn = i.fn;
   const sz = i.sz;

@@ -252,11 +252,11 @@ export function leave(c: C, i: I): void {
   }
 }
 
-/** ENTER imm16, imm8 (SDM Vol. 2 ENTER, nesting level mod 32). */
+/** ENTER imm16, imm8 (SDM Vol. 2 ENTER); `k` is the nesting level mod 32 (dispatch.ts). */
 export function enter(c: C, i: I): void {
   const sz = i.opSize;
   const size = i.imm & 0xffff;
-  const level = i.imm2 & 31;
+  const level = i.k;
   const r = c.r;
   const sp0 = r[8]!;
   const sp1 = r[9]!;

@@ -11,7 +11,7 @@ import { Op } from "../generated/ops.js";
 import { alu, mask } from "./alu.js";
 import { LF } from "./flags.js";
 import { DB_WRITE } from "./memory.js";
-import type { OpCpu, XInsn } from "./operands.js";
+import type { BuildInsn, OpCpu, XHandler, XInsn } from "./operands.js";
 import { F } from "./state.js";
 
 const i32Views = new WeakMap<ArrayBufferLike, Int32Array>();
@@ -235,14 +235,14 @@ const LOCKABLE = new Set<number>([
 ]);
 
 function lockExec(c: OpCpu, i: XInsn): void {
-  if (!lockedRmw(c, i)) i.inner!(c, i);
+  if (!lockedRmw(c, i)) (i.inner as XHandler)(c, i);
 }
 
 /**
  * At block build: routes a LOCK-prefixed memory RMW (and XCHG with memory, which locks implicitly,
  * SDM Vol. 2 XCHG) through `lockedRmw`.
  */
-export function wrapLock(i: XInsn): void {
+export function wrapLock(i: BuildInsn): void {
   if (!i.isMem || !LOCKABLE.has(i.op)) return;
   if ((i.prefixes & Prefix.LOCK) === 0 && i.op !== Op.XCHG) return;
   if ((i.op === Op.BTS || i.op === Op.BTR || i.op === Op.BTC) && i.opcode !== 0xba) return;

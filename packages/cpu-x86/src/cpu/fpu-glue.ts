@@ -8,6 +8,7 @@
  * RFLAGS.AC.
  */
 import { Prefix } from "../decoder/insn.js";
+import type { FpuHandler } from "../fpu/dispatch.js";
 import type { FpuHost } from "../fpu/host.js";
 import { XCOMP_PKRU, type XExtState } from "../fpu/image.js";
 import { Op } from "../generated/ops.js";
@@ -155,6 +156,10 @@ export class FpuBridge implements FpuHost {
   protectedMode(): boolean {
     return (this.c.cr0 & CR0.PE) !== 0 && (this.c.flags & F.VM) === 0;
   }
+  longMode(): boolean {
+    // Blocks are decoded for the mode they run in (cpu.ts), so this is the instruction's mode.
+    return this.c.codeMode === 64;
+  }
   xcr0Lo(): number {
     return this.c.xcr0Lo;
   }
@@ -236,12 +241,10 @@ export function x87Exec(c: Cpu, i: XInsn): void {
   if (!NO_WAIT.has(i.op) && !pendingX87(c)) return;
   const b = c.fpuBridge;
   b.cur = i;
-  i.fpu!(c.fpUnits, b, i);
+  (i.inner as FpuHandler)(c.fpUnits, b, i);
   ferrFollow(c);
   // FOP names the last non-control instruction (SDM Vol. 1 8.1.8).
-  if (!NO_WAIT.has(i.op) && !CONTROL.has(i.op))
-    c.fpUnits.x87.fop =
-      ((i.opcode & 7) << 8) | (i.hasModrm ? (i.mod << 6) | ((i.reg & 7) << 3) | (i.rm & 7) : 0);
+  if (!NO_WAIT.has(i.op) && !CONTROL.has(i.op)) c.fpUnits.x87.fop = i.k; // dispatch-units.ts
 }
 
 /**
@@ -253,21 +256,12 @@ export function fwait(c: Cpu, _i: XInsn): void {
   pendingX87(c);
 }
 
-/** An MMX form: no 66/F2/F3 mandatory prefix in the 0F map. */
-function isMmx(i: XInsn): boolean {
-  return (
-    i.mandatory === 0 &&
-    i.map === 1 &&
-    ((i.opcode >= 0x60 && i.opcode <= 0x7f) || i.opcode >= 0xd0 || i.opcode === 0xc4 || i.opcode === 0xc5)
-  );
-}
-
 /** SSE/MMX pre-checks (SDM Vol. 3 Table 2-2, Vol. 1 13.2); false when an MMX instruction waits on FERR#. */
 function simdChecks(c: Cpu, i: XInsn): boolean {
   if (c.cr0 & CR0.EM) c.raise(Vec.UD);
-  if (!isMmx(i) && (c.cr4 & CR4.OSFXSR) === 0) c.raise(Vec.UD);
+  if (!i.mmx && (c.cr4 & CR4.OSFXSR) === 0) c.raise(Vec.UD);
   if (c.cr0 & CR0.TS) c.raise(Vec.NM);
-  return !isMmx(i) || pendingX87(c);
+  return !i.mmx || pendingX87(c);
 }
 
 /**
@@ -288,7 +282,7 @@ export function xsaveExec(c: Cpu, i: XInsn): void {
   if (c.cr0 & CR0.TS) c.raise(Vec.NM);
   const b = c.fpuBridge;
   b.cur = i;
-  i.fpu!(c.fpUnits, b, i);
+  (i.inner as FpuHandler)(c.fpUnits, b, i);
   ferrFollow(c);
 }
 
@@ -306,7 +300,7 @@ export function xsavesExec(c: Cpu, i: XInsn): void {
   if (c.cr0 & CR0.TS) c.raise(Vec.NM);
   const b = c.fpuBridge;
   b.cur = i;
-  i.fpu!(c.fpUnits, b, i);
+  (i.inner as FpuHandler)(c.fpUnits, b, i);
   ferrFollow(c);
 }
 
@@ -314,40 +308,9 @@ export function simdExec(c: Cpu, i: XInsn): void {
   if (!simdChecks(c, i)) return;
   const b = c.fpuBridge;
   b.cur = i;
-  i.fpu!(c.fpUnits, b, i);
+  (i.inner as FpuHandler)(c.fpUnits, b, i);
   ferrFollow(c); // FXRSTOR
-  const mm = mmxDest(i);
-  if (mm >= 0) c.fpUnits.x87.se[mm] = 0xffff;
-}
-
-/** MMX ops whose destination is not an MMX register (a GPR, memory or an XMM register). */
-const MMX_NO_MM_DEST = new Set<number>([
-  Op.PEXTRW,
-  Op.PMOVMSKB,
-  Op.MASKMOVQ,
-  Op.MOVNTQ,
-  Op.EMMS,
-  Op.CVTPI2PS,
-  Op.CVTPI2PD,
-  Op.MOVQ2DQ,
-]);
-
-/**
- * The MMX register an MMX-form op of the unit tables writes, or -1. Writing MMn sets bits 79:64 of
- * the x87 register to all ones (SDM Vol. 1 9.5.1; the host CPU agrees, found by the difftest's x87
- * comparison): the 0F forms without a mandatory prefix, the SSSE3 0F 38 forms and PALIGNR (0F 3A 0F).
- */
-function mmxDest(i: XInsn): number {
-  if (i.mandatory !== 0 || (i.prefixes & Prefix.OPSIZE) !== 0 || MMX_NO_MM_DEST.has(i.op)) return -1;
-  const o = i.opcode;
-  if (i.map === 1) {
-    if (o >= 0x71 && o <= 0x73) return i.rm & 7; // shift by immediate: rm is the destination
-    if (isMmx(i) || o === 0x2c || o === 0x2d) return i.reg & 7;
-    return -1;
-  }
-  if (i.map === 2 && (o <= 0x0b || (o >= 0x1c && o <= 0x1e))) return i.reg & 7;
-  if (i.map === 3 && o === 0x0f) return i.reg & 7;
-  return -1;
+  if (i.k >= 0) c.fpUnits.x87.se[i.k] = 0xffff; // the MMX register written (dispatch-units.ts)
 }
 
 // ------------------------------------------------------------------ data moves

@@ -37,7 +37,7 @@ export {
 } from "./interfaces.js";
 export { JIT_STRAIGHT_FACTOR, JIT_THRESHOLD } from "./jit.js";
 export { FAULT, IdentityTranslator, MemCpu, newTranslateResult, Vec } from "./memory.js";
-export { XInsn } from "./operands.js";
+export type { XInsn } from "./operands.js";
 export { enterFlatLongMode, enterFlatProtectedMode } from "./setup.js";
 export {
   AR,

@@ -691,7 +691,8 @@ function genInline(g: Gen, i: XInsn): boolean {
     g.setHi(i.reg, fn === X.lea64 ? "hi" : "0");
     return true;
   }
-  if (fn === A.movExt && (i.sz === 4 || i.sz === 8) && i.mode === 64) {
+  // 64-bit mode only (`generateRegion64`): a 32-bit destination zero-extends.
+  if (fn === A.movExt && (i.sz === 4 || i.sz === 8)) {
     if (!genAddr(g, i, true)) return false;
     genRead(g, (i.k >> 2) as 1 | 2 | 4, i.sg);
     genExtend(g, i);

@@ -4,74 +4,143 @@
  * 16/32/64-bit addressing with the default segment (SS for rBP/rSP bases, SDM Vol. 1 3.7.5) and
  * ModRM r/m operands that are a register or memory.
  */
-import { DecodeStatus, Insn, NO_REG, NO_SEG } from "../decoder/insn.js";
+import { Insn, NO_REG, NO_SEG } from "../decoder/insn.js";
 import type { FpuHandler } from "../fpu/dispatch.js";
 import { ExcCpu } from "./exceptions.js";
 import { Seg } from "./state.js";
 
-/** The executor's instruction record: the decoder's `Insn` plus what the block builder precomputes. */
-export class XInsn extends Insn {
+/** A handler: the semantics of one instruction record. */
+export type XHandler = (c: OpCpu, i: XInsn) => void;
+
+/**
+ * The block builder's record: the decoder's `Insn` plus what `prepare` (dispatch.ts), `specialise`
+ * (exec-fast.ts) and `wrapLock` (exec-lock.ts) choose. One per CPU, reused for every instruction
+ * decoded; `newXInsn` then keeps what execution reads.
+ */
+export class BuildInsn extends Insn {
   /** Semantics, chosen once when the block is built. */
-  fn: (c: OpCpu, i: XInsn) => void = noop;
+  fn: XHandler = noop;
   /** Operand size in bytes for this form (1, 2, 4, 8). */
   sz = 4;
-  /** Sub-kind: ALU operation, condition code, shift kind... (per handler). */
+  /**
+   * Sub-kind: ALU operation, condition code, shift kind... (per handler); also what a handler needs
+   * of the decode-only fields: ENTER's nesting level, the selector of a far pointer, x87 FOP, the
+   * MMX register a SIMD op writes (dispatch.ts, dispatch-units.ts).
+   */
   k = 0;
   /** Effective segment of the memory operand (override or default). */
   sg: number = Seg.DS;
-  /** The ordinary handler of a LOCK-prefixed RMW routed through exec-lock.ts. */
-  inner: ((c: OpCpu, i: XInsn) => void) | null = null;
-  /** x87/SIMD unit handler (fpu-glue.ts) when this is an x87, SSE or MMX instruction. */
-  fpu: FpuHandler | null = null;
+  /** An MMX form (fpu-glue.ts: its pre-checks differ from SSE's). */
+  mmx = false;
+  /**
+   * The handler `fn` hands the instruction to: the ordinary handler of a LOCK-prefixed RMW routed
+   * through exec-lock.ts, or the x87/SSE/MMX unit's handler (fpu-glue.ts). No op needs both.
+   */
+  inner: XHandler | FpuHandler | null = null;
 }
+
+/**
+ * The executor's instruction record, kept in decoded blocks and passed to handlers: the fields of
+ * `BuildInsn` (in its order) that something reads while the block runs (handlers, the block compilers, VMX exit
+ * information through `Cpu.curInsn`). Decode-only fields (status, form, mode, rex, map, mandatory,
+ * mod, hasModrm, imm2, seg, vvvv, vexL) are consumed by `prepare`, which folds what handlers need of
+ * them into `k`, `sg` and `mmx`. A Linux boot keeps over 100k of these, so every field costs cache
+ * misses (BENCHMARKS.md).
+ */
+export type XInsn = Pick<
+  BuildInsn,
+  | "op"
+  | "length"
+  | "opSize"
+  | "addrSize"
+  | "prefixes"
+  | "opcode"
+  | "reg"
+  | "rm"
+  | "isMem"
+  | "base"
+  | "index"
+  | "scale"
+  | "disp"
+  | "ripRel"
+  | "imm"
+  | "immHi"
+  | "byteRegsHigh"
+  | "fn"
+  | "sz"
+  | "k"
+  | "sg"
+  | "inner"
+  | "mmx"
+>;
 
 function noop(): void {}
 
+/** What sized GPR access needs of an instruction (AH..BH or SPL..DIL for byte registers 4..7). */
+type ByteRegs = Pick<Insn, "byteRegsHigh">;
+
 /**
- * A fresh XInsn from one object literal: V8 tracks allocation sites for literals (not for `new`),
- * and pretenures a site whose objects survive, as decoded instructions do: they are then allocated
- * in the old generation instead of being copied out of the young one by every scavenge.
+ * The record `b` describes, from one object literal: V8 tracks allocation sites for literals (not
+ * for `new`), and pretenures a site whose objects survive, as decoded instructions do: they are
+ * then allocated in the old generation instead of being copied out of the young one by every
+ * scavenge. Every field is written here in one order, so all records share one map.
  */
-export function newXInsn(): XInsn {
-  // Typed, not cast: a field added to Insn or XInsn and missing here is a compile error.
+export function newXInsn(b: BuildInsn): XInsn {
+  // Typed, not cast: a field added to XInsn and missing here is a compile error.
   const i: XInsn = {
-    status: DecodeStatus.Invalid,
-    op: 0,
-    form: 0,
-    length: 0,
-    mode: 64,
-    opSize: 4,
-    addrSize: 8,
-    prefixes: 0,
-    rex: 0,
-    seg: NO_SEG,
-    opcode: 0,
-    map: 0,
-    hasModrm: false,
-    mod: 0,
-    reg: 0,
-    rm: 0,
-    isMem: false,
-    base: NO_REG,
-    index: NO_REG,
-    scale: 0,
-    disp: 0,
-    ripRel: false,
-    imm: 0,
-    immHi: 0,
-    imm2: 0,
-    vvvv: 0,
-    vexL: 0,
-    mandatory: 0,
-    byteRegsHigh: true,
-    fn: noop,
-    sz: 4,
-    k: 0,
-    sg: Seg.DS,
-    inner: null,
-    fpu: null,
+    op: b.op,
+    length: b.length,
+    opSize: b.opSize,
+    addrSize: b.addrSize,
+    prefixes: b.prefixes,
+    opcode: b.opcode,
+    reg: b.reg,
+    rm: b.rm,
+    isMem: b.isMem,
+    base: b.base,
+    index: b.index,
+    scale: b.scale,
+    disp: b.disp,
+    ripRel: b.ripRel,
+    imm: b.imm,
+    immHi: b.immHi,
+    byteRegsHigh: b.byteRegsHigh,
+    fn: b.fn,
+    sz: b.sz,
+    k: b.k,
+    sg: b.sg,
+    inner: b.inner,
+    mmx: b.mmx,
   };
+
   return i;
+}
+
+/** Overwrites `i` with `b`'s record (the reused record of `Cpu.crossPageBlock`; same fields as `newXInsn`). */
+export function loadXInsn(i: XInsn, b: BuildInsn): void {
+  i.op = b.op;
+  i.length = b.length;
+  i.opSize = b.opSize;
+  i.addrSize = b.addrSize;
+  i.prefixes = b.prefixes;
+  i.opcode = b.opcode;
+  i.reg = b.reg;
+  i.rm = b.rm;
+  i.isMem = b.isMem;
+  i.base = b.base;
+  i.index = b.index;
+  i.scale = b.scale;
+  i.disp = b.disp;
+  i.ripRel = b.ripRel;
+  i.imm = b.imm;
+  i.immHi = b.immHi;
+  i.byteRegsHigh = b.byteRegsHigh;
+  i.fn = b.fn;
+  i.sz = b.sz;
+  i.k = b.k;
+  i.sg = b.sg;
+  i.inner = b.inner;
+  i.mmx = b.mmx;
 }
 
 export class OpCpu extends ExcCpu {
@@ -85,7 +154,7 @@ export class OpCpu extends ExcCpu {
   // ------------------------------------------------------------ registers
 
   /** Reads GPR `n` at `size`; for size 8 the high half lands in `opHi`. */
-  getReg(size: number, n: number, i: Insn): number {
+  getReg(size: number, n: number, i: ByteRegs): number {
     const r = this.r;
     switch (size) {
       case 1:
@@ -102,7 +171,7 @@ export class OpCpu extends ExcCpu {
   }
 
   /** Writes GPR `n` at `size` (merging 8/16-bit writes, zero-extending 32-bit ones). */
-  setReg(size: number, n: number, lo: number, hi: number, i: Insn): void {
+  setReg(size: number, n: number, lo: number, hi: number, i: ByteRegs): void {
     const r = this.r;
     switch (size) {
       case 1:

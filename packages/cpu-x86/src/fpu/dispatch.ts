@@ -4,9 +4,8 @@
  * (= ST(i)), moves memory operands through `FpuHost`, and calls the functions of x87ops.ts,
  * transcend.ts and image.ts. The executor's pre-checks are listed in host.ts.
  */
-import type { Insn } from "../decoder/insn.js";
 import { Op } from "../generated/ops.js";
-import type { FpUnits, FpuHost } from "./host.js";
+import type { FpUnits, FpuHost, UnitInsn } from "./host.js";
 import { FpuVector } from "./host.js";
 import { fldenv, frstor, fsave, fstenv } from "./image.js";
 import { f2xm1, fPatan, fPrem, fScale, fTrig, fXtract, fYl2x, fYl2xp1 } from "./transcend.js";
@@ -45,7 +44,7 @@ import {
 } from "./x87ops.js";
 
 /** A dispatch-table entry. */
-export type FpuHandler = (u: FpUnits, h: FpuHost, i: Insn) => void;
+export type FpuHandler = (u: FpUnits, h: FpuHost, i: UnitInsn) => void;
 
 const CF = 0x01;
 const PF = 0x04;

@@ -9,9 +9,19 @@
  * or FERR#; SSE: CR0.EM or !CR4.OSFXSR -> #UD, CR0.TS -> #NM; 16-byte alignment -> #GP(0).
  * After a non-control x87 instruction it records FIP/FDP/FOP with `x87.setLastInsn`.
  */
+import type { Insn } from "../decoder/insn.js";
 import { type SseState, SseState as SseUnit, type XmmFile, xmmFileOver } from "../simd/state.js";
 import type { XExtState } from "./image.js";
 import { X87 } from "./x87.js";
+
+/**
+ * What the handlers read of the decoded instruction: a decoder `Insn` fits, and so does the
+ * executor's smaller record (cpu/operands.ts `XInsn`).
+ */
+export type UnitInsn = Pick<
+  Insn,
+  "op" | "opcode" | "opSize" | "prefixes" | "reg" | "rm" | "isMem" | "imm" | "byteRegsHigh"
+>;
 
 /** Exception vectors the handlers raise through `FpuHost.raise`. */
 export const FpuVector = { UD: 6, NM: 7, GP: 13, MF: 16, XM: 19 } as const;
@@ -34,6 +44,8 @@ export interface FpuHost {
   setFlags(mask: number, value: number): void;
   /** True in protected mode (selects the FSTENV/FSAVE layout); false in real and V86 mode. */
   protectedMode(): boolean;
+  /** True in 64-bit mode (FXSAVE/XSAVE images then hold XMM8-15 too). */
+  longMode(): boolean;
   /** XCR0 (for XSAVE/XRSTOR); low and high halves. */
   xcr0Lo(): number;
   xcr0Hi(): number;

@@ -6,9 +6,8 @@
  * data moves (MOV*, PINSR*, PEXTR*, EXTRACTPS, MASKMOV*), the string forms of CMPSD (map 0),
  * and the pre-checks listed in src/fpu/host.ts.
  */
-import type { Insn } from "../decoder/insn.js";
 import { Prefix } from "../decoder/insn.js";
-import { type FpUnits, type FpuHost, FpuVector } from "../fpu/host.js";
+import { type FpUnits, type FpuHost, FpuVector, type UnitInsn } from "../fpu/host.js";
 import {
   fxrstor,
   fxsave,
@@ -87,18 +86,22 @@ import {
   tzcnt,
 } from "./string.js";
 
-export type SimdHandler = (u: FpUnits, h: FpuHost, i: Insn) => void;
+/**
+ * A handler. REX.W shows as `opSize` 8: none of these forms defaults to a 64-bit operand size
+ * (decode.ts: 8 only with REX.W, 4 for the forms whose 66 is a mandatory prefix).
+ */
+export type SimdHandler = (u: FpUnits, h: FpuHost, i: UnitInsn) => void;
 
 const STATUS = 0x8d5;
 
 /** Source operand file of the current instruction (register file, or `sse.tmp` after a memory load). */
-function src(u: FpUnits, h: FpuHost, i: Insn, bytes: number, mmx: boolean): XmmFile | null {
+function src(u: FpUnits, h: FpuHost, i: UnitInsn, bytes: number, mmx: boolean): XmmFile | null {
   if (!i.isMem) return mmx ? u.mmx : u.sse;
   if (!h.readMem(bytes, u.buf)) return null;
   u.sse.tmp.u8.set(u.buf.subarray(0, bytes), 0);
   return u.sse.tmp;
 }
-const srcOff = (i: Insn, mmx: boolean): number => (i.isMem ? 0 : mmx ? 2 * (i.rm & 7) : 4 * i.rm);
+const srcOff = (i: UnitInsn, mmx: boolean): number => (i.isMem ? 0 : mmx ? 2 * (i.rm & 7) : 4 * i.rm);
 
 function xm(_u: FpUnits, h: FpuHost, st: number): void {
   if (st === SimdStatus.Xm) h.raise(FpuVector.XM, 0);
@@ -164,7 +167,7 @@ function x2(
   };
 }
 
-function gprInt(h: FpuHost, i: Insn, u: FpUnits, w64: boolean): [number, number] | null {
+function gprInt(h: FpuHost, i: UnitInsn, u: FpUnits, w64: boolean): [number, number] | null {
   if (!i.isMem) return [h.gprLo(i.rm), w64 ? h.gprHi(i.rm) : 0];
   if (!h.readMem(w64 ? 8 : 4, u.buf)) return null;
   return [u.dv.getUint32(0, true), w64 ? u.dv.getUint32(4, true) : 0];
@@ -172,7 +175,7 @@ function gprInt(h: FpuHost, i: Insn, u: FpUnits, w64: boolean): [number, number]
 
 function cvt2si(double: boolean, truncate: boolean): SimdHandler {
   return (u, h, i) => {
-    const w64 = (i.rex & 8) !== 0;
+    const w64 = i.opSize === 8;
     const S = src(u, h, i, double ? 8 : 4, false);
     if (!S) return;
     const st = cvtf2si(u.sse, double, w64 ? 64 : 32, truncate, S, srcOff(i, false));
@@ -187,7 +190,7 @@ function pcmp(explicit: boolean, index: boolean): SimdHandler {
     if (!S) return;
     const imm = i.imm & 0xff;
     const n = imm & 1 ? 8 : 16;
-    const wide = (i.rex & 8) !== 0;
+    const wide = i.opSize === 8;
     const la = explicit ? explicitLength(h.gprLo(0), h.gprHi(0), wide, n) : -1;
     const lb = explicit ? explicitLength(h.gprLo(2), h.gprHi(2), wide, n) : -1;
     const fl = pcmpstr(u.sse, u.sse, 4 * i.reg, S, srcOff(i, false), imm, la, lb);
@@ -199,7 +202,7 @@ function pcmp(explicit: boolean, index: boolean): SimdHandler {
 
 function bitcount(f: typeof popcnt): SimdHandler {
   return (u, h, i) => {
-    const bytes = (i.rex & 8) !== 0 ? 8 : i.opSize;
+    const bytes = i.opSize;
     let lo: number;
     let hi = 0;
     if (i.isMem) {
@@ -391,7 +394,7 @@ export const SIMD_HANDLERS: Partial<Record<number, SimdHandler>> = {
   [Op.TZCNT]: bitcount(tzcnt),
   [Op.CRC32]: (u, h, i) => {
     // F2 0F 38 F0 (byte source) / F1 (16/32/64-bit source); REX.W selects the 64-bit forms.
-    const bytes = i.opcode === 0xf0 ? 1 : (i.rex & 8) !== 0 ? 8 : i.opSize;
+    const bytes = i.opcode === 0xf0 ? 1 : i.opSize;
     let lo: number;
     let hi = 0;
     if (i.isMem) {
@@ -404,7 +407,7 @@ export const SIMD_HANDLERS: Partial<Record<number, SimdHandler>> = {
       hi = h.gprHi(i.rm);
     }
     const c = crc32c(h.gprLo(i.reg), lo, hi, bytes as 1 | 2 | 4 | 8);
-    h.setGpr(i.reg, (i.rex & 8) !== 0 ? 8 : 4, c, 0);
+    h.setGpr(i.reg, i.opSize === 8 ? 8 : 4, c, 0);
   },
   [Op.EMMS]: (u) => u.x87.emms(),
   [Op.LDMXCSR]: (u, h) => {
@@ -460,7 +463,7 @@ function comiH(double: boolean, quiet: boolean): SimdHandler {
 
 function cvtsi(double: boolean): SimdHandler {
   return (u, h, i) => {
-    const w64 = (i.rex & 8) !== 0;
+    const w64 = i.opSize === 8;
     const v = gprInt(h, i, u, w64);
     if (!v) return;
     const hi = w64 ? v[1] : v[0] & 0x80000000 ? 0xffffffff : 0;
@@ -484,19 +487,20 @@ function cvtFromPi(double: boolean): SimdHandler {
   };
 }
 
-const nXmm = (i: Insn): number => (i.mode === 64 ? 16 : 8);
+/** XMM registers in an FXSAVE/XSAVE image: XMM8-15 only in 64-bit mode (SDM Vol. 1 10.5.1). */
+const nXmm = (h: FpuHost): number => (h.longMode() ? 16 : 8);
 
 function fxs(w: boolean): SimdHandler {
-  return (u, h, i) => {
-    fxsave(u.x87, u.sse, u.buf, 0, w, nXmm(i));
+  return (u, h) => {
+    fxsave(u.x87, u.sse, u.buf, 0, w, nXmm(h));
     h.writeMem(512, u.buf);
   };
 }
 
 function fxr(w: boolean): SimdHandler {
-  return (u, h, i) => {
+  return (u, h) => {
     if (!h.readMem(512, u.buf)) return;
-    if (fxrstor(u.x87, u.sse, u.buf, 0, w, nXmm(i)) !== ImageStatus.Ok) h.raise(FpuVector.GP, 0);
+    if (fxrstor(u.x87, u.sse, u.buf, 0, w, nXmm(h)) !== ImageStatus.Ok) h.raise(FpuVector.GP, 0);
   };
 }
 
@@ -512,11 +516,11 @@ function xAllowed(h: FpuHost, supervisor: boolean): number {
  * 8 bytes are a separate access at its slot, written only when saved and before the header.
  */
 function xs(w: boolean, compacted = false, supervisor = false): SimdHandler {
-  return (u, h, i) => {
+  return (u, h) => {
     const ext = h.xext?.() ?? null;
     const rfbm = h.gprLo(0) & xAllowed(h, supervisor);
     if (!h.readMem(XSAVE_LEGACY_BYTES, u.buf)) return;
-    xsave(u.x87, u.sse, u.buf, 0, rfbm, w, nXmm(i), compacted, ext);
+    xsave(u.x87, u.sse, u.buf, 0, rfbm, w, nXmm(h), compacted, ext);
     if (ext !== null && rfbm & XCOMP_PKRU && (!compacted || ext.pkru !== 0))
       if (!h.writeMem(XSAVE_PKRU_BYTES, u.buf, pkruSlot(ext, compacted))) return;
     h.writeMem(XSAVE_LEGACY_BYTES, u.buf);
@@ -529,7 +533,7 @@ function xs(w: boolean, compacted = false, supervisor = false): SimdHandler {
  * the slot would fault.
  */
 function xr(w: boolean, supervisor = false): SimdHandler {
-  return (u, h, i) => {
+  return (u, h) => {
     if (!h.readMem(XSAVE_LEGACY_BYTES, u.buf)) return;
     const allowed = xAllowed(h, supervisor);
     const rfbm = h.gprLo(0) & allowed;
@@ -545,7 +549,7 @@ function xr(w: boolean, supervisor = false): SimdHandler {
       const slot = pkruSlot(ext, u.buf[527]! >= 0x80);
       if (!h.readMem(XSAVE_PKRU_BYTES, u.buf, slot)) return;
     }
-    const st = xrstor(u.x87, u.sse, u.buf, 0, rfbm, allowed, h.xcr0Hi(), w, nXmm(i), comp, ext, supervisor);
+    const st = xrstor(u.x87, u.sse, u.buf, 0, rfbm, allowed, h.xcr0Hi(), w, nXmm(h), comp, ext, supervisor);
     if (st !== ImageStatus.Ok) h.raise(FpuVector.GP, 0);
     else if (loadPkru) h.xextLoaded?.();
   };

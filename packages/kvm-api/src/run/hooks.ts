@@ -7,7 +7,7 @@
  * host-owned bits, SDM 26.3) are completed here "in place": the hook performs them and asks the run
  * loop to step RIP past them without a VM exit.
  */
-import { type Cpu, InterceptKind as IK, type Intercepts, NO_REG, NO_SEG, Op, Prefix } from "@tskvm/cpu-x86";
+import { type Cpu, InterceptKind as IK, type Intercepts, NO_REG, Op, Prefix } from "@tskvm/cpu-x86";
 import {
   CrAccess,
   cltsExit,
@@ -163,10 +163,9 @@ export class NonRootHooks implements Intercepts {
         );
         if (string && i !== null) {
           // INS/OUTS instruction information (SDM Table 28-8, IA32_VMX_BASIC[54] = 1): address size
-          // and, for OUTS, the segment.
-          const seg = i.seg !== NO_SEG ? i.seg : 3;
+          // and, for OUTS, the segment (`sg`: the override, else DS).
           this.exit.instructionInfo =
-            (((i.addrSize === 2 ? 0 : i.addrSize === 4 ? 1 : 2) << 7) | (seg << 15)) >>> 0;
+            (((i.addrSize === 2 ? 0 : i.addrSize === 4 ? 1 : 2) << 7) | (i.sg << 15)) >>> 0;
         }
         return true;
       }
@@ -279,14 +278,15 @@ export class NonRootHooks implements Intercepts {
   private vmxInstruction(reason: number): boolean {
     const i = this.cpu.curInsn;
     this.take(reason);
-    if (i === null || !i.hasModrm) return true;
+    // Every VMX instruction has a ModRM byte (VMCALL, VMLAUNCH... are 0F 01 with mod = 3).
+    if (i === null) return true;
     if (!i.isMem) {
       this.exit.instructionInfo = vmxInstructionInfo({ reg1: i.rm }, i.reg);
       return true;
     }
     const rip = i.ripRel;
-    // Default segment: SS with an rSP/rBP base, else DS (SDM Vol. 1 3.7.4).
-    const seg = i.seg !== NO_SEG ? i.seg : i.base === 4 || i.base === 5 ? 2 : 3;
+    // `sg`: the override, else SS with an rSP/rBP base, else DS (SDM Vol. 1 3.7.4).
+    const seg = i.sg;
     this.exit.instructionInfo = vmxInstructionInfo(
       {
         scale: i.scale,
