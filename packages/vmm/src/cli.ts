@@ -21,6 +21,7 @@ import {
 } from "./config.js";
 import { CONSOLE_HELP, ConsoleEscape } from "./console.js";
 import { bundledGuest } from "./guests.js";
+import { youngGenerationFullSizeAtOnce } from "./heap.js";
 import { MiB } from "./layout.js";
 import type { VmExit } from "./run.js";
 import { favourMainThread } from "./threads.js";
@@ -200,8 +201,9 @@ export function attachStdinConsole(vm: Vm): () => void {
 const invokedDirectly =
   process.argv[1] !== undefined && /(?:^|[/\\])(?:cli\.(?:js|ts)|tskvm)$/.test(process.argv[1]);
 if (invokedDirectly) {
-  // The vCPU loop before V8's compiler and GC threads (threads.ts).
+  // The vCPU loop before V8's compiler and GC threads (threads.ts); decoded code pretenured (heap.ts).
   favourMainThread();
+  youngGenerationFullSizeAtOnce();
   main(process.argv.slice(2)).then(
     (status) => {
       // Exit explicitly: stdin or timers must not keep a finished VM's process alive.
