@@ -83,7 +83,9 @@ type ByteRegs = Pick<Insn, "byteRegsHigh">;
  * The record `b` describes, from one object literal: V8 tracks allocation sites for literals (not
  * for `new`), and pretenures a site whose objects survive, as decoded instructions do: they are
  * then allocated in the old generation instead of being copied out of the young one by every
- * scavenge. Every field is written here in one order, so all records share one map.
+ * scavenge (V8 decides at a scavenge with the young generation at its maximum size; @tskvm/vmm's
+ * CLI grows it there at once, src/heap.ts). Every field is written here in one order, so all
+ * records share one map.
  */
 export function newXInsn(b: BuildInsn): XInsn {
   // Typed, not cast: a field added to XInsn and missing here is a compile error.
