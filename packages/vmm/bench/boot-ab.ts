@@ -17,6 +17,8 @@ import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { DEFAULT_MEM } from "../src/config.js";
+import { MiB } from "../src/layout.js";
 import { median, timeToMarker } from "./marker.js";
 
 /** One line on stderr and exit status 2: a bad argument is not a crash. */
@@ -46,7 +48,14 @@ const series = positionals.map((spec) => {
   const cli = resolve(tree, "packages/vmm/dist/cli.js");
   if (!existsSync(cli)) die(`${cli} missing: build that tree first (npx turbo run build)`);
   const argv = [...flags.split(" ").filter((f) => f !== ""), cli, "run"];
-  argv.push("--kernel", `${guests}/bzImage`, "--initrd", `${guests}/initramfs.cpio`, "--mem", "128M");
+  argv.push(
+    "--kernel",
+    `${guests}/bzImage`,
+    "--initrd",
+    `${guests}/initramfs.cpio`,
+    "--mem",
+    `${DEFAULT_MEM / MiB}M`,
+  );
   if (icount) argv.push("--icount", "0");
   return { spec, argv, ms: [] as number[] };
 });

@@ -11,6 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULT_APPEND, DEFAULT_MEM } from "../src/config.js";
+import { MiB } from "../src/layout.js";
 import { median, timeToMarker } from "./marker.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -21,7 +22,7 @@ const { values: opts } = parseArgs({
     kernel: { type: "string", default: join(guests, "bzImage") },
     initrd: { type: "string", default: join(guests, "initramfs.cpio") },
     /** Both get the same `-m`: by default tskvm's default, which is also QEMU's (128M). */
-    mem: { type: "string", default: `${DEFAULT_MEM / (1024 * 1024)}M` },
+    mem: { type: "string", default: `${DEFAULT_MEM / MiB}M` },
     /** More tskvm flags, space-separated (e.g. "--icount 0"). */
     "tskvm-args": { type: "string", default: "" },
   },

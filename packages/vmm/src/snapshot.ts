@@ -10,10 +10,10 @@
  *   offset 16  N bytes of UTF-8 JSON
  *   offset 16+N  SHA-256 of bytes [0, 16+N)
  */
-import { createRequire } from "node:module";
 import { Cmos, type CmosDeps, type CmosState } from "./devices/cmos.js";
 import { I8042, type I8042Deps, type I8042State } from "./devices/i8042.js";
 import { Uart16550, type Uart16550Deps, type Uart16550State } from "./devices/uart16550.js";
+import { nodeCrypto } from "./lazy-node.js";
 
 export const SNAPSHOT_MAGIC = "TSKVMSNP";
 export const SNAPSHOT_VERSION = 1;
@@ -54,10 +54,9 @@ function describe(d: SnapshotErrorKind): string {
   }
 }
 
-/** SHA-256 of `data`; node:crypto is loaded on the first snapshot, not at every start (~4 ms). */
+/** SHA-256 of `data` (node:crypto loaded on the first snapshot: lazy-node.ts). */
 function sha256(data: Uint8Array): Buffer {
-  const { createHash } = createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto");
-  return createHash("sha256").update(data).digest();
+  return nodeCrypto().createHash("sha256").update(data).digest();
 }
 
 /** Wrap a JSON-able payload in the container. */

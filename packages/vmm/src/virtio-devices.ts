@@ -5,7 +5,6 @@
  * their announced windows. Interrupts: INTx / the MMIO IRQ through the injected lines; MSI-X
  * messages go to the injected MSI sink (the LAPIC, once kvm-api is wired).
  */
-import { createRequire } from "node:module";
 import {
   type BalloonMemory,
   BarLayout,
@@ -28,6 +27,7 @@ import type { VmConfig } from "./config.js";
 import type { MmioBus } from "./devices/bus.js";
 import { PciCfg, PciCommand, type PciFunction, type PciHostBridge } from "./devices/pci.js";
 import { PCI_MMIO_BASE, PCI_MMIO_END, VIRTIO_MMIO_STRIDE } from "./layout.js";
+import { nodeCrypto } from "./lazy-node.js";
 import type { VirtioPlacement } from "./machine.js";
 import type { GuestRam } from "./memory.js";
 
@@ -130,13 +130,9 @@ export interface VirtioDeps {
   switches: Map<string, L2Switch>;
 }
 
-/**
- * A random MAC in QEMU's 52:54:00 locally administered, unicast range. node:crypto is loaded here,
- * for a net device, not at every start of the monitor (~4 ms).
- */
+/** A random MAC in QEMU's 52:54:00 locally administered, unicast range (node:crypto: lazy-node.ts). */
 function randomMac(): Uint8Array {
-  const { randomBytes } = createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto");
-  return new Uint8Array([0x52, 0x54, 0x00, ...randomBytes(3)]);
+  return new Uint8Array([0x52, 0x54, 0x00, ...nodeCrypto().randomBytes(3)]);
 }
 
 /** Build and wire the devices of `placed` (from `placeVirtioDevices`) for `config`. */

@@ -12,8 +12,8 @@
  * Malformed input fails with a {@link PayloadError}, never anything else; output never exceeds the
  * limit the caller gives (guest RAM), so a hostile image cannot exhaust host memory.
  */
-import { createRequire } from "node:module";
 import { LZ4_WASM } from "../generated/lz4-wasm.js";
+import { nodeZlib } from "../lazy-node.js";
 
 /** A malformed payload: `message` is one line naming what is wrong and where. */
 export class PayloadError extends Error {
@@ -22,13 +22,6 @@ export class PayloadError extends Error {
     this.name = "PayloadError";
   }
 }
-
-/**
- * node:zlib, loaded on the first gzip payload: the bundled kernels are LZ4, and loading zlib costs
- * every start of the monitor a few milliseconds.
- */
-let zlibModule: typeof import("node:zlib") | undefined;
-const zlib = () => (zlibModule ??= createRequire(import.meta.url)("node:zlib") as typeof import("node:zlib"));
 
 /** The magic of LZ4's legacy stream (lz4 -l), which the kernel's build writes and `unlz4` reads. */
 const LZ4_LEGACY_MAGIC = 0x184c2102;
@@ -207,7 +200,7 @@ export function unpackPayload(payload: Uint8Array, maxBytes: number): KernelElf 
       elf = lz4Legacy(payload.subarray(0, payload.length - 4), size);
     } else if (payload[0] === 0x1f && payload[1] === 0x8b) {
       try {
-        elf = zlib().gunzipSync(payload, { maxOutputLength: Math.max(1, maxBytes) });
+        elf = nodeZlib().gunzipSync(payload, { maxOutputLength: Math.max(1, maxBytes) });
       } catch (e) {
         throw new PayloadError(`gzip payload: ${(e as Error).message}`);
       }
