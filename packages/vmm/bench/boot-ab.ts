@@ -1,11 +1,13 @@
 // A/B boot timing of two (or more) built trees, interleaved: launch -> the bundled guest's marker,
 // as bench/boot.ts times tskvm, but alternating the trees run by run so that a slow minute on a
 // shared machine hits all of them alike. Prints median, mean, min and quartiles of wall time.
-//   npm run bench:boot-ab -w @tskvm/vmm -- [--runs N] [--icount] TREE[|node-flags] TREE[|node-flags] ...
+//   npm run bench:boot-ab -w @tskvm/vmm -- [--runs N] [--icount] TREE[|node-flags[|ENV=V ...]] ...
 //   (= npx tsx packages/vmm/bench/boot-ab.ts ...)
 // TREE is a checkout (or a copy) whose packages/*/dist are built, e.g. /tmp/base (a copy of an
 // older commit after `npx turbo run build`) and the current checkout `.`; `|--v8-pool-size=1`
-// after a tree adds node flags for that series. The kernel and initramfs are this checkout's
+// after a tree adds node flags for that series, and a second `|` environment variables (e.g.
+// `.||TSKVM_CODE_CACHE=off`). A tree runs its `tskvm` binary (packages/vmm/dist/tskvm.js, with the
+// V8 code cache), or its `dist/cli.js` if it predates that. The kernel and initramfs are this checkout's
 // bundled guest (guests/), so the trees differ only in their code. packages/cpu-x86's
 // bench/boot-ab.mjs is the narrower tool: it swaps only the cpu-x86 build and counts main-thread CPU
 // under `--icount 0`; this one compares whole trees (any package, the CLI's threads) by wall time.
@@ -44,9 +46,16 @@ if (!Number.isInteger(runs) || runs < 1) die(`--runs: a positive integer, not "$
 if (positionals.length === 0) die("name at least one built tree (e.g. . /tmp/base)");
 
 const series = positionals.map((spec) => {
-  const [tree = ".", flags = ""] = spec.split("|");
-  const cli = resolve(tree, "packages/vmm/dist/cli.js");
+  const [tree = ".", flags = "", envs = ""] = spec.split("|");
+  const bin = resolve(tree, "packages/vmm/dist/tskvm.js");
+  const cli = existsSync(bin) ? bin : resolve(tree, "packages/vmm/dist/cli.js");
   if (!existsSync(cli)) die(`${cli} missing: build that tree first (npx turbo run build)`);
+  const env: Record<string, string> = {};
+  for (const kv of envs.split(" ").filter((e) => e !== "")) {
+    const eq = kv.indexOf("=");
+    if (eq < 1) die(`${spec}: "${kv}" is not NAME=VALUE`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
   const argv = [...flags.split(" ").filter((f) => f !== ""), cli, "run"];
   argv.push(
     "--kernel",
@@ -57,12 +66,12 @@ const series = positionals.map((spec) => {
     `${DEFAULT_MEM / MiB}M`,
   );
   if (icount) argv.push("--icount", "0");
-  return { spec, argv, ms: [] as number[] };
+  return { spec, argv, env, ms: [] as number[] };
 });
 
 for (let k = 0; k < runs; k++)
   for (const s of series) {
-    const r = await timeToMarker(process.execPath, s.argv);
+    const r = await timeToMarker(process.execPath, s.argv, s.env);
     if (typeof r === "string") die(`${s.spec}: ${r}`);
     s.ms.push(icount ? r.mainCpuMs : r.wallMs);
   }

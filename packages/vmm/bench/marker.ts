@@ -31,11 +31,18 @@ export interface Sample {
   mainCpuMs: number;
 }
 
-/** Launch, wait for the marker on stdout; resolves to the times, or to a string saying why not. */
-export function timeToMarker(cmd: string, argv: string[]): Promise<Sample | string> {
+/**
+ * Launch (with `env` added to this process's environment), wait for the marker on stdout; resolves
+ * to the times, or to a string saying why not.
+ */
+export function timeToMarker(
+  cmd: string,
+  argv: string[],
+  env: Record<string, string> = {},
+): Promise<Sample | string> {
   return new Promise((resolvePromise) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, argv, { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(cmd, argv, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
     let out = "";
     let err = "";
     let done = false;

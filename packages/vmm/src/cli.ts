@@ -199,7 +199,7 @@ export function attachStdinConsole(vm: Vm): () => void {
 
 // Run when executed as the `tskvm` binary (not when imported by tests).
 const invokedDirectly =
-  process.argv[1] !== undefined && /(?:^|[/\\])(?:cli\.(?:js|ts)|tskvm)$/.test(process.argv[1]);
+  process.argv[1] !== undefined && /(?:^|[/\\])(?:cli\.(?:js|ts)|tskvm(?:\.js)?)$/.test(process.argv[1]);
 if (invokedDirectly) {
   // The vCPU loop before V8's compiler and GC threads (threads.ts); decoded code pretenured (heap.ts).
   favourMainThread();
