@@ -43,7 +43,12 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 /** Run the CLI on `argv` (without node and script); resolves to the exit status. */
 export async function main(
   argv: string[],
-  io: { out: (s: string) => void; err: (s: string) => void; attachConsole?: (vm: Vm) => () => void } = {
+  io: {
+    out: (s: string) => void;
+    err: (s: string) => void;
+    /** Connects the console to `vm`; `lost` ends the run with that reason. Returns the detach. */
+    attachConsole?: (vm: Vm, lost: (reason: string) => void) => () => void;
+  } = {
     out: (s) => process.stdout.write(s, "latin1"),
     err: (s) => process.stderr.write(s),
     attachConsole: attachStdinConsole,
@@ -139,7 +144,13 @@ export async function main(
     if (e instanceof VmError) return fail(EXIT_LOAD, e.message);
     throw e;
   }
-  const detach = io.attachConsole?.(vm) ?? (() => {});
+  let lostReason: string | undefined;
+  const lost = (reason: string) => {
+    if (lostReason !== undefined) return;
+    lostReason = reason;
+    void vm.control({ kind: "stop" });
+  };
+  const detach = io.attachConsole?.(vm, lost) ?? (() => {});
   let end: VmExit;
   let shot: ActionResult = { ok: true };
   try {
@@ -153,6 +164,7 @@ export async function main(
     vm.close();
   }
   if (!shot.ok) return fail(EXIT_LOAD, shot.error);
+  if (lostReason !== undefined && end.kind === "stopped") return fail(EXIT_LOAD, lostReason);
   switch (end.kind) {
     case "debug-exit":
       // As QEMU: the process exit status is the low 8 bits of (value << 1) | 1.
@@ -170,9 +182,16 @@ export async function main(
 
 /**
  * The terminal as the serial console: raw mode on a TTY with QEMU's Ctrl-A escapes (Ctrl-A x
- * quits), plain bytes from a pipe otherwise. Returns the function that detaches it.
+ * quits), plain bytes from a pipe otherwise. Returns the function that detaches it. When stdout
+ * fails (`tskvm | head`: EPIPE once the reader has gone), the run is stopped through `lost`, as
+ * Ctrl-A x stops it, rather than the process dying of an unhandled stream error.
  */
-export function attachStdinConsole(vm: Vm): () => void {
+export function attachStdinConsole(vm: Vm, lost: (reason: string) => void): () => void {
+  const stdout = process.stdout;
+  const onOutError = (e: NodeJS.ErrnoException) => {
+    lost(`the console's output failed (${e.code ?? e.message}); the guest was stopped`);
+  };
+  stdout.on("error", onOutError);
   const stdin = process.stdin;
   const tty = stdin.isTTY === true;
   const esc = new ConsoleEscape();
@@ -191,6 +210,9 @@ export function attachStdinConsole(vm: Vm): () => void {
   };
   stdin.on("data", onData);
   return () => {
+    // Later writes (the last serial batch) may fail too: still ours to absorb.
+    stdout.off("error", onOutError);
+    stdout.on("error", () => {});
     stdin.off("data", onData);
     if (tty) stdin.setRawMode(false);
     stdin.pause();
@@ -204,6 +226,8 @@ if (invokedDirectly) {
   // The vCPU loop before V8's compiler and GC threads (threads.ts); decoded code pretenured (heap.ts).
   favourMainThread();
   youngGenerationFullSizeAtOnce();
+  // A closed stderr must not turn the last message into a crash (stdout: attachStdinConsole).
+  process.stderr.on("error", () => {});
   main(process.argv.slice(2)).then(
     (status) => {
       // Exit explicitly: stdin or timers must not keep a finished VM's process alive.

@@ -2,7 +2,7 @@
  * Issue 8, "Done when" item 8: bad input gets one clear line and a non-zero exit, and nothing is
  * written. Runs the CLI built from src (tsup, no types) as a child process.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   copyFileSync,
   existsSync,
@@ -234,4 +234,21 @@ describe("tskvm run: good input", () => {
     expect(r.stdout).toContain("--kernel <path>");
     expect(r.stdout).toContain("--debug-exit");
   });
+
+  it("stdout closed under a running guest (`tskvm | head`): the guest is stopped, status 1 and why", async () => {
+    const child = spawn(process.execPath, [CLI], {
+      cwd: tmp,
+      env: { ...process.env, TSKVM_GUESTS_DIR: GUESTS },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString("utf8");
+    });
+    // The reader goes away after the first bytes of the boot log; the kernel goes on printing.
+    child.stdout.once("data", () => child.stdout.destroy());
+    const status = await new Promise<number | null>((res) => child.on("close", (code) => res(code)));
+    expect(err).toBe("tskvm: the console's output failed (EPIPE); the guest was stopped\n");
+    expect(status).toBe(1);
+  }, 60_000);
 });
