@@ -11,12 +11,16 @@ export default defineConfig([
     target: "node20",
   },
   {
-    // `dist/cli.cjs`: the CLI with the @tskvm packages in one CommonJS file, which `dist/tskvm.js`
-    // runs with a V8 code cache (src/code-cache.ts). npm dependencies stay external.
+    // `dist/cli.cjs`: the CLI with the @tskvm packages and commander in one CommonJS file, which
+    // `dist/tskvm.js` runs with a V8 code cache (src/code-cache.ts). pngjs (--screenshot only)
+    // stays external.
     entry: { cli: "src/cli.ts" },
     format: ["cjs"],
     outExtension: () => ({ js: ".cjs" }),
-    noExternal: [/^@tskvm\//],
+    noExternal: [/^@tskvm\//, "commander"],
+    banner: {
+      js: "/*! Includes commander (https://github.com/tj/commander.js), The MIT License, Copyright (c) 2011 TJ Holowaychuk <tj@vision-media.ca> */",
+    },
     shims: true,
     sourcemap: true,
     clean: false,

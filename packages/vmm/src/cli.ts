@@ -9,8 +9,9 @@
  *      reset (Linux `reboot`) or was stopped (Ctrl-A x)
  *   (value << 1) | 1 (low 8 bits)  the guest wrote `value` to isa-debug-exit (--debug-exit)
  */
-import { createRequire } from "node:module";
-import type * as CommanderModule from "commander";
+// The `tskvm` binary runs this file from dist/cli.cjs, where commander is bundled and its bytecode
+// comes from the code cache (code-cache.ts); loaded from node_modules it costs ~7-10 ms per start.
+import { Command, CommanderError, Option } from "commander";
 import {
   ConfigError,
   DEFAULT_APPEND,
@@ -26,12 +27,6 @@ import { MiB } from "./layout.js";
 import type { VmExit } from "./run.js";
 import { favourMainThread } from "./threads.js";
 import { type ActionResult, createVm, type Vm, VmError } from "./vm.js";
-
-// commander is CommonJS: `require` loads it in ~5 ms, where an ESM import first scans its source
-// for export names (cjs-module-lexer), ~10 ms of every start.
-const { Command, CommanderError, Option } = createRequire(import.meta.url)(
-  "commander",
-) as typeof CommanderModule;
 
 export const EXIT_USAGE = 2;
 export const EXIT_LOAD = 1;

@@ -139,6 +139,7 @@ export class VmxBackend implements VcpuBackend {
   private exitRequested = false;
   private runStartMs = 0;
   private runStartInsns = 0;
+  /** Guest time at the start of this KVM_RUN; kept for the deterministic clock only (`block`). */
   private runStartNs = 0;
   /**
    * The exit information of an intercepted instruction, refilled for each one: most exits of a boot
@@ -308,7 +309,10 @@ export class VmxBackend implements VcpuBackend {
   run(vcpu: Vcpu): KvmExit {
     this.runStartMs = hostNowMs();
     this.runStartInsns = this.cpu.executed;
-    this.runStartNs = vcpu.vm.clock.nowNs();
+    // The host clock's nowNs() is a performance.now() of its own (~0.5 us, and a boot makes ~20,000
+    // KVM_RUNs); only the deterministic clock's halt budget reads runStartNs.
+    const clock = vcpu.vm.clock;
+    if (clock.mode === "deterministic") this.runStartNs = clock.nowNs();
     if (vcpu.cpuidGeneration !== this.cpuidSeen) {
       this.cpuidSeen = vcpu.cpuidGeneration;
       applyGuestCpuid(this.cpu.cpuidModel, vcpu.cpuidEntries(), vcpu.vm.kvm.hostCpuid());
