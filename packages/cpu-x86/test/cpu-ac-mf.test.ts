@@ -1,8 +1,10 @@
 // #AC (SDM Vol. 3 6.15 Interrupt 17, Table 6-7) and #MF (Interrupt 16, Vol. 1 8.6). The alignment
 // cases are checked against the host CPU where gcc is available (test/oracle/ac.c runs each
 // instruction at CPL 3 with RFLAGS.AC = 1 under Linux, which sets CR0.AM); the expected column was
-// recorded on the AMD EPYC hosts of this project and is the reference elsewhere.
+// recorded on the AMD EPYC hosts of this project and is what the model does. Intel hosts differ in
+// one place (`INTEL` below): a misaligned MOVUPS raises no #AC there.
 import { describe, expect, it } from "vitest";
+import { hostVendor } from "../src/difftest/vendor.js";
 import { CR0, F, Vec } from "../src/index.js";
 import { CODE, I, PagedMachine, PTE } from "./helpers/paged.js";
 import { buildOracle, haveOracle, runOracle } from "./oracle/build.js";
@@ -44,6 +46,12 @@ const CASES: [string, number, Outcome][] = [
   ["b9040000004889dff3aa", 1, "OK"], // rep stosb
 ];
 
+/**
+ * Where an Intel host's outcome differs from the AMD column (measured on an Intel Xeon host,
+ * 2026-11-25): MOVUPS is not alignment-checked. The model keeps AMD's outcome.
+ */
+const INTEL: Record<string, Outcome> = { "0f1003+4": "OK", "0f1003+8": "OK" };
+
 /** Runs one case on the emulator: CPL 3, CR0.AM = 1, RFLAGS.AC = 1, `ac` / `am` overridable. */
 function emulate(hex: string, off: number, opts: { ac?: boolean; am?: boolean; cpl?: 0 | 3 } = {}): Outcome {
   const m = new PagedMachine(opts.cpl ?? 3, true);
@@ -73,8 +81,9 @@ describe("#AC: alignment checking at CPL 3 with CR0.AM and RFLAGS.AC", () => {
       buildOracle("ac"),
       CASES.map(([hex, off]) => `${hex} ${off}`),
     );
+    const intel = hostVendor() === "intel";
     expect(CASES.map(([hex, off], k) => `${hex}+${off} ${host[k]}`)).toEqual(
-      CASES.map(([hex, off, want]) => `${hex}+${off} ${want}`),
+      CASES.map(([hex, off, want]) => `${hex}+${off} ${(intel && INTEL[`${hex}+${off}`]) || want}`),
     );
   });
 

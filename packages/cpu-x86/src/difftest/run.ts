@@ -8,6 +8,7 @@ import { EmulatedRunner } from "./emulated.js";
 import { buildTemplates, generate, Rng } from "./generate.js";
 import { buildHarness, runNative } from "./native.js";
 import { type DiffMode, decodeOut, FX, newOut, OUT_SIZE, type SnippetIn, WIN } from "./records.js";
+import { hostVendor } from "./vendor.js";
 
 export interface DifftestFailure {
   index: number;
@@ -102,6 +103,7 @@ function newSnippet(): SnippetIn {
 
 export function runDifftest(o: DifftestOptions): DifftestResult {
   const bin = buildHarness();
+  const vendor = hostVendor();
   const mode = o.mode ?? 64;
   const all = buildTemplates(mode);
   const templates = o.inlineForms
@@ -133,7 +135,7 @@ export function runDifftest(o: DifftestOptions): DifftestResult {
       const s = snippets[k]!;
       decodeOut(out, k * OUT_SIZE, hostOut);
       emu.run(s, emuOut);
-      const diffs = compare(s, hostOut, emuOut);
+      const diffs = compare(s, hostOut, emuOut, vendor);
       if (diffs.length === 0) res.passed++;
       else {
         res.failed++;
