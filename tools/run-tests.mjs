@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The README's test command (`npm test`): builds what the tests need, runs every workspace's
-// vitest suite through turbo, then sums the per-package JSON reports into the plain closing line
+// vitest suite through turbo, type-checks every workspace (src, test and bench: vitest strips types
+// without checking them; a failed type check counts as one failed test), then sums the per-package
+// JSON reports into the plain closing line
 // `N passed, N failed[, N skipped]` that CI reads. It exits non-zero when a test failed, a suite
 // could not run, or no test ran at all. The line is also written to .test-summary for .ci/run.
 import { spawnSync } from "node:child_process";
@@ -43,6 +45,17 @@ for (const [i, r] of reports.entries()) {
 }
 failed += missing.length;
 if (missing.length > 0) console.error(`no test report from: ${missing.join(", ")}`);
+if (extra.length === 0) {
+  const tc = spawnSync("npx", ["turbo", "run", "typecheck", "--continue", "--output-logs=errors-only"], {
+    cwd: root,
+    stdio: "inherit",
+    env: { TURBO_TELEMETRY_DISABLED: "1", ...process.env },
+  });
+  if (tc.status !== 0) {
+    failed += 1;
+    console.error("type check failed: `npm run typecheck` shows where");
+  }
+}
 const line = `${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ""}`;
 writeFileSync(join(root, ".test-summary"), `${line}\n`);
 console.log(line);
