@@ -128,6 +128,26 @@ describe("runWithCodeCache", () => {
     expect(ran().value).toBe(36);
   });
 
+  it("deletes the caches of bundles that are gone when it writes one, and keeps the others", async () => {
+    const cacheDir = join(tmp, "shared-cache");
+    const gone = writeBundle(join(tmp, "gone-checkout"), 2);
+    const kept = writeBundle(join(tmp, "kept-checkout"), 3);
+    const a = runWithCodeCache(gone, { dir: cacheDir, writeAfterMs: 0 });
+    const b = runWithCodeCache(kept, { dir: cacheDir, writeAfterMs: 0 });
+    await tick(30);
+    writeFileSync(join(cacheDir, "notes.v8cache"), "not a cache");
+    expect(readdirSync(cacheDir).sort()).toHaveLength(3);
+    rmSync(join(tmp, "gone-checkout"), { recursive: true });
+    const fresh = writeBundle(join(tmp, "new-checkout"), 4);
+    const c = runWithCodeCache(fresh, { dir: cacheDir, writeAfterMs: 0 });
+    await tick(30);
+    const left = readdirSync(cacheDir).sort();
+    expect(left).toContain(b.file!.slice(cacheDir.length + 1));
+    expect(left).toContain(c.file!.slice(cacheDir.length + 1));
+    expect(left).toContain("notes.v8cache");
+    expect(left).not.toContain(a.file!.slice(cacheDir.length + 1));
+  });
+
   it("runs normally when the cache directory cannot be created or written", async () => {
     const dir = join(tmp, "readonly");
     const bundle = writeBundle(dir, 8);
