@@ -4,11 +4,13 @@
  * real KVM on the same program.
  *
  *   kvmref [-irqchip] [-pit] [-mode real|flat32] [-load ADDR] [-max N] [-stop "LINE"]
- *          [-answer "io 0x11=0x41"]... program.bin
+ *          [-answer "io 0x11=0x41"]... [-coalesce pio|mmio:ADDR:SIZE]... program.bin
  *
  * Exit lines: "io out 0xPORT SIZE HEXBYTES", "io in 0xPORT SIZE", "mmio write 0xADDR LEN HEX",
  * "mmio read 0xADDR LEN", "hlt", "shutdown", "fail-entry 0xREASON", "internal-error N ...".
- * KVM_EXIT_INTR is not printed. After the last exit: "regs rax=... rbx=... rip=...".
+ * KVM_EXIT_INTR is not printed. With -coalesce (KVM_REGISTER_COALESCED_MMIO zones), the writes the
+ * ring holds after each KVM_RUN come first, one line each: "coalesced pio|mmio 0xADDR LEN HEX".
+ * After the last exit: "regs rax=... rbx=... rip=...".
  * Exit status 0 on a completed run, 2 when /dev/kvm cannot be used (the message says why).
  */
 #include <errno.h>
@@ -22,8 +24,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifndef PAGE_SIZE
+#define PAGE_SIZE 4096 /* KVM_COALESCED_MMIO_MAX is defined in terms of it (x86) */
+#endif
 #define MEM_SIZE (4u << 20)
 #define MAX_ANSWERS 32
+#define MAX_ZONES 8
+
+static struct kvm_coalesced_mmio_zone zones[MAX_ZONES];
+static int nzones;
 
 static struct { char key[64]; uint64_t value; } answers[MAX_ANSWERS];
 static int nanswers;
@@ -60,6 +69,14 @@ int main(int argc, char **argv) {
       if (!eq) return fprintf(stderr, "kvmref: bad -answer\n"), 1;
       snprintf(answers[nanswers].key, sizeof answers[0].key, "%.*s", (int)(eq - argv[i]), argv[i]);
       answers[nanswers++].value = strtoull(eq + 1, NULL, 0);
+    } else if (!strcmp(argv[i], "-coalesce") && i + 1 < argc && nzones < MAX_ZONES) {
+      char kind[8];
+      unsigned long long addr, size;
+      if (sscanf(argv[++i], "%7[a-z]:%lli:%lli", kind, &addr, &size) != 3 || (strcmp(kind, "pio") && strcmp(kind, "mmio")))
+        return fprintf(stderr, "kvmref: bad -coalesce\n"), 1;
+      zones[nzones].addr = addr;
+      zones[nzones].size = (uint32_t)size;
+      zones[nzones++].pio = !strcmp(kind, "pio");
     } else file = argv[i];
   }
   if (!file) return fprintf(stderr, "kvmref: no program\n"), 1;
@@ -83,6 +100,13 @@ int main(int argc, char **argv) {
   if (pit) {
     struct kvm_pit_config pc = {.flags = 0};
     if (ioctl(vm, KVM_CREATE_PIT2, &pc) < 0) return die("KVM_CREATE_PIT2");
+  }
+  int ring_page = 0;
+  if (nzones > 0) {
+    ring_page = ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
+    if (ring_page <= 0) return fprintf(stderr, "kvmref: no KVM_CAP_COALESCED_MMIO\n"), 2;
+    for (int i = 0; i < nzones; i++)
+      if (ioctl(vm, KVM_REGISTER_COALESCED_MMIO, &zones[i]) < 0) return die("KVM_REGISTER_COALESCED_MMIO");
   }
   int cpu = ioctl(vm, KVM_CREATE_VCPU, 0);
   if (cpu < 0) return die("KVM_CREATE_VCPU");
@@ -124,6 +148,16 @@ int main(int argc, char **argv) {
     if (ioctl(cpu, KVM_RUN, 0) < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       return die("KVM_RUN");
+    }
+    if (ring_page > 0) {
+      // Drain the ring as QEMU's kvm_flush_coalesced_mmio_buffer() does, before the exit.
+      struct kvm_coalesced_mmio_ring *ring = (void *)((uint8_t *)run + ring_page * getpagesize());
+      while (ring->first != ring->last) {
+        struct kvm_coalesced_mmio *e = &ring->coalesced_mmio[ring->first];
+        hex(h, e->data, e->len > 8 ? 8 : e->len);
+        printf("coalesced %s 0x%llx %u %s\n", e->pio ? "pio" : "mmio", (unsigned long long)e->phys_addr, e->len, h);
+        ring->first = (ring->first + 1) % KVM_COALESCED_MMIO_MAX;
+      }
     }
     int done = 0;
     switch (run->exit_reason) {

@@ -3,6 +3,8 @@
  * include/uapi/linux/kvm.h (verified against the installed header by test/uapi.test.ts). Each
  * entry names the code that implements it; test/kvm.test.ts exercises each one.
  */
+import { KVM_COALESCED_MMIO_PAGE_OFFSET } from "./coalesced-mmio.js";
+
 export const KVM_API_VERSION = 12;
 
 export const KVM_CAP_IRQCHIP = 0;
@@ -14,6 +16,7 @@ export const KVM_CAP_NR_VCPUS = 9;
 export const KVM_CAP_NR_MEMSLOTS = 10;
 export const KVM_CAP_NOP_IO_DELAY = 12;
 export const KVM_CAP_MP_STATE = 14;
+export const KVM_CAP_COALESCED_MMIO = 15;
 export const KVM_CAP_SYNC_MMU = 16;
 export const KVM_CAP_SET_GUEST_DEBUG = 23;
 export const KVM_CAP_IRQ_ROUTING = 25;
@@ -38,6 +41,7 @@ export const KVM_CAP_IRQFD_RESAMPLE = 82;
 export const KVM_CAP_IOEVENTFD_ANY_LENGTH = 122;
 export const KVM_CAP_MAX_VCPU_ID = 128;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
+export const KVM_CAP_COALESCED_PIO = 162;
 export const KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 168;
 
 /** Recommended and maximum vCPUs; ids stay below 256 so xAPIC 8-bit ids reach every vCPU. */
@@ -55,6 +59,11 @@ export const CAPABILITIES: ReadonlyMap<number, { value: number; implementedBy: s
   [KVM_CAP_NR_MEMSLOTS, { value: 32764, implementedBy: "memory.ts KVM_USER_MEM_SLOTS" }],
   [KVM_CAP_NOP_IO_DELAY, { value: 1, implementedBy: "CPUID 0x40000001 KVM_FEATURE_NOP_IO_DELAY" }],
   [KVM_CAP_MP_STATE, { value: 1, implementedBy: "Vcpu.getMpState/setMpState" }],
+  [
+    KVM_CAP_COALESCED_MMIO,
+    { value: KVM_COALESCED_MMIO_PAGE_OFFSET, implementedBy: "Vm.registerCoalescedMmio (coalesced-mmio.ts)" },
+  ],
+  [KVM_CAP_COALESCED_PIO, { value: 1, implementedBy: "Vm.registerCoalescedMmio with pio" }],
   [KVM_CAP_SYNC_MMU, { value: 1, implementedBy: "slots view the caller's buffer directly (memory.ts)" }],
   [
     KVM_CAP_IRQ_ROUTING,

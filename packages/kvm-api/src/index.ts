@@ -6,6 +6,7 @@ export const PACKAGE_NAME = "@tskvm/kvm-api";
 
 export * from "./caps.js";
 export * from "./clock.js";
+export * from "./coalesced-mmio.js";
 export * from "./cpuid.js";
 export * from "./devices/apic-bus.js";
 export * from "./devices/ioapic.js";

@@ -25,10 +25,11 @@ export interface KvmOptions {
 }
 
 /**
- * Size of the `kvm_run` mapping (KVM_GET_VCPU_MMAP_SIZE): `struct kvm_run` in page 0 and the PIO
- * data page at page 1 (KVM_PIO_PAGE_OFFSET), where `io.data_offset` points. No coalesced-MMIO page.
+ * Size of the `kvm_run` mapping (KVM_GET_VCPU_MMAP_SIZE): `struct kvm_run` in page 0, the PIO data
+ * page at page 1 (KVM_PIO_PAGE_OFFSET), where `io.data_offset` points, and the VM's coalesced-MMIO
+ * ring at page 2 (KVM_COALESCED_MMIO_PAGE_OFFSET).
  */
-export const KVM_VCPU_MMAP_SIZE = 8192;
+export const KVM_VCPU_MMAP_SIZE = 12288;
 
 /**
  * The KVM system object.

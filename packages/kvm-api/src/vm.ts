@@ -6,6 +6,7 @@
 
 import { KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, TSKVM_MAX_VCPUS } from "./caps.js";
 import { DeterministicClock, HostClock, type VmClock } from "./clock.js";
+import { CoalescedMmio, type CoalescedMmioZone } from "./coalesced-mmio.js";
 import type { IoApicState } from "./devices/ioapic.js";
 import { type ClockData, KvmClockVm } from "./devices/kvmclock.js";
 import { DualPic, type PicState } from "./devices/pic.js";
@@ -44,6 +45,8 @@ export class Vm {
   irqchip: Irqchip | null = null;
   pit: Pit | null = null;
   readonly ioeventfds = new IoeventfdTable();
+  /** Coalesced MMIO/PIO zones and their ring (coalesced-mmio.ts). */
+  readonly coalescedMmio = new CoalescedMmio();
   manualDirtyLogProtect = false;
   private readonly kickListeners: ((vcpuIndex: number) => void)[] = [];
   private readonly irqfds = new Set<Irqfd>();
@@ -216,6 +219,19 @@ export class Vm {
   }
 
   /** KVM_IOEVENTFD assign / deassign. */
+  /**
+   * KVM_REGISTER_COALESCED_MMIO: writes into the zone are queued in `coalescedMmio.page` instead
+   * of exiting (while the ring has room); drain it with `drainCoalesced` before handling any exit.
+   */
+  registerCoalescedMmio(zone: CoalescedMmioZone): void {
+    this.coalescedMmio.register(zone);
+  }
+
+  /** KVM_UNREGISTER_COALESCED_MMIO: drops the zones of that kind containing the whole range. */
+  unregisterCoalescedMmio(zone: CoalescedMmioZone): void {
+    this.coalescedMmio.unregister(zone);
+  }
+
   ioeventfd(spec: IoeventfdSpec, deassign = false): void {
     if (deassign) this.ioeventfds.remove(spec);
     else this.ioeventfds.add(spec);
@@ -286,7 +302,7 @@ export class Vm {
     return undefined;
   }
 
-  /** A guest OUT: true if the kernel completed it (in-kernel device or ioeventfd). */
+  /** A guest OUT: true if the kernel completed it (ioeventfd, in-kernel device, coalesced zone). */
   ioOut(port: number, size: number, value: number): boolean {
     if (this.ioeventfds.write(true, port, size, value, 0)) return true;
     const chip = this.irqchip;
@@ -298,7 +314,9 @@ export class Vm {
       this.pit.ioWrite(port, value & 0xff); // the low byte, as pit_ioport_write() takes it
       return true;
     }
-    return false;
+    // After the in-kernel devices and ioeventfds, as a zone registered over them never sees
+    // their ports (KVM's bus hands a write to the first device that takes it).
+    return this.coalescedMmio.write(true, port, size, value, 0);
   }
 
   /** A guest MMIO read outside RAM: LAPIC (of that vCPU), IOAPIC, else undefined (KVM_EXIT_MMIO). */
@@ -315,17 +333,18 @@ export class Vm {
   mmioWrite(vcpuIndex: number, gpa: number, size: number, lo: number, hi = 0): boolean {
     if (this.ioeventfds.write(false, gpa, size, lo, hi)) return true;
     const chip = this.irqchip;
-    if (!chip) return false;
-    const l = chip.lapicAt(gpa, vcpuIndex);
-    if (l) {
-      l.mmioWrite(gpa - l.mmioBase, size, lo);
-      return true;
+    if (chip) {
+      const l = chip.lapicAt(gpa, vcpuIndex);
+      if (l) {
+        l.mmioWrite(gpa - l.mmioBase, size, lo);
+        return true;
+      }
+      if (chip.inIoapic(gpa)) {
+        chip.ioapic.mmioWrite(gpa - chip.ioapic.baseAddress, size, lo);
+        return true;
+      }
     }
-    if (chip.inIoapic(gpa)) {
-      chip.ioapic.mmioWrite(gpa - chip.ioapic.baseAddress, size, lo);
-      return true;
-    }
-    return false;
+    return this.coalescedMmio.write(false, gpa, size, lo, hi);
   }
 
   /** Earliest in-kernel timer deadline (LAPIC timers, PIT), in VM ns. */

@@ -26,7 +26,7 @@ function bootLikeKvmtool() {
   pit.set("flags", 1); // KVM_PIT_SPEAKER_DUMMY
   expect(k.ioctl(vm, I.KVM_CREATE_PIT2, pit.bytes)).toBe(0);
   const cpu = k.ioctl(vm, I.KVM_CREATE_VCPU, 0);
-  expect(k.ioctl(kvm, I.KVM_GET_VCPU_MMAP_SIZE, 0)).toBe(8192);
+  expect(k.ioctl(kvm, I.KVM_GET_VCPU_MMAP_SIZE, 0)).toBe(12288);
   return { k, kvm, vm, cpu, ram };
 }
 

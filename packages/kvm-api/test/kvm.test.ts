@@ -13,7 +13,6 @@ describe("Kvm (system ioctls)", () => {
 
   it("checkExtension answers 0 for what is not implemented", () => {
     const kvm = new Kvm();
-    expect(kvm.checkExtension(15)).toBe(0); // COALESCED_MMIO
     expect(kvm.checkExtension(44)).toBe(0); // HYPERV
     expect(kvm.checkExtension(117)).toBe(0); // X86_SMM
     expect(kvm.checkExtension(9999)).toBe(0);
@@ -100,6 +99,16 @@ describe("Kvm (system ioctls)", () => {
       vm.createIrqchip();
       vm.createPit2();
       vm.setPit2(vm.getPit2());
+    },
+    [C.KVM_CAP_COALESCED_MMIO]: (kvm) => {
+      const vm = kvm.createVm();
+      vm.registerCoalescedMmio({ addr: 0xd0000000, size: 0x1000 });
+      expect(vm.mmioWrite(0, 0xd0000010, 4, 0x11223344)).toBe(true);
+    },
+    [C.KVM_CAP_COALESCED_PIO]: (kvm) => {
+      const vm = kvm.createVm();
+      vm.registerCoalescedMmio({ addr: 0x70, size: 1, pio: true });
+      expect(vm.ioOut(0x70, 1, 0x8f)).toBe(true);
     },
     [C.KVM_CAP_IOEVENTFD]: (kvm) =>
       kvm.createVm().ioeventfd({ addr: 0x1000, len: 4, pio: false, notify: () => {} }),

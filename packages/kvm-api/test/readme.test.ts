@@ -1,6 +1,7 @@
 /** The README's "API in one screen" examples, kept compiling and running. */
 import { expect, it } from "vitest";
 import {
+  drainCoalesced,
   Ioctl,
   KVM_MEM_LOG_DIRTY_PAGES,
   Kvm,
@@ -32,6 +33,11 @@ it("README: object API", () => {
   fd.signal();
   let notified = 0;
   vm.ioeventfd({ addr: 0xd0000050, len: 4, pio: false, notify: () => notified++ });
+  vm.registerCoalescedMmio({ addr: 0x70, size: 2, pio: true });
+  expect(vm.ioOut(0x71, 1, 0x8f)).toBe(true);
+  const queued: number[] = [];
+  expect(drainCoalesced(vm.coalescedMmio.page, (w) => queued.push(w.addr, w.data[0]!))).toBe(1);
+  expect(queued).toEqual([0x71, 0x8f]);
   expect(vm.getDirtyLog(0)).toHaveLength(((16 << 20) / 4096 / 8) | 0);
   try {
     vm.createIrqchip();

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { Kvm, type KvmExit, type KvmOptions, type Vcpu, type Vm } from "../src/index.js";
+import { drainCoalesced, Kvm, type KvmExit, type KvmOptions, type Vcpu, type Vm } from "../src/index.js";
 import { attachVmxBackend, type VmxBackend, type VmxBackendOptions } from "../src/run/index.js";
 
 export const REPO = resolve(__dirname, "../../..");
@@ -167,17 +167,26 @@ export type Answers = Record<string, number>;
 /**
  * Runs until an exit in `stopOn` (default hlt, shutdown, fail-entry, internal-error) or `max` exits,
  * answering IN/MMIO reads from `answers` (key "io 0x11" / "mmio 0xd0000004"). KVM_EXIT_INTR is not
- * logged: a VMM just calls KVM_RUN again.
+ * logged: a VMM just calls KVM_RUN again. With `ring` (a coalesced-MMIO ring page), the writes it
+ * holds after each KVM_RUN are logged first, "coalesced pio|mmio 0xADDR LEN HEX" (tools/kvmref).
  */
 export function runLog(
   m: Machine,
   answers: Answers = {},
   max = 100,
   stopOn = ["hlt", "shutdown", "fail-entry", "internal-error"],
+  ring?: Uint8Array,
 ): string[] {
   const log: string[] = [];
   for (let i = 0; i < max; i++) {
     const e = m.vcpu.run();
+    // `ring`: the coalesced writes queued during this KVM_RUN, drained first as a VMM does.
+    if (ring)
+      drainCoalesced(ring, (w) =>
+        log.push(
+          `coalesced ${w.pio ? "pio" : "mmio"} 0x${w.addr.toString(16)} ${w.len} ${hex(w.data, w.len)}`,
+        ),
+      );
     if (e.kind === "intr") continue;
     const line = describe(e);
     log.push(line);

@@ -18,12 +18,20 @@ interface Case {
   pit?: boolean;
   answers?: Record<string, number>;
   stop?: string;
+  /** KVM_REGISTER_COALESCED_MMIO zones, "pio:0x70:2" / "mmio:0xd0000000:0x1000". */
+  coalesce?: string[];
 }
 
 const CASES: Case[] = [
   { program: "io-real", mode: "real", answers: { "io 0x11": 0x41 } },
   { program: "mmio-prot", mode: "flat32", answers: { "mmio 0xd0000004": 0x11223344 } },
   { program: "pit-irq", mode: "real", irqchip: true, pit: true, stop: "io out 0x10 1 03" },
+  {
+    program: "coalesced",
+    mode: "flat32",
+    coalesce: ["pio:0x70:2", "mmio:0xd0000000:0x1000"],
+    answers: { "io 0x70": 0x5a, "mmio 0xd0000008": 0x99887766 },
+  },
 ];
 
 /**
@@ -65,6 +73,7 @@ describe.skipIf(why !== "")("KVM_RUN compared with the host's /dev/kvm (tools/kv
       if (c.pit) args.push("-pit");
       if (c.stop) args.push("-stop", c.stop);
       for (const [k, v] of Object.entries(c.answers ?? {})) args.push("-answer", `${k}=0x${v.toString(16)}`);
+      for (const z of c.coalesce ?? []) args.push("-coalesce", z);
       args.push(join(tempDir(), `${c.program}.bin`));
       const real = execFileSync(kvmref, args, { encoding: "utf8" }).trim().split("\n");
 
@@ -74,7 +83,12 @@ describe.skipIf(why !== "")("KVM_RUN compared with the host's /dev/kvm (tools/kv
       else flat32(m, 0x1000);
       const stops = ["hlt", "shutdown", "fail-entry", "internal-error"];
       if (c.stop) stops.push(c.stop);
-      const ours = runLog(m, c.answers ?? {}, 200, stops);
+      for (const z of c.coalesce ?? []) {
+        const [kind, addr, size] = z.split(":");
+        m.vm.registerCoalescedMmio({ addr: Number(addr), size: Number(size), pio: kind === "pio" });
+      }
+      const ring = c.coalesce ? m.vm.coalescedMmio.page : undefined;
+      const ours = runLog(m, c.answers ?? {}, 200, stops, ring);
       const r = m.vcpu.getRegs();
       ours.push(`regs rax=0x${r.rax.toString(16)} rbx=0x${r.rbx.toString(16)} rip=0x${r.rip.toString(16)}`);
       if (ours[ours.length - 2]?.startsWith("io ")) {

@@ -41,6 +41,8 @@ export const KVM_CREATE_IRQCHIP = _IO(KVMIO, 0x60);
 export const KVM_IRQ_LINE = _IOW(KVMIO, 0x61, T.kvm_irq_level.size);
 export const KVM_GET_IRQCHIP = _IOWR(KVMIO, 0x62, T.kvm_irqchip.size);
 export const KVM_SET_IRQCHIP = _IOR(KVMIO, 0x63, T.kvm_irqchip.size);
+export const KVM_REGISTER_COALESCED_MMIO = _IOW(KVMIO, 0x67, T.kvm_coalesced_mmio_zone.size);
+export const KVM_UNREGISTER_COALESCED_MMIO = _IOW(KVMIO, 0x68, T.kvm_coalesced_mmio_zone.size);
 export const KVM_IRQ_LINE_STATUS = _IOWR(KVMIO, 0x67, T.kvm_irq_level.size);
 export const KVM_SET_GSI_ROUTING = _IOW(KVMIO, 0x6a, T.kvm_irq_routing.size);
 export const KVM_IRQFD = _IOW(KVMIO, 0x76, T.kvm_irqfd.size);
@@ -104,6 +106,8 @@ export const IOCTLS: Readonly<Record<string, number>> = {
   KVM_GET_IRQCHIP,
   KVM_SET_IRQCHIP,
   KVM_IRQ_LINE_STATUS,
+  KVM_REGISTER_COALESCED_MMIO,
+  KVM_UNREGISTER_COALESCED_MMIO,
   KVM_SET_GSI_ROUTING,
   KVM_IRQFD,
   KVM_CREATE_PIT2,

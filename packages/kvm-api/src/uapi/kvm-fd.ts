@@ -6,6 +6,7 @@
  * {@link KvmFds.map}, which stands in for mmap.
  */
 
+import { KVM_COALESCED_MMIO_PAGE_OFFSET } from "../coalesced-mmio.js";
 import type { PicChipState } from "../devices/pic.js";
 import { Errno, KvmError } from "../errors.js";
 import type { KvmExit } from "../exits.js";
@@ -18,10 +19,13 @@ import * as I from "./ioctl.js";
 import { StructView } from "./layout.js";
 import * as T from "./structs.js";
 
+/** Where the coalesced ring sits in a vCPU mapping (KVM_COALESCED_MMIO_PAGE_OFFSET pages in). */
+const RING_AT = KVM_COALESCED_MMIO_PAGE_OFFSET * 4096;
+
 type FdObject =
   | { kind: "kvm" }
   | { kind: "vm"; vm: Vm }
-  | { kind: "vcpu"; vcpu: Vcpu; run: Uint8Array }
+  | { kind: "vcpu"; vcpu: Vcpu; run: Uint8Array; ringFirst: number }
   | { kind: "eventfd"; count: bigint; onWrite: (() => void) | undefined };
 
 const PIC_KEYS: [keyof PicChipState, string][] = [
@@ -98,7 +102,7 @@ export class KvmFds {
     }
     return undefined;
   }
-  /** mmap(vcpu_fd): the kvm_run page followed by the PIO data page. */
+  /** mmap(vcpu_fd): the kvm_run page, the PIO data page, the coalesced-MMIO ring page. */
   mmapRun(fd: number): Uint8Array {
     const o = this.fds.get(fd);
     if (o?.kind !== "vcpu") throw new KvmError("EBADF", "mmap", "NotVcpu");
@@ -167,7 +171,7 @@ export class KvmFds {
     switch (req) {
       case I.KVM_CREATE_VCPU: {
         const vcpu = vm.createVcpu(num);
-        return this.add({ kind: "vcpu", vcpu, run: new Uint8Array(KVM_VCPU_MMAP_SIZE) });
+        return this.add({ kind: "vcpu", vcpu, run: new Uint8Array(KVM_VCPU_MMAP_SIZE), ringFirst: 0 });
       }
       case I.KVM_SET_USER_MEMORY_REGION: {
         const v = new StructView(T.kvm_userspace_memory_region, b);
@@ -240,6 +244,19 @@ export class KvmFds {
       }
       case I.KVM_IRQFD:
         return this.irqfd(vm, new StructView(T.kvm_irqfd, b));
+      case I.KVM_REGISTER_COALESCED_MMIO:
+      case I.KVM_UNREGISTER_COALESCED_MMIO: {
+        const v = new StructView(T.kvm_coalesced_mmio_zone, b);
+        const pio = v.num("pio");
+        // kvm_vm_ioctl_register_coalesced_mmio(): the union's pad/pio is 0 or 1.
+        if (pio !== 0 && pio !== 1) return -Errno.EINVAL;
+        const addr = v.big("addr");
+        if (addr > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EINVAL;
+        const zone = { addr: Number(addr), size: v.num("size"), pio: pio === 1 };
+        if (req === I.KVM_REGISTER_COALESCED_MMIO) vm.registerCoalescedMmio(zone);
+        else vm.unregisterCoalescedMmio(zone);
+        return 0;
+      }
       case I.KVM_IOEVENTFD: {
         const v = new StructView(T.kvm_ioeventfd, b);
         const flags = v.num("flags");
@@ -399,6 +416,31 @@ export class KvmFds {
     return 0;
   }
 
+  /**
+   * The coalesced ring is one page per VM, which KVM maps into every vCPU's mmap at page
+   * KVM_COALESCED_MMIO_PAGE_OFFSET; here each vCPU mapping holds a copy. Userspace writes only
+   * `first` (as it drains): before KVM_RUN, a copy whose `first` moved since it was written is
+   * taken as userspace's.
+   */
+  private pullRingFirst(vm: Vm): void {
+    for (const o of this.fds.values()) {
+      if (o.kind !== "vcpu" || o.vcpu.vm !== vm) continue;
+      const first = new DataView(o.run.buffer, o.run.byteOffset + RING_AT, 4).getUint32(0, true);
+      if (first !== o.ringFirst) new DataView(vm.coalescedMmio.page.buffer).setUint32(0, first, true);
+    }
+  }
+
+  /** After KVM_RUN: every vCPU mapping of the VM gets the ring as the kernel left it. */
+  private mirrorRing(vm: Vm): void {
+    const page = vm.coalescedMmio.page;
+    const first = new DataView(page.buffer).getUint32(0, true);
+    for (const o of this.fds.values()) {
+      if (o.kind !== "vcpu" || o.vcpu.vm !== vm) continue;
+      o.run.set(page, RING_AT);
+      o.ringFirst = first;
+    }
+  }
+
   private vcpuIoctl(vcpu: Vcpu, run: Uint8Array, req: number, b: Uint8Array, num: number): number {
     switch (req) {
       case I.KVM_RUN: {
@@ -408,12 +450,15 @@ export class KvmFds {
         // Read back as the guest's CR8 without an in-kernel LAPIC (Vcpu.run); a u64 beyond 2^53
         // stays > 15, so it still fails as reserved bits.
         vcpu.runFields.cr8 = Number(rv.big("cr8"));
+        const ring = vcpu.vm.coalescedMmio;
+        if (ring.used) this.pullRingFirst(vcpu.vm);
         let exit: KvmExit;
         try {
           exit = vcpu.run();
         } finally {
           // post_kvm_run_save() runs on the error paths too.
           writeStatus(rv, vcpu);
+          if (ring.used) this.mirrorRing(vcpu.vm);
         }
         writeExit(rv, run, exit);
         return exit.kind === "intr" ? -Errno.EINTR : 0;

@@ -275,6 +275,11 @@ export const kvm_ioeventfd = struct("kvm_ioeventfd", [
   ["flags", "u32"],
   ["pad", "u8", 36],
 ]);
+export const kvm_coalesced_mmio_zone = struct("kvm_coalesced_mmio_zone", [
+  ["addr", "u64"],
+  ["size", "u32"],
+  ["pio", "u32"],
+]);
 export const kvm_msi = struct("kvm_msi", [
   ["address_lo", "u32"],
   ["address_hi", "u32"],
@@ -399,6 +404,7 @@ export const ALL_STRUCTS: readonly StructLayout[] = [
   kvm_clear_dirty_log,
   kvm_irqfd,
   kvm_ioeventfd,
+  kvm_coalesced_mmio_zone,
   kvm_msi,
   kvm_irq_routing_entry,
   kvm_irq_routing,
