@@ -15,8 +15,8 @@
  * length, not the data). A file whose header does not match, that V8 rejects or that cannot be read
  * is ignored and replaced. The file is written once, by a run that went on for `writeAfterMs`
  * without an accepted cache, atomically (a temporary file, then rename), and then the files of
- * bundles that no longer exist are deleted. Any failure to read
- * or write the cache leaves the run itself alone.
+ * bundles that no longer exist are deleted. Any failure to read or write the cache leaves the run
+ * itself alone.
  */
 
 import { createHash } from "node:crypto";
