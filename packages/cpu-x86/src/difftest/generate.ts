@@ -600,6 +600,13 @@ export function generate(
   regs[2 * baseReg + 1] = 0;
   regs[2 * 4] = win + WIN - 128 - 8 * r.below(4);
   regs[2 * 4 + 1] = 0;
+  // ENTER (nesting level) and LEAVE read the stack through rBP: with EBP within 16 bytes of either
+  // end of the 4 GiB space the read wraps past the stack segment's 4 GiB limit, whose check the SDM
+  // leaves to the implementation (Vol. 3 5.3): the Intel host wraps and takes #PF, the model raises
+  // #SS. Such frames are moved half the address space away instead of compared.
+  const bp = regs[10]! >>> 0;
+  if ((insn.op === Op.ENTER || insn.op === Op.LEAVE) && mode === 32 && (bp < 16 || bp > 0xffffffef))
+    regs[10] = (bp ^ 0x80000000) | 0;
   if (STRINGS.has(insn.op) || insn.op === Op.XLATB) {
     regs[12] = mid - 200 + r.below(100);
     regs[13] = 0;
