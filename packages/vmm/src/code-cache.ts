@@ -85,6 +85,18 @@ function fnv1a(s: string): string {
 /** SHA-1 of V8's data, kept in the header: V8 itself does not checksum a code cache it loads. */
 const digest = (data: Uint8Array): string => createHash("sha1").update(data).digest("hex");
 
+/**
+ * A cache file's header (the key line and the digest line) and where V8's data starts, from its
+ * first `n` bytes; undefined when they do not hold a whole header of ours.
+ */
+function parseHeader(b: Buffer, n: number): { header: string; dataAt: number } | undefined {
+  const m = MAGIC.length;
+  if (n < m + 4 || b.toString("latin1", 0, m) !== MAGIC) return undefined;
+  const len = b.readUInt32LE(m);
+  if (m + 4 + len > n) return undefined;
+  return { header: b.toString("utf8", m + 4, m + 4 + len), dataAt: m + 4 + len };
+}
+
 /** The V8 data of a cache file made for `key`, intact; undefined for anything else. */
 function readCache(file: string, key: string): Buffer | undefined {
   let b: Buffer;
@@ -93,13 +105,10 @@ function readCache(file: string, key: string): Buffer | undefined {
   } catch {
     return undefined;
   }
-  const m = MAGIC.length;
-  if (b.length < m + 4 || b.toString("latin1", 0, m) !== MAGIC) return undefined;
-  const n = b.readUInt32LE(m);
-  if (m + 4 + n > b.length) return undefined;
-  const header = b.toString("utf8", m + 4, m + 4 + n);
-  const data = b.subarray(m + 4 + n);
-  return header === `${key}\n${digest(data)}` ? data : undefined;
+  const h = parseHeader(b, b.length);
+  if (h === undefined) return undefined;
+  const data = b.subarray(h.dataAt);
+  return h.header === `${key}\n${digest(data)}` ? data : undefined;
 }
 
 function writeCache(file: string, key: string, data: Buffer): void {
@@ -144,12 +153,9 @@ function removeOrphans(dir: string): void {
       } finally {
         closeSync(fd);
       }
-      const m = MAGIC.length;
-      if (n < m + 4 || head.toString("latin1", 0, m) !== MAGIC) continue;
-      const len = head.readUInt32LE(m);
-      if (m + 4 + len > n) continue;
-      const key = head.toString("utf8", m + 4, m + 4 + len).split("\n")[0]!;
-      const bundle: unknown = (JSON.parse(key) as unknown[])[0];
+      const h = parseHeader(head, n);
+      if (h === undefined) continue;
+      const bundle: unknown = (JSON.parse(h.header.split("\n")[0]!) as unknown[])[0];
       if (typeof bundle === "string" && !existsSync(bundle)) unlinkSync(f);
     } catch {
       // Unreadable, not ours, or gone meanwhile: left alone.

@@ -46,6 +46,16 @@ function writeBundle(dir: string, value: number): string {
   return file;
 }
 
+/** A bundle in tmp/`name` whose cache is written (by a first run) in tmp/`name`/cache. */
+async function withWrittenCache(name: string, value: number) {
+  const dir = join(tmp, name);
+  const cacheDir = join(dir, "cache");
+  const bundle = writeBundle(dir, value);
+  const { file } = runWithCodeCache(bundle, { dir: cacheDir, writeAfterMs: 0 });
+  await tick(30);
+  return { dir, cacheDir, bundle, file: file! };
+}
+
 type Ran = { value: number; file: string; dir: string; sep: string };
 const ran = () => (globalThis as unknown as { __bundleRan: Ran }).__bundleRan;
 
@@ -87,12 +97,8 @@ describe("runWithCodeCache", () => {
   });
 
   it("does not use a cache made for an earlier build of the bundle, and replaces it", async () => {
-    const dir = join(tmp, "rebuilt");
-    const cacheDir = join(dir, "cache");
-    const bundle = writeBundle(dir, 4);
-    const first = runWithCodeCache(bundle, { dir: cacheDir, writeAfterMs: 0 });
-    await tick(30);
-    const old = readFileSync(first.file!);
+    const { dir, cacheDir, bundle, file } = await withWrittenCache("rebuilt", 4);
+    const old = readFileSync(file);
     // The same length of source (V8's own check would pass), another value and modification time.
     writeBundle(dir, 5);
     utimesSync(bundle, new Date(), new Date(Date.now() + 5000));
@@ -100,30 +106,26 @@ describe("runWithCodeCache", () => {
     expect(second.state).toBe("absent");
     expect(ran().value).toBe(25);
     await tick(30);
-    expect(readFileSync(first.file!).equals(old)).toBe(false);
+    expect(readFileSync(file).equals(old)).toBe(false);
     expect(runWithCodeCache(bundle, { dir: cacheDir, writeAfterMs: 0 }).state).toBe("accepted");
     expect(ran().value).toBe(25);
   });
 
   it("runs from source when the cached data is damaged, and writes a good one", async () => {
-    const dir = join(tmp, "corrupt");
-    const cacheDir = join(dir, "cache");
-    const bundle = writeBundle(dir, 6);
-    const first = runWithCodeCache(bundle, { dir: cacheDir, writeAfterMs: 0 });
-    await tick(30);
-    const b = readFileSync(first.file!);
+    const { cacheDir, bundle, file } = await withWrittenCache("corrupt", 6);
+    const b = readFileSync(file);
     // Keep the header (this bundle, this Node), garble V8's data: V8 would load it (it has no
     // checksum of its own), the header's SHA-1 does not match.
     for (let i = b.length - 64; i < b.length; i++) b[i] = b[i]! ^ 0x5a;
-    writeFileSync(first.file!, b);
+    writeFileSync(file, b);
     expect(runWithCodeCache(bundle, { dir: cacheDir, writeAfterMs: 0 }).state).toBe("absent");
     expect(ran().value).toBe(36);
     await tick(30);
     expect(runWithCodeCache(bundle, { dir: cacheDir, writeAfterMs: 0 }).state).toBe("accepted");
     // A truncated file and a foreign one are no caches at all.
-    writeFileSync(first.file!, b.subarray(0, 10));
+    writeFileSync(file, b.subarray(0, 10));
     expect(runWithCodeCache(bundle, { dir: cacheDir, writeAfterMs: 60_000 }).state).toBe("absent");
-    writeFileSync(first.file!, "hello");
+    writeFileSync(file, "hello");
     expect(runWithCodeCache(bundle, { dir: cacheDir, writeAfterMs: 60_000 }).state).toBe("absent");
     expect(ran().value).toBe(36);
   });
