@@ -1,16 +1,12 @@
 // Differential test of the SSE float helpers against the host CPU (test/oracle/sse.c): results,
 // MXCSR flags and #XM for every op over edge cases, all rounding modes, FTZ/DAZ and mask settings.
 import { beforeAll, describe, expect, it } from "vitest";
-import { hostVendor } from "../src/difftest/vendor.js";
+import { dotProductLanesAgree, hostVendor } from "../src/difftest/vendor.js";
 import { SseState } from "../src/simd/state.js";
 import { buildOracle, haveOracle, runOracle } from "./oracle/build.js";
 import { genSse, SSE_OPS, simulateSse } from "./oracle/ssesim.js";
 
 const N = process.env.TSKVM_LONG === "1" ? 200_000 : 3_000;
-
-const nan32 = (w: number) => (w & 0x7f800000) === 0x7f800000 && (w & 0x7fffff) !== 0;
-const nan64 = (lo: number, hi: number) =>
-  (hi & 0x7ff00000) === 0x7ff00000 && ((hi & 0xfffff) !== 0 || lo !== 0);
 
 /**
  * Host and model agree, allowing on an Intel host for the one documented vendor difference here:
@@ -26,12 +22,7 @@ function agrees(line: string, host: string, ours: string): boolean {
   if (h.length !== 6 || o.length !== 6 || h[0] !== o[0] || h[5] !== o[5]) return false;
   const hw = h.slice(1, 5).map((x) => Number.parseInt(x, 16));
   const ow = o.slice(1, 5).map((x) => Number.parseInt(x, 16));
-  if (line.startsWith("dpps")) return hw.every((w, i) => w === ow[i] || (nan32(w) && nan32(ow[i]!)));
-  return [0, 2].every(
-    (i) =>
-      (hw[i] === ow[i] && hw[i + 1] === ow[i + 1]) ||
-      (nan64(hw[i]!, hw[i + 1]!) && nan64(ow[i]!, ow[i + 1]!)),
-  );
+  return dotProductLanesAgree(line.startsWith("dpps"), hw, ow, 0);
 }
 
 describe.skipIf(!haveOracle())("SSE vs host CPU", () => {

@@ -9,7 +9,7 @@
 import { hex64 } from "../cpu/state.js";
 import { OP_FLAGS_UNDEFINED, OP_NAMES, Op } from "../generated/ops.js";
 import { CODE_BASE, DATA_BASE, type SnippetIn, type SnippetOut, WIN_BASE, WIN_OFF } from "./records.js";
-import type { HostVendor } from "./vendor.js";
+import { dotProductLanesAgree, type HostVendor } from "./vendor.js";
 
 const REG = [
   "rax",
@@ -29,12 +29,6 @@ const REG = [
   "r14",
   "r15",
 ];
-
-/** Is the float32 `v` a NaN? */
-const isNan32 = (v: number): boolean => (v & 0x7f800000) === 0x7f800000 && (v & 0x7fffff) !== 0;
-/** Is the float64 in `x[i]` (low half), `x[i + 1]` (high half) a NaN? */
-const isNan64 = (x: ArrayLike<number>, i: number): boolean =>
-  (x[i + 1]! & 0x7ff00000) === 0x7ff00000 && ((x[i + 1]! & 0xfffff) !== 0 || x[i]! !== 0);
 
 /**
  * Returns a list of differences (empty when the states match). `vendor` is the host's: the model
@@ -88,20 +82,16 @@ export function compare(
       `rflags: host ${(host.rflags >>> 0).toString(16)} emu ${(emu.rflags >>> 0).toString(16)} (in ${s.rflags.toString(16)}, mask ${mask.toString(16)})`,
     );
   }
-  // DPPS/DPPD with NaNs among their products: which NaN the sum passes on differs between Intel and
-  // AMD (the model follows AMD); on an Intel host a lane where both give a NaN counts as matching.
-  const dpNans = vendor === "intel" && (s.op === Op.DPPS || s.op === Op.DPPD);
-  const step = s.op === Op.DPPD ? 2 : 1;
-  for (let i = 0; i < 64; i += step) {
-    const differs = host.xmm[i] !== emu.xmm[i] || (step === 2 && host.xmm[i + 1] !== emu.xmm[i + 1]);
-    if (!differs) continue;
-    if (
-      dpNans &&
-      (step === 1
-        ? isNan32(host.xmm[i]!) && isNan32(emu.xmm[i]!)
-        : isNan64(host.xmm, i) && isNan64(emu.xmm, i))
-    )
+  // DPPS/DPPD with NaNs among their products: on an Intel host a lane where both give a NaN counts
+  // as matching (vendor.ts).
+  const dp = vendor === "intel" && (s.op === Op.DPPS || s.op === Op.DPPD);
+  for (let i = 0; i < 64; i++) {
+    if (host.xmm[i] === emu.xmm[i]) continue;
+    const reg = i & ~3;
+    if (dp && dotProductLanesAgree(s.op === Op.DPPS, host.xmm, emu.xmm, reg)) {
+      i = reg + 3;
       continue;
+    }
     d.push(`xmm${i >> 2}: differs`);
     break;
   }
