@@ -119,7 +119,8 @@ export class CoalescedMmio {
     v.setUint32(at + 12, pio ? 1 : 0, true);
     v.setUint32(at + 16, lo >>> 0, true);
     v.setUint32(at + 20, hi >>> 0, true);
-    // Bytes past `len` are left as the kernel leaves them: only `len` bytes are copied.
+    // Bytes past `len` are zeroed. The kernel copies only `len` bytes and leaves whatever an older
+    // entry had there; readers look at `len` bytes only, so zeros are the same to them.
     if (len < 8) this.page.fill(0, at + 16 + len, at + 24);
     v.setUint32(4, (insert + 1) % KVM_COALESCED_MMIO_MAX, true);
     return true;
